@@ -1,0 +1,49 @@
+"""POST /api/platform/events: signed events from the AI-interview platform."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from bot.api.common import error, parse_json_object
+from bot.keys import CORE
+from bot.services.events import EventType, PlatformEventIn, apply_event
+from bot.signing import verify_platform_signature
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+
+@routes.post("/api/platform/events")
+async def platform_events(request: web.Request) -> web.Response:
+    core = request.app[CORE]
+    settings = core.settings
+    if settings.platform_webhook_secret is None:
+        return error(503, "disabled", "平台事件接口未启用(未设置 PLATFORM_WEBHOOK_SECRET)")
+    raw = await request.read()
+    problem = verify_platform_signature(
+        settings.platform_webhook_secret.get_secret_value(),
+        request.headers.get("X-Bot-Timestamp"),
+        request.headers.get("X-Bot-Signature"),
+        raw,
+        now=core.clock.now().timestamp(),
+        max_skew=settings.signature_max_skew_seconds,
+    )
+    if problem:
+        log.warning("platform event rejected from %s: %s", request.remote, problem)
+        return error(401, "bad_signature", f"签名校验失败: {problem}")
+    data = parse_json_object(raw)
+    known = [t.value for t in EventType]
+    if data.get("type") not in known:
+        return error(400, "unknown_event_type", f"未知的事件类型: {data.get('type')!r}", known=known)
+    try:
+        event = PlatformEventIn.model_validate(data)
+        applied = await apply_event(core, event)
+    except ValidationError as exc:
+        fields = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        return error(422, "invalid_event", "事件格式不正确", details=fields)
+    if not applied:
+        return web.json_response({"status": "duplicate", "event_id": event.event_id})
+    return web.json_response({"status": "applied", "event_id": event.event_id})

@@ -1,0 +1,126 @@
+"""The aiohttp application factory. ``cleanup_ctx`` owns every long-lived resource."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import delete, text
+from sqlmodel import col
+
+from bot.api import admin, platform
+from bot.channels.email import EmailSender
+from bot.clock import Clock, SystemClock
+from bot.keys import BACKGROUND, CORE, ENGINE, HTTP, OUTBOX, SCHEDULER, SETTINGS
+from bot.outbox import Outbox
+from bot.platform_client import PlatformClient
+from bot.scheduler import Scheduler
+from bot.services.context import Core
+from bot.settings import Settings
+from bot.templating import Templates
+from storage import repo
+from storage.db import create_engine, session_maker
+from storage.models import InboundMessage
+
+log = logging.getLogger(__name__)
+
+INBOUND_KEEP = timedelta(days=7)
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[BACKGROUND] = set()
+    app.add_routes(platform.routes)
+    app.add_routes(admin.routes)
+    app.router.add_get("/healthz", healthz)
+    app.cleanup_ctx.append(_core_ctx(clock or SystemClock()))
+    app.cleanup_ctx.append(_outbox_ctx)
+    app.cleanup_ctx.append(_scheduler_ctx)
+    return app
+
+
+def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        for feature in settings.disabled_features():
+            log.warning("disabled: %s", feature)
+        engine = create_engine(settings.database_url)
+        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        sessions = session_maker(engine)
+        platform_client = None
+        if settings.platform_api_base and settings.platform_webhook_secret:
+            platform_client = PlatformClient(
+                http,
+                base_url=settings.platform_api_base,
+                secret=settings.platform_webhook_secret.get_secret_value(),
+                clock=clock,
+                timeout=settings.platform_timeout_seconds,
+            )
+        elif settings.platform_api_base:
+            log.warning("disabled: platform calls (PLATFORM_API_BASE set but PLATFORM_WEBHOOK_SECRET missing)")
+        core = Core(
+            settings=settings,
+            sessions=sessions,
+            clock=clock,
+            templates=Templates(settings.template_dir),
+            platform=platform_client,
+        )
+        async with sessions() as session:
+            await repo.ensure_default_reasons(session)
+        app[ENGINE], app[HTTP], app[CORE] = engine, http, core
+        yield
+        await http.close()
+        await engine.dispose()
+
+    return ctx
+
+
+async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
+    core = app[CORE]
+    outbox = Outbox(core)
+    if core.settings.smtp_enabled:
+        outbox.register(EmailSender(core.settings))
+    core.wake_outbox = outbox.wake
+    app[OUTBOX] = outbox
+    stop = asyncio.Event()
+    task = asyncio.create_task(outbox.run_forever(stop), name="outbox")
+    app[BACKGROUND].add(task)
+    task.add_done_callback(app[BACKGROUND].discard)
+    yield
+    stop.set()
+    try:
+        await asyncio.wait_for(task, timeout=10)
+    except TimeoutError:
+        task.cancel()
+
+
+async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    core = app[CORE]
+    scheduler = Scheduler(core.settings.timezone)
+
+    async def purge_inbound() -> None:
+        cutoff = core.clock.now() - INBOUND_KEEP
+        async with core.sessions() as session:
+            await session.exec(delete(InboundMessage).where(col(InboundMessage.received_at) < cutoff))
+            await session.commit()
+
+    scheduler.cron("housekeeping.purge_inbound", purge_inbound, hour=3, minute=17)
+    scheduler.start()
+    app[SCHEDULER] = scheduler
+    yield
+    scheduler.shutdown()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        async with request.app[ENGINE].connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - health must answer, not raise
+        log.error("health check failed: %s", exc)
+        return web.json_response({"status": "error", "database": "unreachable"}, status=503)
+    return web.json_response({"status": "ok"})

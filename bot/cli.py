@@ -1,0 +1,153 @@
+"""Command line: ``python -m bot serve | migrate | people … | report exits …``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import date
+
+from aiohttp import web
+from sqlalchemy.exc import IntegrityError
+
+from bot.app import create_app
+from bot.clock import SystemClock
+from bot.services.context import Core
+from bot.services.reports import exit_report
+from bot.settings import Settings, load_settings
+from bot.templating import Templates
+from storage import repo
+from storage.db import create_engine, migrate, session_maker
+from storage.models import Person, Role
+
+log = logging.getLogger("bot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bot", description="面试退出助手 / interview-exit bot")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="apply migrations and run the HTTP service")
+    sub.add_parser("migrate", help="apply database migrations")
+
+    people = sub.add_parser("people", help="manage colleagues known to the bot").add_subparsers(
+        dest="people_command", required=True
+    )
+    add = people.add_parser("add", help="add or update a person")
+    add.add_argument("--platform", required=True, choices=["wecom", "dingtalk"])
+    add.add_argument("--user-id", required=True)
+    add.add_argument("--name", required=True)
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--mobile")
+    add.add_argument("--email")
+    people.add_parser("list", help="list people")
+
+    report = sub.add_parser("report", help="reports").add_subparsers(dest="report_command", required=True)
+    exits = report.add_parser("exits", help="exit counts by reason")
+    exits.add_argument("--from", dest="start", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
+    exits.add_argument("--to", dest="end", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
+    exits.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    return p
+
+
+def _core(settings: Settings) -> Core:
+    engine = create_engine(settings.database_url)
+    return Core(settings=settings, sessions=session_maker(engine), clock=SystemClock(), templates=Templates())
+
+
+async def _people_add(settings: Settings, args: argparse.Namespace) -> int:
+    core = _core(settings)
+    now = core.clock.now()
+    async with core.sessions() as session:
+        person = await repo.get_person(session, platform=args.platform, user_id=args.user_id)
+        created = person is None
+        if person is None:
+            person = Person(
+                platform=args.platform, user_id=args.user_id, name=args.name, role=args.role, created_at=now
+            )
+        person.name, person.role = args.name, args.role
+        person.mobile = args.mobile or person.mobile
+        person.email = args.email or person.email
+        session.add(person)
+        repo.audit(
+            session,
+            at=now,
+            actor="cli",
+            action="person.added" if created else "person.updated",
+            detail={"person": f"{args.platform}:{args.user_id}", "role": args.role},
+        )
+        try:
+            await session.commit()
+        except IntegrityError:
+            print("同一用户正在被另一个进程写入,请重试", file=sys.stderr)  # noqa: T201
+            return 1
+    print(f"{'已添加' if created else '已更新'} {args.platform}:{args.user_id} {args.name} ({args.role})")  # noqa: T201
+    return 0
+
+
+async def _people_list(settings: Settings) -> int:
+    core = _core(settings)
+    async with core.sessions() as session:
+        people = await repo.list_people(session)
+    for p in people:
+        print(f"{p.platform}:{p.user_id}\t{p.name}\t{p.role}\t{p.mobile or ''}\t{p.email or ''}")  # noqa: T201
+    if not people:
+        print("(还没有人员,请用 people add 添加)")  # noqa: T201
+    return 0
+
+
+async def _report_exits(settings: Settings, args: argparse.Namespace) -> int:
+    core = _core(settings)
+    async with core.sessions() as session:
+        await repo.ensure_default_reasons(session)
+    try:
+        report = await exit_report(core, start=args.start, end=args.end)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)  # noqa: T201
+        return 2
+    if args.format == "json":
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))  # noqa: T201
+    elif args.format == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["reason", "count"])
+        for name, count in report.by_reason.items():
+            writer.writerow([name, count])
+        writer.writerow(["total", report.total])
+        print(buf.getvalue(), end="")  # noqa: T201
+    else:
+        width = max([len(n) for n in report.by_reason] + [2]) * 2
+        print(f"退出统计 {report.start} ~ {report.end}")  # noqa: T201
+        for name, count in report.by_reason.items():
+            pad = " " * max(1, width - len(name) * 2)
+            print(f"  {name}{pad}{count:>5}")  # noqa: T201
+        print(f"  合计{' ' * max(1, width - 4)}{report.total:>5}")  # noqa: T201
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        print(f"配置错误 / bad settings: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    if args.command in ("serve", "migrate"):
+        migrate(settings.database_url)
+        if args.command == "serve":
+            web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None)
+        return 0
+    if args.command == "people":
+        migrate(settings.database_url)
+        if args.people_command == "add":
+            return asyncio.run(_people_add(settings, args))
+        return asyncio.run(_people_list(settings))
+    if args.command == "report":
+        migrate(settings.database_url)
+        return asyncio.run(_report_exits(settings, args))
+    return 2

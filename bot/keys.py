@@ -1,0 +1,22 @@
+"""Typed application state keys (aiohttp ``web.AppKey``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.outbox import Outbox
+from bot.scheduler import Scheduler
+from bot.services.context import Core
+from bot.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+CORE = web.AppKey("core", Core)
+ENGINE = web.AppKey("engine", AsyncEngine)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+OUTBOX = web.AppKey("outbox", Outbox)
+BACKGROUND = web.AppKey("background", set[asyncio.Task[None]])
+SCHEDULER = web.AppKey("scheduler", Scheduler)

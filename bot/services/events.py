@@ -1,0 +1,210 @@
+"""Applying the AI-interview platform's events to our records, each event once."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.services import notices
+from bot.services.context import Core
+from storage import repo
+from storage.models import Candidate, Interview, InterviewStatus, Pipeline, PlatformEvent, Todo
+
+log = logging.getLogger(__name__)
+
+
+class EventType(StrEnum):
+    scheduled = "interview.scheduled"
+    started = "interview.started"
+    activity = "interview.activity"
+    answer_saved = "interview.answer_saved"
+    completed = "interview.completed"
+    help_requested = "interview.help_requested"
+
+
+class CandidateIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(min_length=1, max_length=64)
+    mobile: str | None = Field(None, max_length=32)
+    email: str | None = Field(None, max_length=254)
+
+
+class HrIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    platform: str = Field(min_length=1, max_length=32)
+    user_id: str = Field(min_length=1, max_length=128)
+
+
+class InterviewIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1, max_length=128)
+    position: str = Field("", max_length=128)
+    scheduled_at: AwareDatetime | None = None
+    join_url: str | None = Field(None, max_length=1024)
+    candidate: CandidateIn
+    hr: HrIn | None = None
+
+
+class PlatformEventIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    event_id: str = Field(min_length=1, max_length=128)
+    type: EventType
+    occurred_at: AwareDatetime
+    interview: InterviewIn
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class AnswerSaved(BaseModel):
+    question_no: int = Field(ge=0)
+    media_url: str | None = Field(None, max_length=2048)
+
+
+class HelpRequested(BaseModel):
+    reason: str = Field("", max_length=500)
+    wants_exit: bool = False
+
+
+OPEN = (InterviewStatus.scheduled.value, InterviewStatus.in_progress.value)
+
+
+async def apply_event(core: Core, event: PlatformEventIn) -> bool:
+    """Apply one event. False when this event_id was applied before (nothing changes)."""
+    # Validate the typed data before touching the database, so bad input changes nothing.
+    answer = AnswerSaved.model_validate(event.data) if event.type is EventType.answer_saved else None
+    help_req = HelpRequested.model_validate(event.data) if event.type is EventType.help_requested else None
+    now = core.clock.now()
+    async with core.sessions() as session:
+        if await repo.platform_event_seen(session, event_id=event.event_id):
+            return False
+        interview, candidate = await _upsert(session, event.interview, now)
+        _apply(session, core, event, interview, candidate, now, answer, help_req)
+        session.add(
+            PlatformEvent(
+                event_id=event.event_id,
+                type=event.type.value,
+                interview_platform_id=event.interview.id,
+                occurred_at=event.occurred_at,
+                received_at=now,
+                payload=event.model_dump(mode="json"),
+            )
+        )
+        try:
+            await session.commit()
+        except IntegrityError:  # the same event delivered twice at once
+            await session.rollback()
+            return False
+    core.wake_outbox()
+    return True
+
+
+async def _upsert(session: AsyncSession, data: InterviewIn, now: datetime) -> tuple[Interview, Candidate]:
+    interview = await repo.get_interview(session, platform_id=data.id)
+    if interview is None:
+        candidate = await repo.find_candidate(
+            session, name=data.candidate.name, mobile=data.candidate.mobile, email=data.candidate.email
+        )
+        if candidate is None:
+            candidate = Candidate(
+                name=data.candidate.name,
+                mobile=data.candidate.mobile,
+                email=data.candidate.email,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(candidate)
+            await session.flush()
+        assert candidate.id is not None
+        interview = Interview(platform_id=data.id, candidate_id=candidate.id, created_at=now, updated_at=now)
+        session.add(interview)
+    else:
+        found = await repo.get_candidate(session, candidate_id=interview.candidate_id)
+        assert found is not None
+        candidate = found
+        # Contact details may be corrected by the platform later.
+        candidate.mobile = data.candidate.mobile or candidate.mobile
+        candidate.email = data.candidate.email or candidate.email
+    interview.position = data.position or interview.position
+    interview.join_url = data.join_url or interview.join_url
+    if data.hr is not None:
+        interview.hr_platform, interview.hr_user_id = data.hr.platform, data.hr.user_id
+    if data.scheduled_at is not None:
+        interview.scheduled_at = data.scheduled_at
+    interview.updated_at = now
+    await session.flush()
+    return interview, candidate
+
+
+def _apply(
+    session: AsyncSession,
+    core: Core,
+    event: PlatformEventIn,
+    interview: Interview,
+    candidate: Candidate,
+    now: datetime,
+    answer: AnswerSaved | None,
+    help_req: HelpRequested | None,
+) -> None:
+    at = event.occurred_at
+    is_open = interview.status in OPEN
+    detail: dict[str, Any] = {"event_id": event.event_id}
+    match event.type:
+        case EventType.scheduled:
+            if is_open:
+                candidate.pipeline_status = Pipeline.pending.value
+        case EventType.started:
+            if is_open:
+                interview.status = InterviewStatus.in_progress.value
+                interview.started_at = interview.started_at or at
+                interview.last_activity_at = at
+                candidate.pipeline_status = Pipeline.interviewing.value
+        case EventType.activity:
+            if is_open:
+                interview.last_activity_at = max(at, interview.last_activity_at or at)
+        case EventType.answer_saved:
+            assert answer is not None
+            answered = [a for a in interview.progress.get("answered", []) if a.get("question_no") != answer.question_no]
+            answered.append({"question_no": answer.question_no, "media_url": answer.media_url, "at": at.isoformat()})
+            answered.sort(key=lambda a: a["question_no"])
+            # Reassign (not mutate) so the JSON column is written.
+            interview.progress = {**interview.progress, "answered": answered}
+            if is_open:
+                interview.last_activity_at = max(at, interview.last_activity_at or at)
+            detail["question_no"] = answer.question_no
+        case EventType.completed:
+            if is_open:
+                interview.status = InterviewStatus.completed.value
+                interview.ended_at = at
+                candidate.pipeline_status = Pipeline.done.value
+        case EventType.help_requested:
+            assert help_req is not None
+            detail.update(reason=help_req.reason, wants_exit=help_req.wants_exit)
+            assignee = interview.hr_key
+            if assignee:
+                want = "希望结束面试" if help_req.wants_exit else "请求协助"
+                title = f"候选人{candidate.name}{want}:{help_req.reason or '未说明原因'}"
+                session.add(Todo(assignee=assignee, interview_id=interview.id, title=title[:200], created_at=now))
+                notices.notify_staff(
+                    session,
+                    core,
+                    kind="help_requested",
+                    person_key=assignee,
+                    interview=interview,
+                    now=now,
+                    text=title,
+                    dedupe_key=f"help:{event.event_id}",
+                )
+    if event.type is not EventType.activity:
+        repo.audit(
+            session,
+            at=now,
+            actor="platform",
+            action=event.type.value,
+            interview_id=interview.id,
+            detail=detail,
+        )

@@ -1,0 +1,112 @@
+"""Turning a business event into outbox rows (rendered, never sent here)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.services.context import Core
+from storage import repo
+from storage.models import Candidate, Interview, Notice, NoticeStatus, Person, Todo
+
+EMAIL = "email"
+
+
+def candidate_plan(candidate: Candidate) -> list[tuple[str, str]]:
+    """(channel, recipient) in the order to try. SMS and kf join in later channels."""
+    plan = []
+    if candidate.email:
+        plan.append((EMAIL, candidate.email))
+    return plan
+
+
+def notify_candidate(
+    session: AsyncSession,
+    core: Core,
+    *,
+    kind: str,
+    interview: Interview,
+    candidate: Candidate,
+    now: datetime,
+    context: dict[str, Any],
+) -> Notice:
+    """Queue one candidate notice rendered from ``templates/notices/<kind>.*``.
+
+    A candidate with no reachable channel still gets a row (dead, so admins see it)
+    and the HR owner gets a to-do to reach the candidate by hand.
+    """
+    ctx = {"company": core.settings.company_name, "candidate_name": candidate.name, "position": interview.position}
+    ctx.update(context)
+    t = core.templates
+    body = t.render(f"notices/{kind}.txt.j2", **ctx)
+    subject = t.render(f"notices/{kind}.subject.j2", **ctx)
+    html = t.render(f"notices/{kind}.html.j2", **ctx) if t.exists(f"notices/{kind}.html.j2") else None
+    plan = candidate_plan(candidate)
+    channel, recipient = plan[0] if plan else ("none", "")
+    notice = Notice(
+        kind=kind,
+        channel=channel,
+        recipient=recipient,
+        interview_id=interview.id,
+        subject=subject,
+        body=body,
+        html_body=html,
+        payload={"plan": plan, "audience": "candidate"},
+        destination=f"{channel}:{recipient}",
+        dedupe_key=f"{kind}:{interview.id}:{channel}",
+        next_attempt_at=now,
+        created_at=now,
+    )
+    if not plan:
+        notice.status = NoticeStatus.dead.value
+        notice.last_error = "候选人没有可用的联系方式"
+        if interview.hr_key:
+            session.add(
+                Todo(
+                    assignee=interview.hr_key,
+                    interview_id=interview.id,
+                    title=f"联系候选人{candidate.name}:通知未送达",
+                    created_at=now,
+                )
+            )
+    repo.add_notice(session, notice)
+    return notice
+
+
+def notify_staff(
+    session: AsyncSession,
+    core: Core,
+    *,
+    kind: str,
+    person_key: str | None,
+    interview: Interview | None,
+    now: datetime,
+    text: str,
+    dedupe_key: str | None = None,
+) -> Notice | None:
+    """Queue a chat message to a colleague (``platform:user_id``) if that platform is connected."""
+    if not person_key or ":" not in person_key:
+        return None
+    platform, user_id = person_key.split(":", 1)
+    if platform not in core.staff_channels:
+        return None
+    notice = Notice(
+        kind=kind,
+        channel=platform,
+        recipient=user_id,
+        interview_id=interview.id if interview else None,
+        body=text,
+        payload={"audience": "staff", "msgtype": "text"},
+        destination=f"{platform}:user:{user_id}",
+        dedupe_key=dedupe_key,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    repo.add_notice(session, notice)
+    return notice
+
+
+def person_label(person: Person | None, fallback: str) -> str:
+    return person.name if person else fallback

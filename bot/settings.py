@@ -1,0 +1,83 @@
+"""Service settings, read from the environment by ``load_settings`` (never at import)."""
+
+from __future__ import annotations
+
+import logging
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    host: str = Field("127.0.0.1", validation_alias="BOT_HOST")
+    port: int = Field(8080, ge=0, le=65535, validation_alias="BOT_PORT")
+    database_url: str = Field("sqlite+aiosqlite:///data/bot.db", validation_alias="BOT_DATABASE_URL")
+    timezone: str = Field("Asia/Shanghai", validation_alias="BOT_TIMEZONE")
+    admin_token: SecretStr | None = Field(None, validation_alias="BOT_ADMIN_TOKEN")
+    max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias="BOT_MAX_BODY_BYTES")
+
+    platform_webhook_secret: SecretStr | None = Field(None, validation_alias="PLATFORM_WEBHOOK_SECRET")
+    platform_api_base: str | None = Field(None, validation_alias="PLATFORM_API_BASE")
+    platform_timeout_seconds: float = Field(10.0, gt=0, validation_alias="PLATFORM_TIMEOUT_SECONDS")
+    signature_max_skew_seconds: int = Field(300, ge=1, validation_alias="PLATFORM_MAX_SKEW_SECONDS")
+
+    smtp_host: str | None = Field(None, validation_alias="SMTP_HOST")
+    smtp_port: int = Field(25, validation_alias="SMTP_PORT")
+    smtp_username: str | None = Field(None, validation_alias="SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(None, validation_alias="SMTP_PASSWORD")
+    smtp_from: str | None = Field(None, validation_alias="SMTP_FROM")
+    smtp_starttls: bool = Field(False, validation_alias="SMTP_STARTTLS")
+    smtp_timeout_seconds: float = Field(15.0, gt=0, validation_alias="SMTP_TIMEOUT_SECONDS")
+
+    outbox_poll_seconds: float = Field(2.0, gt=0, validation_alias="BOT_OUTBOX_POLL_SECONDS")
+    outbox_max_attempts: int = Field(8, ge=1, validation_alias="BOT_OUTBOX_MAX_ATTEMPTS")
+    outbox_base_delay_seconds: float = Field(5.0, gt=0, validation_alias="BOT_OUTBOX_BASE_DELAY_SECONDS")
+    outbox_max_delay_seconds: float = Field(3600.0, gt=0, validation_alias="BOT_OUTBOX_MAX_DELAY_SECONDS")
+
+    company_name: str = Field("招聘团队", validation_alias="BOT_COMPANY_NAME")
+    template_dir: str | None = Field(None, validation_alias="BOT_TEMPLATE_DIR")
+
+    confirm_ttl_seconds: int = Field(300, ge=10, validation_alias=AliasChoices("BOT_CONFIRM_TTL_SECONDS"))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @field_validator("platform_api_base")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def smtp_enabled(self) -> bool:
+        return bool(self.smtp_host and self.smtp_from)
+
+    def disabled_features(self) -> list[str]:
+        """Features switched off by a missing secret, for the start-up log."""
+        off = []
+        if self.admin_token is None or not self.admin_token.get_secret_value():
+            off.append("admin API (BOT_ADMIN_TOKEN is not set)")
+        if self.platform_webhook_secret is None or not self.platform_webhook_secret.get_secret_value():
+            off.append("platform events API and platform calls (PLATFORM_WEBHOOK_SECRET is not set)")
+        if not self.smtp_enabled:
+            off.append("email notices (SMTP_HOST or SMTP_FROM is not set; notices wait in the outbox)")
+        return off
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (and .env); overrides win."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,36 @@
+"""Jinja2 environments: autoescape on for HTML, off for chat text, SMS and email text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, select_autoescape
+
+
+class Templates:
+    """Renders ``templates/<name>``; a company's directory (BOT_TEMPLATE_DIR) overrides any file."""
+
+    def __init__(self, override_dir: str | Path | None = None) -> None:
+        loaders: list[Any] = []
+        if override_dir:
+            loaders.append(FileSystemLoader(str(override_dir)))
+        loaders.append(PackageLoader("templates", ""))
+        self.env = Environment(
+            loader=ChoiceLoader(loaders),
+            undefined=StrictUndefined,
+            autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False, default=False),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+
+    def render(self, name: str, **context: Any) -> str:
+        return self.env.get_template(name).render(**context).strip()
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.env.get_template(name)
+        except Exception:  # noqa: BLE001 - jinja raises TemplateNotFound subclasses
+            return False
+        return True

@@ -1,0 +1,1 @@
+"""Chat command handlers. Routers are listed here explicitly (aiogram habit)."""

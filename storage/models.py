@@ -1,0 +1,256 @@
+"""Tables. Families follow the fastapi template: ``XBase`` fields, ``X(table=True)``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import AwareDateTime, JSONDoc
+
+
+class Role(StrEnum):
+    admin = "admin"
+    manager = "manager"
+    hr = "hr"
+
+
+class InterviewStatus(StrEnum):
+    scheduled = "scheduled"
+    in_progress = "in_progress"
+    completed = "completed"
+    terminated = "terminated"
+
+
+class Pipeline(StrEnum):
+    """Recruiting pipeline status, shown to HR in Chinese."""
+
+    pending = "待面试"
+    interviewing = "面试中"
+    done = "已完成"
+    incomplete = "未完成"
+    redo = "需要重新面试"
+
+
+class NoticeStatus(StrEnum):
+    pending = "pending"
+    sending = "sending"
+    sent = "sent"
+    dead = "dead"
+
+
+def _dt(**kw: Any) -> Any:
+    return Field(sa_type=AwareDateTime, **kw)
+
+
+def _json(default_factory: Any) -> Any:
+    return Field(default_factory=default_factory, sa_column_kwargs={}, sa_type=JSONDoc)
+
+
+class Person(SQLModel, table=True):
+    """A colleague known to the bot: HR, manager or admin on one platform."""
+
+    __tablename__ = "person"
+    __table_args__ = (UniqueConstraint("platform", "user_id", name="uq_person_platform_user"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    user_id: str = Field(max_length=128)
+    name: str = Field(max_length=64)
+    role: str = Field(max_length=16)
+    mobile: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=254)
+    created_at: datetime = _dt()
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.user_id}"
+
+
+class Candidate(SQLModel, table=True):
+    __tablename__ = "candidate"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, index=True)
+    mobile: str | None = Field(default=None, max_length=32, index=True)
+    email: str | None = Field(default=None, max_length=254)
+    pipeline_status: str = Field(default=Pipeline.pending.value, max_length=16)
+    created_at: datetime = _dt()
+    updated_at: datetime = _dt()
+
+
+class Interview(SQLModel, table=True):
+    __tablename__ = "interview"
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform_id: str = Field(max_length=128, unique=True)
+    candidate_id: int = Field(foreign_key="candidate.id", index=True)
+    position: str = Field(default="", max_length=128)
+    join_url: str | None = Field(default=None, max_length=1024)
+    status: str = Field(default=InterviewStatus.scheduled.value, max_length=16, index=True)
+    hr_platform: str | None = Field(default=None, max_length=32)
+    hr_user_id: str | None = Field(default=None, max_length=128)
+    scheduled_at: datetime | None = _dt(default=None)
+    started_at: datetime | None = _dt(default=None)
+    last_activity_at: datetime | None = _dt(default=None)
+    ended_at: datetime | None = _dt(default=None)
+    # {"answered": [{"question_no": 1, "media_url": "...", "at": "..."}]}
+    progress: dict[str, Any] = _json(lambda: {"answered": []})
+    # Set while one operator's termination is calling the platform; cleared on failure.
+    terminating_by: str | None = Field(default=None, max_length=160)
+    terminating_since: datetime | None = _dt(default=None)
+    created_at: datetime = _dt()
+    updated_at: datetime = _dt()
+
+    @property
+    def hr_key(self) -> str | None:
+        if self.hr_platform and self.hr_user_id:
+            return f"{self.hr_platform}:{self.hr_user_id}"
+        return None
+
+    @property
+    def answered_count(self) -> int:
+        return len(self.progress.get("answered", []))
+
+
+class ExitReason(SQLModel, table=True):
+    """Configured exit reasons; ``outcome`` is the pipeline status they lead to."""
+
+    __tablename__ = "exit_reason"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)
+    name: str = Field(max_length=32, unique=True)
+    synonyms: list[str] = _json(list)
+    outcome: str = Field(max_length=16)
+    sort_order: int = Field(default=0)
+    active: bool = Field(default=True)
+
+
+class ExitRecord(SQLModel, table=True):
+    """Why, when and by whom an interview ended early. One per interview."""
+
+    __tablename__ = "exit_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    interview_id: int = Field(foreign_key="interview.id", unique=True)
+    reason_code: str = Field(max_length=32, index=True)
+    reason: str = Field(max_length=32)
+    detail: str = Field(default="", max_length=500)
+    operator: str = Field(max_length=160)
+    source: str = Field(max_length=32)
+    at: datetime = _dt(index=True)
+    progress_snapshot: dict[str, Any] = _json(dict)
+
+
+class Todo(SQLModel, table=True):
+    __tablename__ = "todo"
+
+    id: int | None = Field(default=None, primary_key=True)
+    assignee: str = Field(max_length=160, index=True)
+    interview_id: int | None = Field(default=None, foreign_key="interview.id", index=True)
+    title: str = Field(max_length=200)
+    done: bool = Field(default=False)
+    created_at: datetime = _dt()
+    done_at: datetime | None = _dt(default=None)
+
+
+class Notice(SQLModel, table=True):
+    """Outbox row: one message to one recipient on one channel."""
+
+    __tablename__ = "notice"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_notice_dedupe_key"),
+        Index("ix_notice_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=64)
+    channel: str = Field(max_length=32)
+    recipient: str = Field(max_length=512)
+    interview_id: int | None = Field(default=None, foreign_key="interview.id", index=True)
+    subject: str = Field(default="", max_length=200)
+    body: str
+    html_body: str | None = None
+    payload: dict[str, Any] = _json(dict)
+    # Pacing bucket: messages to the same destination share it.
+    destination: str = Field(default="", max_length=600)
+    dedupe_key: str | None = Field(default=None, max_length=200)
+    status: str = Field(default=NoticeStatus.pending.value, max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _dt()
+    locked_until: datetime | None = _dt(default=None)
+    last_error: str | None = Field(default=None, max_length=1000)
+    provider_id: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _dt()
+    sent_at: datetime | None = _dt(default=None)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only log of every state change and refusal."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _dt(index=True)
+    actor: str = Field(max_length=160)
+    action: str = Field(max_length=64, index=True)
+    interview_id: int | None = Field(default=None, index=True)
+    chat: str | None = Field(default=None, max_length=200)
+    detail: dict[str, Any] = _json(dict)
+
+
+class PlatformEvent(SQLModel, table=True):
+    """Platform events applied, keyed by event_id so redeliveries apply once."""
+
+    __tablename__ = "platform_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=128, unique=True)
+    type: str = Field(max_length=64)
+    interview_platform_id: str = Field(max_length=128, index=True)
+    occurred_at: datetime | None = _dt(default=None)
+    received_at: datetime = _dt()
+    payload: dict[str, Any] = _json(dict)
+
+
+class InboundMessage(SQLModel, table=True):
+    """Dedupe keys of chat messages already taken in (WeCom MsgId, DingTalk msgId, ...)."""
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (UniqueConstraint("platform", "dedupe_key", name="uq_inbound_platform_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    dedupe_key: str = Field(max_length=300)
+    received_at: datetime = _dt(index=True)
+
+
+class PendingAction(SQLModel, table=True):
+    """A confirmation prompt waiting for 确认 / 取消 from the person who asked."""
+
+    __tablename__ = "pending_action"
+
+    id: int | None = Field(default=None, primary_key=True)
+    requester: str = Field(max_length=160, index=True)
+    chat_id: str = Field(max_length=200)
+    action: str = Field(max_length=32)
+    params: dict[str, Any] = _json(dict)
+    created_at: datetime = _dt()
+    expires_at: datetime = _dt()
+    # open, confirmed, cancelled, expired
+    state: str = Field(default="open", max_length=16)
+
+
+class SharedToken(SQLModel, table=True):
+    """Access tokens shared by replicas (WeCom, DingTalk), keyed by app."""
+
+    __tablename__ = "shared_token"
+
+    key: str = Field(primary_key=True, max_length=200)
+    value: str = Field(max_length=2000)
+    expires_at: datetime = _dt()
+    updated_at: datetime = _dt()

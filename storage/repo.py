@@ -1,0 +1,250 @@
+"""Keyword-only repository functions over ``AsyncSession``. No business rules here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import (
+    AuditEvent,
+    Candidate,
+    ExitReason,
+    ExitRecord,
+    InboundMessage,
+    Interview,
+    Notice,
+    NoticeStatus,
+    Person,
+    PlatformEvent,
+    Todo,
+)
+
+DEFAULT_REASONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    # code, name, outcome, synonyms
+    ("candidate_quit", "候选人放弃", "未完成", ("放弃", "不想面了", "不面了", "候选人不想继续", "主动放弃")),
+    (
+        "system_failure",
+        "系统故障",
+        "需要重新面试",
+        ("网络卡顿", "摄像头故障", "掉线", "网络故障", "麦克风故障", "系统问题"),
+    ),
+    ("unfamiliar", "操作不熟悉", "需要重新面试", ("不会操作", "操作不会", "不熟悉操作")),
+    ("process_change", "流程调整", "需要重新面试", ("改人工面试", "流程变更", "岗位调整")),
+    ("idle_timeout", "超时未操作", "未完成", ("超时", "长时间未操作", "无操作")),
+)
+
+
+def audit(
+    session: AsyncSession,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    interview_id: int | None = None,
+    chat: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    event = AuditEvent(at=at, actor=actor, action=action, interview_id=interview_id, chat=chat, detail=detail or {})
+    session.add(event)
+    return event
+
+
+# --- people ---------------------------------------------------------------
+
+
+async def get_person(session: AsyncSession, *, platform: str, user_id: str) -> Person | None:
+    result = await session.exec(select(Person).where(Person.platform == platform, Person.user_id == user_id))
+    return result.first()
+
+
+async def list_people(session: AsyncSession, *, role: str | None = None) -> Sequence[Person]:
+    stmt = select(Person).order_by(col(Person.platform), col(Person.user_id))
+    if role:
+        stmt = stmt.where(Person.role == role)
+    return (await session.exec(stmt)).all()
+
+
+# --- exit reasons ---------------------------------------------------------
+
+
+async def list_reasons(session: AsyncSession, *, active_only: bool = True) -> Sequence[ExitReason]:
+    stmt = select(ExitReason).order_by(col(ExitReason.sort_order), col(ExitReason.id))
+    if active_only:
+        stmt = stmt.where(col(ExitReason.active).is_(True))
+    return (await session.exec(stmt)).all()
+
+
+async def ensure_default_reasons(session: AsyncSession) -> int:
+    """Seed the default reasons into an empty table; returns how many were added."""
+    existing = (await session.exec(select(func.count()).select_from(ExitReason))).one()
+    if existing:
+        return 0
+    for order, (code, name, outcome, synonyms) in enumerate(DEFAULT_REASONS):
+        session.add(ExitReason(code=code, name=name, outcome=outcome, synonyms=list(synonyms), sort_order=order))
+    try:
+        await session.commit()
+    except IntegrityError:  # another replica seeded at the same moment
+        await session.rollback()
+        return 0
+    return len(DEFAULT_REASONS)
+
+
+# --- interviews -----------------------------------------------------------
+
+
+async def get_interview(session: AsyncSession, *, platform_id: str) -> Interview | None:
+    return (await session.exec(select(Interview).where(Interview.platform_id == platform_id))).first()
+
+
+async def get_interview_by_pk(session: AsyncSession, *, interview_id: int) -> Interview | None:
+    return await session.get(Interview, interview_id)
+
+
+async def list_interviews(session: AsyncSession, *, status: str | None = None, limit: int = 500) -> Sequence[Interview]:
+    stmt = select(Interview).order_by(col(Interview.id).desc()).limit(limit)
+    if status:
+        stmt = stmt.where(Interview.status == status)
+    return (await session.exec(stmt)).all()
+
+
+async def get_candidate(session: AsyncSession, *, candidate_id: int) -> Candidate | None:
+    return await session.get(Candidate, candidate_id)
+
+
+async def find_candidate(
+    session: AsyncSession, *, name: str, mobile: str | None, email: str | None
+) -> Candidate | None:
+    """The same person by mobile, else by email, and only when the name agrees."""
+    keys = []
+    if mobile:
+        keys.append(col(Candidate.mobile) == mobile)
+    if email:
+        keys.append(col(Candidate.email) == email)
+    if not keys:
+        return None
+    stmt = select(Candidate).where(Candidate.name == name, or_(*keys)).order_by(col(Candidate.id))
+    return (await session.exec(stmt)).first()
+
+
+async def claim_termination(
+    session: AsyncSession, *, interview_id: int, operator: str, now: datetime, stale_before: datetime
+) -> bool:
+    """Mark an open interview as being terminated by ``operator``. True if this caller won."""
+    stmt = (
+        update(Interview)
+        .where(
+            col(Interview.id) == interview_id,
+            col(Interview.status).in_(["scheduled", "in_progress"]),
+            or_(col(Interview.terminating_since).is_(None), col(Interview.terminating_since) < stale_before),
+        )
+        .values(terminating_by=operator, terminating_since=now)
+    )
+    result = await session.exec(stmt)
+    await session.commit()
+    return bool(result.rowcount == 1)
+
+
+async def release_termination(session: AsyncSession, *, interview_id: int, operator: str) -> None:
+    stmt = (
+        update(Interview)
+        .where(col(Interview.id) == interview_id, col(Interview.terminating_by) == operator)
+        .values(terminating_by=None, terminating_since=None)
+    )
+    await session.exec(stmt)
+    await session.commit()
+
+
+async def get_exit(session: AsyncSession, *, interview_id: int) -> ExitRecord | None:
+    return (await session.exec(select(ExitRecord).where(ExitRecord.interview_id == interview_id))).first()
+
+
+async def todos_for_interview(session: AsyncSession, *, interview_id: int) -> Sequence[Todo]:
+    stmt = select(Todo).where(Todo.interview_id == interview_id).order_by(col(Todo.id))
+    return (await session.exec(stmt)).all()
+
+
+async def notices_for_interview(session: AsyncSession, *, interview_id: int) -> Sequence[Notice]:
+    stmt = select(Notice).where(Notice.interview_id == interview_id).order_by(col(Notice.id))
+    return (await session.exec(stmt)).all()
+
+
+async def exits_between(session: AsyncSession, *, start: datetime, end: datetime) -> Sequence[ExitRecord]:
+    stmt = select(ExitRecord).where(ExitRecord.at >= start, ExitRecord.at < end).order_by(col(ExitRecord.at))
+    return (await session.exec(stmt)).all()
+
+
+# --- platform events --------------------------------------------------------
+
+
+async def platform_event_seen(session: AsyncSession, *, event_id: str) -> bool:
+    found = await session.exec(select(PlatformEvent.id).where(PlatformEvent.event_id == event_id))
+    return found.first() is not None
+
+
+# --- inbound chat dedupe ----------------------------------------------------
+
+
+async def claim_inbound(session: AsyncSession, *, platform: str, dedupe_key: str, now: datetime) -> bool:
+    """Record an inbound message key. False if it was seen before (a redelivery)."""
+    session.add(InboundMessage(platform=platform, dedupe_key=dedupe_key, received_at=now))
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    return True
+
+
+# --- outbox -----------------------------------------------------------------
+
+
+def add_notice(session: AsyncSession, notice: Notice) -> Notice:
+    session.add(notice)
+    return notice
+
+
+async def due_notice_ids(session: AsyncSession, *, now: datetime, channels: Sequence[str], limit: int) -> list[int]:
+    stmt = (
+        select(Notice.id)
+        .where(
+            col(Notice.channel).in_(list(channels)),
+            or_(
+                (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.next_attempt_at) <= now),
+                (col(Notice.status) == NoticeStatus.sending.value) & (col(Notice.locked_until) < now),
+            ),
+        )
+        .order_by(col(Notice.next_attempt_at), col(Notice.id))
+        .limit(limit)
+    )
+    return [i for i in (await session.exec(stmt)).all() if i is not None]
+
+
+async def claim_notice(session: AsyncSession, *, notice_id: int, now: datetime, lock_until: datetime) -> bool:
+    """Conditionally take one due notice; only one worker (of any replica) wins."""
+    stmt = (
+        update(Notice)
+        .where(
+            col(Notice.id) == notice_id,
+            or_(
+                (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.next_attempt_at) <= now),
+                (col(Notice.status) == NoticeStatus.sending.value) & (col(Notice.locked_until) < now),
+            ),
+        )
+        .values(status=NoticeStatus.sending.value, locked_until=lock_until)
+    )
+    result = await session.exec(stmt)
+    await session.commit()
+    return bool(result.rowcount == 1)
+
+
+async def list_notices(session: AsyncSession, *, status: str | None = None, limit: int = 200) -> Sequence[Notice]:
+    stmt = select(Notice).order_by(col(Notice.id).desc()).limit(limit)
+    if status:
+        stmt = stmt.where(Notice.status == status)
+    return (await session.exec(stmt)).all()

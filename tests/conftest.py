@@ -1,0 +1,182 @@
+"""Shared fixtures: a real database (SQLite or PostgreSQL), a real SMTP server, a fake platform.
+
+BOT_TEST_DATABASE_URL picks the database; by default a SQLite file in a temp folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlmodel import SQLModel
+
+from bot.app import create_app
+from bot.clock import FrozenClock
+from bot.settings import Settings
+from storage.db import create_engine, migrate
+from tests.fakes.platform import FakePlatform
+from tests.fakes.smtp import SmtpServer
+
+ADMIN_TOKEN = "test-admin-token"
+PLATFORM_SECRET = "test-platform-secret"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("BOT_TEST_DATABASE_URL") or f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db')}/test.db"
+    if make_url(url).get_backend_name() == "postgresql":
+
+        async def reset() -> None:
+            engine = create_engine(url)
+            async with engine.begin() as conn:
+                await conn.execute(text("DROP SCHEMA public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
+            await engine.dispose()
+
+        asyncio.run(reset())
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+async def clean_db(database_url: str) -> AsyncIterator[str]:
+    engine = create_engine(database_url)
+    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                await conn.execute(text(f"DELETE FROM {table}"))
+    await engine.dispose()
+    yield database_url
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def fake_platform() -> AsyncIterator[FakePlatform]:
+    fake = FakePlatform(secret=PLATFORM_SECRET)
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "admin_token": ADMIN_TOKEN,
+        "platform_webhook_secret": PLATFORM_SECRET,
+        "outbox_poll_seconds": 0.05,
+        "outbox_base_delay_seconds": 1.0,
+        "outbox_max_attempts": 3,
+        "company_name": "测试科技",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+AppFactory = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+async def make_client(clean_db: str, clock: FrozenClock, aiohttp_client: Any, smtp: SmtpServer) -> AppFactory:
+    """Start the real app against the test database; overrides go to Settings."""
+
+    async def factory(**overrides: Any) -> TestClient:
+        overrides.setdefault("smtp_host", "127.0.0.1")
+        overrides.setdefault("smtp_port", smtp.port)
+        overrides.setdefault("smtp_from", "hr-bot@example.com")
+        app = create_app(make_settings(clean_db, **overrides), clock=clock)
+        client: TestClient = await aiohttp_client(app)
+        return client
+
+    return factory
+
+
+def sign(body: bytes, ts: int | None = None, secret: str = PLATFORM_SECRET) -> dict[str, str]:
+    stamp = str(ts if ts is not None else int(time.time()))
+    mac = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {"X-Bot-Timestamp": stamp, "X-Bot-Signature": mac, "Content-Type": "application/json"}
+
+
+def event(
+    event_type: str,
+    interview_id: str = "iv-1",
+    *,
+    event_id: str | None = None,
+    name: str = "张三",
+    email: str | None = "zhangsan@example.com",
+    mobile: str | None = "13800001234",
+    hr: tuple[str, str] | None = ("wecom", "hr01"),
+    occurred_at: datetime | None = None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id or f"{interview_id}:{event_type}:{time.monotonic_ns()}",
+        "type": event_type,
+        "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
+        "interview": {
+            "id": interview_id,
+            "position": "Java后端工程师",
+            "scheduled_at": "2026-11-26T14:00:00+08:00",
+            "join_url": f"https://interview.example.com/j/{interview_id}",
+            "candidate": {"name": name, "mobile": mobile, "email": email},
+            "hr": {"platform": hr[0], "user_id": hr[1]} if hr else None,
+        },
+        "data": data or {},
+    }
+
+
+async def post_event(client: TestClient, clock: FrozenClock, payload: dict[str, Any]) -> Any:
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    return await client.post("/api/platform/events", data=body, headers=sign(body, int(clock.now().timestamp())))
+
+
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    """Poll until ``check`` holds (for work done by background tasks), failing after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await check():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+async def started_interview(client: TestClient, clock: FrozenClock, interview_id: str = "iv-1", **kw: Any) -> None:
+    for kind in ("interview.scheduled", "interview.started"):
+        resp = await post_event(client, clock, event(kind, interview_id, **kw))
+        assert resp.status == 200, await resp.text()
+    for q in (1, 2):
+        payload = event(
+            "interview.answer_saved", interview_id, data={"question_no": q, "media_url": f"oss://a/{q}.mp4"}, **kw
+        )
+        resp = await post_event(client, clock, payload)
+        assert resp.status == 200, await resp.text()
