@@ -15,13 +15,15 @@ from sqlmodel import col
 from bot.api import admin, platform
 from bot.channels.email import EmailSender
 from bot.clock import Clock, SystemClock
-from bot.keys import BACKGROUND, CORE, ENGINE, HTTP, OUTBOX, SCHEDULER, SETTINGS
+from bot.dispatcher import Dispatcher
+from bot.keys import BACKGROUND, CORE, DISPATCHER, ENGINE, HTTP, OUTBOX, SCHEDULER, SETTINGS
 from bot.outbox import Outbox
 from bot.platform_client import PlatformClient
 from bot.scheduler import Scheduler
 from bot.services.context import Core
 from bot.settings import Settings
 from bot.templating import Templates
+from handlers import ROUTERS
 from storage import repo
 from storage.db import create_engine, session_maker
 from storage.models import InboundMessage
@@ -40,6 +42,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.router.add_get("/healthz", healthz)
     app.cleanup_ctx.append(_core_ctx(clock or SystemClock()))
     app.cleanup_ctx.append(_outbox_ctx)
+    # channels: wecom
+    # channels: dingtalk
     app.cleanup_ctx.append(_scheduler_ctx)
     return app
 
@@ -73,6 +77,7 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
         async with sessions() as session:
             await repo.ensure_default_reasons(session)
         app[ENGINE], app[HTTP], app[CORE] = engine, http, core
+        app[DISPATCHER] = Dispatcher(core, ROUTERS)
         yield
         await http.close()
         await engine.dispose()

@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.dispatcher import Dispatcher
 from bot.outbox import Outbox
 from bot.scheduler import Scheduler
 from bot.services.context import Core
@@ -20,3 +21,4 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 OUTBOX = web.AppKey("outbox", Outbox)
 BACKGROUND = web.AppKey("background", set[asyncio.Task[None]])
 SCHEDULER = web.AppKey("scheduler", Scheduler)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)

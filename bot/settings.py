@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,28 @@ class Settings(BaseSettings):
     company_name: str = Field("招聘团队", validation_alias="BOT_COMPANY_NAME")
     template_dir: str | None = Field(None, validation_alias="BOT_TEMPLATE_DIR")
 
-    confirm_ttl_seconds: int = Field(300, ge=10, validation_alias=AliasChoices("BOT_CONFIRM_TTL_SECONDS"))
+    confirm_ttl_seconds: int = Field(300, ge=10, validation_alias="BOT_CONFIRM_TTL_SECONDS")
+
+    # WeCom (企业微信) self-built app, AI bot and group robot.
+    wecom_corp_id: str | None = Field(None, validation_alias="WECOM_CORP_ID")
+    wecom_agent_id: int | None = Field(None, validation_alias="WECOM_AGENT_ID")
+    wecom_secret: SecretStr | None = Field(None, validation_alias="WECOM_SECRET")
+    wecom_token: SecretStr | None = Field(None, validation_alias="WECOM_TOKEN")
+    wecom_aes_key: SecretStr | None = Field(None, validation_alias="WECOM_AES_KEY")
+    wecom_bot_token: SecretStr | None = Field(None, validation_alias="WECOM_BOT_TOKEN")
+    wecom_bot_aes_key: SecretStr | None = Field(None, validation_alias="WECOM_BOT_AES_KEY")
+    wecom_robot_key: SecretStr | None = Field(None, validation_alias="WECOM_ROBOT_KEY")
+    wecom_api_base: str = Field("https://qyapi.weixin.qq.com", validation_alias="WECOM_API_BASE")
+
+    # DingTalk (钉钉) internal app robot (HTTP or Stream mode) and custom group robot.
+    dingtalk_mode: Literal["http", "stream"] = Field("http", validation_alias="DINGTALK_MODE")
+    dingtalk_app_key: str | None = Field(None, validation_alias="DINGTALK_APP_KEY")
+    dingtalk_app_secret: SecretStr | None = Field(None, validation_alias="DINGTALK_APP_SECRET")
+    dingtalk_robot_code: str | None = Field(None, validation_alias="DINGTALK_ROBOT_CODE")
+    dingtalk_robot_webhook: str | None = Field(None, validation_alias="DINGTALK_ROBOT_WEBHOOK")
+    dingtalk_robot_secret: SecretStr | None = Field(None, validation_alias="DINGTALK_ROBOT_SECRET")
+    dingtalk_api_base: str = Field("https://api.dingtalk.com", validation_alias="DINGTALK_API_BASE")
+    dingtalk_oapi_base: str = Field("https://oapi.dingtalk.com", validation_alias="DINGTALK_OAPI_BASE")
 
     @field_validator("timezone")
     @classmethod
@@ -53,7 +75,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown timezone {value!r}") from exc
         return value
 
-    @field_validator("platform_api_base")
+    @field_validator("platform_api_base", "wecom_api_base", "dingtalk_api_base", "dingtalk_oapi_base")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
@@ -61,6 +83,20 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def wecom_app_enabled(self) -> bool:
+        return bool(
+            self.wecom_corp_id and self.wecom_agent_id and self.wecom_secret and self.wecom_token and self.wecom_aes_key
+        )
+
+    @property
+    def wecom_bot_enabled(self) -> bool:
+        return bool(self.wecom_bot_token and self.wecom_bot_aes_key)
+
+    @property
+    def dingtalk_enabled(self) -> bool:
+        return bool(self.dingtalk_app_key and self.dingtalk_app_secret)
 
     @property
     def smtp_enabled(self) -> bool:
@@ -75,6 +111,12 @@ class Settings(BaseSettings):
             off.append("platform events API and platform calls (PLATFORM_WEBHOOK_SECRET is not set)")
         if not self.smtp_enabled:
             off.append("email notices (SMTP_HOST or SMTP_FROM is not set; notices wait in the outbox)")
+        if not self.wecom_app_enabled:
+            off.append("WeCom app (WECOM_CORP_ID, WECOM_AGENT_ID, WECOM_SECRET, WECOM_TOKEN, WECOM_AES_KEY)")
+        if not self.wecom_bot_enabled:
+            off.append("WeCom AI bot (WECOM_BOT_TOKEN, WECOM_BOT_AES_KEY)")
+        if not self.dingtalk_enabled:
+            off.append("DingTalk robot (DINGTALK_APP_KEY, DINGTALK_APP_SECRET)")
         return off
 
 

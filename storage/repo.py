@@ -20,6 +20,7 @@ from storage.models import (
     Interview,
     Notice,
     NoticeStatus,
+    PendingAction,
     Person,
     PlatformEvent,
     Todo,
@@ -248,3 +249,58 @@ async def list_notices(session: AsyncSession, *, status: str | None = None, limi
     if status:
         stmt = stmt.where(Notice.status == status)
     return (await session.exec(stmt)).all()
+
+
+# --- chat lookups and confirmations -------------------------------------------
+
+
+async def open_interviews_matching(
+    session: AsyncSession, *, query: str, hr_key: str | None = None
+) -> Sequence[tuple[Interview, Candidate]]:
+    """Open interviews whose platform id equals ``query`` or whose candidate is named ``query``.
+
+    With ``hr_key`` only that HR owner's interviews are returned.
+    """
+    stmt = (
+        select(Interview, Candidate)
+        .join(Candidate, col(Candidate.id) == col(Interview.candidate_id))
+        .where(
+            col(Interview.status).in_(["scheduled", "in_progress"]),
+            or_(col(Interview.platform_id) == query, col(Candidate.name) == query),
+        )
+        .order_by(col(Interview.scheduled_at), col(Interview.id))
+    )
+    if hr_key is not None:
+        platform, _, user_id = hr_key.partition(":")
+        stmt = stmt.where(col(Interview.hr_platform) == platform, col(Interview.hr_user_id) == user_id)
+    return [(i, c) for i, c in (await session.exec(stmt)).all()]
+
+
+async def latest_open_action(
+    session: AsyncSession, *, requester: str, chat_id: str, now: datetime, action_id: int | None = None
+) -> PendingAction | None:
+    stmt = select(PendingAction).where(
+        PendingAction.requester == requester,
+        PendingAction.chat_id == chat_id,
+        PendingAction.state == "open",
+        PendingAction.expires_at > now,
+    )
+    if action_id is not None:
+        stmt = stmt.where(PendingAction.id == action_id)
+    return (await session.exec(stmt.order_by(col(PendingAction.id).desc()))).first()
+
+
+async def close_action(session: AsyncSession, *, action_id: int, state: str, now: datetime) -> bool:
+    """open → ``state``, once. False if it was already closed or expired."""
+    stmt = (
+        update(PendingAction)
+        .where(
+            col(PendingAction.id) == action_id,
+            col(PendingAction.state) == "open",
+            col(PendingAction.expires_at) > now,
+        )
+        .values(state=state)
+    )
+    result = await session.exec(stmt)
+    await session.commit()
+    return bool(result.rowcount == 1)

@@ -1,0 +1,145 @@
+"""From a neutral ``IncomingMessage`` to handler replies: parse, look up the sender, check roles.
+
+Routers (one per feature module in ``handlers/``) register commands; the dispatcher picks
+one by the first word, checks the sender's role, and turns errors into a polite reply.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+import unicodedata
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from bot.channels.base import IncomingMessage, Reply
+from bot.services.context import Core
+from storage import repo
+from storage.models import Person, Role
+
+log = logging.getLogger(__name__)
+
+STAFF = frozenset({Role.admin.value, Role.manager.value, Role.hr.value})
+MANAGERS = frozenset({Role.admin.value, Role.manager.value})
+
+
+@dataclass
+class Context:
+    core: Core
+    msg: IncomingMessage
+    person: Person | None
+    command: str = ""
+    args: str = ""
+    dispatcher: Dispatcher | None = None
+
+    @property
+    def actor(self) -> str:
+        return self.msg.sender_key
+
+    @property
+    def chat(self) -> str:
+        return f"{self.msg.platform}:{self.msg.chat_type}:{self.msg.chat_id}"
+
+
+HandlerFn = Callable[[Context], Awaitable[list[Reply]]]
+
+
+@dataclass(frozen=True)
+class Command:
+    names: tuple[str, ...]
+    handler: HandlerFn
+    roles: frozenset[str]
+    usage: str
+    example: str
+
+
+@dataclass
+class Router:
+    name: str
+    commands: list[Command] = field(default_factory=list)
+
+    def command(
+        self, *names: str, roles: frozenset[str] = STAFF, usage: str = "", example: str = ""
+    ) -> Callable[[HandlerFn], HandlerFn]:
+        def register(fn: HandlerFn) -> HandlerFn:
+            self.commands.append(Command(names, fn, roles, usage or names[0], example or names[0]))
+            return fn
+
+        return register
+
+
+# "@面试助手 终止面试 …", "＠bot …": a leading mention is noise in group chats.
+_MENTION = re.compile(r"^\s*@\S+\s+")
+_TRAILING = "。.!!??~~,,、 "
+
+
+def clean_text(text: str) -> str:
+    """Fold full-width forms and spaces, drop a leading @mention and trailing punctuation."""
+    folded = unicodedata.normalize("NFKC", text).replace("\u3000", " ")
+    folded = _MENTION.sub("", folded)
+    return " ".join(folded.split()).rstrip(_TRAILING)
+
+
+class Dispatcher:
+    def __init__(self, core: Core, routers: Iterable[Router]) -> None:
+        self.core = core
+        self.commands: dict[str, Command] = {}
+        for router in routers:
+            for cmd in router.commands:
+                for name in cmd.names:
+                    if name in self.commands:
+                        raise ValueError(f"command {name!r} registered twice")
+                    self.commands[name] = cmd
+
+    def visible_commands(self, person: Person | None) -> Sequence[Command]:
+        seen: list[Command] = []
+        for cmd in self.commands.values():
+            if cmd not in seen and person is not None and person.role in cmd.roles:
+                seen.append(cmd)
+        return seen
+
+    def _match(self, text: str) -> tuple[Command | None, str, str]:
+        word, _, rest = text.partition(" ")
+        if word in self.commands:
+            return self.commands[word], word, rest.strip()
+        # Commands typed without a space: "终止面试张三"
+        for name in sorted(self.commands, key=len, reverse=True):
+            if text.startswith(name):
+                return self.commands[name], name, text[len(name) :].strip()
+        return None, word, rest
+
+    async def handle(self, msg: IncomingMessage) -> list[Reply]:
+        text = clean_text(msg.text)
+        async with self.core.sessions() as session:
+            person = await repo.get_person(session, platform=msg.platform, user_id=msg.sender_id)
+        ctx = Context(core=self.core, msg=msg, person=person, dispatcher=self)
+        if not text:
+            return []
+        cmd, word, args = self._match(text)
+        if cmd is None:
+            close = difflib.get_close_matches(word, list(self.commands), n=1, cutoff=0.3)
+            hint = f"你是不是想输入「{close[0]}」?" if close else ""
+            return [Reply(f"没有看懂「{word}」。{hint}发送「帮助」查看可用命令。")]
+        ctx.command, ctx.args = word, args
+        if person is None or person.role not in cmd.roles:
+            await self._refuse(ctx)
+            return [Reply("抱歉,你没有使用该命令的权限。如需开通,请联系管理员。")]
+        try:
+            return await cmd.handler(ctx)
+        except Exception:
+            log.exception("handler for %r failed (message %s)", word, msg.msg_id)
+            return [Reply("抱歉,处理时出错了,请稍后重试。")]
+
+    async def _refuse(self, ctx: Context) -> None:
+        async with self.core.sessions() as session:
+            repo.audit(
+                session,
+                at=self.core.clock.now(),
+                actor=ctx.actor,
+                action="command.refused",
+                chat=ctx.chat,
+                detail={"command": ctx.command, "role": ctx.person.role if ctx.person else None},
+            )
+            await session.commit()
+        log.info("refused %s for %s", ctx.command, ctx.actor)
