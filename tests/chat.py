@@ -1,0 +1,52 @@
+"""A text 'channel' for handler tests (errbot's text backend habit): say something, read replies."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from bot.channels.base import ChatType, IncomingMessage, Reply
+from bot.keys import CORE, DISPATCHER
+from storage.models import Person
+
+_ids = itertools.count(1)
+
+
+async def add_person(app: web.Application, user_id: str, name: str, role: str, platform: str = "wecom") -> None:
+    core = app[CORE]
+    async with core.sessions() as session:
+        session.add(
+            Person(platform=platform, user_id=user_id, name=name, role=role, mobile=None, created_at=core.clock.now())
+        )
+        await session.commit()
+
+
+@dataclass
+class ChatUser:
+    app: web.Application
+    user_id: str
+    platform: str = "wecom"
+    chat_id: str | None = None
+    chat_type: ChatType = "direct"
+    history: list[Reply] = field(default_factory=list)
+
+    async def say(self, text: str) -> list[Reply]:
+        msg = IncomingMessage(
+            platform=self.platform,
+            sender_id=self.user_id,
+            chat_id=self.chat_id or self.user_id,
+            chat_type=self.chat_type,
+            text=text,
+            msg_id=f"m{next(_ids)}",
+        )
+        replies = await self.app[DISPATCHER].handle(msg)
+        self.history.extend(replies)
+        return replies
+
+    async def says(self, text: str) -> str:
+        """The single reply's text."""
+        replies = await self.say(text)
+        assert len(replies) == 1, replies
+        return replies[0].text

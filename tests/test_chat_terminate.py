@@ -1,0 +1,144 @@
+"""终止面试 → confirmation → 确认 / 取消, through the real dispatcher and services."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlmodel import select
+
+from bot.clock import FrozenClock
+from bot.keys import CORE
+from storage.models import AuditEvent, Interview, PendingAction
+from tests.chat import ChatUser, add_person
+from tests.conftest import AppFactory, event, post_event, started_interview
+
+
+async def status_of(app: web.Application, platform_id: str = "iv-1") -> str:
+    async with app[CORE].sessions() as session:
+        row = (await session.exec(select(Interview).where(Interview.platform_id == platform_id))).one()
+        return row.status
+
+
+async def setup(make_client: AppFactory, clock: FrozenClock) -> web.Application:
+    client = await make_client()
+    await started_interview(client, clock)
+    app = client.server.app
+    assert app is not None
+    await add_person(app, "hr01", "王小姐", "hr")
+    await add_person(app, "hr02", "赵先生", "hr")
+    await add_person(app, "boss", "陈经理", "manager")
+    return app
+
+
+async def test_terminate_confirm_flow(make_client: AppFactory, clock: FrozenClock) -> None:
+    app = await setup(make_client, clock)
+    hr = ChatUser(app, "hr01")
+    [prompt] = await hr.say("终止面试 张三 候选人放弃")
+    assert prompt.kind == "confirm"
+    assert "张三" in prompt.text and "Java后端工程师" in prompt.text and "已作答 2 题" in prompt.text
+    assert "候选人放弃" in prompt.text
+    assert ("确认终止", "确认") in prompt.buttons
+    assert await status_of(app) == "in_progress"  # nothing happens before 确认
+
+    reply = await hr.says("确认")
+    assert "已终止 张三 的面试" in reply
+    assert "未完成" in reply
+    assert await status_of(app) == "terminated"
+    async with app[CORE].sessions() as session:
+        audit = (await session.exec(select(AuditEvent).where(AuditEvent.action == "interview.terminated"))).one()
+    assert audit.actor == "wecom:hr01"
+    assert audit.detail["source"] == "chat"
+
+    # The prompt can be confirmed once only.
+    assert "没有等待你确认的操作" in await hr.says("确认")
+
+
+async def test_noise_synonyms_and_fullwidth_are_understood(make_client: AppFactory, clock: FrozenClock) -> None:
+    app = await setup(make_client, clock)
+    hr = ChatUser(app, "hr01", chat_id="group-1", chat_type="group")
+    [prompt] = await hr.say("@面试助手 结束面试\u3000张三 不想面了!")
+    assert prompt.kind == "confirm"
+    assert "候选人放弃" in prompt.text
+
+
+async def test_cancel_and_only_requester_can_confirm(make_client: AppFactory, clock: FrozenClock) -> None:
+    app = await setup(make_client, clock)
+    hr = ChatUser(app, "hr01", chat_id="group-1", chat_type="group")
+    boss = ChatUser(app, "boss", chat_id="group-1", chat_type="group")
+    await hr.say("终止面试 张三 网络卡顿")
+    assert "没有等待你确认的操作" in await boss.says("确认")
+    assert await status_of(app) == "in_progress"
+    assert "已取消" in await hr.says("取消")
+    assert "没有等待你确认的操作" in await hr.says("确认")
+    assert await status_of(app) == "in_progress"
+
+
+async def test_prompt_expires(make_client: AppFactory, clock: FrozenClock) -> None:
+    app = await setup(make_client, clock)
+    hr = ChatUser(app, "hr01")
+    await hr.say("终止面试 张三 候选人放弃")
+    clock.advance(seconds=301)
+    assert "没有等待你确认的操作" in await hr.says("确认")
+    assert await status_of(app) == "in_progress"
+
+
+async def test_hr_sees_only_own_interviews_manager_sees_all(make_client: AppFactory, clock: FrozenClock) -> None:
+    app = await setup(make_client, clock)
+    other = ChatUser(app, "hr02")
+    assert "没有找到" in await other.says("终止面试 张三 候选人放弃")
+    boss = ChatUser(app, "boss")
+    [prompt] = await boss.say("终止面试 张三 候选人放弃")
+    assert prompt.kind == "confirm"
+
+
+async def test_unknown_people_are_refused_and_audited(make_client: AppFactory, clock: FrozenClock) -> None:
+    app = await setup(make_client, clock)
+    stranger = ChatUser(app, "nobody")
+    assert "没有使用该命令的权限" in await stranger.says("终止面试 张三 候选人放弃")
+    async with app[CORE].sessions() as session:
+        refused = (await session.exec(select(AuditEvent).where(AuditEvent.action == "command.refused"))).all()
+        pending = (await session.exec(select(PendingAction))).all()
+    assert [r.actor for r in refused] == ["wecom:nobody"]
+    assert pending == []
+
+
+async def test_unknown_command_gets_closest_hint(make_client: AppFactory, clock: FrozenClock) -> None:
+    app = await setup(make_client, clock)
+    hr = ChatUser(app, "hr01")
+    reply = await hr.says("终址面试 张三")
+    assert "终止面试" in reply and "帮助" in reply
+
+
+async def test_missing_or_unknown_reason_lists_choices(make_client: AppFactory, clock: FrozenClock) -> None:
+    app = await setup(make_client, clock)
+    hr = ChatUser(app, "hr01")
+    assert "系统故障" in await hr.says("终止面试 张三")
+    assert "无法识别原因「心情不好」" in await hr.says("终止面试 张三 心情不好")
+
+
+async def test_two_candidates_with_one_name_are_listed_not_guessed(make_client: AppFactory, clock: FrozenClock) -> None:
+    client = await make_client()
+    app = client.server.app
+    assert app is not None
+    await add_person(app, "hr01", "王小姐", "hr")
+    await started_interview(client, clock, "iv-1", mobile="13800001111", email="a@example.com")
+    await post_event(client, clock, event("interview.started", "iv-2", mobile="13900002222", email="b@example.com"))
+    hr = ChatUser(app, "hr01")
+    reply = await hr.says("终止面试 张三 候选人放弃")
+    assert "有 2 场" in reply
+    assert "iv-1" in reply and "iv-2" in reply
+    assert "尾号1111" in reply and "尾号2222" in reply
+    assert "13800001111" not in reply
+    async with app[CORE].sessions() as session:
+        assert (await session.exec(select(PendingAction))).all() == []
+    # Picking by interview id works.
+    [prompt] = await hr.say("终止面试 iv-2 候选人放弃")
+    assert prompt.kind == "confirm"
+    await hr.says("确认")
+    assert await status_of(app, "iv-2") == "terminated"
+    assert await status_of(app, "iv-1") == "in_progress"
+
+
+async def test_help_lists_only_allowed_commands(make_client: AppFactory, clock: FrozenClock) -> None:
+    app = await setup(make_client, clock)
+    text = await ChatUser(app, "hr01").says("帮助")
+    assert "终止面试" in text and "例:" in text
