@@ -11,12 +11,12 @@ import logging
 import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.channels.base import IncomingMessage, Reply
 from bot.services.context import Core
 from storage import repo
-from storage.models import Person, Role
+from storage.models import PendingAction, Person, Role
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ class Context:
     command: str = ""
     args: str = ""
     dispatcher: Dispatcher | None = None
+    # The open question this message answers (a numbered pick), for answer handlers.
+    pending: PendingAction | None = None
 
     @property
     def actor(self) -> str:
@@ -58,6 +60,15 @@ class Command:
 class Router:
     name: str
     commands: list[Command] = field(default_factory=list)
+    # PendingAction.action -> handler for a free-text answer (a number or a phrase).
+    answers: dict[str, HandlerFn] = field(default_factory=dict)
+
+    def answer(self, action: str) -> Callable[[HandlerFn], HandlerFn]:
+        def register(fn: HandlerFn) -> HandlerFn:
+            self.answers[action] = fn
+            return fn
+
+        return register
 
     def command(
         self, *names: str, roles: frozenset[str] = STAFF, usage: str = "", example: str = ""
@@ -81,11 +92,29 @@ def clean_text(text: str) -> str:
     return " ".join(folded.split()).rstrip(_TRAILING)
 
 
+_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_URL = re.compile(r"https?://\S+")
+
+
+def mask_sensitive(text: str) -> str:
+    """Hide phone numbers, emails and links before anything is posted to a group."""
+    text = _URL.sub("[链接仅私聊可见]", text)
+    text = _EMAIL.sub(r"\1***@\2", text)
+    return _MOBILE.sub(r"\1****\2", text)
+
+
+def mask_reply(reply: Reply) -> Reply:
+    return replace(reply, text=mask_sensitive(reply.text), title=mask_sensitive(reply.title))
+
+
 class Dispatcher:
     def __init__(self, core: Core, routers: Iterable[Router]) -> None:
         self.core = core
         self.commands: dict[str, Command] = {}
+        self.answers: dict[str, HandlerFn] = {}
         for router in routers:
+            self.answers.update(router.answers)
             for cmd in router.commands:
                 for name in cmd.names:
                     if name in self.commands:
@@ -110,25 +139,45 @@ class Dispatcher:
         return None, word, rest
 
     async def handle(self, msg: IncomingMessage) -> list[Reply]:
+        replies = await self._handle(msg)
+        if msg.chat_type == "group":
+            replies = [mask_reply(r) for r in replies]
+        return replies
+
+    async def _handle(self, msg: IncomingMessage) -> list[Reply]:
         text = clean_text(msg.text)
-        async with self.core.sessions() as session:
-            person = await repo.get_person(session, platform=msg.platform, user_id=msg.sender_id)
-        ctx = Context(core=self.core, msg=msg, person=person, dispatcher=self)
         if not text:
             return []
+        async with self.core.sessions() as session:
+            person = await repo.get_person(session, platform=msg.platform, user_id=msg.sender_id)
+            pending = None
+            if person is not None and person.role in STAFF:
+                pending = await repo.latest_open_action(
+                    session,
+                    requester=msg.sender_key,
+                    chat_id=msg.chat_id,
+                    now=self.core.clock.now(),
+                    actions=list(self.answers),
+                )
+        ctx = Context(core=self.core, msg=msg, person=person, dispatcher=self)
         cmd, word, args = self._match(text)
-        if cmd is None:
+        handler: HandlerFn | None = cmd.handler if cmd else None
+        if cmd is None and pending is not None:
+            handler, ctx.pending, ctx.command, ctx.args = self.answers[pending.action], pending, "(answer)", text
+        elif cmd is None:
             close = difflib.get_close_matches(word, list(self.commands), n=1, cutoff=0.3)
             hint = f"你是不是想输入「{close[0]}」?" if close else ""
             return [Reply(f"没有看懂「{word}」。{hint}发送「帮助」查看可用命令。")]
-        ctx.command, ctx.args = word, args
-        if person is None or person.role not in cmd.roles:
-            await self._refuse(ctx)
-            return [Reply("抱歉,你没有使用该命令的权限。如需开通,请联系管理员。")]
+        else:
+            ctx.command, ctx.args = word, args
+            if person is None or person.role not in cmd.roles:
+                await self._refuse(ctx)
+                return [Reply("抱歉,你没有使用该命令的权限。如需开通,请联系管理员。")]
+        assert handler is not None
         try:
-            return await cmd.handler(ctx)
+            return await handler(ctx)
         except Exception:
-            log.exception("handler for %r failed (message %s)", word, msg.msg_id)
+            log.exception("handler for %r failed (message %s)", ctx.command, msg.msg_id)
             return [Reply("抱歉,处理时出错了,请稍后重试。")]
 
     async def _refuse(self, ctx: Context) -> None:

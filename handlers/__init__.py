@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from bot.dispatcher import Router
 from handlers import help as help_
-from handlers import terminate
+from handlers import people, stats, status, terminate, todos
 
-ROUTERS: tuple[Router, ...] = (terminate.router, help_.router)
+ROUTERS: tuple[Router, ...] = (
+    terminate.router,
+    status.router,
+    stats.router,
+    todos.router,
+    people.router,
+    help_.router,
+)

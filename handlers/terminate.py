@@ -1,90 +1,107 @@
-"""终止面试 <姓名|编号> <原因> → confirmation → 确认 / 取消."""
+"""终止面试 <姓名|编号> [原因] → (pick interview) → (pick reason) → confirmation → 确认 / 取消."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from bot.channels.base import Reply
-from bot.dispatcher import MANAGERS, Context, Router
+from bot.dispatcher import Context, Router
 from bot.services import termination
 from bot.services.reasons import match_reason
+from handlers.common import close_pending, open_action, pick_number, picked_interview, resolve_one
 from storage import repo
 from storage.models import PendingAction
 
 router = Router("terminate")
 
-TERMINATE_USAGE = "终止面试 <姓名或面试编号> <原因>"
+TERMINATE_USAGE = "终止面试 <姓名或面试编号> [原因]"
 CONFIRM_BUTTONS = (("确认终止", "确认"), ("取消", "取消"))
 
 
 @router.command("终止面试", "结束面试", "停止面试", "终止", usage=TERMINATE_USAGE, example="终止面试 张三 候选人放弃")
 async def ask_terminate(ctx: Context) -> list[Reply]:
     who, _, reason_text = ctx.args.partition(" ")
-    core = ctx.core
-    async with core.sessions() as session:
+    if not who:
+        return [Reply(f"用法:{TERMINATE_USAGE}\n例如:终止面试 张三 候选人放弃")]
+    found, replies = await resolve_one(ctx, who, then="terminate.pick_interview", params={"reason": reason_text})
+    if found is None:
+        return replies
+    return await _with_interview(ctx, found[0].platform_id, reason_text)
+
+
+@router.answer("terminate.pick_interview")
+async def on_pick_interview(ctx: Context) -> list[Reply]:
+    platform_id, replies = await picked_interview(ctx)
+    if platform_id is None:
+        return replies
+    assert ctx.pending is not None
+    return await _with_interview(ctx, platform_id, ctx.pending.params.get("reason", ""))
+
+
+async def _with_interview(ctx: Context, platform_id: str, reason_text: str) -> list[Reply]:
+    async with ctx.core.sessions() as session:
         reasons = await repo.list_reasons(session)
-        if not who:
-            return [Reply(f"用法:{TERMINATE_USAGE}\n可选原因:{'、'.join(r.name for r in reasons)}")]
-        scope = None if ctx.person and ctx.person.role in MANAGERS else ctx.actor
-        matches = await repo.open_interviews_matching(session, query=who, hr_key=scope)
-    if not matches:
-        return [Reply(f"没有找到你负责的、未结束的「{who}」的面试。")]
-    if len(matches) > 1:
-        lines = [f"有 {len(matches)} 场「{who}」的面试,请用面试编号指定:"]
-        for interview, candidate in matches:
-            when = (
-                interview.scheduled_at.astimezone(core.settings.tz).strftime("%m-%d %H:%M")
-                if interview.scheduled_at
-                else "未排期"
-            )
-            tail = (candidate.mobile or "")[-4:] or "----"
-            lines.append(f"· {interview.platform_id}  {interview.position}  {when}  尾号{tail}")
-        return [Reply("\n".join(lines))]
     reason = match_reason(reason_text, reasons) if reason_text else None
     if reason is None:
-        prefix = f"无法识别原因「{reason_text}」。" if reason_text else "请说明原因。"
-        return [Reply(f"{prefix}可选:{'、'.join(r.name for r in reasons)}\n例如:终止面试 {who} {reasons[0].name}")]
-    interview, candidate = matches[0]
-    now = core.clock.now()
-    ttl = core.settings.confirm_ttl_seconds
+        await open_action(ctx, "terminate.pick_reason", {"platform_id": platform_id})
+        head = f"无法识别原因「{reason_text}」。" if reason_text else "请选择终止原因,"
+        lines = [f"{head}回复序号或原因:", *(f"{n}. {r.name}" for n, r in enumerate(reasons, 1))]
+        return [Reply("\n".join(lines))]
+    return await _prompt(ctx, platform_id, reason.name, reason_text)
+
+
+@router.answer("terminate.pick_reason")
+async def on_pick_reason(ctx: Context) -> list[Reply]:
+    assert ctx.pending is not None
+    async with ctx.core.sessions() as session:
+        reasons = await repo.list_reasons(session)
+    index = pick_number(ctx.args, len(reasons))
+    reason = reasons[index] if index is not None else match_reason(ctx.args, reasons)
+    if reason is None:
+        return [Reply(f"没有这个原因。请回复 1 到 {len(reasons)} 的序号或原因名称,或发送「取消」。")]
+    if not await close_pending(ctx):
+        return [Reply("这个选择已经处理过或已超时。")]
+    return await _prompt(ctx, ctx.pending.params["platform_id"], reason.name, ctx.args)
+
+
+async def _prompt(ctx: Context, platform_id: str, reason_name: str, detail: str) -> list[Reply]:
+    core = ctx.core
     async with core.sessions() as session:
-        action = PendingAction(
-            requester=ctx.actor,
-            chat_id=ctx.msg.chat_id,
-            action="terminate",
-            params={"platform_id": interview.platform_id, "reason": reason.name, "detail": reason_text},
-            created_at=now,
-            expires_at=now + timedelta(seconds=ttl),
-        )
-        session.add(action)
+        interview = await repo.get_interview(session, platform_id=platform_id)
+        reasons = {r.name: r for r in await repo.list_reasons(session)}
+        if interview is None:
+            return [Reply(f"找不到面试 {platform_id}。")]
+        candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
+        assert candidate is not None
         repo.audit(
             session,
-            at=now,
+            at=core.clock.now(),
             actor=ctx.actor,
             action="terminate.requested",
             interview_id=interview.id,
             chat=ctx.chat,
-            detail={"reason": reason.name},
+            detail={"reason": reason_name},
         )
         await session.commit()
+    await open_action(ctx, "terminate", {"platform_id": platform_id, "reason": reason_name, "detail": detail})
+    ttl = core.settings.confirm_ttl_seconds
     text = core.templates.render(
         "chat/confirm_terminate.txt.j2",
         candidate_name=candidate.name,
         position=interview.position,
         answered=interview.answered_count,
-        reason=reason.name,
-        outcome=reason.outcome,
+        reason=reason_name,
+        outcome=reasons[reason_name].outcome,
         ttl_minutes=max(1, ttl // 60),
     )
     return [Reply(text, kind="confirm", title="确认终止面试", buttons=CONFIRM_BUTTONS)]
 
 
-async def _take_action(ctx: Context, state: str) -> PendingAction | None:
+async def _take(ctx: Context, actions: list[str], state: str) -> PendingAction | None:
+    """Close the asker's newest open prompt of these kinds in this chat, once."""
     now = ctx.core.clock.now()
     action_id = int(ctx.args) if ctx.args.isdigit() else None
     async with ctx.core.sessions() as session:
         action = await repo.latest_open_action(
-            session, requester=ctx.actor, chat_id=ctx.msg.chat_id, now=now, action_id=action_id
+            session, requester=ctx.actor, chat_id=ctx.msg.chat_id, now=now, actions=actions, action_id=action_id
         )
         if action is None or action.id is None:
             return None
@@ -95,7 +112,7 @@ async def _take_action(ctx: Context, state: str) -> PendingAction | None:
 
 @router.command("确认", usage="确认", example="确认")
 async def confirm(ctx: Context) -> list[Reply]:
-    action = await _take_action(ctx, "confirmed")
+    action = await _take(ctx, ["terminate"], "confirmed")
     if action is None:
         return [Reply("没有等待你确认的操作(可能已超时、已处理或不是你发起的)。")]
     params = action.params
@@ -105,7 +122,7 @@ async def confirm(ctx: Context) -> list[Reply]:
             platform_id=params["platform_id"],
             reason_text=params["reason"],
             operator=ctx.actor,
-            source="chat",
+            source=params.get("source", "chat"),
             detail=params.get("detail", ""),
             chat=ctx.chat,
         )
@@ -125,7 +142,9 @@ async def confirm(ctx: Context) -> list[Reply]:
 
 @router.command("取消", usage="取消", example="取消")
 async def cancel(ctx: Context) -> list[Reply]:
-    action = await _take_action(ctx, "cancelled")
+    dispatcher = ctx.dispatcher
+    assert dispatcher is not None
+    action = await _take(ctx, ["terminate", *dispatcher.answers], "cancelled")
     if action is None:
         return [Reply("没有可以取消的操作。")]
     async with ctx.core.sessions() as session:
@@ -133,9 +152,9 @@ async def cancel(ctx: Context) -> list[Reply]:
             session,
             at=ctx.core.clock.now(),
             actor=ctx.actor,
-            action="terminate.cancelled",
+            action=f"{action.action}.cancelled",
             chat=ctx.chat,
             detail=action.params,
         )
         await session.commit()
-    return [Reply("已取消,面试继续进行。")]
+    return [Reply("已取消,面试继续进行。" if action.action == "terminate" else "已取消。")]

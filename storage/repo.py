@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, or_, update
@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import (
     AuditEvent,
     Candidate,
+    DailySummary,
     ExitReason,
     ExitRecord,
     InboundMessage,
@@ -23,6 +24,8 @@ from storage.models import (
     PendingAction,
     Person,
     PlatformEvent,
+    Reminder,
+    ReminderState,
     Todo,
 )
 
@@ -162,7 +165,9 @@ async def release_termination(session: AsyncSession, *, interview_id: int, opera
 
 
 async def get_exit(session: AsyncSession, *, interview_id: int) -> ExitRecord | None:
-    return (await session.exec(select(ExitRecord).where(ExitRecord.interview_id == interview_id))).first()
+    """The latest exit of an interview (a rescheduled one may have ended more than once)."""
+    stmt = select(ExitRecord).where(ExitRecord.interview_id == interview_id).order_by(col(ExitRecord.attempt).desc())
+    return (await session.exec(stmt)).first()
 
 
 async def todos_for_interview(session: AsyncSession, *, interview_id: int) -> Sequence[Todo]:
@@ -255,21 +260,23 @@ async def list_notices(session: AsyncSession, *, status: str | None = None, limi
 
 
 async def open_interviews_matching(
-    session: AsyncSession, *, query: str, hr_key: str | None = None
+    session: AsyncSession,
+    *,
+    query: str | None,
+    hr_key: str | None = None,
+    statuses: Sequence[str] = ("scheduled", "in_progress"),
 ) -> Sequence[tuple[Interview, Candidate]]:
-    """Open interviews whose platform id equals ``query`` or whose candidate is named ``query``.
-
-    With ``hr_key`` only that HR owner's interviews are returned.
+    """Interviews (open by default) whose platform id equals ``query`` or whose candidate is
+    named ``query`` (all of them when ``query`` is None). With ``hr_key`` only that HR owner's.
     """
     stmt = (
         select(Interview, Candidate)
         .join(Candidate, col(Candidate.id) == col(Interview.candidate_id))
-        .where(
-            col(Interview.status).in_(["scheduled", "in_progress"]),
-            or_(col(Interview.platform_id) == query, col(Candidate.name) == query),
-        )
+        .where(col(Interview.status).in_(list(statuses)))
         .order_by(col(Interview.scheduled_at), col(Interview.id))
     )
+    if query is not None:
+        stmt = stmt.where(or_(col(Interview.platform_id) == query, col(Candidate.name) == query))
     if hr_key is not None:
         platform, _, user_id = hr_key.partition(":")
         stmt = stmt.where(col(Interview.hr_platform) == platform, col(Interview.hr_user_id) == user_id)
@@ -277,14 +284,24 @@ async def open_interviews_matching(
 
 
 async def latest_open_action(
-    session: AsyncSession, *, requester: str, chat_id: str, now: datetime, action_id: int | None = None
+    session: AsyncSession,
+    *,
+    requester: str,
+    chat_id: str | None,
+    now: datetime,
+    actions: Sequence[str] | None = None,
+    action_id: int | None = None,
 ) -> PendingAction | None:
+    """The newest open, unexpired action of ``requester`` (in ``chat_id`` when given)."""
     stmt = select(PendingAction).where(
         PendingAction.requester == requester,
-        PendingAction.chat_id == chat_id,
         PendingAction.state == "open",
         PendingAction.expires_at > now,
     )
+    if chat_id is not None:
+        stmt = stmt.where(PendingAction.chat_id == chat_id)
+    if actions is not None:
+        stmt = stmt.where(col(PendingAction.action).in_(list(actions)))
     if action_id is not None:
         stmt = stmt.where(PendingAction.id == action_id)
     return (await session.exec(stmt.order_by(col(PendingAction.id).desc()))).first()
@@ -304,3 +321,166 @@ async def close_action(session: AsyncSession, *, action_id: int, state: str, now
     result = await session.exec(stmt)
     await session.commit()
     return bool(result.rowcount == 1)
+
+
+async def audit_for_interview(session: AsyncSession, *, interview_id: int, limit: int = 20) -> Sequence[AuditEvent]:
+    stmt = (
+        select(AuditEvent)
+        .where(AuditEvent.interview_id == interview_id)
+        .order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
+        .limit(limit)
+    )
+    return (await session.exec(stmt)).all()
+
+
+async def open_todos(session: AsyncSession, *, assignee: str | None = None) -> Sequence[Todo]:
+    stmt = select(Todo).where(col(Todo.done).is_(False)).order_by(col(Todo.id))
+    if assignee is not None:
+        stmt = stmt.where(Todo.assignee == assignee)
+    return (await session.exec(stmt)).all()
+
+
+async def finish_todo(session: AsyncSession, *, todo_id: int, assignee: str | None, now: datetime) -> bool:
+    """Mark an open to-do done (only the assignee's, unless ``assignee`` is None)."""
+    stmt = update(Todo).where(col(Todo.id) == todo_id, col(Todo.done).is_(False)).values(done=True, done_at=now)
+    if assignee is not None:
+        stmt = stmt.where(col(Todo.assignee) == assignee)
+    result = await session.exec(stmt)
+    return bool(result.rowcount == 1)
+
+
+async def people_named(session: AsyncSession, *, platform: str, name_or_id: str) -> Sequence[Person]:
+    stmt = select(Person).where(
+        Person.platform == platform, or_(col(Person.name) == name_or_id, col(Person.user_id) == name_or_id)
+    )
+    return (await session.exec(stmt)).all()
+
+
+# --- scheduled work: reminders, idle timeouts, daily summaries -------------------------
+
+
+def _due_reminder(now: datetime) -> Any:
+    return or_(
+        (col(Reminder.state) == ReminderState.pending.value) & (col(Reminder.due_at) <= now),
+        # A claim left by a crashed replica expires and may be taken over.
+        (col(Reminder.state) == ReminderState.claimed.value) & (col(Reminder.claimed_until) < now),
+    )
+
+
+async def reminders_for_interview(session: AsyncSession, *, interview_id: int) -> dict[str, Reminder]:
+    rows = (await session.exec(select(Reminder).where(Reminder.interview_id == interview_id))).all()
+    return {r.kind: r for r in rows}
+
+
+async def due_reminder_ids(session: AsyncSession, *, now: datetime, limit: int) -> list[int]:
+    stmt = select(Reminder.id).where(_due_reminder(now)).order_by(col(Reminder.due_at)).limit(limit)
+    return [i for i in (await session.exec(stmt)).all() if i is not None]
+
+
+async def claim_reminder(
+    session: AsyncSession, *, reminder_id: int, worker: str, now: datetime, until: datetime
+) -> bool:
+    """Take one due reminder (pending, or claimed by someone whose claim expired). True if this caller won."""
+    stmt = (
+        update(Reminder)
+        .where(col(Reminder.id) == reminder_id, _due_reminder(now))
+        .values(state=ReminderState.claimed.value, claimed_by=worker, claimed_until=until, updated_at=now)
+    )
+    result = await session.exec(stmt)
+    await session.commit()
+    return bool(result.rowcount == 1)
+
+
+async def idle_interviews(
+    session: AsyncSession, *, active_before: datetime, active_since: datetime | None = None, limit: int = 200
+) -> Sequence[Interview]:
+    """In-progress interviews whose last activity is older than ``active_before`` (and not older than
+    ``active_since``), not being terminated right now."""
+    stmt = select(Interview).where(
+        Interview.status == "in_progress",
+        col(Interview.last_activity_at) < active_before,
+        col(Interview.terminating_by).is_(None),
+    )
+    if active_since is not None:
+        stmt = stmt.where(col(Interview.last_activity_at) >= active_since)
+    return (await session.exec(stmt.order_by(col(Interview.last_activity_at)).limit(limit))).all()
+
+
+async def existing_dedupe_keys(session: AsyncSession, *, keys: Sequence[str]) -> set[str]:
+    if not keys:
+        return set()
+    found = await session.exec(select(Notice.dedupe_key).where(col(Notice.dedupe_key).in_(list(keys))))
+    return {k for k in found.all() if k is not None}
+
+
+async def summaries_for_day(session: AsyncSession, *, day: date) -> dict[str, DailySummary]:
+    rows = (await session.exec(select(DailySummary).where(DailySummary.day == day))).all()
+    return {r.recipient: r for r in rows}
+
+
+async def claim_summary(
+    session: AsyncSession, *, day: date, recipient: str, worker: str, now: datetime, until: datetime
+) -> bool:
+    """Claim the summary for (day, recipient): insert it, or take over a claim that expired unsent."""
+    session.add(DailySummary(day=day, recipient=recipient, claimed_by=worker, claimed_until=until))
+    try:
+        await session.commit()
+        return True
+    except IntegrityError:
+        await session.rollback()
+    stmt = (
+        update(DailySummary)
+        .where(
+            col(DailySummary.day) == day,
+            col(DailySummary.recipient) == recipient,
+            col(DailySummary.state) == "claimed",
+            col(DailySummary.claimed_until) < now,
+        )
+        .values(claimed_by=worker, claimed_until=until)
+    )
+    result = await session.exec(stmt)
+    await session.commit()
+    return bool(result.rowcount == 1)
+
+
+async def summary_chart(session: AsyncSession, *, token: str) -> bytes | None:
+    found = await session.exec(select(DailySummary.chart_png).where(DailySummary.chart_token == token))
+    return found.first()
+
+
+async def exit_counts(session: AsyncSession, *, start: datetime, end: datetime) -> list[tuple[str, str, int]]:
+    """(reason, source, count) of exits in [start, end), counted by the database."""
+    stmt = (
+        select(ExitRecord.reason, ExitRecord.source, func.count())
+        .where(col(ExitRecord.at) >= start, col(ExitRecord.at) < end)
+        .group_by(col(ExitRecord.reason), col(ExitRecord.source))
+    )
+    return [(reason, source, int(n)) for reason, source, n in (await session.exec(stmt)).all()]
+
+
+async def open_todo_counts(session: AsyncSession) -> list[tuple[str, int]]:
+    """(assignee, open to-dos), most first."""
+    n = func.count().label("n")
+    stmt = (
+        select(Todo.assignee, n)
+        .where(col(Todo.done).is_(False))
+        .group_by(col(Todo.assignee))
+        .order_by(n.desc(), col(Todo.assignee))
+    )
+    return [(assignee, int(count)) for assignee, count in (await session.exec(stmt)).all()]
+
+
+async def stuck_interviews(
+    session: AsyncSession, *, started_before: datetime, limit: int
+) -> tuple[int, Sequence[tuple[Interview, Candidate]]]:
+    """How many interviews are still in progress after starting before ``started_before``, and the oldest few."""
+    where = (col(Interview.status) == "in_progress", col(Interview.started_at) < started_before)
+    total = (await session.exec(select(func.count()).select_from(Interview).where(*where))).one()
+    stmt = (
+        select(Interview, Candidate)
+        .join(Candidate, col(Candidate.id) == col(Interview.candidate_id))
+        .where(*where)
+        .order_by(col(Interview.started_at))
+        .limit(limit)
+    )
+    return int(total), [(i, c) for i, c in (await session.exec(stmt)).all()]

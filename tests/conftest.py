@@ -171,6 +171,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0)
 
 
 async def started_interview(client: TestClient, clock: FrozenClock, interview_id: str = "iv-1", **kw: Any) -> None:
+    kw.setdefault("occurred_at", clock.now())
     for kind in ("interview.scheduled", "interview.started"):
         resp = await post_event(client, clock, event(kind, interview_id, **kw))
         assert resp.status == 200, await resp.text()

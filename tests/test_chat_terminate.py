@@ -111,8 +111,15 @@ async def test_unknown_command_gets_closest_hint(make_client: AppFactory, clock:
 async def test_missing_or_unknown_reason_lists_choices(make_client: AppFactory, clock: FrozenClock) -> None:
     app = await setup(make_client, clock)
     hr = ChatUser(app, "hr01")
-    assert "系统故障" in await hr.says("终止面试 张三")
+    listed = await hr.says("终止面试 张三")
+    assert "1. 候选人放弃" in listed and "2. 系统故障" in listed
+    [prompt] = await hr.say("2")
+    assert prompt.kind == "confirm" and "系统故障" in prompt.text
+    await hr.says("取消")
     assert "无法识别原因「心情不好」" in await hr.says("终止面试 张三 心情不好")
+    [prompt] = await hr.say("不会操作")  # answered with a phrase instead of a number
+    assert "操作不熟悉" in prompt.text
+    assert await status_of(app) == "in_progress"
 
 
 async def test_two_candidates_with_one_name_are_listed_not_guessed(make_client: AppFactory, clock: FrozenClock) -> None:
@@ -128,14 +135,17 @@ async def test_two_candidates_with_one_name_are_listed_not_guessed(make_client: 
     assert "iv-1" in reply and "iv-2" in reply
     assert "尾号1111" in reply and "尾号2222" in reply
     assert "13800001111" not in reply
-    async with app[CORE].sessions() as session:
-        assert (await session.exec(select(PendingAction))).all() == []
-    # Picking by interview id works.
-    [prompt] = await hr.say("终止面试 iv-2 候选人放弃")
+    # Nothing can be confirmed yet: the bot asked, it did not guess.
+    assert "没有等待你确认的操作" in await hr.says("确认")
+    assert "请回复 1 到 2" in await hr.says("7")
+    [prompt] = await hr.say("2")
     assert prompt.kind == "confirm"
     await hr.says("确认")
     assert await status_of(app, "iv-2") == "terminated"
     assert await status_of(app, "iv-1") == "in_progress"
+    # Picking by interview id works directly.
+    [prompt] = await hr.say("终止面试 iv-1 候选人放弃")
+    assert prompt.kind == "confirm"
 
 
 async def test_help_lists_only_allowed_commands(make_client: AppFactory, clock: FrozenClock) -> None:

@@ -1,0 +1,103 @@
+"""Helpers shared by handlers: who may see what, interview lookup, numbered picks, formatting."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.channels.base import Reply
+from bot.dispatcher import MANAGERS, Context
+from storage import repo
+from storage.models import Candidate, Interview, PendingAction
+
+STATUS_LABELS = {"scheduled": "待开始", "in_progress": "进行中", "completed": "已完成", "terminated": "已终止"}
+
+
+def scope_of(ctx: Context) -> str | None:
+    """None for managers and admins (all interviews); the HR's own key otherwise."""
+    return None if ctx.person is not None and ctx.person.role in MANAGERS else ctx.actor
+
+
+def local(ctx: Context, when: datetime | None, fmt: str = "%m-%d %H:%M") -> str:
+    return when.astimezone(ctx.core.settings.tz).strftime(fmt) if when else "未排期"
+
+
+def mobile_tail(candidate: Candidate) -> str:
+    return (candidate.mobile or "")[-4:] or "----"
+
+
+def choice_lines(ctx: Context, matches: Sequence[tuple[Interview, Candidate]]) -> list[str]:
+    return [
+        f"{n}. {c.name} {i.position} {local(ctx, i.scheduled_at)} 尾号{mobile_tail(c)}({i.platform_id})"
+        for n, (i, c) in enumerate(matches, 1)
+    ]
+
+
+async def open_action(ctx: Context, action: str, params: dict[str, Any], ttl: int | None = None) -> PendingAction:
+    """Store a question or prompt that the asker answers in this chat."""
+    now = ctx.core.clock.now()
+    seconds = ttl if ttl is not None else ctx.core.settings.confirm_ttl_seconds
+    async with ctx.core.sessions() as session:
+        row = PendingAction(
+            requester=ctx.actor,
+            chat_id=ctx.msg.chat_id,
+            action=action,
+            params=params,
+            created_at=now,
+            expires_at=now + timedelta(seconds=seconds),
+        )
+        session.add(row)
+        await session.commit()
+        return row
+
+
+async def close_pending(ctx: Context, state: str = "answered") -> bool:
+    """Close the question this message answers; False if someone (or something) closed it first."""
+    if ctx.pending is None or ctx.pending.id is None:
+        return False
+    async with ctx.core.sessions() as session:
+        return await repo.close_action(session, action_id=ctx.pending.id, state=state, now=ctx.core.clock.now())
+
+
+def pick_number(text: str, count: int) -> int | None:
+    """'2' → 1 (zero-based) when within range."""
+    stripped = text.strip()
+    if stripped.isdigit() and 1 <= int(stripped) <= count:
+        return int(stripped) - 1
+    return None
+
+
+async def find_interviews(ctx: Context, query: str) -> Sequence[tuple[Interview, Candidate]]:
+    async with ctx.core.sessions() as session:
+        return await repo.open_interviews_matching(session, query=query, hr_key=scope_of(ctx))
+
+
+async def resolve_one(
+    ctx: Context, query: str, *, then: str, params: dict[str, Any]
+) -> tuple[tuple[Interview, Candidate] | None, list[Reply]]:
+    """One open interview for ``query``, or replies that say why not.
+
+    Several matches are listed numbered; the asker's next message (a number) is routed to
+    the ``then`` answer handler with ``params`` plus the candidate platform ids. Never guesses.
+    """
+    matches = await find_interviews(ctx, query)
+    if not matches:
+        return None, [Reply(f"没有找到你负责的、未结束的「{query}」的面试。")]
+    if len(matches) == 1:
+        return matches[0], []
+    await open_action(ctx, then, {**params, "choices": [i.platform_id for i, _ in matches]})
+    lines = [f"有 {len(matches)} 场「{query}」的面试,请回复序号选择:", *choice_lines(ctx, matches)]
+    return None, [Reply("\n".join(lines))]
+
+
+async def picked_interview(ctx: Context) -> tuple[str | None, list[Reply]]:
+    """For answer handlers of ``resolve_one``: the chosen platform id, or a re-ask."""
+    assert ctx.pending is not None
+    choices: list[str] = ctx.pending.params.get("choices", [])
+    index = pick_number(ctx.args, len(choices))
+    if index is None:
+        return None, [Reply(f"请回复 1 到 {len(choices)} 之间的序号,或发送「取消」。")]
+    if not await close_pending(ctx):
+        return None, [Reply("这个选择已经处理过或已超时。")]
+    return choices[index], []

@@ -1,0 +1,75 @@
+"""进行中 and 查看 <姓名>: read-only views of interviews."""
+
+from __future__ import annotations
+
+from bot.channels.base import Reply
+from bot.dispatcher import Context, Router
+from handlers.common import STATUS_LABELS, local, mobile_tail, scope_of
+from storage import repo
+
+router = Router("status")
+
+AUDIT_LABELS = {
+    "interview.scheduled": "已预约",
+    "interview.started": "开始面试",
+    "interview.answer_saved": "保存作答",
+    "interview.completed": "完成面试",
+    "interview.help_requested": "候选人求助",
+    "interview.terminated": "终止面试",
+    "interview.terminate_failed": "终止失败",
+    "interview.rescheduled": "重新安排",
+    "terminate.requested": "发起终止",
+}
+
+
+@router.command("进行中", "正在进行的面试", usage="进行中", example="进行中")
+async def in_progress(ctx: Context) -> list[Reply]:
+    now = ctx.core.clock.now()
+    async with ctx.core.sessions() as session:
+        rows = await repo.open_interviews_matching(session, query=None, hr_key=scope_of(ctx), statuses=("in_progress",))
+    if not rows:
+        return [Reply("当前没有进行中的面试。")]
+    lines = [f"进行中的面试({len(rows)} 场):"]
+    for interview, candidate in rows:
+        started = interview.started_at or now
+        elapsed = int((now - started).total_seconds() // 60)
+        idle = int((now - (interview.last_activity_at or started)).total_seconds() // 60)
+        lines.append(
+            f"· {candidate.name} {interview.position}:已进行 {elapsed} 分钟,最近操作 {idle} 分钟前,"
+            f"已作答 {interview.answered_count} 题({interview.platform_id})"
+        )
+    return [Reply("\n".join(lines))]
+
+
+@router.command("查看", usage="查看 <姓名或面试编号>", example="查看 张三")
+async def show(ctx: Context) -> list[Reply]:
+    query = ctx.args.split(" ")[0] if ctx.args else ""
+    if not query:
+        return [Reply("用法:查看 <姓名或面试编号>,例如:查看 张三")]
+    blocks = []
+    async with ctx.core.sessions() as session:
+        rows = await repo.open_interviews_matching(
+            session, query=query, hr_key=scope_of(ctx), statuses=tuple(STATUS_LABELS)
+        )
+        for interview, candidate in rows:
+            assert interview.id is not None
+            lines = [
+                f"【{candidate.name}】{interview.position}({interview.platform_id})",
+                f"状态:{STATUS_LABELS.get(interview.status, interview.status)};流程:{candidate.pipeline_status}",
+                f"预约:{local(ctx, interview.scheduled_at)};已作答 {interview.answered_count} 题",
+                f"手机:{candidate.mobile or '无'};邮箱:{candidate.email or '无'};尾号{mobile_tail(candidate)}",
+            ]
+            record = await repo.get_exit(session, interview_id=interview.id)
+            if record:
+                lines.append(f"退出:{record.reason},操作人 {record.operator},{local(ctx, record.at)}")
+            for notice in await repo.notices_for_interview(session, interview_id=interview.id):
+                if notice.payload.get("audience") == "candidate":
+                    lines.append(f"通知:{notice.kind} 经 {notice.channel} → {notice.status}")
+            events = await repo.audit_for_interview(session, interview_id=interview.id, limit=6)
+            for event in reversed(events):
+                label = AUDIT_LABELS.get(event.action, event.action)
+                lines.append(f"  {local(ctx, event.at)} {label}({event.actor})")
+            blocks.append("\n".join(lines))
+    if not blocks:
+        return [Reply(f"没有找到你可以查看的「{query}」的面试。")]
+    return [Reply("\n\n".join(blocks))]

@@ -1,0 +1,39 @@
+"""待办 and 完成 <编号>: the asker's follow-ups."""
+
+from __future__ import annotations
+
+from bot.channels.base import Reply
+from bot.dispatcher import Context, Router
+from storage import repo
+from storage.models import Role
+
+router = Router("todos")
+
+
+@router.command("待办", usage="待办", example="待办")
+async def my_todos(ctx: Context) -> list[Reply]:
+    async with ctx.core.sessions() as session:
+        todos = await repo.open_todos(session, assignee=ctx.actor)
+    if not todos:
+        return [Reply("你没有未完成的待办。")]
+    lines = [f"你的待办({len(todos)} 项):", *(f"#{t.id} {t.title}" for t in todos), "完成后发送「完成 编号」。"]
+    return [Reply("\n".join(lines))]
+
+
+@router.command("完成", usage="完成 <待办编号>", example="完成 12")
+async def finish(ctx: Context) -> list[Reply]:
+    number = ctx.args.lstrip("#").split(" ")[0] if ctx.args else ""
+    if not number.isdigit():
+        return [Reply("用法:完成 <待办编号>,例如:完成 12(发送「待办」查看编号)")]
+    is_admin = ctx.person is not None and ctx.person.role == Role.admin.value
+    now = ctx.core.clock.now()
+    async with ctx.core.sessions() as session:
+        done = await repo.finish_todo(session, todo_id=int(number), assignee=None if is_admin else ctx.actor, now=now)
+        if done:
+            repo.audit(
+                session, at=now, actor=ctx.actor, action="todo.done", chat=ctx.chat, detail={"todo": int(number)}
+            )
+        await session.commit()
+    if not done:
+        return [Reply(f"没有你的未完成待办 #{number}。")]
+    return [Reply(f"待办 #{number} 已完成。")]
