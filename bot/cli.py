@@ -16,11 +16,15 @@ from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
 from bot.app import create_app
+from bot.channels.base import ChatType
+from bot.channels.console import run_console
 from bot.clock import SystemClock
+from bot.dispatcher import Dispatcher
 from bot.services.context import Core
 from bot.services.reports import exit_report
 from bot.settings import Settings, load_settings
 from bot.templating import Templates
+from handlers import ROUTERS
 from storage import repo
 from storage.db import create_engine, migrate, session_maker
 from storage.models import Person, Role
@@ -45,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--mobile")
     add.add_argument("--email")
     people.add_parser("list", help="list people")
+
+    chat = sub.add_parser("chat", help="talk to the bot in this terminal (console channel)")
+    chat.add_argument("--as", dest="who", required=True, metavar="PLATFORM:USER_ID", help="e.g. wecom:hr01")
+    chat.add_argument("--group", action="store_true", help="behave like a group chat (masking applies)")
 
     report = sub.add_parser("report", help="reports").add_subparsers(dest="report_command", required=True)
     exits = report.add_parser("exits", help="exit counts by reason")
@@ -129,6 +137,19 @@ async def _report_exits(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    platform, sep, user_id = args.who.partition(":")
+    if not sep or not user_id:
+        print("--as 需要 平台:用户ID,例如 wecom:hr01", file=sys.stderr)  # noqa: T201
+        return 2
+    core = _core(settings)
+    async with core.sessions() as session:
+        await repo.ensure_default_reasons(session)
+    dispatcher = Dispatcher(core, ROUTERS)
+    chat_type: ChatType = "group" if args.group else "direct"
+    return await run_console(dispatcher, platform=platform, user_id=user_id, chat_type=chat_type)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -147,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.people_command == "add":
             return asyncio.run(_people_add(settings, args))
         return asyncio.run(_people_list(settings))
+    if args.command == "chat":
+        logging.getLogger().setLevel(logging.WARNING)
+        migrate(settings.database_url)
+        return asyncio.run(_chat(settings, args))
     if args.command == "report":
         migrate(settings.database_url)
         return asyncio.run(_report_exits(settings, args))

@@ -130,8 +130,8 @@ class Dispatcher:
 
     def _match(self, text: str) -> tuple[Command | None, str, str]:
         word, _, rest = text.partition(" ")
-        if word in self.commands:
-            return self.commands[word], word, rest.strip()
+        if word.lower() in self.commands:
+            return self.commands[word.lower()], word.lower(), rest.strip()
         # Commands typed without a space: "终止面试张三"
         for name in sorted(self.commands, key=len, reverse=True):
             if text.startswith(name):

@@ -1,0 +1,123 @@
+"""Table-driven parsing and property-based checks of the dispatcher (hypothesis)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete
+from sqlmodel import select
+
+from bot.clock import FrozenClock
+from bot.dispatcher import Dispatcher, clean_text
+from bot.keys import CORE, DISPATCHER
+from storage.models import ExitRecord, Interview, PendingAction
+from tests.chat import ChatUser, add_person
+from tests.conftest import AppFactory, started_interview
+
+PARSE_TABLE = [
+    ("终止面试 张三 候选人放弃", "终止面试", "张三 候选人放弃"),
+    ("终止面试张三 放弃", "终止面试", "张三 放弃"),
+    ("  终止面试\u3000张三\u3000网络卡顿 ", "终止面试", "张三 网络卡顿"),
+    ("@面试助手 结束面试 张三 掉线!", "结束面试", "张三 掉线"),
+    ("停止面试 iv-9 改人工面试。", "停止面试", "iv-9 改人工面试"),
+    ("终止 张三", "终止", "张三"),
+    ("确认", "确认", ""),
+    ("确认!", "确认", ""),
+    ("取消。", "取消", ""),
+    ("进行中", "进行中", ""),
+    ("查看 张三", "查看", "张三"),
+    ("统计 本周", "统计", "本周"),
+    ("待办", "待办", ""),
+    ("完成 #12", "完成", "#12"),
+    ("ＨＥＬＰ", "help", ""),  # full-width folded, case-insensitive
+    ("终址面试 张三", None, "终址面试"),  # a typo is not guessed
+    ("你好", None, "你好"),
+    ("授权 hr02 HR 赵先生", "授权", "hr02 HR 赵先生"),
+]
+
+
+@pytest.mark.parametrize(("text", "command", "args"), PARSE_TABLE)
+async def test_parse_table(make_client: AppFactory, text: str, command: str | None, args: str) -> None:
+    client = await make_client()
+    assert client.server.app is not None
+    dispatcher: Dispatcher = client.server.app[DISPATCHER]
+    cmd, word, rest = dispatcher._match(clean_text(text))
+    if command is None:
+        assert cmd is None
+        assert word == args
+    else:
+        assert cmd is not None and command in cmd.names
+        assert (word, rest) == (command, args)
+
+
+WORDS = [
+    "终止面试",
+    "结束面试",
+    "终止",
+    "确认",
+    "取消",
+    "查看",
+    "进行中",
+    "统计",
+    "待办",
+    "完成",
+    "授权",
+    "帮助",
+    "张三",
+    "李四",
+    "iv-1",
+    "放弃",
+    "掉线",
+    "1",
+    "2",
+    "99",
+    "本周",
+    "#1",
+    "@bot",
+    "!",
+    "。",
+    "\u3000",
+    " ",
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    script=st.lists(
+        st.one_of(
+            st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join),
+            st.text(max_size=40),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+async def test_random_text_never_crashes_nor_terminates_without_confirm(
+    make_client: AppFactory, clock: FrozenClock, script: list[str]
+) -> None:
+    client = await make_client()
+    app = client.server.app
+    assert app is not None
+    core = app[CORE]
+    async with core.sessions() as session:
+        exists = (await session.exec(select(Interview))).first()
+    if exists is None:
+        await started_interview(client, clock)
+        await add_person(app, "hr01", "王小姐", "hr")
+    hr = ChatUser(app, "hr01")
+    for text in script:
+        replies = await hr.say(text)
+        assert all("处理时出错" not in r.text for r in replies), (text, replies)
+        async with core.sessions() as session:
+            interview = (await session.exec(select(Interview))).one()
+        if interview.status == "terminated":
+            assert clean_text(text).startswith("确认"), f"terminated by {text!r}"
+            # Reset for the next example.
+            async with core.sessions() as session:
+                await session.exec(delete(ExitRecord))  # type: ignore[call-overload]
+                await session.exec(delete(PendingAction))  # type: ignore[call-overload]
+                row = (await session.exec(select(Interview))).one()
+                row.status = "in_progress"
+                session.add(row)
+                await session.commit()
