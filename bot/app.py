@@ -13,6 +13,7 @@ from sqlalchemy import delete, text
 from sqlmodel import col
 
 from bot.api import admin, platform
+from bot.channels import wecom
 from bot.channels.email import EmailSender
 from bot.clock import Clock, SystemClock
 from bot.dispatcher import Dispatcher
@@ -43,6 +44,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(_core_ctx(clock or SystemClock()))
     app.cleanup_ctx.append(_outbox_ctx)
     # channels: wecom
+    wecom.setup(app)  # callback routes + cleanup_ctx (bot/channels/wecom)
     # channels: dingtalk
     app.cleanup_ctx.append(_scheduler_ctx)
     return app

@@ -1,0 +1,141 @@
+"""Decrypted WeCom callbacks → neutral ``IncomingMessage`` (or ``None`` for what the bot ignores).
+
+Self-built app callbacks are XML, parsed by wechatpy's ``parse_message``. wechatpy 1.8 does not
+know ``template_card_event`` (button clicks) and returns an ``UnknownMessage`` whose raw dict
+is read here. AI bot (智能机器人) callbacks are JSON.
+
+Every result carries a dedupe key, unique per logical message, used both for the database
+claim and as the message id (so reply dedupe keys differ between app and AI bot messages):
+``msg:<MsgId>``; ``card:<sha1(TaskId, EventKey, user)>``; ``aibot:<msgid>``. Other events
+(enter_agent, subscribe, menu clicks...) are ignored, so they need no key (WeCom's advice for
+them would be FromUserName + CreateTime).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, unquote
+from xml.parsers.expat import ExpatError
+
+from wechatpy.enterprise import parse_message
+
+from bot.channels.base import IncomingMessage
+from bot.channels.wecom.crypto import MalformedError
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "wecom"
+# Button keys carry the command text the click stands for: "cmd:" + percent-encoded text.
+BUTTON_PREFIX = "cmd:"
+
+
+def button_key(command: str) -> str:
+    return BUTTON_PREFIX + quote(command, safe="")
+
+
+def command_from_key(key: str) -> str | None:
+    if not key.startswith(BUTTON_PREFIX):
+        return None
+    return unquote(key[len(BUTTON_PREFIX) :]) or None
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A parsed callback worth processing."""
+
+    msg: IncomingMessage
+    dedupe_key: str
+    # Card clicks: {"response_code", "task_id", "event_key"} for updating the card.
+    card: Mapping[str, str] = field(default_factory=dict)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def parse_app_xml(plaintext: str) -> Inbound | None:
+    """Self-built app: text messages and template card clicks; other types are ignored."""
+    try:
+        message = parse_message(plaintext)
+    except (ExpatError, KeyError, ValueError, TypeError) as exc:
+        raise MalformedError(f"decrypted XML is not a WeCom message: {type(exc).__name__}") from exc
+    if message is None:
+        raise MalformedError("empty message")
+    data: dict[str, Any] = dict(message._data)
+    user = _text(data.get("FromUserName"))
+    if not user:
+        log.info("ignoring WeCom callback without FromUserName (%s)", data.get("MsgType"))
+        return None
+    if message.type == "text":
+        msg_id = f"msg:{data.get('MsgId') or message.id}"
+        return Inbound(_direct(user, _text(data.get("Content")), msg_id, data), msg_id)
+    event = _text(data.get("Event")).lower()
+    if _text(data.get("MsgType")).lower() == "event" and event == "template_card_event":
+        event_key = _text(data.get("EventKey"))
+        task_id = _text(data.get("TaskId"))
+        command = command_from_key(event_key)
+        if command is None:
+            log.info("ignoring card click with unknown key from %s", user)
+            return None
+        digest = hashlib.sha1(f"{task_id}\n{event_key}\n{user}".encode()).hexdigest()  # noqa: S324 - a key, not a MAC
+        msg_id = f"card:{digest}"
+        card = {"response_code": _text(data.get("ResponseCode")), "task_id": task_id, "event_key": event_key}
+        return Inbound(_direct(user, command, msg_id, data), msg_id, card)
+    log.debug("ignoring WeCom %s/%s from %s", data.get("MsgType"), event or "-", user)
+    return None
+
+
+def _direct(user: str, text: str, msg_id: str, raw: dict[str, Any]) -> IncomingMessage:
+    return IncomingMessage(
+        platform=PLATFORM, sender_id=user, chat_id=user, chat_type="direct", text=text, msg_id=msg_id, raw=raw
+    )
+
+
+def parse_aibot_json(data: Mapping[str, Any]) -> Inbound | None:
+    """AI bot: text (also voice transcripts and the text parts of mixed messages) in 1:1 and groups."""
+    msgtype = _text(data.get("msgtype"))
+    sender = data.get("from")
+    user = _text(sender.get("userid")) if isinstance(sender, Mapping) else ""
+    msgid = _text(data.get("msgid"))
+    if not user or not msgid:
+        if msgtype not in {"event", "stream"}:
+            log.info("ignoring AI bot callback without from.userid or msgid (%s)", msgtype)
+        return None
+    text = _aibot_text(msgtype, data)
+    if text is None:
+        log.debug("ignoring AI bot %s from %s", msgtype, user)
+        return None
+    group = data.get("chattype") == "group" and bool(data.get("chatid"))
+    response_url = _text(data.get("response_url"))
+    msg_id = f"aibot:{msgid}"
+    msg = IncomingMessage(
+        platform=PLATFORM,
+        sender_id=user,
+        chat_id=_text(data.get("chatid")) if group else user,
+        chat_type="group" if group else "direct",
+        text=text,
+        msg_id=msg_id,
+        reply_hint={"response_url": response_url} if response_url else {},
+        raw=dict(data),
+    )
+    return Inbound(msg, msg_id)
+
+
+def _aibot_text(msgtype: str, data: Mapping[str, Any]) -> str | None:
+    body = data.get(msgtype)
+    if not isinstance(body, Mapping):
+        return None
+    if msgtype in {"text", "voice"}:
+        return _text(body.get("content"))
+    if msgtype == "mixed":
+        items = body.get("msg_item")
+        parts = []
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, Mapping) and item.get("msgtype") == "text" and isinstance(item.get("text"), Mapping):
+                parts.append(_text(item["text"].get("content")))
+        return " ".join(p for p in parts if p) or None
+    return None

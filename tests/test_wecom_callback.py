@@ -1,0 +1,153 @@
+"""The WeCom callback endpoints on the real app: verification, refusals, dedupe, refusal of strangers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import func
+from sqlmodel import select
+
+from bot.clock import FrozenClock
+from bot.keys import CORE
+from storage.models import AuditEvent, InboundMessage, Notice
+from tests.chat import add_person
+from tests.conftest import AppFactory, eventually
+from tests.fakes.wecom_api import FakeWeCom, WeComSide, text_xml, wecom_settings
+
+VECTORS = json.loads((Path(__file__).parents[2] / "shared" / "fixtures" / "wecom_vectors.json").read_text())
+
+
+@pytest.fixture
+async def fake_wecom() -> AsyncIterator[FakeWeCom]:
+    fake = FakeWeCom()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+async def count(client: TestClient, model: Any) -> int:
+    assert client.server.app is not None
+    async with client.server.app[CORE].sessions() as session:
+        return int((await session.exec(select(func.count()).select_from(model))).one())
+
+
+async def post_text(client: TestClient, clock: FrozenClock, user: str, text: str, msg_id: int) -> Any:
+    path, body = WeComSide().app_post(text_xml(user, text, msg_id), timestamp=int(clock.now().timestamp()))
+    return await client.post(path, data=body)
+
+
+async def test_get_url_verification_with_the_official_vector(make_client: AppFactory, fake_wecom: FakeWeCom) -> None:
+    client = await make_client(**wecom_settings(fake_wecom))
+    v = VECTORS["official_sample"]["verify_url"]
+    resp = await client.get(
+        "/wecom/callback", params={k: v[k] for k in ("msg_signature", "timestamp", "nonce", "echostr")}
+    )
+    assert resp.status == 200
+    assert await resp.read() == v["plaintext"].encode()  # as-is: no quotes, BOM or newline
+
+    bad = dict(v, nonce="1")
+    resp = await client.get(
+        "/wecom/callback", params={k: bad[k] for k in ("msg_signature", "timestamp", "nonce", "echostr")}
+    )
+    assert resp.status == 401
+
+
+async def test_bad_signature_is_refused_and_changes_nothing(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    client = await make_client(**wecom_settings(fake_wecom))
+    path, body = WeComSide().app_post(text_xml("hr01", "帮助", 7), timestamp=int(clock.now().timestamp()))
+    tampered = path.replace("msg_signature=", "msg_signature=0")
+    resp = await client.post(tampered, data=body)
+    assert resp.status == 401
+    resp = await client.post("/wecom/callback", data=body)  # no query at all
+    assert resp.status == 401
+    # Right signature but signed by someone with another token.
+    path, body = WeComSide(token="not-our-token").app_post(text_xml("hr01", "帮助", 8), int(clock.now().timestamp()))
+    assert (await client.post(path, data=body)).status == 401
+    # A correctly signed but old request is a replay.
+    path, body = WeComSide().app_post(text_xml("hr01", "帮助", 9), timestamp=int(clock.now().timestamp()) - 3 * 86400)
+    assert (await client.post(path, data=body)).status == 401
+    assert await count(client, InboundMessage) == 0
+    assert await count(client, Notice) == 0
+    assert fake_wecom.calls == []
+
+
+async def test_malformed_and_oversized_bodies(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    client = await make_client(**wecom_settings(fake_wecom), max_body_bytes=4096)
+    path, _ = WeComSide().app_post(text_xml("hr01", "帮助", 1), timestamp=int(clock.now().timestamp()))
+    assert (await client.post(path, data=b"<xml><Encrypt>")).status == 400
+    assert (await client.post(path, data=b"<xml><Nothing/></xml>")).status == 400
+    assert (await client.post(path, data=b"x" * 5000)).status == 413
+    bot_path = path.replace("/wecom/callback", "/wecom/bot/callback")
+    assert (await client.post(bot_path, data=b"{not json")).status == 400
+    assert await count(client, InboundMessage) == 0
+
+
+async def test_unconfigured_channel_answers_503(make_client: AppFactory, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING")
+    client = await make_client()
+    resp = await client.post("/wecom/callback?msg_signature=a&timestamp=1&nonce=2", data=b"<xml/>")
+    assert resp.status == 503
+    assert "WECOM_CORP_ID" in await resp.text()
+    assert (await client.get("/wecom/bot/callback")).status == 503
+    assert any("WeCom app" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+async def test_redelivered_message_is_processed_once(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    client = await make_client(**wecom_settings(fake_wecom))
+    assert client.server.app is not None
+    await add_person(client.server.app, "hr01", "王小姐", "hr")
+    side = WeComSide()
+    ts = int(clock.now().timestamp())
+    first = side.app_post(text_xml("hr01", "帮助", 555), timestamp=ts)
+    again = side.app_post(text_xml("hr01", "帮助", 555), timestamp=ts + 5)  # WeCom's retry: new nonce, same MsgId
+    for path, body in (first, again, first):
+        resp = await client.post(path, data=body)
+        assert resp.status == 200
+        assert await resp.read() == b""
+
+    async def replied() -> bool:
+        return len(fake_wecom.sent("message/send")) >= 1
+
+    await eventually(replied)
+    assert await count(client, InboundMessage) == 1
+
+    # Give stray duplicates a chance to show up, then check there were none.
+    async def inbox_done() -> bool:
+        async with client.server.app[CORE].sessions() as session:  # type: ignore[index]
+            rows = (await session.exec(select(Notice).where(Notice.channel == "wecom_inbox"))).all()
+        return len(rows) == 1 and rows[0].status == "sent"
+
+    await eventually(inbox_done)
+    [sent] = fake_wecom.sent("message/send")
+    assert sent["touser"] == "hr01"
+    assert "可用命令" in sent["text"]["content"]
+
+
+async def test_unregistered_user_is_refused(make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom) -> None:
+    client = await make_client(**wecom_settings(fake_wecom))
+    resp = await post_text(client, clock, "stranger", "终止面试 张三 候选人放弃", 9001)
+    assert resp.status == 200
+
+    async def replied() -> bool:
+        return len(fake_wecom.sent("message/send")) == 1
+
+    await eventually(replied)
+    [sent] = fake_wecom.sent("message/send")
+    assert sent["touser"] == "stranger"
+    assert sent["msgtype"] == "text"
+    assert "没有使用该命令的权限" in sent["text"]["content"]
+    assert client.server.app is not None
+    async with client.server.app[CORE].sessions() as session:
+        refused = (await session.exec(select(AuditEvent).where(AuditEvent.action == "command.refused"))).one()
+    assert refused.actor == "wecom:stranger"

@@ -1,0 +1,158 @@
+"""End to end over WeCom: 终止面试 → card → click 确认 → terminated → HR told, card greyed; AI bot in a group."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+import pytest
+from aiohttp import web
+from sqlmodel import select
+
+from bot.clock import FrozenClock
+from bot.keys import CORE
+from storage.models import ExitRecord, Interview, Notice
+from tests.chat import add_person
+from tests.conftest import AppFactory, eventually, started_interview
+from tests.fakes.wecom_api import (
+    BOT_AES_KEY,
+    BOT_TOKEN,
+    FakeWeCom,
+    WeComSide,
+    aibot_text,
+    card_click_xml,
+    text_xml,
+    wecom_settings,
+)
+
+
+@pytest.fixture
+async def fake_wecom() -> AsyncIterator[FakeWeCom]:
+    fake = FakeWeCom()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+async def interview(app: web.Application) -> Interview:
+    async with app[CORE].sessions() as session:
+        return (await session.exec(select(Interview).where(Interview.platform_id == "iv-1"))).one()
+
+
+async def test_full_flow_card_click_terminates_and_tells_hr(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    client = await make_client(**wecom_settings(fake_wecom))
+    app = client.server.app
+    assert app is not None
+    await started_interview(client, clock)
+    await add_person(app, "hr01", "王小姐", "hr")
+    side = WeComSide()
+    ts = int(clock.now().timestamp())
+
+    path, body = side.app_post(text_xml("hr01", "终止面试 张三 候选人放弃", 1001), timestamp=ts)
+    resp = await client.post(path, data=body)
+    assert resp.status == 200 and await resp.read() == b""
+
+    async def card_sent() -> bool:
+        return any(m["msgtype"] == "template_card" for m in fake_wecom.sent("message/send"))
+
+    await eventually(card_sent)
+    [card_msg] = fake_wecom.sent("message/send")
+    assert card_msg["touser"] == "hr01" and card_msg["agentid"] == 1000002
+    card = card_msg["template_card"]
+    assert card["card_type"] == "button_interaction"
+    assert "张三" in card["sub_title_text"] and "候选人放弃" in card["sub_title_text"]
+    buttons = {b["text"]: b["key"] for b in card["button_list"]}
+    assert set(buttons) == {"确认终止", "取消"}
+    assert buttons["确认终止"] == "cmd:" + quote("确认", safe="")
+    assert (await interview(app)).status == "in_progress"  # nothing happens before the click
+
+    click = card_click_xml("hr01", task_id=card["task_id"], event_key=buttons["确认终止"], response_code="rc-1")
+    path, body = side.app_post(click, timestamp=ts + 10)
+    assert (await client.post(path, data=body)).status == 200
+    # A double click / redelivery of the same click is dropped.
+    path, body = side.app_post(click, timestamp=ts + 11)
+    assert (await client.post(path, data=body)).status == 200
+
+    async def terminated() -> bool:
+        return (await interview(app)).status == "terminated"
+
+    await eventually(terminated)
+    async with app[CORE].sessions() as session:
+        record = (await session.exec(select(ExitRecord))).one()
+    assert record.operator == "wecom:hr01"
+    assert record.reason == "候选人放弃"
+
+    async def told_and_updated() -> bool:
+        texts = [m["text"]["content"] for m in fake_wecom.sent("message/send") if m["msgtype"] == "text"]
+        return len(texts) == 2 and len(fake_wecom.sent("message/update_template_card")) == 1
+
+    await eventually(told_and_updated)
+    texts = [m["text"]["content"] for m in fake_wecom.sent("message/send") if m["msgtype"] == "text"]
+    assert any("已终止 张三 的面试" in t for t in texts)  # the reply to 确认
+    [told] = [t for t in texts if t.startswith("面试已终止:张三")]  # the HR owner's notice
+    assert "操作人:wecom:hr01" in told
+    async with app[CORE].sessions() as session:
+        notice = (await session.exec(select(Notice).where(Notice.kind == "hr_terminated"))).one()
+    assert (notice.channel, notice.recipient) == ("wecom", "hr01")
+
+    async def notice_sent() -> bool:
+        async with app[CORE].sessions() as session:
+            row = (await session.exec(select(Notice).where(Notice.kind == "hr_terminated"))).one()
+        return row.status == "sent"
+
+    await eventually(notice_sent)
+    [update] = fake_wecom.sent("message/update_template_card")
+    assert update == {
+        "userids": ["hr01"],
+        "agentid": 1000002,
+        "response_code": "rc-1",
+        "button": {"replace_name": "已确认"},
+    }
+    # One access token served every call.
+    assert len(fake_wecom.sent("gettoken")) == 1
+    assert all(c.query.get("access_token") == "token-1" for c in fake_wecom.calls if c.path != "gettoken")
+
+
+async def test_ai_bot_in_a_group_answers_through_response_url(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    client = await make_client(**wecom_settings(fake_wecom))
+    app = client.server.app
+    assert app is not None
+    await started_interview(client, clock)
+    await add_person(app, "hr01", "王小姐", "hr")
+    side = WeComSide(token=BOT_TOKEN, aes_key=BOT_AES_KEY, corp_id="")
+    ts = int(clock.now().timestamp())
+
+    ask = aibot_text(
+        "hr01",
+        "@面试助手 终止面试 张三 候选人放弃",
+        msgid="CAIQ-1",
+        response_url=fake_wecom.response_url("code-1"),
+        chatid="group-42",
+    )
+    path, body = side.bot_post(ask, timestamp=ts)
+    resp = await client.post(path, data=body)
+    assert resp.status == 200 and await resp.read() == b""
+
+    async def answered(n: int) -> bool:
+        return len(fake_wecom.sent("aibot/response")) == n
+
+    await eventually(lambda: answered(1))
+    [prompt] = fake_wecom.sent("aibot/response")
+    assert prompt["msgtype"] == "markdown"
+    assert "张三" in prompt["markdown"]["content"] and "确认" in prompt["markdown"]["content"]
+    assert fake_wecom.sent("message/send") == []  # nothing went out as an app message
+
+    confirm = aibot_text(
+        "hr01", "@面试助手 确认", msgid="CAIQ-2", response_url=fake_wecom.response_url("code-2"), chatid="group-42"
+    )
+    path, body = side.bot_post(confirm, timestamp=ts + 5)
+    assert (await client.post(path, data=body)).status == 200
+    await eventually(lambda: answered(2))
+    assert "已终止 张三 的面试" in fake_wecom.sent("aibot/response")[1]["markdown"]["content"]
+    assert (await interview(app)).status == "terminated"
+    urls = [c.query["response_code"] for c in fake_wecom.calls if c.path == "aibot/response"]
+    assert urls == ["code-1", "code-2"]  # each response_url used once
