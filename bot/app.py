@@ -13,7 +13,7 @@ from sqlalchemy import delete, text
 from sqlmodel import col
 
 from bot.api import admin, platform
-from bot.channels import wecom
+from bot.channels import dingtalk, wecom
 from bot.channels.email import EmailSender
 from bot.clock import Clock, SystemClock
 from bot.dispatcher import Dispatcher
@@ -46,6 +46,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     # channels: wecom
     wecom.setup(app)  # callback routes + cleanup_ctx (bot/channels/wecom)
     # channels: dingtalk
+    dingtalk.setup(app)  # callback route + cleanup_ctx (bot/channels/dingtalk)
     app.cleanup_ctx.append(_scheduler_ctx)
     return app
 

@@ -95,6 +95,10 @@ class Outbox:
             sent += await self._deliver(notice_id)
         return sent
 
+    async def deliver(self, notice_id: int) -> bool:
+        """Deliver one notice now, beside the polling loop (which it cannot double-send with)."""
+        return bool(await self._deliver(notice_id))
+
     async def run_forever(self, stop: asyncio.Event) -> None:
         poll = self.core.settings.outbox_poll_seconds
         while not stop.is_set():

@@ -1,0 +1,152 @@
+"""Taking in robot messages from either receive mode, durably, and processing them.
+
+The crash window between the dedupe claim and the processing. A claimed ``msgId`` makes any
+redelivery a no-op, so a message claimed but never processed would be lost. We close that
+window by claiming and persisting the work in one transaction: ``accept`` adds an outbox row
+on the internal channel "dingtalk_inbound" (payload = the callback JSON) and commits it
+together with the ``inbound_message`` dedupe row. Only after that commit is the message
+acknowledged (HTTP 200). Processing then runs at once in a background task through
+``Outbox.deliver`` (claim the row, dispatch, queue the replies, mark it sent). If the
+process dies mid-way the row stays pending/sending, and the outbox worker of any replica
+picks it up again (after its lock expires) with the same sender: at-least-once processing.
+A repeat can at worst re-run a handler whose effects are themselves guarded (a closed
+confirmation is not confirmed twice; termination claims the interview), and its replies
+are dropped because reply dedupe keys derive from the ``msgId``.
+
+The rows show up in the admin API's notice list with kind "dingtalk.inbound".
+
+In Stream mode the frame is acked before ``accept`` commits: DingTalk does not redeliver
+robot messages whatever the ack says, so holding the ack would not make them any safer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.channels.dingtalk.parse import PLATFORM, ParseError, dedupe_key, message_text, parse_callback
+from bot.channels.dingtalk.sender import CHANNEL
+from bot.channels.replies import enqueue_replies
+from bot.dispatcher import Dispatcher
+from bot.outbox import Outbox, SendError
+from bot.services.context import Core
+from storage import repo
+from storage.models import Notice
+
+log = logging.getLogger(__name__)
+
+INBOUND_CHANNEL = "dingtalk_inbound"
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+class InboundSender:
+    """The outbox 'sender' for inbound work rows: runs the dispatcher and queues its replies."""
+
+    channel = INBOUND_CHANNEL
+    rate: tuple[int, float] | None = None
+
+    def __init__(self, core: Core, dispatcher: Dispatcher) -> None:
+        self._core = core
+        self._dispatcher = dispatcher
+
+    async def send(self, notice: Notice) -> str | None:
+        try:
+            msg = parse_callback(notice.payload["callback"])
+        except (ParseError, KeyError, TypeError, AttributeError) as exc:
+            raise SendError(f"无法解析钉钉消息: {exc}", permanent=True) from exc
+        replies = await self._dispatcher.handle(msg)
+        kind = "group" if msg.chat_type == "group" else "user"
+        try:
+            await enqueue_replies(
+                self._core,
+                channel=CHANNEL,
+                msg=msg,
+                replies=replies,
+                recipient=msg.sender_id,
+                destination=f"{PLATFORM}:{kind}:{msg.chat_id}",
+            )
+        except IntegrityError:
+            log.info("replies to DingTalk message %s were queued by an earlier attempt", msg.msg_id)
+        return None
+
+
+class Inbound:
+    """Accepts callbacks (HTTP body or Stream data) and processes them in background tasks."""
+
+    def __init__(self, core: Core, outbox: Outbox, background: set[asyncio.Task[None]]) -> None:
+        self._core = core
+        self._outbox = outbox
+        self._background = background
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def accept(self, body: Mapping[str, Any]) -> int | None:
+        """Claim the message and store its work row in one transaction; None for a redelivery."""
+        key = dedupe_key(body)
+        now = self._core.clock.now()
+        async with self._core.sessions() as session:
+            job = Notice(
+                kind="dingtalk.inbound",
+                channel=INBOUND_CHANNEL,
+                recipient=str(body.get("senderStaffId") or body.get("senderId") or ""),
+                body=message_text(body),
+                payload={"audience": "inbound", "callback": dict(body)},
+                destination=INBOUND_CHANNEL,
+                dedupe_key=f"inbound:{PLATFORM}:{key}"[:200],
+                next_attempt_at=now,
+                created_at=now,
+            )
+            session.add(job)
+            # claim_inbound commits the job row with the dedupe row, or rolls both back.
+            if not await repo.claim_inbound(session, platform=PLATFORM, dedupe_key=key, now=now):
+                log.info("DingTalk message %s was already taken in; ignoring the redelivery", key)
+                return None
+            return job.id
+
+    async def receive(self, body: Mapping[str, Any]) -> bool:
+        """Accept, then process in the background. False for a redelivery or a non-message."""
+        try:
+            parse_callback(body)
+        except ParseError as exc:
+            log.warning("ignoring a DingTalk callback that is not a robot message: %s", exc)
+            return False
+        job_id = await self.accept(body)
+        if job_id is None:
+            return False
+        self.spawn(self._outbox.deliver(job_id), name=f"dingtalk-inbound-{job_id}")
+        return True
+
+    def receive_soon(self, body: Mapping[str, Any]) -> None:
+        """For Stream mode: take the message in without holding up the frame's ack."""
+        self.spawn(self.receive(body), name="dingtalk-stream-message")
+
+    def spawn(self, coro: Coroutine[Any, Any, object], *, name: str) -> None:
+        task = asyncio.create_task(_logged(coro), name=name)
+        for tasks in (self._background, self._tasks):
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    async def close(self) -> None:
+        """Let work in flight finish briefly; what is cut off stays in the outbox for a retry."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_GRACE_SECONDS
+        # Taking a message in spawns its processing task, so look again until none are left.
+        while self._tasks and loop.time() < deadline:
+            await asyncio.wait(set(self._tasks), timeout=deadline - loop.time())
+        still = set(self._tasks)
+        for task in still:
+            task.cancel()
+        if still:
+            await asyncio.wait(still)
+
+
+async def _logged(coro: Coroutine[Any, Any, object]) -> None:
+    try:
+        await coro
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("DingTalk background task failed")

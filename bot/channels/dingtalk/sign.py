@@ -1,0 +1,35 @@
+"""DingTalk signatures: base64(HMAC-SHA256(secret, timestamp + "\\n" + secret)).
+
+The same MAC signs inbound robot callbacks (``timestamp`` and ``sign`` headers, key = the
+app secret) and outbound custom-robot posts (``timestamp`` and ``sign`` query parameters,
+key = the robot's "SEC..." secret). DingTalk rejects timestamps more than one hour off.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+MAX_SKEW_MS = 3600 * 1000
+
+
+def dingtalk_sign(secret: str, timestamp: str) -> str:
+    """The raw base64 sign (not URL-quoted; an HTTP client's ``params`` quotes it once)."""
+    mac = hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256).digest()
+    return base64.b64encode(mac).decode()
+
+
+def verify_callback(secret: str, timestamp: str | None, sign: str | None, *, now_ms: int) -> str | None:
+    """None when the callback headers are genuine and fresh, else a short reason for the log."""
+    if not timestamp or not sign:
+        return "missing timestamp or sign header"
+    try:
+        ts = int(timestamp)
+    except ValueError:
+        return "bad timestamp"
+    if abs(now_ms - ts) > MAX_SKEW_MS:
+        return "stale timestamp"
+    if not hmac.compare_digest(dingtalk_sign(secret, timestamp).encode(), sign.strip().encode()):
+        return "bad sign"
+    return None
