@@ -151,3 +151,65 @@ async def test_unregistered_user_is_refused(make_client: AppFactory, clock: Froz
     async with client.server.app[CORE].sessions() as session:
         refused = (await session.exec(select(AuditEvent).where(AuditEvent.action == "command.refused"))).one()
     assert refused.actor == "wecom:stranger"
+
+
+async def test_message_stored_but_not_processed_is_finished_by_the_outbox(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    """A crash between the ack and the background task loses nothing: the stored row is picked up later."""
+    from bot.channels.wecom import WECOM
+    from bot.channels.wecom.crypto import CallbackCrypto
+    from bot.channels.wecom.parse import parse_app_xml
+    from tests.fakes.wecom_api import AES_KEY, CORP_ID, TOKEN
+
+    client = await make_client(**wecom_settings(fake_wecom))
+    app = client.server.app
+    assert app is not None
+    await add_person(app, "hr01", "王小姐", "hr")
+    inbox = app[WECOM].inbox
+    assert inbox is not None
+    # What the callback handler does up to the ack, without starting the background task ("crash").
+    path, body = WeComSide().app_post(text_xml("hr01", "帮助", 4242), timestamp=int(clock.now().timestamp()))
+    query = dict(p.split("=", 1) for p in path.split("?", 1)[1].split("&"))
+    plain = CallbackCrypto(TOKEN, AES_KEY, CORP_ID).decrypt_xml(
+        body, query["msg_signature"], query["timestamp"], query["nonce"]
+    )
+    inbound = parse_app_xml(plain)
+    assert inbound is not None
+    assert await inbox.accept(inbound, source="app") is not None
+    # The redelivery WeCom would send is still recognised.
+    assert (await client.post(path, data=body)).status == 200
+    assert await count(client, InboundMessage) == 1
+
+    app[CORE].wake_outbox()
+    assert fake_wecom.sent("message/send") == []  # within the grace period it is left to the task
+    clock.advance(seconds=61)
+    app[CORE].wake_outbox()
+
+    async def replied() -> bool:
+        return len(fake_wecom.sent("message/send")) == 1
+
+    await eventually(replied)
+    assert "可用命令" in fake_wecom.sent("message/send")[0]["text"]["content"]
+
+
+async def test_a_burst_with_duplicates_is_stored_and_answered_once_each(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    import asyncio
+
+    client = await make_client(**wecom_settings(fake_wecom))
+    assert client.server.app is not None
+    await add_person(client.server.app, "hr01", "王小姐", "hr")
+    side = WeComSide()
+    ts = int(clock.now().timestamp())
+    posts = [side.app_post(text_xml("hr01", "帮助", 7000 + n % 20), timestamp=ts) for n in range(40)]
+    responses = await asyncio.gather(*(client.post(path, data=body) for path, body in posts))
+    assert [r.status for r in responses] == [200] * 40
+    assert await count(client, InboundMessage) == 20
+
+    async def all_answered() -> bool:
+        return len(fake_wecom.sent("message/send")) == 20
+
+    await eventually(all_answered)
+    assert await count(client, InboundMessage) == 20

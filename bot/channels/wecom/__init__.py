@@ -92,6 +92,7 @@ def build_state(app: web.Application) -> WeComState:
             app_replies=app_crypto is not None,
         )
         outbox.register(InboxSender(inbox))
+        inbox.start()
     return WeComState(clock=core.clock, inbox=inbox, app_crypto=app_crypto, bot_crypto=bot_crypto)
 
 
@@ -99,6 +100,8 @@ async def wecom_ctx(app: web.Application) -> AsyncIterator[None]:
     state = build_state(app)
     app[WECOM] = state
     yield
+    if state.inbox is not None:
+        await state.inbox.stop()
     if state.inbox is not None and state.inbox.tasks:
         # Let in-flight messages finish; anything cut off is finished by the outbox later.
         _, pending = await asyncio.wait(list(state.inbox.tasks), timeout=SHUTDOWN_GRACE_SECONDS)
