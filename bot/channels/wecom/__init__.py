@@ -101,6 +101,7 @@ async def wecom_ctx(app: web.Application) -> AsyncIterator[None]:
     app[WECOM] = state
     yield
     if state.inbox is not None:
+        state.inbox.stopping()
         await state.inbox.stop()
     if state.inbox is not None and state.inbox.tasks:
         # Let in-flight messages finish; anything cut off is finished by the outbox later.

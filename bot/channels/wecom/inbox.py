@@ -110,6 +110,7 @@ class WeComInbox:
         # Set while no callback waits to be stored: background work yields to acks.
         self._intake_idle = asyncio.Event()
         self._intake_idle.set()
+        self._stopping = False
 
     def _row(self, inbound: Inbound, source: Source, now: datetime) -> Notice:
         msg = inbound.msg
@@ -175,6 +176,10 @@ class WeComInbox:
             if not done.done():
                 done.set_exception(RuntimeError("shutting down"))
         self._intake_idle.set()
+
+    def stopping(self) -> None:
+        """Shutting down: tasks not yet started leave their rows to the outbox (after a restart)."""
+        self._stopping = True
 
     async def _write_loop(self) -> None:
         while True:
@@ -256,7 +261,8 @@ class WeComInbox:
         async with self._slots:
             # Under a burst, store (and ack) what is arriving first; the stored rows wait safely.
             await self._intake_idle.wait()
-            await self.process_row(row_id)
+            if not self._stopping:
+                await self.process_row(row_id)
 
     async def process_row(self, row_id: int) -> None:
         """Background path: take the row unless the outbox has it, process, mark done or retry later."""
