@@ -156,3 +156,61 @@ async def test_ai_bot_in_a_group_answers_through_response_url(
     assert (await interview(app)).status == "terminated"
     urls = [c.query["response_code"] for c in fake_wecom.calls if c.path == "aibot/response"]
     assert urls == ["code-1", "code-2"]  # each response_url used once
+
+
+async def test_cancel_click_keeps_the_interview_and_greys_the_card(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    client = await make_client(**wecom_settings(fake_wecom))
+    app = client.server.app
+    assert app is not None
+    await started_interview(client, clock)
+    await add_person(app, "hr01", "王小姐", "hr")
+    side = WeComSide()
+    ts = int(clock.now().timestamp())
+    path, body = side.app_post(text_xml("hr01", "终止面试 张三 系统故障", 2001), timestamp=ts)
+    assert (await client.post(path, data=body)).status == 200
+
+    async def card_sent() -> bool:
+        return len(fake_wecom.sent("message/send")) == 1
+
+    await eventually(card_sent)
+    card = fake_wecom.sent("message/send")[0]["template_card"]
+    cancel_key = next(b["key"] for b in card["button_list"] if b["text"] == "取消")
+    click = card_click_xml("hr01", task_id=card["task_id"], event_key=cancel_key, response_code="rc-9")
+    path, body = side.app_post(click, timestamp=ts + 3)
+    assert (await client.post(path, data=body)).status == 200
+
+    async def done() -> bool:
+        return len(fake_wecom.sent("message/send")) == 2 and len(fake_wecom.sent("message/update_template_card")) == 1
+
+    await eventually(done)
+    assert "已取消" in fake_wecom.sent("message/send")[1]["text"]["content"]
+    assert fake_wecom.sent("message/update_template_card")[0]["button"] == {"replace_name": "已取消"}
+    assert (await interview(app)).status == "in_progress"
+
+
+async def test_ai_bot_one_to_one_stranger_is_refused(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    client = await make_client(**wecom_settings(fake_wecom))
+    side = WeComSide(token=BOT_TOKEN, aes_key=BOT_AES_KEY, corp_id="")
+    msg = aibot_text("stranger", "终止面试 张三 候选人放弃", msgid="m-9", response_url=fake_wecom.response_url("c9"))
+    path, body = side.bot_post(msg, timestamp=int(clock.now().timestamp()))
+    assert (await client.post(path, data=body)).status == 200
+
+    async def answered() -> bool:
+        return len(fake_wecom.sent("aibot/response")) == 1
+
+    await eventually(answered)
+    assert "没有使用该命令的权限" in fake_wecom.sent("aibot/response")[0]["markdown"]["content"]
+
+
+def test_several_ai_bot_replies_share_one_response_url() -> None:
+    from bot.channels.base import Reply
+    from bot.channels.wecom.inbox import merge_replies
+
+    merged = merge_replies([Reply("第一段"), Reply("第二段", kind="confirm", buttons=(("确认", "确认"),))])
+    assert len(merged) == 1
+    assert merged[0].text == "第一段\n\n第二段"
+    assert merge_replies([Reply("一")]) == [Reply("一")]
