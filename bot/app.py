@@ -12,11 +12,12 @@ from aiohttp import web
 from sqlalchemy import delete, text
 from sqlmodel import col
 
-from bot.api import admin, platform
+from bot.api import admin, charts, platform
 from bot.channels import dingtalk, wecom
 from bot.channels.email import EmailSender
 from bot.clock import Clock, SystemClock
 from bot.dispatcher import Dispatcher
+from bot.jobs import register_jobs
 from bot.keys import BACKGROUND, CORE, DISPATCHER, ENGINE, HTTP, OUTBOX, SCHEDULER, SETTINGS
 from bot.outbox import Outbox
 from bot.platform_client import PlatformClient
@@ -40,6 +41,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[BACKGROUND] = set()
     app.add_routes(platform.routes)
     app.add_routes(admin.routes)
+    app.add_routes(charts.routes)
     app.router.add_get("/healthz", healthz)
     app.cleanup_ctx.append(_core_ctx(clock or SystemClock()))
     app.cleanup_ctx.append(_outbox_ctx)
@@ -118,6 +120,7 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
             await session.commit()
 
     scheduler.cron("housekeeping.purge_inbound", purge_inbound, hour=3, minute=17)
+    register_jobs(scheduler, core)
     scheduler.start()
     app[SCHEDULER] = scheduler
     yield

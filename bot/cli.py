@@ -22,6 +22,7 @@ from bot.clock import SystemClock
 from bot.dispatcher import Dispatcher
 from bot.services.context import Core
 from bot.services.reports import exit_report
+from bot.services.summary import send_daily_summary
 from bot.settings import Settings, load_settings
 from bot.templating import Templates
 from handlers import ROUTERS
@@ -59,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     exits.add_argument("--from", dest="start", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
     exits.add_argument("--to", dest="end", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
     exits.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+    summary = sub.add_parser("summary", help="managers' daily exit summary").add_subparsers(
+        dest="summary_command", required=True
+    )
+    send = summary.add_parser("send", help="queue the summary now (each recipient gets it once per day)")
+    send.add_argument("--date", dest="day", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
     return p
 
 
@@ -150,6 +157,20 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
     return await run_console(dispatcher, platform=platform, user_id=user_id, chat_type=chat_type)
 
 
+async def _summary_send(settings: Settings, args: argparse.Namespace) -> int:
+    core = _core(settings)
+    # The running service's outbox delivers the rows; chat notices need that platform's channel configured.
+    core.staff_channels.update(
+        p for p, on in (("wecom", settings.wecom_app_enabled), ("dingtalk", settings.dingtalk_enabled)) if on
+    )
+    day = args.day or core.clock.now().astimezone(settings.tz).date()
+    outcome = await send_daily_summary(core, day=day)
+    print(f"{day} 日报:已加入发件箱 {len(outcome.sent)} 份,此前已发送 {len(outcome.already)} 份")  # noqa: T201
+    for key in outcome.unreachable:
+        print(f"  {key} 没有已连接的聊天渠道,也没有邮箱,未发送")  # noqa: T201
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -172,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger().setLevel(logging.WARNING)
         migrate(settings.database_url)
         return asyncio.run(_chat(settings, args))
+    if args.command == "summary":
+        migrate(settings.database_url)
+        return asyncio.run(_summary_send(settings, args))
     if args.command == "report":
         migrate(settings.database_url)
         return asyncio.run(_report_exits(settings, args))

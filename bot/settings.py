@@ -45,6 +45,21 @@ class Settings(BaseSettings):
 
     confirm_ttl_seconds: int = Field(300, ge=10, validation_alias="BOT_CONFIRM_TTL_SECONDS")
 
+    # Scheduled work (issue 6): sweeps over due rows, idle timeouts, the managers' daily summary.
+    sweep_interval_seconds: float = Field(5.0, gt=0, validation_alias="BOT_SWEEP_INTERVAL_SECONDS")
+    idle_timeout_seconds: int = Field(600, ge=0, validation_alias="BOT_IDLE_TIMEOUT_SECONDS")  # 0: off
+    idle_warning_fraction: float | None = Field(None, gt=0, lt=1, validation_alias="BOT_IDLE_WARNING_FRACTION")
+    reminder_before_seconds: int = Field(3600, ge=60, validation_alias="BOT_REMINDER_BEFORE_SECONDS")
+    reminder_after_start_seconds: int = Field(1800, ge=60, validation_alias="BOT_REMINDER_AFTER_START_SECONDS")
+    daily_summary_at: str = Field(
+        "18:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$", validation_alias="BOT_DAILY_SUMMARY_AT"
+    )
+    summary_spike_factor: float = Field(2.0, gt=1, validation_alias="BOT_SUMMARY_SPIKE_FACTOR")
+    summary_stuck_after_seconds: int = Field(7200, ge=60, validation_alias="BOT_SUMMARY_STUCK_AFTER_SECONDS")
+    # Where this service is reachable from outside (DingTalk fetches chart images from it).
+    public_base_url: str | None = Field(None, validation_alias="BOT_PUBLIC_BASE_URL")
+    chart_font: str | None = Field(None, validation_alias="BOT_CHART_FONT")  # a CJK font file for chart labels
+
     # WeCom (企业微信) self-built app, AI bot and group robot.
     wecom_corp_id: str | None = Field(None, validation_alias="WECOM_CORP_ID")
     wecom_agent_id: int | None = Field(None, validation_alias="WECOM_AGENT_ID")
@@ -75,7 +90,9 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown timezone {value!r}") from exc
         return value
 
-    @field_validator("platform_api_base", "wecom_api_base", "dingtalk_api_base", "dingtalk_oapi_base")
+    @field_validator(
+        "platform_api_base", "wecom_api_base", "dingtalk_api_base", "dingtalk_oapi_base", "public_base_url"
+    )
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
@@ -83,6 +100,11 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def daily_summary_time(self) -> tuple[int, int]:
+        hour, minute = self.daily_summary_at.split(":")
+        return int(hour), int(minute)
 
     @property
     def wecom_app_enabled(self) -> bool:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.types import AwareDateTime, JSONDoc
@@ -84,6 +84,8 @@ class Candidate(SQLModel, table=True):
 
 class Interview(SQLModel, table=True):
     __tablename__ = "interview"
+    # The idle-timeout sweep: in-progress interviews by last activity.
+    __table_args__ = (Index("ix_interview_idle", "status", "last_activity_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     platform_id: str = Field(max_length=128, unique=True)
@@ -102,8 +104,15 @@ class Interview(SQLModel, table=True):
     # Set while one operator's termination is calling the platform; cleared on failure.
     terminating_by: str | None = Field(default=None, max_length=160)
     terminating_since: datetime | None = _dt(default=None)
+    # 1, then +1 each time a terminated interview is rescheduled (reopened); one exit record per attempt.
+    attempt: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     created_at: datetime = _dt()
     updated_at: datetime = _dt()
+
+    @property
+    def attempt_key(self) -> str:
+        """``id`` for the first attempt, ``id.n`` after a reopen: for per-attempt dedupe keys."""
+        return str(self.id) if self.attempt == 1 else f"{self.id}.{self.attempt}"
 
     @property
     def hr_key(self) -> str | None:
@@ -131,12 +140,18 @@ class ExitReason(SQLModel, table=True):
 
 
 class ExitRecord(SQLModel, table=True):
-    """Why, when and by whom an interview ended early. One per interview."""
+    """Why, when and by whom an interview ended early. One per interview attempt."""
 
     __tablename__ = "exit_record"
+    __table_args__ = (
+        UniqueConstraint("interview_id", "attempt", name="uq_exit_record_interview_attempt"),
+        # Daily counts by reason read only this index.
+        Index("ix_exit_record_at_reason", "at", "reason", "source"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    interview_id: int = Field(foreign_key="interview.id", unique=True)
+    interview_id: int = Field(foreign_key="interview.id")
+    attempt: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     reason_code: str = Field(max_length=32, index=True)
     reason: str = Field(max_length=32)
     detail: str = Field(default="", max_length=500)
@@ -148,6 +163,7 @@ class ExitRecord(SQLModel, table=True):
 
 class Todo(SQLModel, table=True):
     __tablename__ = "todo"
+    __table_args__ = (Index("ix_todo_open", "done", "assignee"),)
 
     id: int | None = Field(default=None, primary_key=True)
     assignee: str = Field(max_length=160, index=True)
@@ -254,3 +270,62 @@ class SharedToken(SQLModel, table=True):
     value: str = Field(max_length=2000)
     expires_at: datetime = _dt()
     updated_at: datetime = _dt()
+
+
+# --- scheduled work (reminders, daily summary) -----------------------------------
+
+
+class ReminderKind(StrEnum):
+    guide = "guide"  # operation guide, right after scheduling
+    before_start = "before_1h"  # an hour (BOT_REMINDER_BEFORE_SECONDS) before the start
+    at_start = "at_start"
+    after_start = "after_30m"  # half an hour into the interview, while still in progress
+
+
+class ReminderState(StrEnum):
+    pending = "pending"
+    claimed = "claimed"
+    sent = "sent"
+    cancelled = "cancelled"
+
+
+class Reminder(SQLModel, table=True):
+    """A reminder due at ``due_at``; claimed by one replica with a conditional update."""
+
+    __tablename__ = "reminder"
+    __table_args__ = (
+        UniqueConstraint("interview_id", "kind", name="uq_reminder_interview_kind"),
+        Index("ix_reminder_due", "state", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    interview_id: int = Field(foreign_key="interview.id")
+    kind: str = Field(max_length=32)
+    due_at: datetime = _dt()
+    state: str = Field(default=ReminderState.pending.value, max_length=16)
+    claimed_by: str | None = Field(default=None, max_length=160)
+    claimed_until: datetime | None = _dt(default=None)
+    # Why it was cancelled or what was sent (notice id), for people reading the table.
+    note: str = Field(default="", max_length=200)
+    created_at: datetime = _dt()
+    updated_at: datetime = _dt()
+
+
+class DailySummary(SQLModel, table=True):
+    """One managers' daily summary to one recipient; the unique key makes replicas send it once."""
+
+    __tablename__ = "daily_summary"
+    __table_args__ = (UniqueConstraint("day", "recipient", name="uq_daily_summary_day_recipient"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date
+    # "wecom:mgr01" for a manager, "robot:wecom_robot" / "robot:dingtalk_robot" for group robots.
+    recipient: str = Field(max_length=160)
+    state: str = Field(default="claimed", max_length=16)  # claimed, sent, skipped
+    claimed_by: str = Field(max_length=160)
+    claimed_until: datetime = _dt()
+    sent_at: datetime | None = _dt(default=None)
+    # The chart of exits by reason, served at /charts/<chart_token>.png for DingTalk markdown.
+    chart_token: str | None = Field(default=None, max_length=64, unique=True)
+    chart_png: bytes | None = Field(default=None, sa_type=LargeBinary)
+    note: str = Field(default="", max_length=200)

@@ -373,8 +373,21 @@ async def reminders_for_interview(session: AsyncSession, *, interview_id: int) -
 
 
 async def due_reminder_ids(session: AsyncSession, *, now: datetime, limit: int) -> list[int]:
-    stmt = select(Reminder.id).where(_due_reminder(now)).order_by(col(Reminder.due_at)).limit(limit)
-    return [i for i in (await session.exec(stmt)).all() if i is not None]
+    # Two index range scans on (state, due_at) rather than one OR, which PostgreSQL plans as a
+    # bitmap scan plus sort even when nothing is due.
+    pending = (
+        select(Reminder.id)
+        .where(col(Reminder.state) == ReminderState.pending.value, col(Reminder.due_at) <= now)
+        .order_by(col(Reminder.due_at))
+        .limit(limit)
+    )
+    stale = (
+        select(Reminder.id)
+        .where(col(Reminder.state) == ReminderState.claimed.value, col(Reminder.claimed_until) < now)
+        .limit(limit)
+    )
+    ids = [*(await session.exec(stale)).all(), *(await session.exec(pending)).all()]
+    return [i for i in ids if i is not None][:limit]
 
 
 async def claim_reminder(

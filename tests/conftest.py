@@ -92,6 +92,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "outbox_poll_seconds": 0.05,
         "outbox_base_delay_seconds": 1.0,
         "outbox_max_attempts": 3,
+        # Tests run the sweeps themselves after moving the FrozenClock (tests/test_reminders.py etc.).
+        "sweep_interval_seconds": 3600,
         "company_name": "测试科技",
     }
     values.update(overrides)

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import notices
+from bot.services import notices, reminders
 from bot.services.context import Core
 from storage import repo
 from storage.models import Candidate, Interview, InterviewStatus, Pipeline, PlatformEvent, Todo
@@ -84,6 +84,8 @@ async def apply_event(core: Core, event: PlatformEventIn) -> bool:
             return False
         interview, candidate = await _upsert(session, event.interview, now)
         _apply(session, core, event, interview, candidate, now, answer, help_req)
+        if event.type in (EventType.scheduled, EventType.started):  # plan, move or add reminders
+            await reminders.sync_reminders(session, core, interview, now)
         session.add(
             PlatformEvent(
                 event_id=event.event_id,

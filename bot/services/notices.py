@@ -31,8 +31,11 @@ def notify_candidate(
     candidate: Candidate,
     now: datetime,
     context: dict[str, Any],
+    dedupe_key: str | None = None,
 ) -> Notice:
     """Queue one candidate notice rendered from ``templates/notices/<kind>.*``.
+
+    The dedupe key defaults to one notice of ``kind`` per interview attempt and channel.
 
     A candidate with no reachable channel still gets a row (dead, so admins see it)
     and the HR owner gets a to-do to reach the candidate by hand.
@@ -55,7 +58,7 @@ def notify_candidate(
         html_body=html,
         payload={"plan": plan, "audience": "candidate"},
         destination=f"{channel}:{recipient}",
-        dedupe_key=f"{kind}:{interview.id}:{channel}",
+        dedupe_key=dedupe_key or f"{kind}:{interview.attempt_key}:{channel}",
         next_attempt_at=now,
         created_at=now,
     )
@@ -85,8 +88,12 @@ def notify_staff(
     now: datetime,
     text: str,
     dedupe_key: str | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> Notice | None:
-    """Queue a chat message to a colleague (``platform:user_id``) if that platform is connected."""
+    """Queue a chat message to a colleague (``platform:user_id``) if that platform is connected.
+
+    ``payload`` adds to the default ``{"audience": "staff", "msgtype": "text"}`` (e.g. markdown and a title).
+    """
     if not person_key or ":" not in person_key:
         return None
     platform, user_id = person_key.split(":", 1)
@@ -98,7 +105,7 @@ def notify_staff(
         recipient=user_id,
         interview_id=interview.id if interview else None,
         body=text,
-        payload={"audience": "staff", "msgtype": "text"},
+        payload={"audience": "staff", "msgtype": "text", **(payload or {})},
         destination=f"{platform}:user:{user_id}",
         dedupe_key=dedupe_key,
         next_attempt_at=now,

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from bot.services.context import Core
 from storage import repo
 
@@ -36,13 +38,26 @@ def day_bounds(start: date, end: date, tz: ZoneInfo) -> tuple[datetime, datetime
 async def exit_report(core: Core, *, start: date, end: date) -> ExitReport:
     if end < start:
         raise ValueError("结束日期不能早于开始日期")
-    lo, hi = day_bounds(start, end, core.settings.tz)
     async with core.sessions() as session:
-        records = await repo.exits_between(session, start=lo, end=hi)
         reasons = await repo.list_reasons(session, active_only=False)
-    report = ExitReport(start=start, end=end, by_reason={r.name: 0 for r in reasons})
-    for record in records:
-        report.total += 1
-        report.by_reason[record.reason] = report.by_reason.get(record.reason, 0) + 1
-        report.by_source[record.source] = report.by_source.get(record.source, 0) + 1
+        return await _count(session, core.settings.tz, [r.name for r in reasons], start, end)
+
+
+async def daily_exit_reports(core: Core, *, start: date, end: date) -> list[ExitReport]:
+    """One report per day from ``start`` to ``end`` inclusive (the daily summary's numbers)."""
+    if end < start:
+        raise ValueError("结束日期不能早于开始日期")
+    async with core.sessions() as session:
+        names = [r.name for r in await repo.list_reasons(session, active_only=False)]
+        days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+        return [await _count(session, core.settings.tz, names, day, day) for day in days]
+
+
+async def _count(session: AsyncSession, tz: ZoneInfo, names: list[str], start: date, end: date) -> ExitReport:
+    lo, hi = day_bounds(start, end, tz)
+    report = ExitReport(start=start, end=end, by_reason=dict.fromkeys(names, 0))
+    for reason, source, count in await repo.exit_counts(session, start=lo, end=hi):
+        report.total += count
+        report.by_reason[reason] = report.by_reason.get(reason, 0) + count
+        report.by_source[source] = report.by_source.get(source, 0) + count
     return report

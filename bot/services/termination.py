@@ -204,6 +204,7 @@ async def _commit(
         candidate.updated_at = now
         record = ExitRecord(
             interview_id=interview_id,
+            attempt=interview.attempt,
             reason_code=reason.code,
             reason=reason.name,
             detail=detail[:500],
@@ -237,7 +238,7 @@ async def _commit(
             person_key=interview.hr_key,
             interview=interview,
             now=now,
-            dedupe_key=f"hr_terminated:{interview_id}",
+            dedupe_key=f"hr_terminated:{interview.attempt_key}",
             text=core.templates.render(
                 "notices/hr_terminated.txt.j2",
                 candidate_name=candidate.name,

@@ -1,0 +1,277 @@
+"""The managers' daily exit summary, sent once per (day, recipient) however many replicas run.
+
+Numbers come from ``reports.daily_exit_reports`` (the same counting as ``python -m bot report exits``):
+the day's exits by reason against the average of the 7 days before (a reason at least
+BOT_SUMMARY_SPIKE_FACTOR times its average, and at least 2, is flagged), open follow-up to-dos by HR
+owner and interviews still in progress long after they started. Candidate contact details never
+appear: only names, positions and interview ids.
+
+Recipients: every person with role manager, in a 1:1 chat on their platform when that channel is
+connected, else by email when they have one; plus the group robots that are configured. A chart of
+exits by reason over 7 days goes where the channel takes images: a WeCom robot image message
+(base64 + md5); and with BOT_PUBLIC_BASE_URL a link to ``/charts/<token>.png`` on this service, shown
+as an image in DingTalk markdown and as a link elsewhere (WeCom app messages would need a media upload).
+
+Each recipient is claimed by inserting its (day, recipient) row (unique); a claim left by a crashed
+replica expires and is taken over, and the notices carry a per-(day, recipient) dedupe key, so a
+summary is queued exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.channels.dingtalk.sender import robot_notice as dingtalk_robot_notice
+from bot.channels.wecom.sender import robot_notice as wecom_robot_notice
+from bot.services import notices
+from bot.services.charts import render_exit_chart
+from bot.services.claims import CLAIM_FOR, local_text, worker_id
+from bot.services.context import Core
+from bot.services.reports import daily_exit_reports
+from storage import repo
+from storage.models import Notice, Person, Role
+
+log = logging.getLogger(__name__)
+
+WEEK = 7
+MIN_SPIKE = 2
+STUCK_LISTED = 10
+KIND = "daily_summary"
+
+
+@dataclass
+class ReasonLine:
+    name: str
+    count: int
+    average: float
+    spike: bool
+
+    @property
+    def delta(self) -> float:
+        return self.count - self.average
+
+
+@dataclass
+class SummaryData:
+    day: date
+    total: int
+    week_average: float
+    reasons: list[ReasonLine]
+    followups: list[dict[str, Any]]
+    followups_total: int
+    stuck: list[dict[str, Any]]
+    stuck_total: int
+    stuck_hours: int
+    chart_days: list[date]
+    chart_series: dict[str, list[int]]
+    codes: dict[str, str]
+
+    def context(self, chart_url: str = "") -> dict[str, Any]:
+        return {
+            "day": self.day.isoformat(),
+            "total": self.total,
+            "week_average": self.week_average,
+            "reasons": self.reasons,
+            "followups": self.followups,
+            "followups_total": self.followups_total,
+            "stuck": self.stuck,
+            "stuck_total": self.stuck_total,
+            "stuck_hours": self.stuck_hours,
+            "chart_url": chart_url,
+        }
+
+
+@dataclass
+class SummaryOutcome:
+    day: date
+    sent: list[str] = field(default_factory=list)  # recipients queued by this call
+    already: list[str] = field(default_factory=list)  # sent before, or being sent by another replica
+    unreachable: list[str] = field(default_factory=list)  # managers with no connected chat and no email
+
+
+def summary_due_day(core: Core, now: datetime) -> date | None:
+    """Today (in BOT_TIMEZONE) once its summary time has passed, else None."""
+    local = now.astimezone(core.settings.tz)
+    hour, minute = core.settings.daily_summary_time
+    return local.date() if local.time() >= time(hour, minute) else None
+
+
+async def build_summary(core: Core, *, day: date) -> SummaryData:
+    s = core.settings
+    reports = await daily_exit_reports(core, start=day - timedelta(days=WEEK), end=day)
+    today, week = reports[-1], reports[:-1]
+    reasons = []
+    for name, count in today.by_reason.items():
+        average = sum(r.by_reason.get(name, 0) for r in week) / WEEK
+        if count or average:
+            spike = count >= MIN_SPIKE and count >= s.summary_spike_factor * average
+            reasons.append(ReasonLine(name=name, count=count, average=average, spike=spike))
+    now = core.clock.now()
+    async with core.sessions() as session:
+        people = {p.key: p.name for p in await repo.list_people(session)}
+        codes = {r.name: r.code for r in await repo.list_reasons(session, active_only=False)}
+        todo_counts = await repo.open_todo_counts(session)
+        stuck_total, stuck = await repo.stuck_interviews(
+            session, started_before=now - timedelta(seconds=s.summary_stuck_after_seconds), limit=STUCK_LISTED
+        )
+    chart_reports = reports[1:]
+    return SummaryData(
+        day=day,
+        total=today.total,
+        week_average=sum(r.total for r in week) / WEEK,
+        reasons=reasons,
+        followups=[{"owner": people.get(key, key), "count": n} for key, n in todo_counts],
+        followups_total=sum(n for _, n in todo_counts),
+        stuck=[
+            {
+                "platform_id": i.platform_id,
+                "candidate_name": c.name,
+                "position": i.position,
+                "started_text": local_text(i.started_at, s.tz),
+                "owner": people.get(i.hr_key or "", i.hr_key or "未指定"),
+            }
+            for i, c in stuck
+        ],
+        stuck_total=stuck_total,
+        stuck_hours=max(1, s.summary_stuck_after_seconds // 3600),
+        chart_days=[r.start for r in chart_reports],
+        chart_series={name: [r.by_reason.get(name, 0) for r in chart_reports] for name in today.by_reason},
+        codes=codes,
+    )
+
+
+async def render_chart(core: Core, data: SummaryData) -> bytes:
+    return await asyncio.to_thread(
+        render_exit_chart, data.chart_days, data.chart_series, codes=data.codes, font_path=core.settings.chart_font
+    )
+
+
+@dataclass
+class _Target:
+    key: str  # the (day, recipient) claim key
+    channel: str  # wecom, dingtalk, email, wecom_robot, dingtalk_robot
+    person: Person | None = None
+
+
+async def _targets(core: Core) -> tuple[list[_Target], list[str]]:
+    async with core.sessions() as session:
+        managers = await repo.list_people(session, role=Role.manager.value)
+    targets, unreachable = [], []
+    for m in managers:
+        if m.platform in core.staff_channels:
+            targets.append(_Target(key=m.key, channel=m.platform, person=m))
+        elif m.email:
+            targets.append(_Target(key=m.key, channel="email", person=m))
+        else:
+            unreachable.append(m.key)
+    s = core.settings
+    if s.wecom_robot_key and s.wecom_robot_key.get_secret_value():
+        targets.append(_Target(key="robot:wecom_robot", channel="wecom_robot"))
+    if s.dingtalk_robot_webhook:
+        targets.append(_Target(key="robot:dingtalk_robot", channel="dingtalk_robot"))
+    return targets, unreachable
+
+
+async def send_daily_summary(core: Core, *, day: date) -> SummaryOutcome:
+    """Queue the summary of ``day`` to every recipient that has not had it yet."""
+    outcome = SummaryOutcome(day=day)
+    targets, outcome.unreachable = await _targets(core)
+    now = core.clock.now()
+    worker = worker_id()
+    async with core.sessions() as session:
+        rows = await repo.summaries_for_day(session, day=day)
+    mine = []
+    for target in targets:
+        row = rows.get(target.key)
+        if row is not None and (row.state != "claimed" or row.claimed_until >= now):
+            outcome.already.append(target.key)
+            continue
+        async with core.sessions() as session:
+            won = await repo.claim_summary(
+                session, day=day, recipient=target.key, worker=worker, now=now, until=now + CLAIM_FOR
+            )
+        if won:
+            mine.append(target)
+        else:
+            outcome.already.append(target.key)
+    if not mine:
+        return outcome
+    for key in outcome.unreachable:
+        log.warning("daily summary: manager %s has no connected chat and no email", key)
+    data = await build_summary(core, day=day)
+    needs_chart = bool(core.settings.public_base_url) or any(t.channel == "wecom_robot" for t in mine)
+    chart = await render_chart(core, data) if needs_chart else None
+    for target in mine:
+        if await _queue(core, target, data, chart, worker):
+            outcome.sent.append(target.key)
+    if outcome.sent:
+        core.wake_outbox()
+        log.info("daily summary for %s queued to %s", day, ", ".join(outcome.sent))
+    return outcome
+
+
+async def _queue(core: Core, target: _Target, data: SummaryData, chart: bytes | None, worker: str) -> bool:
+    now = core.clock.now()
+    s, t = core.settings, core.templates
+    key = f"summary:{data.day.isoformat()}:{target.key}"
+    async with core.sessions() as session:
+        row = (await repo.summaries_for_day(session, day=data.day)).get(target.key)
+        if row is None or row.state != "claimed" or row.claimed_by != worker:
+            return False  # our claim expired and another replica took it over
+        chart_url = ""
+        if chart is not None and s.public_base_url:
+            row.chart_token, row.chart_png = secrets.token_urlsafe(24), chart
+            chart_url = f"{s.public_base_url}/charts/{row.chart_token}.png"
+        ctx = data.context(chart_url)
+        title = t.render("notices/daily_summary.subject.j2", company=s.company_name, **ctx)
+        text = t.render("notices/daily_summary.txt.j2", **ctx)
+        if target.channel == "wecom_robot":
+            markdown = t.render("notices/daily_summary.md.j2", **{**ctx, "chart_url": ""})
+            session.add(wecom_robot_notice(kind=KIND, now=now, msgtype="markdown", text=markdown, dedupe_key=key))
+            if chart is not None:
+                image = wecom_robot_notice(kind=KIND, now=now, msgtype="image", image=chart, dedupe_key=f"{key}:image")
+                session.add(image)
+        elif target.channel == "dingtalk_robot":
+            markdown = t.render("notices/daily_summary.md.j2", **ctx)
+            webhook = s.dingtalk_robot_webhook or ""
+            session.add(
+                dingtalk_robot_notice(
+                    webhook, kind=KIND, text=markdown, now=now, title=title, markdown=True, dedupe_key=key
+                )
+            )
+        elif target.channel == "email":
+            assert target.person is not None and target.person.email
+            email = target.person.email
+            session.add(
+                Notice(
+                    kind=KIND,
+                    channel="email",
+                    recipient=email,
+                    subject=title,
+                    body=text,
+                    payload={"audience": "staff"},
+                    destination=f"email:{email}",
+                    dedupe_key=key,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+        else:
+            notices.notify_staff(
+                session, core, kind=KIND, person_key=target.key, interview=None, now=now, text=text, dedupe_key=key
+            )
+        row.state, row.sent_at = "sent", now
+        session.add(row)
+        try:
+            await session.commit()
+        except IntegrityError:  # queued already by a replica whose claim had expired
+            await session.rollback()
+            return False
+    return True

@@ -1,0 +1,192 @@
+"""The managers' daily exit summary: its numbers, its recipients, once per day, the chart, the CLI."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from datetime import date, datetime, timedelta
+
+from aiohttp.test_utils import TestClient
+
+from bot import jobs
+from bot.clock import FrozenClock
+from bot.services.charts import render_exit_chart
+from bot.services.summary import build_summary, send_daily_summary
+from storage.models import Person
+from tests.conftest import AppFactory, admin_headers, eventually
+from tests.fakes.smtp import SmtpServer
+from tests.sched import SH, core_of, notices, send_event, subjects
+
+DAY = date(2026, 11, 26)
+
+
+def at(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=SH)
+
+
+async def add_people(client: TestClient, *people: tuple[str, str, str, str, str | None]) -> None:
+    core = core_of(client)
+    async with core.sessions() as session:
+        for platform, user_id, name, role, email in people:
+            session.add(
+                Person(
+                    platform=platform,
+                    user_id=user_id,
+                    name=name,
+                    role=role,
+                    mobile="13912345678",
+                    email=email,
+                    created_at=core.clock.now(),
+                )
+            )
+        await session.commit()
+
+
+async def exit_at(
+    client: TestClient, clock: FrozenClock, n: int, when: datetime, reason: str, hr: str = "hr01"
+) -> None:
+    clock.set(when)
+    who = {"name": f"候选人{n}", "email": f"c{n}@example.com", "mobile": f"1390000{n:04d}", "hr": ("wecom", hr)}
+    await send_event(client, clock, "interview.scheduled", f"iv-{n}", **who)
+    await send_event(client, clock, "interview.started", f"iv-{n}", **who)
+    resp = await client.post(f"/api/interviews/iv-{n}/terminate", json={"reason": reason}, headers=admin_headers())
+    assert resp.status == 200, await resp.text()
+
+
+async def seed_week(client: TestClient, clock: FrozenClock) -> None:
+    n = 0
+    for back in range(1, 8):  # one 系统故障 on each of the 7 days before
+        n += 1
+        await exit_at(client, clock, n, at(DAY - timedelta(days=back), 10), "系统故障")
+    for _ in range(2):
+        n += 1
+        await exit_at(client, clock, n, at(DAY - timedelta(days=3), 11), "候选人放弃")
+    for _ in range(3):  # today 系统故障 spikes: 3 against an average of 1
+        n += 1
+        await exit_at(client, clock, n, at(DAY, 9), "网络卡顿")
+    await exit_at(client, clock, 99, at(DAY, 23, 59), "候选人放弃", hr="hr02")
+    # Still in progress: one for 9 hours (stuck), one for 1 hour.
+    clock.set(at(DAY, 9))
+    await send_event(client, clock, "interview.started", "iv-stuck", name="赵六", email="zhao@example.com")
+    clock.set(at(DAY, 17))
+    await send_event(client, clock, "interview.started", "iv-fresh", name="钱七", email="qian@example.com")
+    await add_people(
+        client,
+        ("wecom", "hr01", "王小姐", "hr", None),
+        ("wecom", "hr02", "李先生", "hr", None),
+        ("wecom", "mgr1", "周经理", "manager", None),  # reachable in WeCom
+        ("dingtalk", "mgr2", "吴经理", "manager", "wu@example.com"),  # DingTalk not connected: email
+        ("dingtalk", "mgr3", "郑经理", "manager", None),  # unreachable
+    )
+
+
+async def test_summary_numbers(make_client: AppFactory, clock: FrozenClock) -> None:
+    client = await make_client()
+    await seed_week(client, clock)
+    clock.set(at(DAY, 18))
+    data = await build_summary(core_of(client), day=DAY)
+    assert data.total == 4
+    assert round(data.week_average, 2) == round(9 / 7, 2)
+    lines = {r.name: (r.count, round(r.average, 2), r.spike) for r in data.reasons}
+    assert lines == {"系统故障": (3, 1.0, True), "候选人放弃": (1, round(2 / 7, 2), False)}
+    assert data.followups == [{"owner": "王小姐", "count": 12}, {"owner": "李先生", "count": 1}]
+    assert data.followups_total == 13
+    assert data.stuck_total == 1 and [s["platform_id"] for s in data.stuck] == ["iv-stuck"]
+    assert data.chart_days == [DAY - timedelta(days=d) for d in range(6, -1, -1)]
+    assert data.chart_series["系统故障"] == [1, 1, 1, 1, 1, 1, 3]
+    assert data.chart_series["候选人放弃"] == [0, 0, 0, 2, 0, 0, 1]
+
+
+async def test_summary_goes_once_to_each_manager_without_contact_details(
+    make_client: AppFactory, clock: FrozenClock, smtp: SmtpServer
+) -> None:
+    client = await make_client()
+    core = core_of(client)
+    core.staff_channels.add("wecom")
+    await seed_week(client, clock)
+
+    clock.set(at(DAY, 17, 59))
+    assert await jobs.sweep_summary(core) == 0  # not yet its time
+    clock.set(at(DAY, 18))
+    assert await jobs.sweep_summary(core) == 2
+    assert await jobs.sweep_summary(core) == 0
+    again = await send_daily_summary(core, day=DAY)
+    assert (again.sent, sorted(again.already), again.unreachable) == (
+        [],
+        ["dingtalk:mgr2", "wecom:mgr1"],
+        ["dingtalk:mgr3"],
+    )
+
+    sent = sorted(await notices(core, kind="daily_summary"), key=lambda n: n.channel, reverse=True)
+    assert [(n.channel, n.recipient, n.dedupe_key) for n in sent] == [
+        ("wecom", "mgr1", "summary:2026-11-26:wecom:mgr1"),
+        ("email", "wu@example.com", "summary:2026-11-26:dingtalk:mgr2"),
+    ]
+    body = sent[0].body
+    assert body == sent[1].body
+    assert "2026-11-26 面试退出日报" in body
+    assert "今日提前结束 4 场(近7日日均 1.3 场)" in body
+    assert "· 系统故障:3(日均 1.0,+2.0) ⚠ 异常偏高" in body
+    assert "· 候选人放弃:1(日均 0.3,+0.7)\n" in body
+    assert "待跟进待办 13 项" in body and "· 王小姐:12 项" in body and "· 李先生:1 项" in body
+    assert "仍在进行超过 2 小时的面试 1 场" in body and "iv-stuck 赵六" in body and "iv-fresh" not in body
+    assert "@example.com" not in body and "1390000" not in body and "13800001234" not in body
+
+    async def mailed() -> bool:
+        return "【测试科技】2026-11-26 面试退出日报" in subjects(smtp)
+
+    await eventually(mailed)
+    assert subjects(smtp).count("【测试科技】2026-11-26 面试退出日报") == 1
+
+
+async def test_chart_goes_to_the_robots_and_is_served(make_client: AppFactory, clock: FrozenClock) -> None:
+    client = await make_client(
+        wecom_robot_key="robot-key",
+        wecom_api_base="http://127.0.0.1:9",  # nothing listens: the robot rows stay in the outbox
+        dingtalk_robot_webhook="http://127.0.0.1:9/robot/send?access_token=t",
+        public_base_url="https://bot.example.com/",
+    )
+    core = core_of(client)
+    await exit_at(client, clock, 1, at(DAY, 10), "系统故障")
+    clock.set(at(DAY, 18, 5))
+    outcome = await send_daily_summary(core, day=DAY)
+    assert sorted(outcome.sent) == ["robot:dingtalk_robot", "robot:wecom_robot"]
+
+    rows = {(n.channel, n.payload.get("msgtype")): n for n in await notices(core, kind="daily_summary")}
+    assert set(rows) == {("wecom_robot", "markdown"), ("wecom_robot", "image"), ("dingtalk_robot", "markdown")}
+    png = base64.b64decode(rows["wecom_robot", "image"].payload["image_base64"])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    markdown = rows["dingtalk_robot", "markdown"].body
+    assert "### 2026-11-26 面试退出日报" in markdown
+    link = markdown.rsplit("](", 1)[1].rstrip(")")
+    assert link.startswith("https://bot.example.com/charts/") and link.endswith(".png")
+
+    resp = await client.get(link.removeprefix("https://bot.example.com"))
+    assert resp.status == 200 and resp.content_type == "image/png"
+    assert (await resp.read()).startswith(b"\x89PNG")
+    assert (await client.get("/charts/not-a-real-token-at-all.png")).status == 404
+    assert (await client.get("/charts/x.png")).status == 404
+
+
+def test_chart_renders_without_a_cjk_font() -> None:
+    days = [DAY - timedelta(days=d) for d in range(6, -1, -1)]
+    series = {"系统故障": [1, 0, 2, 0, 0, 1, 3], "候选人放弃": [0] * 7}
+    png = render_exit_chart(days, series, codes={"系统故障": "system_failure"})
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+    assert render_exit_chart(days, {"系统故障": [0] * 7}, codes={}).startswith(b"\x89PNG")
+
+
+async def test_cli_summary_send(make_client: AppFactory, clock: FrozenClock, database_url: str) -> None:
+    client = await make_client()
+    await add_people(client, ("dingtalk", "mgr2", "吴经理", "manager", "wu@example.com"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_"))}
+    env["BOT_DATABASE_URL"] = database_url
+    cmd = [sys.executable, "-m", "bot", "summary", "send", "--date", DAY.isoformat()]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=50, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "2026-11-26 日报:已加入发件箱 1 份,此前已发送 0 份" in first.stdout
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=50, check=False)
+    assert "已加入发件箱 0 份,此前已发送 1 份" in second.stdout
+    assert [n.recipient for n in await notices(core_of(client), kind="daily_summary")] == ["wu@example.com"]
