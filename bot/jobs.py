@@ -11,13 +11,14 @@ import logging
 
 from bot.scheduler import Scheduler
 from bot.services.context import Core
+from bot.services.help_requests import sweep_help_requests
 from bot.services.reminders import sweep_reminders
 from bot.services.summary import send_daily_summary, summary_due_day
 from bot.services.timeouts import sweep_idle
 
 log = logging.getLogger(__name__)
 
-__all__ = ["register_jobs", "sweep_idle", "sweep_reminders", "sweep_summary"]
+__all__ = ["register_jobs", "sweep_help_requests", "sweep_idle", "sweep_reminders", "sweep_summary"]
 
 
 async def sweep_summary(core: Core) -> int:
@@ -45,8 +46,12 @@ def register_jobs(scheduler: Scheduler, core: Core) -> None:
     async def summary() -> None:
         await sweep_summary(core)
 
+    async def help_requests() -> None:
+        await sweep_help_requests(core)
+
     scheduler.every("sweep.reminders", s.sweep_interval_seconds, reminders)
     scheduler.every("sweep.idle", s.sweep_interval_seconds, idle)
+    scheduler.every("sweep.help_requests", s.sweep_interval_seconds, help_requests)
     scheduler.every("sweep.summary", s.sweep_interval_seconds, summary)
     scheduler.cron("summary.daily", summary, hour=hour, minute=minute, misfire_grace_time=3600)
     log.info(

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     template_dir: str | None = Field(None, validation_alias="BOT_TEMPLATE_DIR")
 
     confirm_ttl_seconds: int = Field(300, ge=10, validation_alias="BOT_CONFIRM_TTL_SECONDS")
+    # Candidates' 求助 with wants_exit: "self" ends it at once (cloud style), "confirm" asks the
+    # HR owner (default), "deny" tells the candidate to contact HR and alerts HR (on-premise style).
+    candidate_exit_policy: Literal["self", "confirm", "deny"] = Field(
+        "confirm", validation_alias="BOT_CANDIDATE_EXIT_POLICY"
+    )
+    # An unanswered help request reminds the HR owner after this long, then goes to managers after twice it.
+    help_remind_seconds: int = Field(600, ge=30, validation_alias="BOT_HELP_REMIND_SECONDS")
 
     # Scheduled work (issue 6): sweeps over due rows, idle timeouts, the managers' daily summary.
     sweep_interval_seconds: float = Field(5.0, gt=0, validation_alias="BOT_SWEEP_INTERVAL_SECONDS")

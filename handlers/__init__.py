@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from bot.dispatcher import Router
 from handlers import help as help_
-from handlers import people, stats, status, terminate, todos
+from handlers import help_requests, people, reschedule, stats, status, terminate, todos
 
 ROUTERS: tuple[Router, ...] = (
     terminate.router,
+    help_requests.router,
+    reschedule.router,
     status.router,
     stats.router,
     todos.router,

@@ -68,22 +68,28 @@ def pick_number(text: str, count: int) -> int | None:
     return None
 
 
-async def find_interviews(ctx: Context, query: str) -> Sequence[tuple[Interview, Candidate]]:
+OPEN = ("scheduled", "in_progress")
+
+
+async def find_interviews(
+    ctx: Context, query: str, statuses: Sequence[str] = OPEN
+) -> Sequence[tuple[Interview, Candidate]]:
     async with ctx.core.sessions() as session:
-        return await repo.open_interviews_matching(session, query=query, hr_key=scope_of(ctx))
+        return await repo.open_interviews_matching(session, query=query, hr_key=scope_of(ctx), statuses=statuses)
 
 
 async def resolve_one(
-    ctx: Context, query: str, *, then: str, params: dict[str, Any]
+    ctx: Context, query: str, *, then: str, params: dict[str, Any], statuses: Sequence[str] = OPEN
 ) -> tuple[tuple[Interview, Candidate] | None, list[Reply]]:
     """One open interview for ``query``, or replies that say why not.
 
     Several matches are listed numbered; the asker's next message (a number) is routed to
     the ``then`` answer handler with ``params`` plus the candidate platform ids. Never guesses.
     """
-    matches = await find_interviews(ctx, query)
+    matches = await find_interviews(ctx, query, statuses)
     if not matches:
-        return None, [Reply(f"没有找到你负责的、未结束的「{query}」的面试。")]
+        what = "未结束的" if tuple(statuses) == OPEN else ""
+        return None, [Reply(f"没有找到你负责的、{what}「{query}」的面试。")]
     if len(matches) == 1:
         return matches[0], []
     await open_action(ctx, then, {**params, "choices": [i.platform_id for i, _ in matches]})

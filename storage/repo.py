@@ -497,3 +497,26 @@ async def stuck_interviews(
         .limit(limit)
     )
     return int(total), [(i, c) for i, c in (await session.exec(stmt)).all()]
+
+
+async def open_actions(session: AsyncSession, *, action: str, now: datetime) -> Sequence[PendingAction]:
+    stmt = select(PendingAction).where(
+        PendingAction.action == action, PendingAction.state == "open", PendingAction.expires_at > now
+    )
+    return (await session.exec(stmt.order_by(col(PendingAction.id)))).all()
+
+
+async def transition_action(session: AsyncSession, *, action_id: int, from_state: str, to_state: str) -> bool:
+    """Move an action between states once (a claim across replicas); no expiry check."""
+    stmt = (
+        update(PendingAction)
+        .where(col(PendingAction.id) == action_id, col(PendingAction.state) == from_state)
+        .values(state=to_state)
+    )
+    result = await session.exec(stmt)
+    await session.commit()
+    return bool(result.rowcount == 1)
+
+
+async def notice_exists(session: AsyncSession, *, dedupe_key: str) -> bool:
+    return (await session.exec(select(Notice.id).where(Notice.dedupe_key == dedupe_key))).first() is not None

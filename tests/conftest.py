@@ -6,6 +6,7 @@ BOT_TEST_DATABASE_URL picks the database; by default a SQLite file in a temp fol
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import hmac
 import json
@@ -183,3 +184,11 @@ async def started_interview(client: TestClient, clock: FrozenClock, interview_id
         )
         resp = await post_event(client, clock, payload)
         assert resp.status == 200, await resp.text()
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_test() -> Iterator[None]:
+    """Collect garbage after every test so a leaked connection or socket is reported by the
+    test that leaked it, not by whichever later test happens to trigger the collection."""
+    yield
+    gc.collect()

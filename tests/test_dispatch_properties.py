@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
@@ -82,6 +83,17 @@ WORDS = [
 ]
 
 
+@pytest.fixture
+async def props_app(make_client: AppFactory, clock: FrozenClock) -> web.Application:
+    """One app for all hypothesis examples of a test (fixtures are not reset between examples)."""
+    client = await make_client()
+    app = client.server.app
+    assert app is not None
+    await started_interview(client, clock)
+    await add_person(app, "hr01", "王小姐", "hr")
+    return app
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     script=st.lists(
@@ -94,17 +106,10 @@ WORDS = [
     )
 )
 async def test_random_text_never_crashes_nor_terminates_without_confirm(
-    make_client: AppFactory, clock: FrozenClock, script: list[str]
+    props_app: web.Application, script: list[str]
 ) -> None:
-    client = await make_client()
-    app = client.server.app
-    assert app is not None
+    app = props_app
     core = app[CORE]
-    async with core.sessions() as session:
-        exists = (await session.exec(select(Interview))).first()
-    if exists is None:
-        await started_interview(client, clock)
-        await add_person(app, "hr01", "王小姐", "hr")
     hr = ChatUser(app, "hr01")
     for text in script:
         replies = await hr.say(text)

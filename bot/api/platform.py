@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from bot.api.common import error, parse_json_object
-from bot.keys import CORE
+from bot.keys import BACKGROUND, CORE
+from bot.services import help_requests
+from bot.services.context import Core
 from bot.services.events import EventType, PlatformEventIn, apply_event
 from bot.signing import verify_platform_signature
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
+
+
+async def _candidate_exits(core: Core) -> None:
+    try:
+        await help_requests.run_candidate_exits(core)
+    except Exception:
+        log.exception("candidate exit processing failed; the sweep will retry")
 
 
 @routes.post("/api/platform/events")
@@ -46,4 +56,10 @@ async def platform_events(request: web.Request) -> web.Response:
         return error(422, "invalid_event", "事件格式不正确", details=fields)
     if not applied:
         return web.json_response({"status": "duplicate", "event_id": event.event_id})
+    if event.type is EventType.help_requested and settings.candidate_exit_policy == "self":
+        # Ending the interview calls the platform back: do it after answering, durably
+        # (the candidate_exit row is retried by the sweep if this task dies).
+        task = asyncio.create_task(_candidate_exits(core), name=f"candidate-exit-{event.event_id}")
+        request.app[BACKGROUND].add(task)
+        task.add_done_callback(request.app[BACKGROUND].discard)
     return web.json_response({"status": "applied", "event_id": event.event_id})

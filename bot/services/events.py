@@ -11,10 +11,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import notices, reminders
+from bot.services import help_requests, reminders
 from bot.services.context import Core
 from storage import repo
-from storage.models import Candidate, Interview, InterviewStatus, Pipeline, PlatformEvent, Todo
+from storage.models import Candidate, Interview, InterviewStatus, Pipeline, PlatformEvent
 
 log = logging.getLogger(__name__)
 
@@ -186,21 +186,16 @@ def _apply(
         case EventType.help_requested:
             assert help_req is not None
             detail.update(reason=help_req.reason, wants_exit=help_req.wants_exit)
-            assignee = interview.hr_key
-            if assignee:
-                want = "希望结束面试" if help_req.wants_exit else "请求协助"
-                title = f"候选人{candidate.name}{want}:{help_req.reason or '未说明原因'}"
-                session.add(Todo(assignee=assignee, interview_id=interview.id, title=title[:200], created_at=now))
-                notices.notify_staff(
-                    session,
-                    core,
-                    kind="help_requested",
-                    person_key=assignee,
-                    interview=interview,
-                    now=now,
-                    text=title,
-                    dedupe_key=f"help:{event.event_id}",
-                )
+            help_requests.open_help_request(
+                session,
+                core,
+                interview=interview,
+                candidate=candidate,
+                event_id=event.event_id,
+                reason=help_req.reason,
+                wants_exit=help_req.wants_exit,
+                now=now,
+            )
     if event.type is not EventType.activity:
         repo.audit(
             session,

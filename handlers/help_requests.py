@@ -1,0 +1,68 @@
+"""HR answers to a candidate's 求助: 确认终止 or 协助继续 (重新安排 lives in handlers/reschedule.py)."""
+
+from __future__ import annotations
+
+from bot.channels.base import Reply
+from bot.dispatcher import Context, Router
+from bot.services import termination
+from bot.services.help_requests import FALLBACK_REASON, HELP_ACTION, close_siblings
+from bot.services.reasons import match_reason
+from storage import repo
+from storage.models import PendingAction
+
+router = Router("help_requests")
+
+
+async def take_help_request(ctx: Context) -> PendingAction | None:
+    """The asker's newest open help request (from any chat), closed for everyone at once."""
+    now = ctx.core.clock.now()
+    async with ctx.core.sessions() as session:
+        action = await repo.latest_open_action(
+            session, requester=ctx.actor, chat_id=None, now=now, actions=[HELP_ACTION]
+        )
+    if action is None:
+        return None
+    if not await close_siblings(ctx.core, action.params["key"], state="answered"):
+        return None  # someone else answered in the meantime
+    return action
+
+
+@router.command("确认终止", usage="确认终止", example="确认终止")
+async def confirm_exit(ctx: Context) -> list[Reply]:
+    action = await take_help_request(ctx)
+    if action is None:
+        return [Reply("没有等待你处理的候选人求助(可能已被他人处理)。")]
+    async with ctx.core.sessions() as session:
+        reasons = await repo.list_reasons(session)
+    reason = match_reason(action.params.get("reason", ""), reasons)
+    try:
+        result = await termination.terminate(
+            ctx.core,
+            platform_id=action.params["platform_id"],
+            reason_text=reason.name if reason else FALLBACK_REASON,
+            operator=ctx.actor,
+            source="candidate_request",
+            detail=action.params.get("reason", ""),
+            chat=ctx.chat,
+        )
+    except termination.TerminationError as exc:
+        return [Reply(exc.message)]
+    return [Reply(f"已按候选人请求终止 {result.candidate.name} 的面试,原因:{result.exit.reason}。")]
+
+
+@router.command("协助继续", usage="协助继续", example="协助继续")
+async def assist(ctx: Context) -> list[Reply]:
+    action = await take_help_request(ctx)
+    if action is None:
+        return [Reply("没有等待你处理的候选人求助(可能已被他人处理)。")]
+    async with ctx.core.sessions() as session:
+        repo.audit(
+            session,
+            at=ctx.core.clock.now(),
+            actor=ctx.actor,
+            action="help.assist",
+            chat=ctx.chat,
+            detail={"key": action.params["key"], "platform_id": action.params["platform_id"]},
+        )
+        await session.commit()
+    return [Reply(f"好的,请联系候选人{action.params['candidate_name']}协助其继续面试。面试保持进行中。")]

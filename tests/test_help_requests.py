@@ -1,0 +1,158 @@
+"""Candidates' 求助: HR prompt, 确认终止 / 协助继续, reminder and escalation, and the three policies."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from sqlmodel import select
+
+from bot.clock import FrozenClock
+from bot.keys import CORE
+from bot.services.help_requests import sweep_help_requests
+from storage.models import AuditEvent, Notice, PendingAction
+from tests.chat import ChatUser, add_person
+from tests.conftest import AppFactory, admin_headers, event, eventually, post_event, started_interview
+from tests.fakes.platform import FakePlatform
+
+
+async def setup(make_client: AppFactory, clock: FrozenClock, **settings: object) -> tuple[TestClient, web.Application]:
+    client = await make_client(**settings)
+    app = client.server.app
+    assert app is not None
+    app[CORE].staff_channels.add("wecom")  # as when the WeCom app is configured: staff prompts become notices
+    await started_interview(client, clock)
+    await add_person(app, "hr01", "王小姐", "hr")
+    await add_person(app, "boss", "陈经理", "manager")
+    return client, app
+
+
+async def ask_help(client: TestClient, clock: FrozenClock, reason: str = "网络卡顿", wants_exit: bool = True) -> None:
+    payload = event(
+        "interview.help_requested", data={"reason": reason, "wants_exit": wants_exit}, occurred_at=clock.now()
+    )
+    resp = await post_event(client, clock, payload)
+    assert resp.status == 200, await resp.text()
+
+
+async def detail(client: TestClient) -> dict:
+    return await (await client.get("/api/interviews/iv-1", headers=admin_headers())).json()
+
+
+async def staff_notices(app: web.Application, kind: str) -> list[Notice]:
+    async with app[CORE].sessions() as session:
+        return list((await session.exec(select(Notice).where(Notice.kind == kind))).all())
+
+
+async def test_hr_confirms_candidate_exit(make_client: AppFactory, clock: FrozenClock) -> None:
+    client, app = await setup(make_client, clock)
+    await ask_help(client, clock)
+    [prompt] = await staff_notices(app, "help_requested")
+    assert prompt.recipient == "hr01"
+    assert "希望结束面试" in prompt.body and "网络卡顿" in prompt.body
+    assert [b[0] for b in prompt.payload["reply"]["buttons"]] == ["确认终止", "协助继续", "重新安排"]
+    assert (await detail(client))["status"] == "in_progress"
+
+    hr = ChatUser(app, "hr01")
+    assert "已按候选人请求终止 张三 的面试,原因:系统故障" in await hr.says("确认终止")
+    body = await detail(client)
+    assert body["status"] == "terminated"
+    assert body["exit"]["source"] == "candidate_request"
+    assert body["exit"]["operator"] == "wecom:hr01"
+    assert "没有等待你处理的候选人求助" in await hr.says("确认终止")
+
+
+async def test_hr_assists_and_interview_continues(make_client: AppFactory, clock: FrozenClock) -> None:
+    client, app = await setup(make_client, clock)
+    await ask_help(client, clock, reason="不会操作", wants_exit=False)
+    hr = ChatUser(app, "hr01")
+    assert "协助其继续面试" in await hr.says("协助继续")
+    assert (await detail(client))["status"] == "in_progress"
+    async with app[CORE].sessions() as session:
+        assist = (await session.exec(select(AuditEvent).where(AuditEvent.action == "help.assist"))).all()
+    assert [a.actor for a in assist] == ["wecom:hr01"]
+    # Answered: no reminder later.
+    clock.advance(minutes=11)
+    await sweep_help_requests(app[CORE])
+    assert await staff_notices(app, "help_reminder") == []
+
+
+async def test_unanswered_request_reminds_once_then_goes_to_managers(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
+    client, app = await setup(make_client, clock)
+    await ask_help(client, clock)
+    core = app[CORE]
+    clock.advance(minutes=9)
+    await sweep_help_requests(core)
+    assert await staff_notices(app, "help_reminder") == []
+
+    clock.advance(minutes=2)
+    await sweep_help_requests(core)
+    await sweep_help_requests(core)  # twice: still one reminder
+    reminders = await staff_notices(app, "help_reminder")
+    assert [(n.recipient, "已等待 11 分钟" in n.body) for n in reminders] == [("hr01", True)]
+
+    clock.advance(minutes=10)
+    await sweep_help_requests(core)
+    await sweep_help_requests(core)
+    prompts = await staff_notices(app, "help_requested")
+    assert sorted(n.recipient for n in prompts) == ["boss", "hr01"]
+    boss_prompt = next(n for n in prompts if n.recipient == "boss")
+    assert "已转给经理" in boss_prompt.body
+
+    # The manager answers; the HR owner is then told it was handled.
+    boss = ChatUser(app, "boss")
+    assert "已按候选人请求终止" in await boss.says("确认终止")
+    assert "没有等待你处理的候选人求助" in await ChatUser(app, "hr01").says("确认终止")
+    async with core.sessions() as session:
+        still_open = (
+            await session.exec(
+                select(PendingAction).where(PendingAction.action == "help_request", PendingAction.state == "open")
+            )
+        ).all()
+    assert still_open == []
+
+
+async def test_self_policy_ends_at_once_and_retries_when_platform_fails(
+    make_client: AppFactory, clock: FrozenClock, fake_platform: FakePlatform
+) -> None:
+    assert fake_platform.server is not None
+    client, app = await setup(
+        make_client,
+        clock,
+        candidate_exit_policy="self",
+        platform_api_base=str(fake_platform.server.make_url("")),
+    )
+    fake_platform.save_status = 503
+    await ask_help(client, clock, reason="不想面了")
+
+    async def released() -> bool:  # tried, failed, and handed back for the sweep to retry
+        async with app[CORE].sessions() as session:
+            row = (await session.exec(select(PendingAction).where(PendingAction.action == "candidate_exit"))).one()
+        return fake_platform.actions().count("save") >= 3 and row.state == "open"
+
+    await eventually(released)
+    assert (await detail(client))["status"] == "in_progress"  # save failed: not terminated
+
+    fake_platform.save_status = 200
+    await sweep_help_requests(app[CORE])
+    body = await detail(client)
+    assert body["status"] == "terminated"
+    assert body["exit"]["reason"] == "候选人放弃"
+    assert body["exit"]["operator"] == "candidate"
+    assert body["exit"]["source"] == "candidate_request"
+    assert await staff_notices(app, "help_requested") == []  # HR not asked, only told of the exit
+
+
+async def test_deny_policy_tells_candidate_to_contact_hr(
+    make_client: AppFactory, clock: FrozenClock, smtp: object
+) -> None:
+    client, app = await setup(make_client, clock, candidate_exit_policy="deny")
+    await ask_help(client, clock)
+    body = await detail(client)
+    assert body["status"] == "in_progress"
+    kinds = [n["kind"] for n in body["notices"]]
+    assert "help_contact_hr" in kinds
+    contact = next(n for n in body["notices"] if n["kind"] == "help_contact_hr")
+    assert "请直接联系HR" in contact["body"]
+    assert len(await staff_notices(app, "help_requested")) == 1
