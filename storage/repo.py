@@ -26,6 +26,7 @@ from storage.models import (
     PlatformEvent,
     Reminder,
     ReminderState,
+    SharedToken,
     Todo,
 )
 
@@ -520,3 +521,35 @@ async def transition_action(session: AsyncSession, *, action_id: int, from_state
 
 async def notice_exists(session: AsyncSession, *, dedupe_key: str) -> bool:
     return (await session.exec(select(Notice.id).where(Notice.dedupe_key == dedupe_key))).first() is not None
+
+
+# --- access tokens shared by replicas -------------------------------------------
+
+
+async def get_shared_token(session: AsyncSession, *, key: str) -> SharedToken | None:
+    return await session.get(SharedToken, key)
+
+
+async def store_shared_token(
+    session: AsyncSession, *, key: str, value: str, expires_at: datetime, now: datetime
+) -> None:
+    """Upsert and commit; a concurrent insert by another replica wins harmlessly (both are valid)."""
+    row = await session.get(SharedToken, key)
+    if row is None:
+        session.add(SharedToken(key=key, value=value, expires_at=expires_at, updated_at=now))
+    else:
+        row.value, row.expires_at, row.updated_at = value, expires_at, now
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+
+
+async def expire_shared_token(session: AsyncSession, *, key: str, value: str, now: datetime) -> None:
+    """Expire ``value`` only if it is still the stored token (a newer one is left alone)."""
+    await session.exec(
+        update(SharedToken)
+        .where(col(SharedToken.key) == key, col(SharedToken.value) == value)
+        .values(expires_at=now, updated_at=now)
+    )
+    await session.commit()

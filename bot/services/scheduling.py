@@ -28,21 +28,17 @@ from sqlmodel import col
 from bot.services import notices, reminders
 from bot.services.claims import local_text
 from bot.services.context import Core
+from bot.services.errors import ServiceError
 from storage import repo
 from storage.models import Candidate, Interview, InterviewStatus, Notice, Pipeline
 
 log = logging.getLogger(__name__)
 
 
-class RescheduleError(Exception):
-    """Why an interview was not rescheduled; ``message`` is Chinese for people."""
+class RescheduleError(ServiceError):
+    """Why an interview was not rescheduled."""
 
     code = "reschedule_failed"
-    http_status = 409
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class InterviewNotFound(RescheduleError):

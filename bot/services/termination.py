@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.platform_client import PlatformError
 from bot.services import notices
 from bot.services.context import Core
+from bot.services.errors import ServiceError
 from bot.services.reasons import match_reason
 from storage import repo
 from storage.models import Candidate, ExitReason, ExitRecord, Interview, InterviewStatus, Notice, Todo
@@ -29,16 +30,10 @@ log = logging.getLogger(__name__)
 CLAIM_STALE_AFTER = timedelta(minutes=2)
 
 
-class TerminationError(Exception):
-    """Why an interview was not terminated; ``message`` is Chinese for people."""
+class TerminationError(ServiceError):
+    """Why an interview was not terminated."""
 
     code = "termination_failed"
-    http_status = 409
-
-    def __init__(self, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
 
 
 class InterviewNotFound(TerminationError):

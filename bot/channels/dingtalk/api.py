@@ -19,14 +19,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
 
 from bot.channels.dingtalk.sign import dingtalk_sign
 from bot.clock import Clock
+from storage import repo
 from storage.db import SessionMaker
-from storage.models import SharedToken
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +102,7 @@ class OpenApi:
             if self._token and self._token[1] > now:
                 return self._token[0]
             async with self._sessions() as session:
-                row = await session.get(SharedToken, self.token_key)
+                row = await repo.get_shared_token(session, key=self.token_key)
                 if row is not None and row.expires_at > now:
                     self._token = (row.value, row.expires_at)
                     return row.value
@@ -129,28 +126,14 @@ class OpenApi:
 
     async def _store_token(self, value: str, expires_at: datetime, now: datetime) -> None:
         async with self._sessions() as session:
-            row = await session.get(SharedToken, self.token_key)
-            if row is None:
-                session.add(SharedToken(key=self.token_key, value=value, expires_at=expires_at, updated_at=now))
-            else:
-                row.value, row.expires_at, row.updated_at = value, expires_at, now
-            try:
-                await session.commit()
-            except IntegrityError:  # another replica stored its token first; ours is valid too
-                await session.rollback()
+            await repo.store_shared_token(session, key=self.token_key, value=value, expires_at=expires_at, now=now)
 
     async def invalidate(self, token: str) -> None:
         """Forget a token DingTalk refused, here and for the other replicas."""
         if self._token and self._token[0] == token:
             self._token = None
-        now = self._clock.now()
         async with self._sessions() as session:
-            await session.exec(
-                update(SharedToken)
-                .where(col(SharedToken.key) == self.token_key, col(SharedToken.value) == token)
-                .values(expires_at=now, updated_at=now)
-            )
-            await session.commit()
+            await repo.expire_shared_token(session, key=self.token_key, value=token, now=self._clock.now())
 
     async def call(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST one OpenAPI call; a refused token is dropped and the call tried once more."""

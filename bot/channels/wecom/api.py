@@ -20,13 +20,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
 
 from bot.clock import Clock
+from storage import repo
 from storage.db import SessionMaker
-from storage.models import SharedToken
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +118,7 @@ class WeComApi:
             if cached and self._fresh(cached[1]):
                 return cached[0]
             async with self.sessions() as session:
-                row = await session.get(SharedToken, self.token_key)
+                row = await repo.get_shared_token(session, key=self.token_key)
                 if row is not None and self._fresh(row.expires_at):
                     self._token = (row.value, row.expires_at)
                     return row.value
@@ -150,17 +147,10 @@ class WeComApi:
         return token, self.clock.now() + timedelta(seconds=seconds)
 
     async def _store_token(self, value: str, expires_at: datetime) -> None:
-        now = self.clock.now()
         async with self.sessions() as session:
-            row = await session.get(SharedToken, self.token_key)
-            if row is None:
-                session.add(SharedToken(key=self.token_key, value=value, expires_at=expires_at, updated_at=now))
-            else:
-                row.value, row.expires_at, row.updated_at = value, expires_at, now
-            try:
-                await session.commit()
-            except IntegrityError:  # another replica stored one at the same moment: both are valid
-                await session.rollback()
+            await repo.store_shared_token(
+                session, key=self.token_key, value=value, expires_at=expires_at, now=self.clock.now()
+            )
 
     async def invalidate(self, token: str) -> None:
         """Forget ``token`` (only if it is still the current one), here and in the shared table."""
@@ -168,12 +158,7 @@ class WeComApi:
             if self._token and self._token[0] == token:
                 self._token = None
             async with self.sessions() as session:
-                await session.exec(
-                    update(SharedToken)
-                    .where(col(SharedToken.key) == self.token_key, col(SharedToken.value) == token)
-                    .values(expires_at=self.clock.now(), updated_at=self.clock.now())
-                )
-                await session.commit()
+                await repo.expire_shared_token(session, key=self.token_key, value=token, now=self.clock.now())
 
     async def call(self, path: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
         """POST ``payload`` to ``/cgi-bin/<path>?access_token=``; one refresh-and-retry on token errors."""
