@@ -15,6 +15,7 @@ from sqlmodel import col
 from bot.api import admin, charts, platform
 from bot.channels import dingtalk, wecom
 from bot.channels.email import EmailSender
+from bot.channels.sms import build_sms_sender
 from bot.clock import Clock, SystemClock
 from bot.dispatcher import Dispatcher
 from bot.jobs import register_jobs
@@ -95,6 +96,10 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
     outbox = Outbox(core)
     if core.settings.smtp_enabled:
         outbox.register(EmailSender(core.settings))
+    sms = build_sms_sender(core.settings)
+    if sms is not None:
+        outbox.register(sms)
+        log.info("SMS notices through %s", core.settings.sms_provider)
     core.wake_outbox = outbox.wake
     app[OUTBOX] = outbox
     stop = asyncio.Event()
@@ -124,7 +129,7 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     scheduler.start()
     app[SCHEDULER] = scheduler
     yield
-    scheduler.shutdown()
+    await scheduler.shutdown()
 
 
 async def healthz(request: web.Request) -> web.Response:

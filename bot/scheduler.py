@@ -5,6 +5,7 @@ Due items live in the database; the scheduler only runs sweeps with explicit ids
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,6 +15,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = logging.getLogger(__name__)
 
+# How long shutdown waits for a running sweep to finish before the loop cancels it.
+SHUTDOWN_GRACE_SECONDS = 10.0
+
 
 class Scheduler:
     def __init__(self, timezone: str) -> None:
@@ -22,16 +26,38 @@ class Scheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
         )
         self._sched.add_listener(self._on_error, EVENT_JOB_ERROR)
+        self._running: set[asyncio.Task[Any]] = set()
+        self._stopping = False
 
     @staticmethod
     def _on_error(event: JobExecutionEvent) -> None:
         log.error("scheduled job %s failed", event.job_id, exc_info=event.exception)
 
+    def _tracked(self, job_id: str, func: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+        """Run ``func`` as a task we can wait for at shutdown (APScheduler would cancel it mid-query)."""
+
+        async def run() -> None:
+            if self._stopping:
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            try:
+                await func()
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+                log.info("scheduled job %s cancelled at shutdown", job_id)
+            finally:
+                self._running.discard(task)
+
+        return run
+
     def every(self, job_id: str, seconds: float, func: Callable[[], Awaitable[Any]]) -> None:
-        self._sched.add_job(func, "interval", seconds=seconds, id=job_id, replace_existing=True)
+        self._sched.add_job(self._tracked(job_id, func), "interval", seconds=seconds, id=job_id, replace_existing=True)
 
     def cron(self, job_id: str, func: Callable[[], Awaitable[Any]], **fields: Any) -> None:
-        self._sched.add_job(func, "cron", id=job_id, replace_existing=True, **fields)
+        self._sched.add_job(self._tracked(job_id, func), "cron", id=job_id, replace_existing=True, **fields)
 
     def job_ids(self) -> list[str]:
         return [job.id for job in self._sched.get_jobs()]
@@ -39,6 +65,12 @@ class Scheduler:
     def start(self) -> None:
         self._sched.start()
 
-    def shutdown(self) -> None:
+    async def shutdown(self) -> None:
+        """Stop starting jobs, let running ones finish (up to SHUTDOWN_GRACE), then stop the scheduler."""
+        self._stopping = True
+        if self._sched.running:
+            self._sched.pause()
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=SHUTDOWN_GRACE_SECONDS)
         if self._sched.running:
             self._sched.shutdown(wait=False)
