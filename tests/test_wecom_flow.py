@@ -214,3 +214,40 @@ def test_several_ai_bot_replies_share_one_response_url() -> None:
     assert len(merged) == 1
     assert merged[0].text == "第一段\n\n第二段"
     assert merge_replies([Reply("一")]) == [Reply("一")]
+
+
+async def test_group_view_is_masked_and_direct_view_is_not(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    """The masking rule end to end: 查看 in a group (AI bot) hides contacts, 1:1 (app) shows them."""
+    client = await make_client(**wecom_settings(fake_wecom))
+    app = client.server.app
+    assert app is not None
+    await started_interview(client, clock)
+    await add_person(app, "hr01", "王小姐", "hr")
+    ts = int(clock.now().timestamp())
+
+    bot_side = WeComSide(token=BOT_TOKEN, aes_key=BOT_AES_KEY, corp_id="")
+    ask = aibot_text(
+        "hr01", "@面试助手 查看 张三", msgid="CAIQ-v", response_url=fake_wecom.response_url("v"), chatid="g"
+    )
+    path, body = bot_side.bot_post(ask, timestamp=ts)
+    assert (await client.post(path, data=body)).status == 200
+
+    async def group_answered() -> bool:
+        return len(fake_wecom.sent("aibot/response")) == 1
+
+    await eventually(group_answered)
+    group_text = fake_wecom.sent("aibot/response")[0]["markdown"]["content"]
+    assert "138****1234" in group_text
+    assert "13800001234" not in group_text and "zhangsan@example.com" not in group_text
+
+    path, body = WeComSide().app_post(text_xml("hr01", "查看 张三", 2001), timestamp=ts)
+    assert (await client.post(path, data=body)).status == 200
+
+    async def direct_answered() -> bool:
+        return any("张三" in str(m) for m in fake_wecom.sent("message/send"))
+
+    await eventually(direct_answered)
+    direct = next(m for m in fake_wecom.sent("message/send") if "张三" in str(m))
+    assert "13800001234" in str(direct) and "zhangsan@example.com" in str(direct)
