@@ -14,8 +14,8 @@ from sqlmodel import col
 
 from bot.api import admin, charts, platform
 from bot.channels import dingtalk, wecom
+from bot.channels.base import INBOUND_KIND
 from bot.channels.email import EmailSender
-from bot.channels.sms import build_sms_sender
 from bot.clock import Clock, SystemClock
 from bot.dispatcher import Dispatcher
 from bot.jobs import register_jobs
@@ -96,10 +96,6 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
     outbox = Outbox(core)
     if core.settings.smtp_enabled:
         outbox.register(EmailSender(core.settings))
-    sms = build_sms_sender(core.settings)
-    if sms is not None:
-        outbox.register(sms)
-        log.info("SMS notices through %s", core.settings.sms_provider)
     core.wake_outbox = outbox.wake
     app[OUTBOX] = outbox
     stop = asyncio.Event()
@@ -119,10 +115,12 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     scheduler = Scheduler(core.settings.timezone)
 
     async def purge_inbound() -> None:
+        """Dedupe keys and processed chat messages (they hold message text) are kept 7 days."""
         cutoff = core.clock.now() - INBOUND_KEEP
         async with core.sessions() as session:
             await session.exec(delete(InboundMessage).where(col(InboundMessage.received_at) < cutoff))
             await session.commit()
+            await repo.purge_processed(session, kind=INBOUND_KIND, before=cutoff)
 
     scheduler.cron("housekeeping.purge_inbound", purge_inbound, hour=3, minute=17)
     register_jobs(scheduler, core)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -250,10 +250,21 @@ async def claim_notice(session: AsyncSession, *, notice_id: int, now: datetime, 
     return bool(result.rowcount == 1)
 
 
-async def list_notices(session: AsyncSession, *, status: str | None = None, limit: int = 200) -> Sequence[Notice]:
+async def list_notices(
+    session: AsyncSession,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    exclude_kind: str | None = None,
+    limit: int = 200,
+) -> Sequence[Notice]:
     stmt = select(Notice).order_by(col(Notice.id).desc()).limit(limit)
     if status:
         stmt = stmt.where(Notice.status == status)
+    if kind:
+        stmt = stmt.where(Notice.kind == kind)
+    if exclude_kind:
+        stmt = stmt.where(Notice.kind != exclude_kind)
     return (await session.exec(stmt)).all()
 
 
@@ -553,3 +564,13 @@ async def expire_shared_token(session: AsyncSession, *, key: str, value: str, no
         .values(expires_at=now, updated_at=now)
     )
     await session.commit()
+
+
+async def purge_processed(session: AsyncSession, *, kind: str, before: datetime) -> int:
+    """Delete delivered rows of ``kind`` created before ``before`` (e.g. processed inbound messages)."""
+    stmt = delete(Notice).where(
+        col(Notice.kind) == kind, col(Notice.status) == NoticeStatus.sent.value, col(Notice.created_at) < before
+    )
+    result = await session.exec(stmt)
+    await session.commit()
+    return int(result.rowcount or 0)

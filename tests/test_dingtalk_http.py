@@ -153,7 +153,7 @@ async def test_bad_sign_and_stale_timestamp_are_rejected(
     assert unsigned.status == 401
 
     assert await rows(client.server.app, InboundMessage) == []
-    assert await rows(client.server.app, Notice, kind="dingtalk.inbound") == []
+    assert await rows(client.server.app, Notice, kind="inbound") == []
 
     # Within the hour is fine (DingTalk's clock may be a little off ours).
     ok = await fake.post_callback(client, body, clock, timestamp=ms(clock) - 3500 * 1000)
@@ -171,7 +171,7 @@ async def test_duplicate_msg_id_is_processed_once(
         assert resp.status == 200
 
     assert len(await rows(app, InboundMessage)) == 1
-    [job] = await rows(app, Notice, kind="dingtalk.inbound")
+    [job] = await rows(app, Notice, kind="inbound")
 
     async def processed() -> bool:
         [row] = await rows(app, Notice, id=job.id)

@@ -138,7 +138,7 @@ async def test_connection_acks_pings_reconnects_and_stops_promptly(
     await eventually(answered_again)
     await idle(app)
     async with app[CORE].sessions() as session:
-        jobs = (await session.exec(select(Notice).where(Notice.kind == "dingtalk.inbound"))).all()
+        jobs = (await session.exec(select(Notice).where(Notice.kind == "inbound"))).all()
     assert [j.status for j in jobs] == ["sent", "sent"]
 
     started = time.monotonic()

@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from bot.api.common import error, fail, parse_json_object
+from bot.channels.base import INBOUND_KIND
 from bot.keys import CORE
 from bot.services import termination
 from bot.services.reports import exit_report
@@ -193,6 +194,8 @@ async def list_notices(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status and status not in {s.value for s in NoticeStatus}:
         return error(400, "bad_status", f"未知状态 {status!r}", known=[s.value for s in NoticeStatus])
+    # Received chat messages waiting to be processed live in the outbox too; list them only when asked.
+    kind = request.query.get("kind")
     async with request.app[CORE].sessions() as session:
-        rows = await repo.list_notices(session, status=status)
+        rows = await repo.list_notices(session, status=status, kind=kind, exclude_kind=None if kind else INBOUND_KIND)
     return web.json_response({"notices": [notice_public(n) for n in rows]})

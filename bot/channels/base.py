@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 ChatType = Literal["direct", "group"]
+
+# Outbox rows that hold a received chat message until it is processed (durable intake).
+INBOUND_KIND = "inbound"
 ReplyKind = Literal["text", "markdown", "confirm"]
 
 

@@ -13,7 +13,7 @@ A repeat can at worst re-run a handler whose effects are themselves guarded (a c
 confirmation is not confirmed twice; termination claims the interview), and its replies
 are dropped because reply dedupe keys derive from the ``msgId``.
 
-The rows show up in the admin API's notice list with kind "dingtalk.inbound".
+The rows have kind "inbound": hidden from the admin notice list unless asked for, purged after 7 days.
 
 In Stream mode the frame is acked before ``accept`` commits: DingTalk does not redeliver
 robot messages whatever the ack says, so holding the ack would not make them any safer.
@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from bot.channels.base import INBOUND_KIND
 from bot.channels.dingtalk.parse import PLATFORM, ParseError, dedupe_key, message_text, parse_callback
 from bot.channels.dingtalk.sender import CHANNEL
 from bot.channels.replies import enqueue_replies
@@ -89,11 +90,11 @@ class Inbound:
         now = self._core.clock.now()
         async with self._core.sessions() as session:
             job = Notice(
-                kind="dingtalk.inbound",
+                kind=INBOUND_KIND,
                 channel=INBOUND_CHANNEL,
                 recipient=str(body.get("senderStaffId") or body.get("senderId") or ""),
                 body=message_text(body),
-                payload={"audience": "inbound", "callback": dict(body)},
+                payload={"audience": "internal", "callback": dict(body)},
                 destination=INBOUND_CHANNEL,
                 dedupe_key=f"inbound:{PLATFORM}:{key}"[:200],
                 next_attempt_at=now,

@@ -37,7 +37,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from bot.channels.base import IncomingMessage, Reply
+from bot.channels.base import INBOUND_KIND, IncomingMessage, Reply
 from bot.channels.replies import enqueue_replies
 from bot.channels.wecom.parse import Inbound
 from bot.channels.wecom.sender import AIBOT_CHANNEL, APP_CHANNEL, update_card_notice
@@ -115,7 +115,7 @@ class WeComInbox:
     def _row(self, inbound: Inbound, source: Source, now: datetime) -> Notice:
         msg = inbound.msg
         return Notice(
-            kind="inbound",
+            kind=INBOUND_KIND,
             channel=INBOX_CHANNEL,
             recipient=msg.sender_id,
             body=msg.text,
