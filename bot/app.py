@@ -16,6 +16,7 @@ from bot.api import admin, charts, platform
 from bot.channels import dingtalk, wecom
 from bot.channels.base import INBOUND_KIND
 from bot.channels.email import EmailSender
+from bot.channels.sms import build_sms_sender
 from bot.clock import Clock, SystemClock
 from bot.dispatcher import Dispatcher
 from bot.jobs import register_jobs
@@ -96,6 +97,10 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
     outbox = Outbox(core)
     if core.settings.smtp_enabled:
         outbox.register(EmailSender(core.settings))
+    sms = build_sms_sender(core.settings)
+    if sms is not None:
+        outbox.register(sms)
+        log.info("SMS notices through %s", core.settings.sms_provider)
     core.wake_outbox = outbox.wake
     app[OUTBOX] = outbox
     stop = asyncio.Event()

@@ -2,6 +2,17 @@
 
 Rows are claimed with a conditional update so several replicas never send one twice;
 a row left 'sending' by a crashed process is reclaimed once its lock expires.
+
+Candidate notices (payload["audience"] == "candidate") carry a channel plan (payload["plan"]):
+when a channel fails permanently, runs out of attempts, or has no sender here, the notice
+falls back to the next channel of its plan; only when none is left does it go dead (and the
+HR owner gets a to-do). Every try is a ``notice_attempt`` row, written and committed as
+'started' *before* the provider is called. A reclaimed notice whose last attempt on its channel
+is still 'started' was maybe delivered by the crashed process: that attempt becomes 'unknown'
+and the notice is NOT resent on that channel — it falls back to the next channel instead
+(a duplicate on another channel is better than silence; a second SMS or email of the same
+notice is what idempotency forbids). The idempotency key ``notice-<id>-<channel>`` goes to
+providers that accept one (Aliyun OutId, Tencent SessionContext, the email Message-ID).
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services.context import Core
 from storage import repo
-from storage.models import Notice, NoticeStatus, Todo
+from storage.models import AttemptResult, Notice, NoticeAttempt, NoticeStatus, Todo
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +43,15 @@ class SendError(Exception):
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+
+
+def idem_key(notice: Notice) -> str:
+    """The idempotency key of a notice on its current channel (the same for every retry there)."""
+    return f"notice-{notice.id}-{notice.channel}"
+
+
+def is_candidate_notice(notice: Notice) -> bool:
+    return notice.payload.get("audience") == "candidate"
 
 
 class Sender(Protocol):
@@ -123,6 +143,12 @@ class Outbox:
             notice = await session.get(Notice, notice_id)
             assert notice is not None
             sender = self.senders[notice.channel]
+            attempt: NoticeAttempt | None = None
+            if is_candidate_notice(notice):
+                last = await repo.last_attempt(session, notice_id=notice_id, channel=notice.channel)
+                if last is not None and last.result == AttemptResult.started.value:
+                    await self._unknown_outcome(session, notice, last, now)
+                    return 0
             wait = self.pacer.wait_for(notice.destination, sender.rate, now)
             if wait > 0:
                 notice.status = NoticeStatus.pending.value
@@ -130,10 +156,21 @@ class Outbox:
                 notice.locked_until = None
                 await session.commit()
                 return 0
+            if is_candidate_notice(notice):
+                attempt = NoticeAttempt(
+                    notice_id=notice_id,
+                    channel=notice.channel,
+                    seq=(last.seq + 1) if last else 1,
+                    recipient=notice.recipient,
+                    idem_key=idem_key(notice),
+                    started_at=now,
+                )
+                session.add(attempt)
+                await session.commit()  # the unique (notice, channel, seq) row exists before the provider call
             try:
                 provider_id = await sender.send(notice)
             except Exception as exc:  # noqa: BLE001 - every failure is recorded on the row
-                await self._failed(session, notice, exc)
+                await self._failed(session, notice, exc, attempt)
                 return 0
             done = self.core.clock.now()
             self.pacer.record(notice.destination, done)
@@ -143,34 +180,95 @@ class Outbox:
             notice.attempts += 1
             notice.locked_until = None
             notice.last_error = None
+            if attempt is not None:
+                attempt.result = AttemptResult.sent.value
+                attempt.provider_id = provider_id
+                attempt.finished_at = done
             await session.commit()
             log.info("notice %s sent by %s", notice_id, notice.channel)
             return 1
 
-    async def _failed(self, session: AsyncSession, notice: Notice, exc: Exception) -> None:
+    async def _unknown_outcome(self, session: AsyncSession, notice: Notice, last: NoticeAttempt, now: datetime) -> None:
+        """A crash left this channel's attempt 'started': maybe sent, so never resend it here."""
+        last.result = AttemptResult.unknown.value
+        last.error = "发送中途进程停止,是否送达未知;不在此渠道重发"
+        last.finished_at = now
+        notice.locked_until = None
+        notice.last_error = f"{notice.channel}: {last.error}"
+        log.warning("notice %s: attempt on %s has an unknown outcome, not resending there", notice.id, notice.channel)
+        if not await self._fall_back(session, notice, now):
+            await self._dead(session, notice, now)
+        await session.commit()
+
+    def _next_in_plan(self, notice: Notice) -> tuple[str, str] | None:
+        plan = [(str(c), str(r)) for c, r in notice.payload.get("plan") or []]
+        channels = [c for c, _ in plan]
+        start = channels.index(notice.channel) + 1 if notice.channel in channels else len(plan)
+        for channel, recipient in plan[start:]:
+            if channel in self.senders:
+                return channel, recipient
+        return None
+
+    async def _fall_back(self, session: AsyncSession, notice: Notice, now: datetime) -> bool:
+        """Move a candidate notice to the next channel of its plan; False when none is left."""
+        if not is_candidate_notice(notice):
+            return False
+        nxt = self._next_in_plan(notice)
+        if nxt is None:
+            return False
+        previous = notice.channel
+        notice.channel, notice.recipient = nxt
+        notice.destination = f"{notice.channel}:{notice.recipient}"
+        notice.attempts = 0
+        notice.status = NoticeStatus.pending.value
+        notice.next_attempt_at = now
+        notice.locked_until = None
+        repo.audit(
+            session,
+            at=now,
+            actor="system",
+            action="notice.fallback",
+            interview_id=notice.interview_id,
+            detail={"notice_id": notice.id, "from": previous, "to": notice.channel, "error": notice.last_error},
+        )
+        log.warning("notice %s falls back from %s to %s: %s", notice.id, previous, notice.channel, notice.last_error)
+        return True
+
+    async def _failed(
+        self, session: AsyncSession, notice: Notice, exc: Exception, attempt: NoticeAttempt | None = None
+    ) -> None:
         now = self.core.clock.now()
         notice.attempts += 1
         notice.last_error = f"{type(exc).__name__}: {exc}"[:1000]
         notice.locked_until = None
         permanent = isinstance(exc, SendError) and exc.permanent
-        if permanent or notice.attempts >= self.core.settings.outbox_max_attempts:
-            notice.status = NoticeStatus.dead.value
-            log.error("notice %s is dead after %d attempts: %s", notice.id, notice.attempts, notice.last_error)
-            repo.audit(
-                session,
-                at=now,
-                actor="system",
-                action="notice.dead",
-                interview_id=notice.interview_id,
-                detail={"notice_id": notice.id, "channel": notice.channel, "error": notice.last_error},
-            )
-            await self._dead_letter_todo(session, notice, now)
+        gives_up = permanent or notice.attempts >= self.core.settings.outbox_max_attempts
+        if attempt is not None:
+            attempt.result = (AttemptResult.rejected if gives_up else AttemptResult.failed).value
+            attempt.error = notice.last_error
+            attempt.finished_at = now
+        if gives_up:
+            if not await self._fall_back(session, notice, now):
+                await self._dead(session, notice, now)
         else:
             delay = exc.retry_after if isinstance(exc, SendError) and exc.retry_after else self.backoff(notice.attempts)
             notice.status = NoticeStatus.pending.value
             notice.next_attempt_at = now + timedelta(seconds=delay)
             log.warning("notice %s attempt %d failed, retry in %.1fs: %s", notice.id, notice.attempts, delay, exc)
         await session.commit()
+
+    async def _dead(self, session: AsyncSession, notice: Notice, now: datetime) -> None:
+        notice.status = NoticeStatus.dead.value
+        log.error("notice %s is dead after %d attempts: %s", notice.id, notice.attempts, notice.last_error)
+        repo.audit(
+            session,
+            at=now,
+            actor="system",
+            action="notice.dead",
+            interview_id=notice.interview_id,
+            detail={"notice_id": notice.id, "channel": notice.channel, "error": notice.last_error},
+        )
+        await self._dead_letter_todo(session, notice, now)
 
     async def _dead_letter_todo(self, session: AsyncSession, notice: Notice, now: datetime) -> None:
         """A candidate notice nobody could deliver becomes an HR to-do instead of vanishing."""

@@ -6,10 +6,34 @@ import logging
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, TypeAdapter, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
+
+
+# Candidate notice kinds: each needs an SMS template mapping before the SMS channel is enabled.
+CANDIDATE_NOTICE_KINDS = (
+    "terminated",
+    "rescheduled",
+    "guide",
+    "before_1h",
+    "at_start",
+    "after_30m",
+    "idle_warning",
+    "help_contact_hr",
+)
+NOTICE_CHANNELS = ("kf", "sms", "email")
+
+
+class SmsTemplate(BaseModel):
+    """One approved provider template: its code and the notice context variables filling it, in order."""
+
+    code: str = Field(min_length=1)
+    params: list[str] = Field(default_factory=list)
+
+
+_SMS_TEMPLATES = TypeAdapter(dict[str, SmsTemplate])
 
 
 class Settings(BaseSettings):
@@ -67,6 +91,23 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(None, validation_alias="BOT_PUBLIC_BASE_URL")
     chart_font: str | None = Field(None, validation_alias="BOT_CHART_FONT")  # a CJK font file for chart labels
 
+    # Candidate notices (issue 7): channel order, filtered by what the candidate has and what is enabled.
+    notice_plan: str = Field("kf,sms,email", validation_alias="BOT_NOTICE_PLAN")
+
+    # SMS through Aliyun (dysmsapi SendSms) or Tencent Cloud (sms SendSms 2021-01-11).
+    sms_provider: Literal["aliyun", "tencent"] | None = Field(None, validation_alias="SMS_PROVIDER")
+    sms_access_key_id: str | None = Field(None, validation_alias="SMS_ACCESS_KEY_ID")
+    sms_access_key_secret: SecretStr | None = Field(None, validation_alias="SMS_ACCESS_KEY_SECRET")
+    sms_sign_name: str | None = Field(None, validation_alias="SMS_SIGN_NAME")
+    sms_sdk_app_id: str | None = Field(None, validation_alias="SMS_SDK_APP_ID")  # Tencent only
+    sms_region: str = Field("ap-guangzhou", validation_alias="SMS_REGION")  # Tencent only
+    # "https://host[:port]" or "http://127.0.0.1:port" (tests, private clouds); None: the SDK's default.
+    sms_endpoint: str | None = Field(None, validation_alias="SMS_ENDPOINT")
+    sms_timeout_seconds: float = Field(10.0, gt=0, validation_alias="SMS_TIMEOUT_SECONDS")
+    # JSON: notice kind -> {"code": "SMS_123", "params": ["candidate_name", ...]} (approved provider templates).
+    # Kept as text and parsed in sms_problem(): bad JSON disables SMS loudly instead of stopping the service.
+    sms_templates: str = Field("{}", validation_alias="SMS_TEMPLATES")
+
     # WeCom (企业微信) self-built app, AI bot and group robot.
     wecom_corp_id: str | None = Field(None, validation_alias="WECOM_CORP_ID")
     wecom_agent_id: int | None = Field(None, validation_alias="WECOM_AGENT_ID")
@@ -98,11 +139,62 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "platform_api_base", "wecom_api_base", "dingtalk_api_base", "dingtalk_oapi_base", "public_base_url"
+        "platform_api_base",
+        "sms_endpoint",
+        "wecom_api_base",
+        "dingtalk_api_base",
+        "dingtalk_oapi_base",
+        "public_base_url",
     )
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("notice_plan")
+    @classmethod
+    def _known_channels(cls, value: str) -> str:
+        channels = [c.strip() for c in value.split(",") if c.strip()]
+        unknown = [c for c in channels if c not in NOTICE_CHANNELS]
+        if unknown or not channels:
+            raise ValueError(f"BOT_NOTICE_PLAN: unknown channels {unknown}, known: {', '.join(NOTICE_CHANNELS)}")
+        return ",".join(channels)
+
+    @property
+    def notice_channels(self) -> list[str]:
+        return self.notice_plan.split(",")
+
+    def sms_problem(self) -> str | None:
+        """Why the SMS channel cannot run (None when it can): missing secrets or unmapped notice kinds."""
+        if not self.sms_provider:
+            return "SMS_PROVIDER is not set"
+        missing = [
+            name
+            for name, value in (
+                ("SMS_ACCESS_KEY_ID", self.sms_access_key_id),
+                ("SMS_ACCESS_KEY_SECRET", self.sms_access_key_secret and self.sms_access_key_secret.get_secret_value()),
+                ("SMS_SIGN_NAME", self.sms_sign_name),
+                ("SMS_SDK_APP_ID", self.sms_sdk_app_id if self.sms_provider == "tencent" else "n/a"),
+            )
+            if not value
+        ]
+        if missing:
+            return f"{', '.join(missing)} not set"
+        try:
+            templates = self.sms_template_map()
+        except ValueError as exc:
+            return f"SMS_TEMPLATES is not valid: {exc}"
+        unmapped = [kind for kind in CANDIDATE_NOTICE_KINDS if kind not in templates]
+        if unmapped:
+            return f"SMS_TEMPLATES has no template for notice kinds: {', '.join(unmapped)}"
+        return None
+
+    def sms_template_map(self) -> dict[str, SmsTemplate]:
+        """SMS_TEMPLATES parsed; ValueError (pydantic's ValidationError is one) when it is malformed."""
+        return _SMS_TEMPLATES.validate_json(self.sms_templates or "{}")
+
+    @property
+    def sms_enabled(self) -> bool:
+        return self.sms_problem() is None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -140,6 +232,9 @@ class Settings(BaseSettings):
             off.append("platform events API and platform calls (PLATFORM_WEBHOOK_SECRET is not set)")
         if not self.smtp_enabled:
             off.append("email notices (SMTP_HOST or SMTP_FROM is not set; notices wait in the outbox)")
+        sms_problem = self.sms_problem()
+        if sms_problem:
+            off.append(f"SMS notices ({sms_problem})")
         if not self.wecom_app_enabled:
             off.append("WeCom app (WECOM_CORP_ID, WECOM_AGENT_ID, WECOM_SECRET, WECOM_TOKEN, WECOM_AES_KEY)")
         if not self.wecom_bot_enabled:

@@ -21,6 +21,14 @@ AUDIT_LABELS = {
     "terminate.requested": "发起终止",
 }
 
+ATTEMPT_LABELS = {
+    "started": "发送中",
+    "sent": "已送出",
+    "failed": "失败待重试",
+    "rejected": "失败,此渠道放弃",
+    "unknown": "结果未知,不重发",
+}
+
 
 @router.command("进行中", "正在进行的面试", usage="进行中", example="进行中")
 async def in_progress(ctx: Context) -> list[Reply]:
@@ -62,9 +70,20 @@ async def show(ctx: Context) -> list[Reply]:
             record = await repo.get_exit(session, interview_id=interview.id)
             if record:
                 lines.append(f"退出:{record.reason},操作人 {record.operator},{local(ctx, record.at)}")
-            for notice in await repo.notices_for_interview(session, interview_id=interview.id):
-                if notice.payload.get("audience") == "candidate":
-                    lines.append(f"通知:{notice.kind} 经 {notice.channel} → {notice.status}")
+            notices = [
+                n
+                for n in await repo.notices_for_interview(session, interview_id=interview.id)
+                if n.payload.get("audience") == "candidate"
+            ]
+            attempts = await repo.attempts_for_notices(session, notice_ids=[n.id for n in notices if n.id is not None])
+            for notice in notices:
+                lines.append(f"通知:{notice.kind} 经 {notice.channel} → {notice.status}")
+                for attempt in attempts.get(notice.id or 0, []):
+                    result = ATTEMPT_LABELS.get(attempt.result, attempt.result)
+                    detail = f" {attempt.provider_id}" if attempt.provider_id else ""
+                    if attempt.error and attempt.result != "sent":
+                        detail = f" {attempt.error[:60]}"
+                    lines.append(f"  · {local(ctx, attempt.started_at)} {attempt.channel} {result}{detail}")
             events = await repo.audit_for_interview(session, interview_id=interview.id, limit=6)
             for event in reversed(events):
                 label = AUDIT_LABELS.get(event.action, event.action)

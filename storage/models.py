@@ -205,6 +205,38 @@ class Notice(SQLModel, table=True):
     sent_at: datetime | None = _dt(default=None)
 
 
+class AttemptResult(StrEnum):
+    started = "started"  # written and committed before the provider is called
+    sent = "sent"
+    failed = "failed"  # will be retried on this channel
+    rejected = "rejected"  # permanent failure on this channel: the notice falls back
+    unknown = "unknown"  # a 'started' attempt found after a crash: maybe sent, never resent here
+
+
+class NoticeAttempt(SQLModel, table=True):
+    """One delivery attempt of a notice on one channel, for people and for idempotency.
+
+    ``idem_key`` is the notice's key on that channel (the same for every retry there; given to
+    providers that accept one); (notice_id, channel, seq) is unique, so two workers can never
+    both record the same try.
+    """
+
+    __tablename__ = "notice_attempt"
+    __table_args__ = (UniqueConstraint("notice_id", "channel", "seq", name="uq_notice_attempt_try"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    notice_id: int = Field(foreign_key="notice.id", index=True)
+    channel: str = Field(max_length=32)
+    seq: int = Field(default=1)
+    recipient: str = Field(default="", max_length=512)
+    idem_key: str = Field(max_length=200)
+    result: str = Field(default=AttemptResult.started.value, max_length=16)
+    provider_id: str | None = Field(default=None, max_length=200)
+    error: str | None = Field(default=None, max_length=1000)
+    started_at: datetime = _dt()
+    finished_at: datetime | None = _dt(default=None)
+
+
 class AuditEvent(SQLModel, table=True):
     """Append-only log of every state change and refusal."""
 

@@ -20,6 +20,7 @@ from storage.models import (
     InboundMessage,
     Interview,
     Notice,
+    NoticeAttempt,
     NoticeStatus,
     PendingAction,
     Person,
@@ -248,6 +249,30 @@ async def claim_notice(session: AsyncSession, *, notice_id: int, now: datetime, 
     result = await session.exec(stmt)
     await session.commit()
     return bool(result.rowcount == 1)
+
+
+async def last_attempt(session: AsyncSession, *, notice_id: int, channel: str) -> NoticeAttempt | None:
+    stmt = (
+        select(NoticeAttempt)
+        .where(NoticeAttempt.notice_id == notice_id, NoticeAttempt.channel == channel)
+        .order_by(col(NoticeAttempt.seq).desc())
+        .limit(1)
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def attempts_for_notices(session: AsyncSession, *, notice_ids: Sequence[int]) -> dict[int, list[NoticeAttempt]]:
+    out: dict[int, list[NoticeAttempt]] = {i: [] for i in notice_ids}
+    if not notice_ids:
+        return out
+    stmt = (
+        select(NoticeAttempt)
+        .where(col(NoticeAttempt.notice_id).in_(list(notice_ids)))
+        .order_by(col(NoticeAttempt.started_at), col(NoticeAttempt.id))
+    )
+    for attempt in (await session.exec(stmt)).all():
+        out[attempt.notice_id].append(attempt)
+    return out
 
 
 async def list_notices(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -15,7 +16,7 @@ from bot.keys import CORE
 from bot.services import termination
 from bot.services.reports import exit_report
 from storage import repo
-from storage.models import Candidate, ExitRecord, Interview, InterviewStatus, Notice, NoticeStatus, Todo
+from storage.models import Candidate, ExitRecord, Interview, InterviewStatus, Notice, NoticeAttempt, NoticeStatus, Todo
 
 routes = web.RouteTableDef()
 
@@ -74,14 +75,29 @@ def todo_public(todo: Todo) -> dict[str, Any]:
     return {"id": todo.id, "assignee": todo.assignee, "title": todo.title, "done": todo.done}
 
 
-def notice_public(notice: Notice) -> dict[str, Any]:
+def attempt_public(attempt: NoticeAttempt) -> dict[str, Any]:
+    return {
+        "channel": attempt.channel,
+        "recipient": attempt.recipient,
+        "at": _iso(attempt.started_at),
+        "finished_at": _iso(attempt.finished_at),
+        "result": attempt.result,
+        "provider_id": attempt.provider_id,
+        "error": attempt.error,
+        "idempotency_key": attempt.idem_key,
+    }
+
+
+def notice_public(notice: Notice, attempts: Sequence[NoticeAttempt] = ()) -> dict[str, Any]:
+    """``tries``: failed tries on the current channel; ``attempts``: every recorded try on every channel."""
     return {
         "id": notice.id,
         "kind": notice.kind,
         "channel": notice.channel,
         "recipient": notice.recipient,
         "status": notice.status,
-        "attempts": notice.attempts,
+        "tries": notice.attempts,
+        "attempts": [attempt_public(a) for a in attempts],
         "subject": notice.subject,
         "body": notice.body,
         "last_error": notice.last_error,
@@ -119,9 +135,9 @@ async def get_interview(request: web.Request) -> web.Response:
         body["progress"] = interview.progress
         body["exit"] = exit_public(await repo.get_exit(session, interview_id=interview.id))
         body["todos"] = [todo_public(t) for t in await repo.todos_for_interview(session, interview_id=interview.id)]
-        body["notices"] = [
-            notice_public(n) for n in await repo.notices_for_interview(session, interview_id=interview.id)
-        ]
+        notices = await repo.notices_for_interview(session, interview_id=interview.id)
+        attempts = await repo.attempts_for_notices(session, notice_ids=[n.id for n in notices if n.id is not None])
+        body["notices"] = [notice_public(n, attempts.get(n.id or 0, [])) for n in notices]
     return web.json_response(body)
 
 

@@ -8,18 +8,43 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services.context import Core
+from bot.settings import Settings
 from storage import repo
 from storage.models import Candidate, Interview, Notice, NoticeStatus, Person, Todo
 
 EMAIL = "email"
+SMS = "sms"
+KF = "kf"
 
 
-def candidate_plan(candidate: Candidate) -> list[tuple[str, str]]:
-    """(channel, recipient) in the order to try. SMS and kf join in later channels."""
-    plan = []
-    if candidate.email:
-        plan.append((EMAIL, candidate.email))
-    return plan
+def enabled_candidate_channels(settings: Settings) -> set[str]:
+    """Channels configured well enough to reach candidates (kf is not built yet)."""
+    on = set()
+    if settings.smtp_enabled:
+        on.add(EMAIL)
+    if settings.sms_enabled:
+        on.add(SMS)
+    return on
+
+
+def candidate_plan(candidate: Candidate, settings: Settings) -> list[tuple[str, str]]:
+    """(channel, recipient) in the order to try: BOT_NOTICE_PLAN filtered by what the candidate
+    has and by which channels are enabled.
+
+    When no enabled channel fits, the plan keeps the channels the candidate can be reached on
+    anyway, so the notice waits in the outbox until one is configured (as email always did).
+    """
+    contacts = {EMAIL: candidate.email, SMS: candidate.mobile}
+    reachable = [(channel, contacts[channel]) for channel in settings.notice_channels if contacts.get(channel)]
+    enabled = enabled_candidate_channels(settings)
+    plan = [(channel, recipient or "") for channel, recipient in reachable if channel in enabled]
+    return plan or [(channel, recipient or "") for channel, recipient in reachable]
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
 
 
 def notify_candidate(
@@ -46,8 +71,18 @@ def notify_candidate(
     body = t.render(f"notices/{kind}.txt.j2", **ctx)
     subject = t.render(f"notices/{kind}.subject.j2", **ctx)
     html = t.render(f"notices/{kind}.html.j2", **ctx) if t.exists(f"notices/{kind}.html.j2") else None
-    plan = candidate_plan(candidate)
+    plan = candidate_plan(candidate, core.settings)
     channel, recipient = plan[0] if plan else ("none", "")
+    # The render context goes with the notice: the SMS sender fills provider templates from it,
+    # whichever channel the notice falls back to later.
+    sms_text = t.render(f"notices/{kind}.sms.j2", **ctx) if t.exists(f"notices/{kind}.sms.j2") else None
+    payload: dict[str, Any] = {
+        "plan": plan,
+        "audience": "candidate",
+        "ctx": {key: _json_safe(value) for key, value in ctx.items()},
+    }
+    if sms_text is not None:
+        payload["sms_text"] = sms_text
     notice = Notice(
         kind=kind,
         channel=channel,
@@ -56,7 +91,7 @@ def notify_candidate(
         subject=subject,
         body=body,
         html_body=html,
-        payload={"plan": plan, "audience": "candidate"},
+        payload=payload,
         destination=f"{channel}:{recipient}",
         dedupe_key=dedupe_key or f"{kind}:{interview.attempt_key}:{channel}",
         next_attempt_at=now,
