@@ -34,6 +34,9 @@ from storage.models import AttemptResult, Notice, NoticeAttempt, NoticeStatus, T
 log = logging.getLogger(__name__)
 
 LOCK_SECONDS = 120
+# Channels of candidate notices (payload["plan"]); see Outbox._reroute_unavailable.
+CANDIDATE_CHANNELS = ("kf", "sms", "email")
+UNAVAILABLE_RECHECK = timedelta(minutes=5)
 
 
 class SendError(Exception):
@@ -108,12 +111,37 @@ class Outbox:
         if not self.senders:
             return 0
         now = self.core.clock.now()
+        await self._reroute_unavailable(now, limit)
         async with self.core.sessions() as session:
             ids = await repo.due_notice_ids(session, now=now, channels=list(self.senders), limit=limit)
         sent = 0
         for notice_id in ids:
             sent += await self._deliver(notice_id)
         return sent
+
+    async def _reroute_unavailable(self, now: datetime, limit: int) -> None:
+        """Candidate notices due on a channel this process has no sender for (e.g. SMS switched off
+        since they were queued) move on to the next channel of their plan that it has. With none,
+        they wait for the channel to be configured (as email notices always did) and are looked
+        at again after UNAVAILABLE_RECHECK."""
+        missing = [c for c in CANDIDATE_CHANNELS if c not in self.senders]
+        if not missing:
+            return
+        async with self.core.sessions() as session:
+            ids = await repo.due_notice_ids(session, now=now, channels=missing, limit=limit)
+        for notice_id in ids:
+            async with self.core.sessions() as session:
+                lock = now + timedelta(seconds=LOCK_SECONDS)
+                if not await repo.claim_notice(session, notice_id=notice_id, now=now, lock_until=lock):
+                    continue
+                notice = await session.get(Notice, notice_id)
+                assert notice is not None
+                notice.last_error = f"{notice.channel}: 渠道未启用"
+                if not is_candidate_notice(notice) or not await self._fall_back(session, notice, now):
+                    notice.status = NoticeStatus.pending.value
+                    notice.locked_until = None
+                    notice.next_attempt_at = now + UNAVAILABLE_RECHECK
+                await session.commit()
 
     async def deliver(self, notice_id: int) -> bool:
         """Deliver one notice now, beside the polling loop (which it cannot double-send with)."""

@@ -250,3 +250,31 @@ async def test_malformed_sms_templates_do_not_stop_the_service(
     assert (await client.get("/healthz")).status == 200
     assert any("SMS_TEMPLATES is not valid" in r.message for r in caplog.records)
     assert "sms" not in client.server.app[OUTBOX].senders
+
+
+async def test_notice_queued_for_sms_moves_on_when_sms_is_switched_off(
+    make_client: AppFactory, clock: FrozenClock, sms_fake: FakeSmsProviders, smtp: SmtpServer
+) -> None:
+    # Queued for SMS while SMS was on; the provider was unreachable before the service stopped.
+    down = sms_settings(sms_fake, "aliyun", sms_endpoint=f"http://127.0.0.1:{free_port()}", outbox_max_attempts=8)
+    client = await make_client(**down)
+    await started_interview(client, clock)
+    app = await terminate(client)
+
+    async def failed_once() -> bool:
+        return (await the_notice(app)).attempts == 1
+
+    await eventually(failed_once)
+    assert (await the_notice(app)).channel == "sms"
+    await client.close()
+
+    clock.advance(hours=2)
+    client2 = await make_client()  # restarted without SMS settings: no SMS sender here
+    app2 = client2.server.app
+    assert app2 is not None
+    notice = await wait_status(app2, "sent")
+    assert notice.channel == "email" and len(smtp.messages) == 1 and sms_fake.requests == 0
+    assert [(a.channel, a.result) for a in await attempts(app2)] == [("sms", "failed"), ("email", "sent")]
+    async with app2[CORE].sessions() as session:
+        fallbacks = (await session.exec(select(AuditEvent).where(AuditEvent.action == "notice.fallback"))).all()
+    assert [e.detail["error"] for e in fallbacks] == ["sms: 渠道未启用"]
