@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     wecom_bot_aes_key: SecretStr | None = Field(None, validation_alias="WECOM_BOT_AES_KEY")
     wecom_robot_key: SecretStr | None = Field(None, validation_alias="WECOM_ROBOT_KEY")
     wecom_api_base: str = Field("https://qyapi.weixin.qq.com", validation_alias="WECOM_API_BASE")
+    # 微信客服 through the self-built app (its secret must be granted the customer-service API).
+    wecom_kf_enabled: bool = Field(False, validation_alias="WECOM_KF_ENABLED")
+    wecom_kf_link: str | None = Field(None, validation_alias="WECOM_KF_LINK")  # https://work.weixin.qq.com/kfid/...
 
     # DingTalk (钉钉) internal app robot (HTTP or Stream mode) and custom group robot.
     dingtalk_mode: Literal["http", "stream"] = Field("http", validation_alias="DINGTALK_MODE")
@@ -212,6 +215,10 @@ class Settings(BaseSettings):
         )
 
     @property
+    def kf_enabled(self) -> bool:
+        return self.wecom_kf_enabled and self.wecom_app_enabled
+
+    @property
     def wecom_bot_enabled(self) -> bool:
         return bool(self.wecom_bot_token and self.wecom_bot_aes_key)
 
@@ -237,6 +244,8 @@ class Settings(BaseSettings):
             off.append(f"SMS notices ({sms_problem})")
         if not self.wecom_app_enabled:
             off.append("WeCom app (WECOM_CORP_ID, WECOM_AGENT_ID, WECOM_SECRET, WECOM_TOKEN, WECOM_AES_KEY)")
+        if self.wecom_kf_enabled and not self.wecom_app_enabled:
+            off.append("WeCom customer service kf (needs the WeCom app settings)")
         if not self.wecom_bot_enabled:
             off.append("WeCom AI bot (WECOM_BOT_TOKEN, WECOM_BOT_AES_KEY)")
         if not self.dingtalk_enabled:

@@ -77,6 +77,8 @@ class Candidate(SQLModel, table=True):
     name: str = Field(max_length=64, index=True)
     mobile: str | None = Field(default=None, max_length=32, index=True)
     email: str | None = Field(default=None, max_length=254)
+    # WeChat customer-service (微信客服) external_userid, once the candidate confirmed their mobile there.
+    kf_contact: str | None = Field(default=None, max_length=128)
     pipeline_status: str = Field(default=Pipeline.pending.value, max_length=16)
     created_at: datetime = _dt()
     updated_at: datetime = _dt()
@@ -291,6 +293,35 @@ class PendingAction(SQLModel, table=True):
     expires_at: datetime = _dt()
     # open, confirmed, cancelled, expired
     state: str = Field(default="open", max_length=16)
+
+
+class KfConversation(SQLModel, table=True):
+    """A WeChat user who wrote to the company's customer-service account (微信客服).
+
+    WeCom lets the account answer only within 48 h of the customer's last message and at most
+    5 times in that window; a new customer message resets both.
+    """
+
+    __tablename__ = "kf_conversation"
+    __table_args__ = (UniqueConstraint("external_userid", name="uq_kf_conversation_external_userid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_userid: str = Field(max_length=128)
+    open_kfid: str = Field(max_length=128)
+    candidate_id: int | None = Field(default=None, foreign_key="candidate.id", index=True)
+    last_customer_msg_at: datetime = _dt()
+    replies_in_window: int = Field(default=0)
+    created_at: datetime = _dt()
+
+
+class KfCursor(SQLModel, table=True):
+    """The next_cursor of /cgi-bin/kf/sync_msg per customer-service account."""
+
+    __tablename__ = "kf_cursor"
+
+    open_kfid: str = Field(primary_key=True, max_length=128)
+    cursor: str = Field(default="", max_length=128)
+    updated_at: datetime = _dt()
 
 
 class SharedToken(SQLModel, table=True):

@@ -18,8 +18,10 @@ KF = "kf"
 
 
 def enabled_candidate_channels(settings: Settings) -> set[str]:
-    """Channels configured well enough to reach candidates (kf is not built yet)."""
+    """Channels configured well enough to reach candidates."""
     on = set()
+    if settings.kf_enabled:
+        on.add(KF)
     if settings.smtp_enabled:
         on.add(EMAIL)
     if settings.sms_enabled:
@@ -34,7 +36,7 @@ def candidate_plan(candidate: Candidate, settings: Settings) -> list[tuple[str, 
     When no enabled channel fits, the plan keeps the channels the candidate can be reached on
     anyway, so the notice waits in the outbox until one is configured (as email always did).
     """
-    contacts = {EMAIL: candidate.email, SMS: candidate.mobile}
+    contacts = {EMAIL: candidate.email, SMS: candidate.mobile, KF: candidate.kf_contact}
     reachable = [(channel, contacts[channel]) for channel in settings.notice_channels if contacts.get(channel)]
     enabled = enabled_candidate_channels(settings)
     plan = [(channel, recipient or "") for channel, recipient in reachable if channel in enabled]

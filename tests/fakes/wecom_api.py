@@ -52,6 +52,10 @@ class FakeWeCom:
     used_response_codes: set[str] = field(default_factory=set)
     server: TestServer | None = None
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # 微信客服: every message customers sent, in order; sync_msg pages through it by cursor.
+    kf_messages: list[dict[str, Any]] = field(default_factory=list)
+    kf_page: int = 1000
+    kf_cursors_seen: list[str] = field(default_factory=list)
 
     # --- control -------------------------------------------------------------------
 
@@ -151,8 +155,57 @@ class FakeWeCom:
         self.used_response_codes.add(code)
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
+    def kf_customer_says(self, external_userid: str, text: str, open_kfid: str = "wkTESTKF") -> str:
+        msgid = f"from_msgid_{next(self._seq)}"
+        self.kf_messages.append(
+            {
+                "msgid": msgid,
+                "open_kfid": open_kfid,
+                "external_userid": external_userid,
+                "send_time": int(time.time()),
+                "origin": 3,
+                "msgtype": "text",
+                "text": {"content": text},
+            }
+        )
+        return msgid
+
+    async def kf_sync_msg(self, request: web.Request) -> web.Response:
+        body = await self._record(request, "kf/sync_msg")
+        if problem := self._token_error(request):
+            return problem
+        if queued := self._queued("kf/sync_msg"):
+            return queued
+        cursor = str(body.get("cursor") or "")
+        self.kf_cursors_seen.append(cursor)
+        start = int(cursor[1:]) if cursor.startswith("c") else 0
+        limit = min(int(body.get("limit") or 1000), self.kf_page)
+        page = [m for m in self.kf_messages[start : start + limit] if m["open_kfid"] == body.get("open_kfid")]
+        end = min(start + limit, len(self.kf_messages))
+        return web.json_response(
+            {
+                "errcode": 0,
+                "errmsg": "ok",
+                "next_cursor": f"c{end}",
+                "has_more": 1 if end < len(self.kf_messages) else 0,
+                "msg_list": page,
+            }
+        )
+
+    async def kf_send_msg(self, request: web.Request) -> web.Response:
+        body = await self._record(request, "kf/send_msg")
+        if problem := self._token_error(request):
+            return problem
+        if queued := self._queued("kf/send_msg"):
+            return queued
+        return web.json_response(
+            {"errcode": 0, "errmsg": "ok", "msgid": body.get("msgid") or f"kfmsg-{len(self.calls)}"}
+        )
+
     async def start(self) -> str:
         app = web.Application()
+        app.router.add_post("/cgi-bin/kf/sync_msg", self.kf_sync_msg)
+        app.router.add_post("/cgi-bin/kf/send_msg", self.kf_send_msg)
         app.router.add_get("/cgi-bin/gettoken", self.gettoken)
         app.router.add_post("/cgi-bin/message/send", self.message_send)
         app.router.add_post("/cgi-bin/message/update_template_card", self.update_template_card)
@@ -211,6 +264,14 @@ def text_xml(user: str, content: str, msg_id: int, create_time: int = 1700000000
         f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
         f"<CreateTime>{create_time}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
         f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId><AgentID>{AGENT_ID}</AgentID></xml>"
+    )
+
+
+def kf_event_xml(token: str, open_kfid: str = "wkTESTKF", create_time: int = 1700000002) -> str:
+    return (
+        f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><CreateTime>{create_time}</CreateTime>"
+        f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[kf_msg_or_event]]></Event>"
+        f"<Token><![CDATA[{token}]]></Token><OpenKfId><![CDATA[{open_kfid}]]></OpenKfId></xml>"
     )
 
 

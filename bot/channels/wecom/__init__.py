@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from bot.channels.wecom.api import WeComApi
 from bot.channels.wecom.crypto import CallbackCrypto, ConfigError
 from bot.channels.wecom.inbox import InboxSender, WeComInbox
+from bot.channels.wecom.kf import KfSender, WeComKf
 from bot.channels.wecom.sender import APP_CHANNEL, WeComAiBotSender, WeComAppSender, WeComRobotSender
 from bot.channels.wecom.webhook import WECOM, WeComState, routes
 from bot.keys import BACKGROUND, CORE, DISPATCHER, HTTP, OUTBOX, SETTINGS
@@ -48,6 +49,7 @@ def build_state(app: web.Application) -> WeComState:
     settings = app[SETTINGS]
     core, http, outbox = app[CORE], app[HTTP], app[OUTBOX]
     app_crypto = bot_crypto = None
+    kf: WeComKf | None = None
     if settings.wecom_app_enabled:
         app_crypto = _crypto(
             "WeCom app callback (WECOM_AES_KEY)",
@@ -73,6 +75,9 @@ def build_state(app: web.Application) -> WeComState:
             clock=core.clock,
         )
         outbox.register(WeComAppSender(api, source=settings.company_name))
+        if settings.kf_enabled:
+            kf = WeComKf(core, api, app[BACKGROUND])
+            outbox.register(KfSender(core, api))
         # HR and managers registered on wecom now get their notices (e.g. "interview terminated").
         core.staff_channels.add(APP_CHANNEL)
     if bot_crypto is not None:
@@ -93,7 +98,7 @@ def build_state(app: web.Application) -> WeComState:
         )
         outbox.register(InboxSender(inbox))
         inbox.start()
-    return WeComState(clock=core.clock, inbox=inbox, app_crypto=app_crypto, bot_crypto=bot_crypto)
+    return WeComState(clock=core.clock, inbox=inbox, app_crypto=app_crypto, bot_crypto=bot_crypto, kf=kf)
 
 
 async def wecom_ctx(app: web.Application) -> AsyncIterator[None]:

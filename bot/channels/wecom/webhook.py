@@ -22,6 +22,7 @@ from aiohttp import web
 
 from bot.channels.wecom.crypto import CallbackCrypto, CallbackError, SignatureError
 from bot.channels.wecom.inbox import Source, WeComInbox
+from bot.channels.wecom.kf import WeComKf, kf_event
 from bot.channels.wecom.parse import Inbound, parse_aibot_json, parse_app_xml
 from bot.clock import Clock
 
@@ -43,6 +44,7 @@ class WeComState:
     inbox: WeComInbox | None
     app_crypto: CallbackCrypto | None
     bot_crypto: CallbackCrypto | None
+    kf: WeComKf | None = None
 
 
 WECOM = web.AppKey("wecom", WeComState)
@@ -126,9 +128,19 @@ async def app_callback(request: web.Request) -> web.Response:
     if state is None or state.app_crypto is None:
         return _unavailable(APP_MISSING)
     crypto = state.app_crypto
+    kf = state.kf
 
     def decode(body: bytes, sig: str, ts: str, nonce: str) -> Inbound | None:
-        return parse_app_xml(crypto.decrypt_xml(body, sig, ts, nonce))
+        plaintext = crypto.decrypt_xml(body, sig, ts, nonce)
+        event = kf_event(plaintext)
+        if event is not None:
+            # 微信客服: the event carries no message; pull them in the background and ack at once.
+            if kf is not None:
+                kf.spawn_sync(*event)
+            else:
+                log.info("ignoring kf_msg_or_event: WECOM_KF_ENABLED is off")
+            return None
+        return parse_app_xml(plaintext)
 
     return await _accept(request, state, crypto, "app callback", decode, "app")
 

@@ -1,0 +1,163 @@
+"""微信客服 (kf): kf_msg_or_event → sync_msg from the stored cursor → link by mobile → answers and
+candidate notices through send_msg within 48 h / 5 replies, falling back to SMS/email beyond."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from sqlmodel import col, select
+
+from bot.clock import FrozenClock
+from bot.keys import CORE, OUTBOX
+from storage.models import Candidate, KfConversation, KfCursor, Notice, NoticeAttempt, Todo
+from tests.conftest import AppFactory, admin_headers, eventually, started_interview
+from tests.fakes.smtp import SmtpServer
+from tests.fakes.wecom_api import FakeWeCom, WeComSide, kf_event_xml, wecom_settings
+
+KF = "wkTESTKF"
+USER = "wmCANDIDATE1"
+
+
+@pytest.fixture
+async def fake_wecom() -> AsyncIterator[FakeWeCom]:
+    fake = FakeWeCom()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+async def kf_client(make_client: AppFactory, clock: FrozenClock, fake: FakeWeCom) -> tuple[TestClient, web.Application]:
+    client = await make_client(**wecom_settings(fake, wecom_kf_enabled=True))
+    app = client.server.app
+    assert app is not None
+    await started_interview(client, clock)
+    return client, app
+
+
+async def customer_writes(client: TestClient, clock: FrozenClock, fake: FakeWeCom, *texts: str) -> None:
+    for text in texts:
+        fake.kf_customer_says(USER, text, KF)
+    path, body = WeComSide().app_post(kf_event_xml("ENC_TOKEN_1", KF), timestamp=int(clock.now().timestamp()))
+    resp = await client.post(path, data=body)
+    assert resp.status == 200 and await resp.read() == b""
+
+
+def replies(fake: FakeWeCom) -> list[str]:
+    return [str(m["text"]["content"]) for m in fake.sent("kf/send_msg")]
+
+
+async def wait_replies(fake: FakeWeCom, n: int) -> list[str]:
+    async def arrived() -> bool:
+        return len(fake.sent("kf/send_msg")) >= n
+
+    await eventually(arrived)
+    return replies(fake)
+
+
+async def test_candidate_links_by_mobile_and_asks_for_help(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    client, app = await kf_client(make_client, clock, fake_wecom)
+    await customer_writes(client, clock, fake_wecom, "你好,我想问一下面试")
+    [ask] = await wait_replies(fake_wecom, 1)
+    assert "手机号" in ask
+    sync = fake_wecom.sent("kf/sync_msg")[0]
+    assert sync["token"] == "ENC_TOKEN_1" and sync["open_kfid"] == KF and "cursor" not in sync
+
+    await customer_writes(client, clock, fake_wecom, "13900009999")  # not a candidate's number
+    assert "没有找到" in (await wait_replies(fake_wecom, 2))[1]
+    await customer_writes(client, clock, fake_wecom, "我的手机号是13800001234")
+    linked = (await wait_replies(fake_wecom, 3))[2]
+    assert "张三您好" in linked and "Java后端工程师" in linked and "进行中" in linked
+    # The persisted cursor: each sync starts where the last one ended.
+    assert [s.get("cursor") for s in fake_wecom.sent("kf/sync_msg")] == [None, "c1", "c2"]
+    async with app[CORE].sessions() as session:
+        candidate = (await session.exec(select(Candidate))).one()
+        assert candidate.kf_contact == USER
+        assert (await session.get(KfCursor, KF)) is not None
+
+    await customer_writes(client, clock, fake_wecom, "求助:摄像头打不开")
+    assert "已收到您的求助" in (await wait_replies(fake_wecom, 4))[3]
+    async with app[CORE].sessions() as session:
+        todos = (await session.exec(select(Todo))).all()
+    assert any("摄像头打不开" in t.title for t in todos)
+    sends = fake_wecom.sent("kf/send_msg")
+    assert all(m["touser"] == USER and m["open_kfid"] == KF for m in sends)
+
+
+async def test_redelivered_event_and_paged_sync_handle_each_message_once(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    fake_wecom.kf_page = 1  # has_more on every page: the bot must keep pulling
+    client, _ = await kf_client(make_client, clock, fake_wecom)
+    await customer_writes(client, clock, fake_wecom, "在吗", "13800001234")
+    await wait_replies(fake_wecom, 2)
+    await customer_writes(client, clock, fake_wecom)  # WeCom repeats the event; nothing new
+
+    async def synced_three_times() -> bool:
+        return len(fake_wecom.sent("kf/sync_msg")) >= 3
+
+    await eventually(synced_three_times)
+    assert [s.get("cursor") for s in fake_wecom.sent("kf/sync_msg")] == [None, "c1", "c2"]
+    assert len(replies(fake_wecom)) == 2
+
+
+async def test_notices_go_by_kf_first_then_fall_back_after_five_replies(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom, smtp: SmtpServer
+) -> None:
+    client, app = await kf_client(make_client, clock, fake_wecom)
+    await customer_writes(client, clock, fake_wecom, "13800001234")
+    await wait_replies(fake_wecom, 1)
+
+    resp = await client.post("/api/interviews/iv-1/terminate", json={"reason": "候选人放弃"}, headers=admin_headers())
+    assert resp.status == 200
+    texts = await wait_replies(fake_wecom, 2)
+    assert "已终止" in texts[1] and smtp.messages == []
+    detail = await (await client.get("/api/interviews/iv-1", headers=admin_headers())).json()
+    [shown] = [n for n in detail["notices"] if n["kind"] == "terminated"]
+    assert [(a["channel"], a["result"]) for a in shown["attempts"]] == [("kf", "sent")]
+    assert shown["attempts"][0]["provider_id"] == f"notice-{shown['id']}-kf"
+
+    # Use up the window's five answers, then a notice must go by email instead.
+    async with app[CORE].sessions() as session:
+        conv = (await session.exec(select(KfConversation))).one()
+        conv.replies_in_window = 5
+        await session.commit()
+    await started_interview(client, clock, "iv-2")
+    resp = await client.post("/api/interviews/iv-2/terminate", json={"reason": "候选人放弃"}, headers=admin_headers())
+    assert resp.status == 200
+
+    async def emailed() -> bool:
+        async with app[CORE].sessions() as session:
+            rows = (await session.exec(select(Notice).where(Notice.kind == "terminated"))).all()
+        return len(smtp.messages) == 1 and all(n.status == "sent" for n in rows)
+
+    app[OUTBOX].wake()
+    await eventually(emailed)
+    async with app[CORE].sessions() as session:
+        rows = (await session.exec(select(NoticeAttempt).order_by(col(NoticeAttempt.id)))).all()
+        second = (await session.exec(select(Notice).where(Notice.kind == "terminated").order_by(col(Notice.id)))).all()
+    tail: list[Any] = [(a.channel, a.result) for a in rows if a.notice_id == second[1].id]
+    assert tail == [("kf", "rejected"), ("email", "sent")]
+    assert "5条" in (next(a.error for a in rows if a.result == "rejected") or "")
+
+
+async def test_kf_answers_stop_48_hours_after_the_last_message(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom, smtp: SmtpServer
+) -> None:
+    client, _ = await kf_client(make_client, clock, fake_wecom)
+    await customer_writes(client, clock, fake_wecom, "13800001234")
+    await wait_replies(fake_wecom, 1)
+    clock.advance(hours=49)
+    resp = await client.post("/api/interviews/iv-1/terminate", json={"reason": "候选人放弃"}, headers=admin_headers())
+    assert resp.status == 200
+
+    async def emailed() -> bool:
+        return len(smtp.messages) == 1
+
+    await eventually(emailed)
+    assert len(replies(fake_wecom)) == 1
