@@ -161,3 +161,33 @@ async def test_kf_answers_stop_48_hours_after_the_last_message(
 
     await eventually(emailed)
     assert len(replies(fake_wecom)) == 1
+
+
+async def test_failed_sync_resumes_from_the_stored_cursor(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    client, app = await kf_client(make_client, clock, fake_wecom)
+    fake_wecom.fail_next("kf/sync_msg", 500)  # WeCom is down for the first pull
+    await customer_writes(client, clock, fake_wecom, "你好")
+
+    async def tried() -> bool:
+        return len(fake_wecom.sent("kf/sync_msg")) == 1
+
+    await eventually(tried)
+    async with app[CORE].sessions() as session:
+        assert await session.get(KfCursor, KF) is None  # nothing was taken in
+    await customer_writes(client, clock, fake_wecom, "13800001234")
+    texts = await wait_replies(fake_wecom, 2)
+    assert "手机号" in texts[0] and "张三您好" in texts[1]
+    assert [s.get("cursor") for s in fake_wecom.sent("kf/sync_msg")] == [None, None]
+
+
+async def test_kf_event_is_acked_and_ignored_when_kf_is_off(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    client = await make_client(**wecom_settings(fake_wecom))
+    await customer_writes(client, clock, fake_wecom, "13800001234")
+    assert fake_wecom.sent("kf/sync_msg") == []
+    app = client.server.app
+    assert app is not None
+    assert "kf" not in app[OUTBOX].senders
