@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.dispatcher import Router
 from handlers import help as help_
-from handlers import help_requests, people, reschedule, stats, status, terminate, todos
+from handlers import help_requests, people, reschedule, share, stats, status, terminate, todos
 
 ROUTERS: tuple[Router, ...] = (
     terminate.router,
@@ -14,5 +14,6 @@ ROUTERS: tuple[Router, ...] = (
     stats.router,
     todos.router,
     people.router,
+    share.router,
     help_.router,
 )

@@ -392,3 +392,16 @@ class DailySummary(SQLModel, table=True):
     chart_token: str | None = Field(default=None, max_length=64, unique=True)
     chart_png: bytes | None = Field(default=None, sa_type=LargeBinary)
     note: str = Field(default="", max_length=200)
+
+
+class InterviewShare(SQLModel, table=True):
+    """A manager lets another HR see and act on an interview they do not own."""
+
+    __tablename__ = "interview_share"
+    __table_args__ = (UniqueConstraint("interview_id", "person_key", name="uq_interview_share"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    interview_id: int = Field(foreign_key="interview.id", index=True)
+    person_key: str = Field(max_length=160, index=True)
+    shared_by: str = Field(max_length=160)
+    created_at: datetime = _dt()

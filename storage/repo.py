@@ -19,6 +19,7 @@ from storage.models import (
     ExitRecord,
     InboundMessage,
     Interview,
+    InterviewShare,
     Notice,
     NoticeAttempt,
     NoticeStatus,
@@ -316,8 +317,27 @@ async def open_interviews_matching(
         stmt = stmt.where(or_(col(Interview.platform_id) == query, col(Candidate.name) == query))
     if hr_key is not None:
         platform, _, user_id = hr_key.partition(":")
-        stmt = stmt.where(col(Interview.hr_platform) == platform, col(Interview.hr_user_id) == user_id)
+        shared = select(InterviewShare.interview_id).where(InterviewShare.person_key == hr_key)
+        stmt = stmt.where(
+            or_(
+                (col(Interview.hr_platform) == platform) & (col(Interview.hr_user_id) == user_id),
+                col(Interview.id).in_(shared),
+            )
+        )
     return [(i, c) for i, c in (await session.exec(stmt)).all()]
+
+
+async def share_interview(
+    session: AsyncSession, *, interview_id: int, person_key: str, shared_by: str, now: datetime
+) -> bool:
+    """Share once; False if it was shared with that person already. Commits."""
+    session.add(InterviewShare(interview_id=interview_id, person_key=person_key, shared_by=shared_by, created_at=now))
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    return True
 
 
 async def latest_open_action(

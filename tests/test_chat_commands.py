@@ -121,3 +121,25 @@ async def test_event_after_chat_prompt(make_client: AppFactory, clock: FrozenClo
     await hr.say("终止面试 张三 放弃")
     await post_event(client, clock, event("interview.answer_saved", data={"question_no": 3, "media_url": "oss://3"}))
     assert "已保存作答 3 题" in await hr.says("确认")
+
+
+async def test_manager_shares_an_interview_with_another_hr(make_client: AppFactory, clock: FrozenClock) -> None:
+    client, app = await setup(make_client, clock)
+    other = ChatUser(app, "hr02")
+    assert "没有找到" in await other.says("查看 张三")
+    assert "没有使用该命令的权限" in await ChatUser(app, "hr01").says("共享 张三 赵先生")
+
+    boss = ChatUser(app, "boss")
+    assert "找不到 HR「钱七」" in await boss.says("共享 张三 钱七")
+    assert "已把 张三 的面试共享给 赵先生" in await boss.says("共享 张三 赵先生")
+    assert "已经共享给 赵先生" in await boss.says("共享 张三 hr02")
+    assert "王小姐 本来就负责" in await boss.says("共享 张三 王小姐")
+
+    assert "张三" in await other.says("查看 张三")
+    [prompt] = await other.say("终止面试 张三 放弃")
+    assert prompt.kind == "confirm"
+    assert "已终止 张三 的面试" in await other.says("确认")
+    detail = await (await client.get("/api/interviews/iv-1", headers=admin_headers())).json()
+    assert detail["exit"]["operator"] == "wecom:hr02"
+    # Sharing one interview does not open the others.
+    assert "李四" not in await ChatUser(app, "hr01").says("进行中")
