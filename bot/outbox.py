@@ -28,8 +28,9 @@ from typing import Protocol
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services.context import Core
+from bot.services.notices import undelivered_todo
 from storage import repo
-from storage.models import AttemptResult, Notice, NoticeAttempt, NoticeStatus, Todo
+from storage.models import AttemptResult, Notice, NoticeAttempt, NoticeStatus
 
 log = logging.getLogger(__name__)
 
@@ -303,15 +304,7 @@ class Outbox:
         if notice.payload.get("audience") != "candidate" or notice.interview_id is None:
             return
         interview = await repo.get_interview_by_pk(session, interview_id=notice.interview_id)
-        if interview is None or interview.hr_key is None:
+        if interview is None:
             return
         candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
-        name = candidate.name if candidate else ""
-        session.add(
-            Todo(
-                assignee=interview.hr_key,
-                interview_id=interview.id,
-                title=f"联系候选人{name}:通知未送达",
-                created_at=now,
-            )
-        )
+        undelivered_todo(session, interview=interview, candidate_name=candidate.name if candidate else "", now=now)

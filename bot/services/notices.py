@@ -102,17 +102,22 @@ def notify_candidate(
     if not plan:
         notice.status = NoticeStatus.dead.value
         notice.last_error = "候选人没有可用的联系方式"
-        if interview.hr_key:
-            session.add(
-                Todo(
-                    assignee=interview.hr_key,
-                    interview_id=interview.id,
-                    title=f"联系候选人{candidate.name}:通知未送达",
-                    created_at=now,
-                )
-            )
+        undelivered_todo(session, interview=interview, candidate_name=candidate.name, now=now)
     repo.add_notice(session, notice)
     return notice
+
+
+def undelivered_todo(session: AsyncSession, *, interview: Interview, candidate_name: str, now: datetime) -> None:
+    """A candidate nobody could reach becomes the HR owner's to-do instead of vanishing."""
+    if interview.hr_key:
+        session.add(
+            Todo(
+                assignee=interview.hr_key,
+                interview_id=interview.id,
+                title=f"联系候选人{candidate_name}:通知未送达",
+                created_at=now,
+            )
+        )
 
 
 def notify_staff(
