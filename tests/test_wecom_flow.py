@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
 from bot.clock import FrozenClock
@@ -34,6 +35,18 @@ async def fake_wecom() -> AsyncIterator[FakeWeCom]:
     await fake.close()
 
 
+async def bot_with_hr(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> tuple[TestClient, web.Application]:
+    """The bot wired to the fake WeCom, with 张三's interview in progress and HR hr01 registered."""
+    client = await make_client(**wecom_settings(fake_wecom))
+    app = client.server.app
+    assert app is not None
+    await started_interview(client, clock)
+    await add_person(app, "hr01", "王小姐", "hr")
+    return client, app
+
+
 async def interview(app: web.Application) -> Interview:
     async with app[CORE].sessions() as session:
         return (await session.exec(select(Interview).where(Interview.platform_id == "iv-1"))).one()
@@ -42,11 +55,7 @@ async def interview(app: web.Application) -> Interview:
 async def test_full_flow_card_click_terminates_and_tells_hr(
     make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
 ) -> None:
-    client = await make_client(**wecom_settings(fake_wecom))
-    app = client.server.app
-    assert app is not None
-    await started_interview(client, clock)
-    await add_person(app, "hr01", "王小姐", "hr")
+    client, app = await bot_with_hr(make_client, clock, fake_wecom)
     side = WeComSide()
     ts = int(clock.now().timestamp())
 
@@ -118,11 +127,7 @@ async def test_full_flow_card_click_terminates_and_tells_hr(
 async def test_ai_bot_in_a_group_answers_through_response_url(
     make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
 ) -> None:
-    client = await make_client(**wecom_settings(fake_wecom))
-    app = client.server.app
-    assert app is not None
-    await started_interview(client, clock)
-    await add_person(app, "hr01", "王小姐", "hr")
+    client, app = await bot_with_hr(make_client, clock, fake_wecom)
     side = WeComSide(token=BOT_TOKEN, aes_key=BOT_AES_KEY, corp_id="")
     ts = int(clock.now().timestamp())
 
@@ -161,11 +166,7 @@ async def test_ai_bot_in_a_group_answers_through_response_url(
 async def test_cancel_click_keeps_the_interview_and_greys_the_card(
     make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
 ) -> None:
-    client = await make_client(**wecom_settings(fake_wecom))
-    app = client.server.app
-    assert app is not None
-    await started_interview(client, clock)
-    await add_person(app, "hr01", "王小姐", "hr")
+    client, app = await bot_with_hr(make_client, clock, fake_wecom)
     side = WeComSide()
     ts = int(clock.now().timestamp())
     path, body = side.app_post(text_xml("hr01", "终止面试 张三 系统故障", 2001), timestamp=ts)
@@ -220,11 +221,7 @@ async def test_group_view_is_masked_and_direct_view_is_not(
     make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
 ) -> None:
     """The masking rule end to end: 查看 in a group (AI bot) hides contacts, 1:1 (app) shows them."""
-    client = await make_client(**wecom_settings(fake_wecom))
-    app = client.server.app
-    assert app is not None
-    await started_interview(client, clock)
-    await add_person(app, "hr01", "王小姐", "hr")
+    client, _ = await bot_with_hr(make_client, clock, fake_wecom)
     ts = int(clock.now().timestamp())
 
     bot_side = WeComSide(token=BOT_TOKEN, aes_key=BOT_AES_KEY, corp_id="")
