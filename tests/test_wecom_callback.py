@@ -19,7 +19,7 @@ from tests.chat import add_person
 from tests.conftest import AppFactory, eventually
 from tests.fakes.wecom_api import FakeWeCom, WeComSide, text_xml, wecom_settings
 
-VECTORS = json.loads((Path(__file__).parents[2] / "shared" / "fixtures" / "wecom_vectors.json").read_text())
+VECTORS = json.loads((Path(__file__).parent / "fixtures" / "wecom_vectors.json").read_text())
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from bot.channels.wecom.crypto import (
 from bot.channels.wecom.parse import command_from_key, parse_aibot_json, parse_app_xml
 from tests.fakes.wecom_api import BOT_AES_KEY, BOT_TOKEN, WeComSide, aibot_text, card_click_xml, text_xml
 
-VECTORS = json.loads((Path(__file__).parents[2] / "shared" / "fixtures" / "wecom_vectors.json").read_text())
+VECTORS = json.loads((Path(__file__).parent / "fixtures" / "wecom_vectors.json").read_text())
 OFFICIAL = VECTORS["official_sample"]
 WECHATPY = VECTORS["wechatpy_check_signature"]
 
