@@ -13,7 +13,9 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from bot import masking
 from bot.channels.base import IncomingMessage, Reply
+from bot.masking import KnownContacts, mask_group_text
 from bot.services.context import Core
 from storage import repo
 from storage.models import PendingAction, Person, Role
@@ -92,20 +94,13 @@ def clean_text(text: str) -> str:
     return " ".join(folded.split()).rstrip(_TRAILING)
 
 
-_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-_URL = re.compile(r"https?://\S+")
+def mask_sensitive(text: str, known: KnownContacts | None = None) -> str:
+    """Hide phone numbers, emails and links before anything is posted to a group (bot/masking.py)."""
+    return mask_group_text(text, known)
 
 
-def mask_sensitive(text: str) -> str:
-    """Hide phone numbers, emails and links before anything is posted to a group."""
-    text = _URL.sub("[链接仅私聊可见]", text)
-    text = _EMAIL.sub(r"\1***@\2", text)
-    return _MOBILE.sub(r"\1****\2", text)
-
-
-def mask_reply(reply: Reply) -> Reply:
-    return replace(reply, text=mask_sensitive(reply.text), title=mask_sensitive(reply.title))
+def mask_reply(reply: Reply, known: KnownContacts | None = None) -> Reply:
+    return replace(reply, text=mask_sensitive(reply.text, known), title=mask_sensitive(reply.title, known))
 
 
 class Dispatcher:
@@ -139,10 +134,12 @@ class Dispatcher:
         return None, word, rest
 
     async def handle(self, msg: IncomingMessage) -> list[Reply]:
-        replies = await self._handle(msg)
-        if msg.chat_type == "group":
-            replies = [mask_reply(r) for r in replies]
-        return replies
+        if msg.chat_type != "group":
+            return await self._handle(msg)
+        # A group reply hides contact details, and above all those of the candidates it was made from.
+        with masking.collecting() as known:
+            replies = await self._handle(msg)
+        return [mask_reply(r, known) for r in replies]
 
     async def _handle(self, msg: IncomingMessage) -> list[Reply]:
         text = clean_text(msg.text)

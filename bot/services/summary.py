@@ -28,8 +28,10 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from bot import masking
 from bot.channels.dingtalk.sender import robot_notice as dingtalk_robot_notice
 from bot.channels.wecom.sender import robot_notice as wecom_robot_notice
+from bot.masking import KnownContacts, mask_contacts
 from bot.services import notices
 from bot.services.charts import render_exit_chart
 from bot.services.claims import CLAIM_FOR, local_text, worker_id
@@ -205,11 +207,12 @@ async def send_daily_summary(core: Core, *, day: date) -> SummaryOutcome:
         return outcome
     for key in outcome.unreachable:
         log.warning("daily summary: manager %s has no connected chat and no email", key)
-    data = await build_summary(core, day=day)
+    with masking.collecting() as known:  # contacts of any candidate the summary was built from
+        data = await build_summary(core, day=day)
     needs_chart = bool(core.settings.public_base_url) or any(t.channel == "wecom_robot" for t in mine)
     chart = await render_chart(core, data) if needs_chart else None
     for target in mine:
-        if await _queue(core, target, data, chart, worker):
+        if await _queue(core, target, data, chart, worker, known):
             outcome.sent.append(target.key)
     if outcome.sent:
         core.wake_outbox()
@@ -217,7 +220,9 @@ async def send_daily_summary(core: Core, *, day: date) -> SummaryOutcome:
     return outcome
 
 
-async def _queue(core: Core, target: _Target, data: SummaryData, chart: bytes | None, worker: str) -> bool:
+async def _queue(
+    core: Core, target: _Target, data: SummaryData, chart: bytes | None, worker: str, known: KnownContacts
+) -> bool:
     now = core.clock.now()
     s, t = core.settings, core.templates
     key = f"summary:{data.day.isoformat()}:{target.key}"
@@ -233,13 +238,13 @@ async def _queue(core: Core, target: _Target, data: SummaryData, chart: bytes | 
         title = t.render("notices/daily_summary.subject.j2", company=s.company_name, **ctx)
         text = t.render("notices/daily_summary.txt.j2", **ctx)
         if target.channel == "wecom_robot":
-            markdown = t.render("notices/daily_summary.md.j2", **{**ctx, "chart_url": ""})
+            markdown = mask_contacts(t.render("notices/daily_summary.md.j2", **{**ctx, "chart_url": ""}), known)
             session.add(wecom_robot_notice(kind=KIND, now=now, msgtype="markdown", text=markdown, dedupe_key=key))
             if chart is not None:
                 image = wecom_robot_notice(kind=KIND, now=now, msgtype="image", image=chart, dedupe_key=f"{key}:image")
                 session.add(image)
         elif target.channel == "dingtalk_robot":
-            markdown = t.render("notices/daily_summary.md.j2", **ctx)
+            markdown = mask_contacts(t.render("notices/daily_summary.md.j2", **ctx), known)  # a group robot
             webhook = s.dingtalk_robot_webhook or ""
             session.add(
                 dingtalk_robot_notice(
