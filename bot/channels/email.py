@@ -8,6 +8,7 @@ from email.utils import make_msgid
 
 import aiosmtplib
 
+from bot.masking import mask_contacts
 from bot.outbox import SendError
 from bot.settings import Settings
 from storage.models import Notice
@@ -55,9 +56,12 @@ class EmailSender:
                 timeout=s.smtp_timeout_seconds,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise SendError(f"收件人被拒绝: {exc}", permanent=True) from exc
+            # The refusal names the address; errors are logged, and logs never hold a candidate's contact.
+            answers = "; ".join(f"{r.code} {mask_contacts(r.message, [r.recipient])}" for r in exc.recipients)
+            raise SendError(f"收件人被拒绝: {answers}", permanent=True) from exc
         except aiosmtplib.SMTPResponseException as exc:
-            raise SendError(f"SMTP {exc.code}: {exc.message}", permanent=exc.code in PERMANENT_CODES) from exc
+            message = mask_contacts(exc.message, [notice.recipient])
+            raise SendError(f"SMTP {exc.code}: {message}", permanent=exc.code in PERMANENT_CODES) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise SendError(f"SMTP 不可用: {type(exc).__name__}: {exc}") from exc
         return str(msg["Message-ID"])
