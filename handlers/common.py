@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +12,21 @@ from storage import repo
 from storage.models import Candidate, Interview, PendingAction
 
 STATUS_LABELS = {"scheduled": "待开始", "in_progress": "进行中", "completed": "已完成", "terminated": "已终止"}
+
+
+# Prompts answered by 确认 / 取消 (handlers/terminate.py): PendingAction.action -> what 确认 does.
+ConfirmFn = Callable[[Context, PendingAction], Awaitable[list[Reply]]]
+CONFIRMABLE: dict[str, ConfirmFn] = {}
+
+
+def on_confirm(action: str) -> Callable[[ConfirmFn], ConfirmFn]:
+    """Register what 确认 does for an open prompt of kind ``action`` (opened with ``open_action``)."""
+
+    def register(fn: ConfirmFn) -> ConfirmFn:
+        CONFIRMABLE[action] = fn
+        return fn
+
+    return register
 
 
 def scope_of(ctx: Context) -> str | None:

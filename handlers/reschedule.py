@@ -1,18 +1,24 @@
-"""重新安排 <姓名|编号> <时间>, and 重新安排 <时间> as the answer to a candidate's 求助."""
+"""重新安排 <姓名|编号> <时间>, and 重新安排 <时间> as the answer to a candidate's 求助.
+
+Every path states the time as understood in full (2027-01-05 周二 10:00) and asks 确认 before
+anything changes, because the candidate is notified: (pick interview) → (ask the hour, if only
+a day was given) → confirmation → 确认 (handlers/terminate.py) / 取消.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 from bot.channels.base import Reply
 from bot.dispatcher import Context, Router
 from bot.services import scheduling, termination
-from bot.services.claims import local_text
-from bot.services.dates import parse_time
+from bot.services.dates import Understood, day_text, full_text, understand
 from bot.services.help_requests import HELP_ACTION, close_siblings
 from bot.services.reasons import match_reason
-from handlers.common import picked_interview, resolve_one
+from handlers.common import close_pending, on_confirm, open_action, picked_interview, resolve_one
 from storage import repo
+from storage.models import PendingAction
 
 router = Router("reschedule")
 
@@ -22,6 +28,10 @@ EXAMPLE = "重新安排 张三 明天下午2点"
 STATUSES = ("scheduled", "terminated")
 # When rescheduling answers a 求助 whose reason is not recognised.
 HELP_FALLBACK_REASON = "流程调整"
+# Open prompts: the confirmation (answered by 确认 / 取消) and the question for the hour.
+CONFIRM_ACTION = "reschedule"
+ASK_HOUR = "reschedule.ask_hour"
+CONFIRM_BUTTONS = (("确认改期", "确认"), ("取消", "取消"))
 
 
 @router.command("重新安排", "改期", usage=USAGE, example=EXAMPLE)
@@ -37,19 +47,32 @@ async def ask_reschedule(ctx: Context) -> list[Reply]:
             return [Reply("请回复新的面试时间,例如:重新安排 明天下午2点")]
         return [Reply(f"用法:{USAGE},例如:{EXAMPLE}")]
     if help_request is not None:
-        when = await parse_time(ctx.args, now=now, tz=core.settings.tz)
-        if when is not None:
-            return await _answer_help(ctx, help_request.params, when)
+        understood = await understand(ctx.args, now=now, tz=core.settings.tz)
+        if understood is not None:
+            return await _with_time(ctx, str(help_request.params["platform_id"]), understood, help_request.params)
     who, _, time_text = ctx.args.partition(" ")
-    when = await parse_time(time_text, now=now, tz=core.settings.tz) if time_text else None
-    if when is None:
+    understood = await understand(time_text, now=now, tz=core.settings.tz) if time_text else None
+    if understood is None:
         return [Reply(f"没有看懂时间「{time_text}」。请写具体时间,例如:{EXAMPLE}、周五上午10:30、11月28日 14:00")]
     found, replies = await resolve_one(
-        ctx, who, then="reschedule.pick_interview", params={"at": when.isoformat()}, statuses=STATUSES
+        ctx, who, then="reschedule.pick_interview", params=_time_params(understood), statuses=STATUSES
     )
     if found is None:
         return replies
-    return await _reschedule(ctx, found[0].platform_id, when)
+    return await _with_time(ctx, found[0].platform_id, understood)
+
+
+def _time_params(understood: Understood) -> dict[str, str]:
+    if understood.at is not None:
+        return {"at": understood.at.isoformat()}
+    assert understood.day is not None
+    return {"day": understood.day.isoformat()}
+
+
+def _from_params(params: dict[str, Any]) -> Understood:
+    if params.get("at"):
+        return Understood(at=datetime.fromisoformat(params["at"]))
+    return Understood(day=date.fromisoformat(params["day"]))
 
 
 @router.answer("reschedule.pick_interview")
@@ -58,7 +81,84 @@ async def on_pick(ctx: Context) -> list[Reply]:
     if platform_id is None:
         return replies
     assert ctx.pending is not None
-    return await _reschedule(ctx, platform_id, datetime.fromisoformat(ctx.pending.params["at"]))
+    return await _with_time(ctx, platform_id, _from_params(ctx.pending.params))
+
+
+async def _with_time(
+    ctx: Context, platform_id: str, understood: Understood, help_params: dict[str, Any] | None = None
+) -> list[Reply]:
+    """A time to confirm, or (a day without an hour) the question for the hour."""
+    if understood.at is not None:
+        return await _prompt(ctx, platform_id, understood.at, help_params)
+    assert understood.day is not None
+    today = ctx.core.clock.now().astimezone(ctx.core.settings.tz).date()
+    if understood.day < today:
+        return [Reply(f"{day_text(understood.day)} 已经过去了。新的面试时间必须晚于现在。")]
+    params = {"platform_id": platform_id, "day": understood.day.isoformat(), "help": help_params}
+    await open_action(ctx, ASK_HOUR, params)
+    return [Reply(f"请补充 {day_text(understood.day)} 的具体时间,例如:下午3点 或 15:00。回复「取消」放弃。")]
+
+
+@router.answer(ASK_HOUR)
+async def on_hour(ctx: Context) -> list[Reply]:
+    assert ctx.pending is not None
+    params = ctx.pending.params
+    day = date.fromisoformat(params["day"])
+    core = ctx.core
+    understood = await understand(ctx.args, now=core.clock.now(), tz=core.settings.tz, on_day=day)
+    if understood is None or understood.at is None:
+        return [
+            Reply(
+                f"没有看懂时间「{ctx.args}」。请回复 {day_text(day)} 的具体时间,例如:下午3点 或 15:00,或发送「取消」。"
+            )
+        ]
+    if not await close_pending(ctx):
+        return [Reply("这个问题已经处理过或已超时。")]
+    return await _prompt(ctx, params["platform_id"], understood.at, params.get("help"))
+
+
+async def _prompt(ctx: Context, platform_id: str, when: datetime, help_params: dict[str, Any] | None) -> list[Reply]:
+    """State the time understood in full and ask 确认: the candidate is told once it is done."""
+    core = ctx.core
+    tz = core.settings.tz
+    if when <= core.clock.now():
+        return [Reply(f"{full_text(when, tz)} 已经过去了。新的面试时间必须晚于现在。")]
+    async with core.sessions() as session:
+        interview = await repo.get_interview(session, platform_id=platform_id)
+        if interview is None:
+            return [Reply(f"找不到面试 {platform_id}。")]
+        candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
+        assert candidate is not None
+        repo.audit(
+            session,
+            at=core.clock.now(),
+            actor=ctx.actor,
+            action="reschedule.requested",
+            interview_id=interview.id,
+            chat=ctx.chat,
+            detail={"at": when.isoformat(), "help": bool(help_params)},
+        )
+        await session.commit()
+    await open_action(ctx, CONFIRM_ACTION, {"platform_id": platform_id, "at": when.isoformat(), "help": help_params})
+    text = core.templates.render(
+        "chat/confirm_reschedule.txt.j2",
+        candidate_name=candidate.name,
+        position=interview.position,
+        start_text=full_text(when, tz),
+        previous_text=full_text(interview.scheduled_at, tz) if interview.scheduled_at else "",
+        ends_current=bool(help_params) and interview.status == "in_progress",
+        ttl_minutes=max(1, core.settings.confirm_ttl_seconds // 60),
+    )
+    return [Reply(text, kind="confirm", title="确认重新安排", buttons=CONFIRM_BUTTONS)]
+
+
+@on_confirm(CONFIRM_ACTION)
+async def _confirmed(ctx: Context, action: PendingAction) -> list[Reply]:
+    params = action.params
+    when = datetime.fromisoformat(params["at"])
+    if params.get("help"):
+        return await _answer_help(ctx, params["help"], when)
+    return await _reschedule(ctx, params["platform_id"], when)
 
 
 async def _reschedule(ctx: Context, platform_id: str, when: datetime) -> list[Reply]:
@@ -72,7 +172,7 @@ async def _reschedule(ctx: Context, platform_id: str, when: datetime) -> list[Re
         "chat/rescheduled.txt.j2",
         candidate_name=result.candidate.name,
         position=result.interview.position,
-        start_text=local_text(result.interview.scheduled_at, ctx.core.settings.tz),
+        start_text=full_text(when, ctx.core.settings.tz),
         reopened=result.reopened,
     )
     return [Reply(text)]

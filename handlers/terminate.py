@@ -6,7 +6,15 @@ from bot.channels.base import Reply
 from bot.dispatcher import Context, Router
 from bot.services import termination
 from bot.services.reasons import match_reason
-from handlers.common import close_pending, open_action, pick_number, picked_interview, resolve_one
+from handlers.common import (
+    CONFIRMABLE,
+    close_pending,
+    on_confirm,
+    open_action,
+    pick_number,
+    picked_interview,
+    resolve_one,
+)
 from storage import repo
 from storage.models import PendingAction
 
@@ -14,6 +22,7 @@ router = Router("terminate")
 
 TERMINATE_USAGE = "终止面试 <姓名或面试编号> [原因]"
 CONFIRM_BUTTONS = (("确认终止", "确认"), ("取消", "取消"))
+CANCELLED = {"terminate": "已取消,面试继续进行。", "reschedule": "已取消,面试时间不变,没有通知候选人。"}
 
 
 @router.command("终止面试", "结束面试", "停止面试", "终止", usage=TERMINATE_USAGE, example="终止面试 张三 候选人放弃")
@@ -112,9 +121,14 @@ async def _take(ctx: Context, actions: list[str], state: str) -> PendingAction |
 
 @router.command("确认", usage="确认", example="确认")
 async def confirm(ctx: Context) -> list[Reply]:
-    action = await _take(ctx, ["terminate"], "confirmed")
+    action = await _take(ctx, list(CONFIRMABLE), "confirmed")
     if action is None:
         return [Reply("没有等待你确认的操作(可能已超时、已处理或不是你发起的)。")]
+    return await CONFIRMABLE[action.action](ctx, action)
+
+
+@on_confirm("terminate")
+async def _terminate_confirmed(ctx: Context, action: PendingAction) -> list[Reply]:
     params = action.params
     try:
         result = await termination.terminate(
@@ -144,7 +158,7 @@ async def confirm(ctx: Context) -> list[Reply]:
 async def cancel(ctx: Context) -> list[Reply]:
     dispatcher = ctx.dispatcher
     assert dispatcher is not None
-    action = await _take(ctx, ["terminate", *dispatcher.answers], "cancelled")
+    action = await _take(ctx, [*CONFIRMABLE, *dispatcher.answers], "cancelled")
     if action is None:
         return [Reply("没有可以取消的操作。")]
     async with ctx.core.sessions() as session:
@@ -157,4 +171,4 @@ async def cancel(ctx: Context) -> list[Reply]:
             detail=action.params,
         )
         await session.commit()
-    return [Reply("已取消,面试继续进行。" if action.action == "terminate" else "已取消。")]
+    return [Reply(CANCELLED.get(action.action, "已取消。"))]

@@ -1,4 +1,5 @@
-"""重新安排: everyday Chinese times, reopening ended interviews, refusals, and answering a 求助."""
+"""重新安排: times as people mean them, the time stated in full, 确认 before the candidate is told,
+reopening ended interviews, refusals, and answering a 求助."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, admin_headers, event, post_event, started_interview
 
 TZ = ZoneInfo("Asia/Shanghai")
+WEEKDAYS = "一二三四五六日"
 
 
 async def setup(make_client: AppFactory, clock: FrozenClock) -> tuple[TestClient, web.Application]:
@@ -27,22 +29,52 @@ async def detail(client: TestClient, interview_id: str = "iv-1") -> dict:
     return await (await client.get(f"/api/interviews/{interview_id}", headers=admin_headers())).json()
 
 
+def in_full(when: datetime) -> str:
+    """How a reply states a time: 2027-01-05 周二 10:00."""
+    local = when.astimezone(TZ)
+    return f"{local:%Y-%m-%d} 周{WEEKDAYS[local.weekday()]} {local:%H:%M}"
+
+
+def local_at(clock: FrozenClock, month: int, day: int, hour: int, minute: int = 0, *, year_offset: int = 0) -> datetime:
+    """That local time in the clock's year (plus ``year_offset``)."""
+    return datetime(clock.now().astimezone(TZ).year + year_offset, month, day, hour, minute, tzinfo=TZ)
+
+
 def tomorrow_at(clock: FrozenClock, hour: int, minute: int = 0) -> datetime:
     today = clock.now().astimezone(TZ).date()
     return datetime.combine(today + timedelta(days=1), time(hour, minute), TZ)
 
 
+def rescheduled_notices(body: dict) -> list[dict]:
+    return [n for n in body["notices"] if n["kind"] == "rescheduled"]
+
+
+async def scheduled(client: TestClient, clock: FrozenClock) -> None:
+    resp = await post_event(client, clock, event("interview.scheduled", occurred_at=clock.now()))
+    assert resp.status == 200
+
+
 async def test_reschedule_scheduled_interview_with_chinese_time(make_client: AppFactory, clock: FrozenClock) -> None:
+    clock.set(local_at(clock, 6, 10, 9, 15))
     client, app = await setup(make_client, clock)
-    await post_event(client, clock, event("interview.scheduled", occurred_at=clock.now()))
+    await scheduled(client, clock)
+    before = (await detail(client))["scheduled_at"]
     hr = ChatUser(app, "hr01")
-    reply = await hr.says("重新安排 张三 明天下午2点")
     expected = tomorrow_at(clock, 14)
-    assert expected.strftime("%Y-%m-%d %H:%M") in reply
+    replies = await hr.say("重新安排 张三 明天下午2点")
+    assert len(replies) == 1 and replies[0].kind == "confirm"
+    prompt = replies[0].text
+    assert f"新的时间:{in_full(expected)}" in prompt and "张三" in prompt and "确认后将通知候选人" in prompt
+    assert [label for label, _ in replies[0].buttons] == ["确认改期", "取消"]
+    body = await detail(client)  # nothing changes before 确认
+    assert body["scheduled_at"] == before and rescheduled_notices(body) == []
+
+    reply = await hr.says("确认")
+    assert in_full(expected) in reply and "已将 张三 的面试" in reply
     body = await detail(client)
     assert datetime.fromisoformat(body["scheduled_at"]) == expected
     assert body["status"] == "scheduled"
-    rescheduled = [n for n in body["notices"] if n["kind"] == "rescheduled"]
+    rescheduled = rescheduled_notices(body)
     assert len(rescheduled) == 1 and expected.strftime("%Y-%m-%d %H:%M") in rescheduled[0]["body"]
 
 
@@ -51,19 +83,93 @@ async def test_unreadable_time_and_refusals(make_client: AppFactory, clock: Froz
     await started_interview(client, clock)
     hr = ChatUser(app, "hr01")
     assert "没有看懂时间「随便什么时候」" in await hr.says("重新安排 张三 随便什么时候")
-    assert "没有看懂时间「明天」" in await hr.says("重新安排 张三 明天")  # a day without a time
     assert "用法" in await hr.says("重新安排")
     # In progress: not found among reschedulable interviews.
     assert "没有找到" in await hr.says("重新安排 张三 明天下午2点")
     assert (await detail(client))["status"] == "in_progress"
 
 
+async def test_a_passed_month_and_day_means_next_year(make_client: AppFactory, clock: FrozenClock) -> None:
+    """1月5日 typed on 1 December is next January, not a date in the past."""
+    clock.set(local_at(clock, 12, 1, 14, 35))
+    client, app = await setup(make_client, clock)
+    await scheduled(client, clock)
+    hr = ChatUser(app, "hr01")
+    expected = local_at(clock, 1, 5, 10, year_offset=1)
+    prompt = await hr.says("重新安排 张三 1月5日 10:00")
+    assert f"新的时间:{in_full(expected)}" in prompt
+    assert in_full(expected) in await hr.says("确认")
+    assert datetime.fromisoformat((await detail(client))["scheduled_at"]) == expected
+    # A month and day still ahead this year stays in this year.
+    prompt = await hr.says("重新安排 张三 12月3日 10:00")
+    assert f"新的时间:{in_full(local_at(clock, 12, 3, 10))}" in prompt
+
+
+async def test_a_bare_hour_is_in_the_afternoon(make_client: AppFactory, clock: FrozenClock) -> None:
+    """3点 typed at 14:35 is 15:00, not 03:00 (refused as past); 上午/凌晨 keep the morning."""
+    clock.set(local_at(clock, 12, 1, 14, 35))
+    client, app = await setup(make_client, clock)
+    await scheduled(client, clock)
+    hr = ChatUser(app, "hr01")
+    prompt = await hr.says("重新安排 张三 3点")
+    assert f"新的时间:{in_full(local_at(clock, 12, 1, 15))}" in prompt
+    assert "已取消" in await hr.says("取消")
+    prompt = await hr.says("重新安排 张三 明天上午9点")
+    assert f"新的时间:{in_full(tomorrow_at(clock, 9))}" in prompt
+    assert "已经过去了" in await hr.says("重新安排 张三 凌晨3点")  # said plainly, and refused
+
+
+async def test_a_day_without_an_hour_asks_only_for_the_hour(make_client: AppFactory, clock: FrozenClock) -> None:
+    clock.set(local_at(clock, 3, 2, 10, 0))
+    client, app = await setup(make_client, clock)
+    await scheduled(client, clock)
+    hr = ChatUser(app, "hr01")
+    tomorrow = tomorrow_at(clock, 0)
+    day = f"{tomorrow:%Y-%m-%d} 周{WEEKDAYS[tomorrow.weekday()]}"
+    question = await hr.says("重新安排 张三 明天")
+    assert f"请补充 {day} 的具体时间" in question
+    assert "没有看懂时间「随便」" in await hr.says("随便")  # the question stays open
+    prompt = await hr.says("下午3点")
+    assert f"新的时间:{in_full(tomorrow_at(clock, 15))}" in prompt
+    assert in_full(tomorrow_at(clock, 15)) in await hr.says("确认")
+    assert datetime.fromisoformat((await detail(client))["scheduled_at"]) == tomorrow_at(clock, 15)
+
+    # "16:30" answers just as well, for the day asked about.
+    assert "请补充" in await hr.says("改期 张三 后天")
+    prompt = await hr.says("16:30")
+    assert f"新的时间:{in_full(tomorrow_at(clock, 16, 30) + timedelta(days=1))}" in prompt
+    assert "已取消,面试时间不变" in await hr.says("取消")
+    assert datetime.fromisoformat((await detail(client))["scheduled_at"]) == tomorrow_at(clock, 15)
+
+
+async def test_confirm_is_the_askers_and_expires(make_client: AppFactory, clock: FrozenClock) -> None:
+    client, app = await setup(make_client, clock)
+    await add_person(app, "hr02", "赵先生", "hr")
+    await scheduled(client, clock)
+    before = (await detail(client))["scheduled_at"]
+    hr = ChatUser(app, "hr01")
+    assert "请确认重新安排" in await hr.says("重新安排 张三 明天下午2点")
+    assert "没有等待你确认的操作" in await ChatUser(app, "hr02").says("确认")  # only the asker
+    clock.advance(seconds=301)  # BOT_CONFIRM_TTL_SECONDS
+    assert "没有等待你确认的操作" in await hr.says("确认")
+    body = await detail(client)
+    assert body["scheduled_at"] == before and rescheduled_notices(body) == []
+    # Cancelled: nothing changes and nobody is told.
+    assert "请确认重新安排" in await hr.says("重新安排 张三 明天下午2点")
+    assert await hr.says("取消") == "已取消,面试时间不变,没有通知候选人。"
+    assert "没有等待你确认的操作" in await hr.says("确认")
+    body = await detail(client)
+    assert body["scheduled_at"] == before and rescheduled_notices(body) == []
+
+
 async def test_reschedule_reopens_terminated_interview(make_client: AppFactory, clock: FrozenClock) -> None:
+    clock.set(local_at(clock, 11, 20, 9, 0))
     client, app = await setup(make_client, clock)
     await started_interview(client, clock)
     await client.post("/api/interviews/iv-1/terminate", json={"reason": "掉线"}, headers=admin_headers())
     hr = ChatUser(app, "hr01")
-    reply = await hr.says("改期 张三 11月28日 14:00")
+    assert in_full(local_at(clock, 11, 28, 14)) in await hr.says("改期 张三 11月28日 14:00")
+    reply = await hr.says("确认")
     assert "重新开放面试" in reply
     body = await detail(client)
     assert body["status"] == "scheduled"
@@ -71,19 +177,42 @@ async def test_reschedule_reopens_terminated_interview(make_client: AppFactory, 
     assert datetime.fromisoformat(body["scheduled_at"]).astimezone(TZ).strftime("%m-%d %H:%M") == "11-28 14:00"
 
 
-async def test_reschedule_answers_help_request(make_client: AppFactory, clock: FrozenClock) -> None:
-    client, app = await setup(make_client, clock)
+async def help_requested(client: TestClient, clock: FrozenClock) -> None:
     await started_interview(client, clock)
     payload = event(
         "interview.help_requested", data={"reason": "摄像头故障", "wants_exit": True}, occurred_at=clock.now()
     )
-    await post_event(client, clock, payload)
+    assert (await post_event(client, clock, payload)).status == 200
+
+
+async def test_reschedule_answers_help_request(make_client: AppFactory, clock: FrozenClock) -> None:
+    client, app = await setup(make_client, clock)
+    await help_requested(client, clock)
     hr = ChatUser(app, "hr01")
     assert "请回复新的面试时间" in await hr.says("重新安排")
-    reply = await hr.says("重新安排 明天上午10:30")
-    assert tomorrow_at(clock, 10, 30).strftime("%Y-%m-%d %H:%M") in reply
+    prompt = await hr.says("重新安排 明天上午10:30")
+    assert f"新的时间:{in_full(tomorrow_at(clock, 10, 30))}" in prompt
+    assert "先结束本场面试(作答已保存)" in prompt
+    assert (await detail(client))["status"] == "in_progress"  # nothing happens before 确认
+    reply = await hr.says("确认")
+    assert in_full(tomorrow_at(clock, 10, 30)) in reply
     body = await detail(client)
     assert body["status"] == "scheduled"
     kinds = [n["kind"] for n in body["notices"]]
     assert "terminated" in kinds and "rescheduled" in kinds
     assert "没有等待你处理的候选人求助" in await hr.says("确认终止")
+
+
+async def test_help_request_reschedule_asks_the_hour_and_can_be_cancelled(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
+    client, app = await setup(make_client, clock)
+    await help_requested(client, clock)
+    hr = ChatUser(app, "hr01")
+    assert "请补充" in await hr.says("重新安排 明天")
+    assert "先结束本场面试" in await hr.says("15:00")
+    assert "已取消" in await hr.says("取消")
+    body = await detail(client)
+    assert body["status"] == "in_progress" and rescheduled_notices(body) == []
+    # The 求助 is still open: the HR can still answer it.
+    assert "协助其继续面试" in await hr.says("协助继续")
