@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import AsyncIterator
+from datetime import datetime, time
 
 import pytest
 from aiohttp import web
@@ -16,9 +17,11 @@ from bot.channels.base import Reply
 from bot.clock import FrozenClock
 from bot.dispatcher import mask_reply, mask_sensitive
 from bot.masking import KnownContacts
+from bot.services.summary import send_daily_summary
 from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, eventually, started_interview
 from tests.fakes.dingtalk_api import FakeDingTalk
+from tests.sched import SH, core_of, notices, send_event
 
 # (as the platform sent it, the national number) for each spelling the probe saw posted in full.
 MOBILES = [
@@ -186,3 +189,27 @@ def test_known_email_never_survives_group_masking(local: str, domain: str, upper
 def test_ordinary_numbers_and_ids_are_left_alone() -> None:
     text = "编号 iv-20261125001,共 12 场,2026-12-01 14:00,已作答 3 题"
     assert mask_sensitive(text, KnownContacts({"13800001234"})) == text
+
+
+async def test_daily_summary_to_group_robots_is_masked(make_client: AppFactory, clock: FrozenClock) -> None:
+    """The robots post to groups: a stuck interview's candidate whose name carries their number is masked."""
+    client = await make_client(
+        wecom_robot_key="robot-key",
+        wecom_api_base="http://127.0.0.1:9",  # nothing listens: the robot rows stay in the outbox
+        dingtalk_robot_webhook="http://127.0.0.1:9/robot/send?access_token=t",
+    )
+    core = core_of(client)
+    day = clock.now().astimezone(SH).date()
+    clock.set(datetime.combine(day, time(8, 0), SH))
+    # A platform that puts contact details into the name; one foreign number only the record tells us about.
+    await send_event(client, clock, "interview.started", "iv-a", name="赵六 (+86)139 4444 5555", mobile="13944445555")
+    await send_event(client, clock, "interview.started", "iv-b", name="钱七 07911 123456", mobile="+44 7911 123456")
+    clock.set(datetime.combine(day, time(18, 5), SH))
+    outcome = await send_daily_summary(core, day=day)
+    assert sorted(outcome.sent) == ["robot:dingtalk_robot", "robot:wecom_robot"]
+    bodies = [n.body for n in await notices(core, kind="daily_summary") if n.payload.get("msgtype") == "markdown"]
+    assert len(bodies) == 2
+    for body in bodies:
+        assert "iv-a 赵六" in body and "iv-b 钱七" in body
+        assert not reads_number(body, "13944445555") and "139****5555" in body
+        assert "7911123456" not in digits_of(body) and "****3456" in body
