@@ -268,7 +268,8 @@ def build_inputs(now: datetime) -> list[tuple[str, Raw]]:
     event("platform: help reason NUL", _event(now, type="interview.help_requested", data={"reason": "a\u0000"}))
     event("platform: data key NUL", _event(now, data={"k\u0000": 1}))
     event("platform: data NaN", json.dumps(_event(now, data={"x": float("nan")})).encode())
-    event("platform: lone surrogate name", json.dumps(_event(now), ensure_ascii=False).replace("张三", "\\ud800").encode())
+    surrogate = json.dumps(_event(now), ensure_ascii=False).replace("张三", "\\ud800")
+    event("platform: lone surrogate name", surrogate.encode())
     event("platform: question_no 10**40", _event(now, type="interview.answer_saved", data={"question_no": 10**40}))
     event("platform: body is a list", [1, 2])
 
