@@ -16,6 +16,7 @@ from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
 from bot.app import create_app
+from bot.bounded import check_day
 from bot.channels.base import ChatType
 from bot.channels.console import run_console
 from bot.clock import SystemClock
@@ -31,6 +32,11 @@ from storage.db import create_engine, migrate, session_maker
 from storage.models import Person, Role
 
 log = logging.getLogger("bot")
+
+
+def day(value: str) -> date:
+    """YYYY-MM-DD within the range reports cover (argparse reports the ValueError)."""
+    return check_day(date.fromisoformat(value))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,15 +63,15 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="reports").add_subparsers(dest="report_command", required=True)
     exits = report.add_parser("exits", help="exit counts by reason")
-    exits.add_argument("--from", dest="start", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
-    exits.add_argument("--to", dest="end", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
+    exits.add_argument("--from", dest="start", required=True, type=day, help="YYYY-MM-DD")
+    exits.add_argument("--to", dest="end", required=True, type=day, help="YYYY-MM-DD")
     exits.add_argument("--format", choices=["table", "csv", "json"], default="table")
 
     summary = sub.add_parser("summary", help="managers' daily exit summary").add_subparsers(
         dest="summary_command", required=True
     )
     send = summary.add_parser("send", help="queue the summary now (each recipient gets it once per day)")
-    send.add_argument("--date", dest="day", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
+    send.add_argument("--date", dest="day", type=day, help="YYYY-MM-DD (default: today)")
     return p
 
 

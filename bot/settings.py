@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     dingtalk_api_base: str = Field("https://api.dingtalk.com", validation_alias="DINGTALK_API_BASE")
     dingtalk_oapi_base: str = Field("https://oapi.dingtalk.com", validation_alias="DINGTALK_OAPI_BASE")
 
+    # DingTalk HTTP mode signs only the timestamp, so a signed pair carries any body while it is
+    # fresh. DingTalk delivers within seconds; 300 s leaves room for clock drift (as the platform
+    # events' PLATFORM_MAX_SKEW_SECONDS does) against DingTalk's own hour. At most 3600.
+    dingtalk_sign_window_seconds: int = Field(300, ge=1, le=3600, validation_alias="DINGTALK_SIGN_WINDOW_SECONDS")
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from bot.bounded import ascii_equal
+
 
 def platform_signature(secret: str, timestamp: str, body: bytes) -> str:
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
@@ -24,6 +26,6 @@ def verify_platform_signature(
     if abs(now - ts) > max_skew:
         return "stale timestamp"
     expected = platform_signature(secret, timestamp, body)
-    if not hmac.compare_digest(expected, signature.strip().lower()):
+    if not ascii_equal(expected, signature.strip().lower()):
         return "bad signature"
     return None

@@ -279,6 +279,20 @@ class InboundMessage(SQLModel, table=True):
     received_at: datetime = _dt(index=True)
 
 
+class DingTalkSign(SQLModel, table=True):
+    """A DingTalk HTTP callback ``sign`` seen, and the one ``msgId`` it may carry.
+
+    DingTalk signs only the timestamp, so a captured pair would otherwise carry any body within
+    the window (``DINGTALK_SIGN_WINDOW_SECONDS``). Rows older than the window are purged.
+    """
+
+    __tablename__ = "dingtalk_sign"
+
+    sign: str = Field(primary_key=True, max_length=64)
+    msg_id: str = Field(max_length=300)
+    seen_at: datetime = _dt(index=True)
+
+
 class PendingAction(SQLModel, table=True):
     """A confirmation prompt waiting for 确认 / 取消 from the person who asked."""
 

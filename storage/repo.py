@@ -15,6 +15,7 @@ from storage.models import (
     AuditEvent,
     Candidate,
     DailySummary,
+    DingTalkSign,
     ExitReason,
     ExitRecord,
     InboundMessage,
@@ -208,6 +209,21 @@ async def claim_inbound(session: AsyncSession, *, platform: str, dedupe_key: str
         await session.rollback()
         return False
     return True
+
+
+async def claim_dingtalk_sign(
+    session: AsyncSession, *, sign: str, msg_id: str, now: datetime, forget_before: datetime
+) -> bool:
+    """Bind ``sign`` to ``msg_id``. True if it is new or already bound to this ``msg_id``."""
+    await session.exec(delete(DingTalkSign).where(col(DingTalkSign.seen_at) < forget_before))
+    session.add(DingTalkSign(sign=sign, msg_id=msg_id, seen_at=now))
+    try:
+        await session.commit()
+        return True
+    except IntegrityError:
+        await session.rollback()
+    bound = await session.get(DingTalkSign, sign)
+    return bound is not None and bound.msg_id == msg_id
 
 
 # --- outbox -----------------------------------------------------------------

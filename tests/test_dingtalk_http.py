@@ -155,8 +155,11 @@ async def test_bad_sign_and_stale_timestamp_are_rejected(
     assert await rows(client.server.app, InboundMessage) == []
     assert await rows(client.server.app, Notice, kind="inbound") == []
 
-    # Within the hour is fine (DingTalk's clock may be a little off ours).
-    ok = await fake.post_callback(client, body, clock, timestamp=ms(clock) - 3500 * 1000)
+    # Older than DINGTALK_SIGN_WINDOW_SECONDS (300 s by default) is refused though DingTalk allows an hour...
+    assert (await fake.post_callback(client, body, clock, timestamp=ms(clock) - 301 * 1000)).status == 401
+    assert await rows(client.server.app, InboundMessage) == []
+    # ...within it is fine (DingTalk's clock may be a little off ours).
+    ok = await fake.post_callback(client, body, clock, timestamp=ms(clock) - 290 * 1000)
     assert ok.status == 200
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -11,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from bot.api.common import error, fail, parse_json_object
+from bot.bounded import ascii_equal, check_day
 from bot.channels.base import INBOUND_KIND
 from bot.keys import CORE
 from bot.services import termination
@@ -27,7 +27,7 @@ def require_admin(request: web.Request) -> None:
         fail(503, "disabled", "管理接口未启用(未设置 BOT_ADMIN_TOKEN)")
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+    if scheme.lower() != "bearer" or not ascii_equal(token.get_secret_value(), given.strip()):
         raise web.HTTPUnauthorized(
             text='{"error": "unauthorized", "message": "需要管理员令牌"}',
             content_type="application/json",
@@ -121,12 +121,20 @@ async def list_interviews(request: web.Request) -> web.Response:
     return web.json_response({"interviews": out})
 
 
+def _interview_id(request: web.Request) -> str:
+    """The path's interview id; one that no interview can have (too long, NUL) is a 404 at once."""
+    value = request.match_info["id"]
+    if len(value) > 128 or "\x00" in value:
+        fail(404, "not_found", "找不到这场面试")
+    return value
+
+
 @routes.get("/api/interviews/{id}")
 async def get_interview(request: web.Request) -> web.Response:
     require_admin(request)
     core = request.app[CORE]
     async with core.sessions() as session:
-        interview = await repo.get_interview(session, platform_id=request.match_info["id"])
+        interview = await repo.get_interview(session, platform_id=_interview_id(request))
         if interview is None:
             return error(404, "not_found", f"找不到面试 {request.match_info['id']}")
         assert interview.id is not None
@@ -160,7 +168,7 @@ async def terminate_interview(request: web.Request) -> web.Response:
     try:
         result = await termination.terminate(
             request.app[CORE],
-            platform_id=request.match_info["id"],
+            platform_id=_interview_id(request),
             reason_text=body.reason,
             operator=operator,
             source="admin_api",
@@ -188,9 +196,9 @@ def _parse_day(value: str | None, name: str) -> date:
     if not value:
         fail(400, "missing_parameter", f"缺少参数 {name}(YYYY-MM-DD)")
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        fail(400, "bad_date", f"{name} 不是合法日期: {value!r}(YYYY-MM-DD)")
+        return check_day(date.fromisoformat(value))
+    except ValueError as exc:
+        fail(400, "bad_date", f"{name} 不是合法日期: {value!r}(YYYY-MM-DD, {exc})")
 
 
 @routes.get("/api/reports/exits")
@@ -212,6 +220,8 @@ async def list_notices(request: web.Request) -> web.Response:
         return error(400, "bad_status", f"未知状态 {status!r}", known=[s.value for s in NoticeStatus])
     # Received chat messages waiting to be processed live in the outbox too; list them only when asked.
     kind = request.query.get("kind")
+    if kind is not None and (len(kind) > 64 or "\x00" in kind):
+        return error(400, "bad_kind", "kind 不合法")
     async with request.app[CORE].sessions() as session:
         rows = await repo.list_notices(session, status=status, kind=kind, exclude_kind=None if kind else INBOUND_KIND)
     return web.json_response({"notices": [notice_public(n) for n in rows]})

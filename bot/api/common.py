@@ -7,6 +7,8 @@ from typing import Any, NoReturn
 
 from aiohttp import web
 
+from bot.bounded import BadInput, load_json
+
 
 def error(status: int, code: str, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": code, "message": message, **extra}, status=status)
@@ -34,11 +36,20 @@ def _http_error(status: int, body: str) -> web.HTTPException:
     return cls(text=body, content_type="application/json")
 
 
+MESSAGES = {
+    "malformed_json": "请求体不是合法的 JSON",
+    "too_deep": "请求体嵌套层数过多",
+    "nul_character": "请求体含有 NUL 字符",
+    "malformed_text": "请求体含有无法编码的字符",
+}
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, through the one bounded loader (``bot.bounded``); else 400."""
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        fail(400, "malformed_json", f"请求体不是合法的 JSON: {exc}")
+        data = load_json(raw)
+    except BadInput as exc:
+        fail(400, exc.code, f"{MESSAGES.get(exc.code, '请求体不合法')}: {exc}")
     if not isinstance(data, dict):
         fail(400, "malformed_json", "请求体必须是 JSON 对象")
     return data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -49,7 +50,9 @@ async def platform_events(request: web.Request) -> web.Response:
     if data.get("type") not in known:
         return error(400, "unknown_event_type", f"未知的事件类型: {data.get('type')!r}", known=known)
     try:
-        event = PlatformEventIn.model_validate(data)
+        # Events may run ahead of our clock by the skew signatures allow, no more.
+        context = {"now": core.clock.now(), "max_ahead": timedelta(seconds=settings.signature_max_skew_seconds)}
+        event = PlatformEventIn.model_validate(data, context=context)
         applied = await apply_event(core, event)
     except ValidationError as exc:
         fields = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.bounded import check_time
 from bot.services import help_requests, reminders
 from bot.services.context import Core
 from storage import repo
@@ -26,6 +27,10 @@ class EventType(StrEnum):
     answer_saved = "interview.answer_saved"
     completed = "interview.completed"
     help_requested = "interview.help_requested"
+
+
+# Aware and within 1970–2999: near year 1 or 9999 a time zone shift overflows.
+EventTime = Annotated[AwareDatetime, AfterValidator(check_time)]
 
 
 class CandidateIn(BaseModel):
@@ -45,7 +50,7 @@ class InterviewIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: str = Field(min_length=1, max_length=128)
     position: str = Field("", max_length=128)
-    scheduled_at: AwareDatetime | None = None
+    scheduled_at: EventTime | None = None
     join_url: str | None = Field(None, max_length=1024)
     candidate: CandidateIn
     hr: HrIn | None = None
@@ -55,9 +60,20 @@ class PlatformEventIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     event_id: str = Field(min_length=1, max_length=128)
     type: EventType
-    occurred_at: AwareDatetime
+    occurred_at: EventTime
     interview: InterviewIn
     data: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_ahead(cls, value: datetime, info: ValidationInfo) -> datetime:
+        """With ``context={"now", "max_ahead"}``: an event from the future (a year-9999
+        activity would hold off the idle timeout for ever) is refused."""
+        context = info.context or {}
+        now, max_ahead = context.get("now"), context.get("max_ahead")
+        if isinstance(now, datetime) and isinstance(max_ahead, timedelta) and value > now + max_ahead:
+            raise ValueError(f"occurred_at is more than {int(max_ahead.total_seconds())} s ahead of the service clock")
+        return value
 
 
 class AnswerSaved(BaseModel):

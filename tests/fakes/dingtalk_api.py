@@ -71,6 +71,7 @@ class FakeDingTalk:
     sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _tickets: set[str] = field(default_factory=set)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
+    _stamps: itertools.count[int] = field(default_factory=itertools.count)
 
     # --- life cycle ---------------------------------------------------------------
 
@@ -152,7 +153,9 @@ class FakeDingTalk:
         timestamp: int | None = None,
         secret: str = APP_SECRET,
     ) -> Any:
-        ts = str(timestamp if timestamp is not None else ms(clock))
+        # DingTalk's timestamp is the send time in ms; a sign is good for one message only, so
+        # callbacks sent while the test clock stands still get distinct milliseconds.
+        ts = str(timestamp if timestamp is not None else ms(clock) - next(self._stamps))
         headers = {"timestamp": ts, "sign": reference_sign(secret, ts), "Content-Type": "application/json"}
         return await client.post("/dingtalk/callback", data=json.dumps(body, ensure_ascii=False), headers=headers)
 

@@ -1,21 +1,35 @@
 """HTTP receive mode: DingTalk POSTs robot messages to ``/dingtalk/callback``.
 
-Headers ``timestamp`` (ms) and ``sign`` prove the sender knows the app secret; the sign
-covers only the timestamp, so a captured request can be replayed within the hour: the
-``msgId`` dedupe in the database makes a replay a no-op. We answer 200 as soon as the
-message is durably taken in (see ``inbound``) and process it in the background.
+Headers ``timestamp`` (ms) and ``sign`` prove the sender knows the app secret, but the sign
+covers only the timestamp, not the body: whoever sees one request (a proxy, a log) could send
+any body with its pair. We narrow what that allows, in this order, before anything is stored:
+
+1. the pair must be fresh: within ``DINGTALK_SIGN_WINDOW_SECONDS`` (default 300 s, DingTalk's
+   own limit is an hour), compared in constant time on bytes;
+2. the body goes through the bounded JSON loader and must parse as a robot message
+   (``parse_callback``: sizes, numbers) → else 400;
+3. the robot's own field ``robotCode`` must be ours (``DINGTALK_ROBOT_CODE`` or the app key);
+4. a sign is accepted for one ``msgId`` only (``dingtalk_sign`` table, shared by replicas): a
+   redelivery of the same message passes (the ``msgId`` dedupe makes it a no-op), the same
+   pair with another message is refused.
+
+Stream mode has none of these limits (the connection itself is authenticated): prefer it.
+We answer 200 as soon as the message is durably taken in (see ``inbound``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
+from datetime import timedelta
 
 from aiohttp import web
 
+from bot.bounded import BadInput, load_json
 from bot.channels.dingtalk.inbound import Inbound
+from bot.channels.dingtalk.parse import ParseError, parse_callback
 from bot.channels.dingtalk.sign import verify_callback
 from bot.keys import CORE
+from storage import repo
 
 log = logging.getLogger(__name__)
 
@@ -25,23 +39,46 @@ INBOUND = web.AppKey("dingtalk_inbound", Inbound)
 EMPTY_ANSWER = {"msgtype": "empty"}
 
 
+def _unauthorized(request: web.Request, problem: str) -> web.Response:
+    log.warning("rejected a DingTalk callback from %s: %s", request.remote, problem)
+    return web.json_response({"error": "unauthorized", "message": "签名无效或已过期"}, status=401)
+
+
 async def callback(request: web.Request) -> web.Response:
     core = request.app[CORE]
-    secret = core.settings.dingtalk_app_secret
+    settings = core.settings
+    secret = settings.dingtalk_app_secret
     if secret is None:
         raise web.HTTPNotFound()
-    now_ms = int(core.clock.now().timestamp() * 1000)
+    now = core.clock.now()
+    window = settings.dingtalk_sign_window_seconds
+    sign = request.headers.get("sign")
     problem = verify_callback(
-        secret.get_secret_value(), request.headers.get("timestamp"), request.headers.get("sign"), now_ms=now_ms
+        secret.get_secret_value(),
+        request.headers.get("timestamp"),
+        sign,
+        now_ms=int(now.timestamp() * 1000),
+        max_skew_ms=window * 1000,
     )
-    if problem:
-        log.warning("rejected a DingTalk callback from %s: %s", request.remote, problem)
-        return web.json_response({"error": "unauthorized", "message": "签名无效或已过期"}, status=401)
+    if problem or sign is None:
+        return _unauthorized(request, problem or "missing sign")
     try:
-        body = json.loads(await request.read())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        body = None
-    if not isinstance(body, dict):
-        return web.json_response({"error": "malformed_json", "message": "请求体不是 JSON 对象"}, status=400)
+        body = load_json(await request.read())
+        if not isinstance(body, dict):
+            raise BadInput("malformed_json", "not a JSON object")
+        msg = parse_callback(body)
+    except (BadInput, ParseError) as exc:
+        log.info("refused a DingTalk callback: %s", exc)
+        answer = {"error": "malformed_callback", "message": f"请求体不是钉钉机器人消息: {exc}"}
+        return web.json_response(answer, status=400)
+    ours = settings.dingtalk_robot_code or settings.dingtalk_app_key
+    if ours and body.get("robotCode") != ours:
+        return _unauthorized(request, "robotCode is not ours")
+    async with core.sessions() as session:
+        fresh = await repo.claim_dingtalk_sign(
+            session, sign=sign.strip(), msg_id=msg.msg_id, now=now, forget_before=now - timedelta(seconds=2 * window)
+        )
+    if not fresh:
+        return _unauthorized(request, "sign already used for another message")
     await request.app[INBOUND].receive(body)
     return web.json_response(EMPTY_ANSWER)

@@ -11,6 +11,8 @@ import base64
 import hashlib
 import hmac
 
+from bot.bounded import ascii_equal
+
 MAX_SKEW_MS = 3600 * 1000
 
 
@@ -20,16 +22,18 @@ def dingtalk_sign(secret: str, timestamp: str) -> str:
     return base64.b64encode(mac).decode()
 
 
-def verify_callback(secret: str, timestamp: str | None, sign: str | None, *, now_ms: int) -> str | None:
-    """None when the callback headers are genuine and fresh, else a short reason for the log."""
+def verify_callback(
+    secret: str, timestamp: str | None, sign: str | None, *, now_ms: int, max_skew_ms: int = MAX_SKEW_MS
+) -> str | None:
+    """None when the callback headers are genuine and within ``max_skew_ms`` of now, else a short reason."""
     if not timestamp or not sign:
         return "missing timestamp or sign header"
     try:
         ts = int(timestamp)
     except ValueError:
         return "bad timestamp"
-    if abs(now_ms - ts) > MAX_SKEW_MS:
+    if abs(now_ms - ts) > max_skew_ms:
         return "stale timestamp"
-    if not hmac.compare_digest(dingtalk_sign(secret, timestamp).encode(), sign.strip().encode()):
+    if not ascii_equal(dingtalk_sign(secret, timestamp), sign.strip()):
         return "bad sign"
     return None

@@ -14,7 +14,6 @@ put behind a public URL:
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import time
@@ -25,7 +24,12 @@ from xml.parsers.expat import ExpatError
 import xmltodict  # type: ignore[import-untyped]
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 
+from bot.bounded import BadInput, ascii_equal, check_xml, load_json
+
 log = logging.getLogger(__name__)
+
+# WeCom message XML is a few levels deep (<xml><SendLocationInfo><Location_X>…); allow some room.
+MESSAGE_DEPTH = 8
 
 
 class CallbackError(Exception):
@@ -74,7 +78,7 @@ class CallbackCrypto:
 
     def _check(self, msg_signature: str, timestamp: str, nonce: str, encrypted: str) -> None:
         expected = signature(self.token, timestamp, nonce, encrypted)
-        if not hmac.compare_digest(expected.encode(), (msg_signature or "").encode()):
+        if not ascii_equal(expected, msg_signature):
             raise SignatureError("invalid msg_signature")
 
     def verify_url(self, msg_signature: str, timestamp: str, nonce: str, echostr: str) -> str:
@@ -100,22 +104,27 @@ class CallbackCrypto:
         return str(plain)
 
     def decrypt_xml(self, body: bytes, msg_signature: str, timestamp: str, nonce: str) -> str:
-        """Self-built app POST: ``<xml><Encrypt>…</Encrypt>…</xml>`` → plaintext XML."""
-        return self.decrypt(outer_xml_encrypt(body), msg_signature, timestamp, nonce)
+        """Self-built app POST: ``<xml><Encrypt>…</Encrypt>…</xml>`` → plaintext XML (depth-checked)."""
+        plain = self.decrypt(outer_xml_encrypt(body), msg_signature, timestamp, nonce)
+        try:
+            check_xml(plain, max_depth=MESSAGE_DEPTH)
+        except BadInput as exc:
+            raise MalformedError(f"decrypted XML refused: {exc}") from exc
+        return plain
 
     def decrypt_json(self, body: bytes, msg_signature: str, timestamp: str, nonce: str) -> dict[str, Any]:
         """AI bot POST: ``{"encrypt": "…"}`` → the decrypted JSON object."""
         try:
-            envelope = json.loads(body)
-        except ValueError as exc:
-            raise MalformedError("body is not JSON") from exc
+            envelope = load_json(body, max_depth=2)  # {"encrypt": "..."}: parsed before the signature check
+        except BadInput as exc:
+            raise MalformedError(f"body is not a JSON envelope: {exc}") from exc
         if not isinstance(envelope, dict) or not isinstance(envelope.get("encrypt"), str):
             raise MalformedError("missing encrypt")
         plain = self.decrypt(envelope["encrypt"], msg_signature, timestamp, nonce)
         try:
-            data = json.loads(plain)
-        except ValueError as exc:
-            raise MalformedError("decrypted payload is not JSON") from exc
+            data = load_json(plain)
+        except BadInput as exc:
+            raise MalformedError(f"decrypted payload is not acceptable JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise MalformedError("decrypted payload is not an object")
         return data
@@ -141,8 +150,9 @@ class CallbackCrypto:
 def outer_xml_encrypt(body: bytes) -> str:
     """The ``Encrypt`` value of a callback envelope; malformed XML raises ``MalformedError``."""
     try:
+        check_xml(body, max_depth=2)  # <xml><Encrypt/>…</xml>: parsed before the signature check
         doc = xmltodict.parse(body, disable_entities=True)
-    except (ExpatError, ValueError) as exc:
+    except (ExpatError, ValueError) as exc:  # BadInput is a ValueError
         raise MalformedError("body is not well-formed XML") from exc
     xml = doc.get("xml") if isinstance(doc, dict) else None
     encrypted = xml.get("Encrypt") if isinstance(xml, dict) else None

@@ -6,7 +6,10 @@ is read here. AI bot (智能机器人) callbacks are JSON.
 
 Every result carries a dedupe key, unique per logical message, used both for the database
 claim and as the message id (so reply dedupe keys differ between app and AI bot messages):
-``msg:<MsgId>``; ``card:<sha1(TaskId, EventKey, user)>``; ``aibot:<msgid>``. Other events
+``msg:<MsgId>``; ``card:<sha1(TaskId, EventKey, user)>``; ``aibot:<msgid>``. A message without
+its id gets one derived from what it has (``msgh:<sha1(user, CreateTime, content)>``,
+``aibot:h:<sha256(payload)>``), never a shared ``msg:None``. Ids longer than WeCom's are refused
+(``MAX_ID``): a 64-bit MsgId has 20 digits, user ids at most 64 characters. Other events
 (enter_agent, subscribe, menu clicks...) are ignored, so they need no key (WeCom's advice for
 them would be FromUserName + CreateTime).
 """
@@ -14,6 +17,7 @@ them would be FromUserName + CreateTime).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +35,7 @@ log = logging.getLogger(__name__)
 PLATFORM = "wecom"
 # Button keys carry the command text the click stands for: "cmd:" + percent-encoded text.
 BUTTON_PREFIX = "cmd:"
+MAX_ID = 128
 
 
 def button_key(command: str) -> str:
@@ -57,6 +62,14 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _id(value: Any, name: str) -> str:
+    """An id field as text ('' when absent); MalformedError when longer than any WeCom id."""
+    text = value if isinstance(value, str) else str(value) if isinstance(value, int) else ""
+    if len(text) > MAX_ID:
+        raise MalformedError(f"{name} is longer than {MAX_ID} characters")
+    return text
+
+
 def parse_app_xml(plaintext: str) -> Inbound | None:
     """Self-built app: text messages and template card clicks; other types are ignored."""
     try:
@@ -66,13 +79,19 @@ def parse_app_xml(plaintext: str) -> Inbound | None:
     if message is None:
         raise MalformedError("empty message")
     data: dict[str, Any] = dict(message._data)
-    user = _text(data.get("FromUserName"))
+    user = _id(data.get("FromUserName"), "FromUserName")
     if not user:
         log.info("ignoring WeCom callback without FromUserName (%s)", data.get("MsgType"))
         return None
     if message.type == "text":
-        msg_id = f"msg:{data.get('MsgId') or message.id}"
-        return Inbound(_direct(user, _text(data.get("Content")), msg_id, data), msg_id)
+        content = _text(data.get("Content"))
+        wecom_id = _id(data.get("MsgId"), "MsgId")
+        if wecom_id:
+            msg_id = f"msg:{wecom_id}"
+        else:  # never seen from WeCom, but one missing id must not swallow every later one
+            seed = f"{user}\n{_text(data.get('CreateTime'))}\n{content}"
+            msg_id = f"msgh:{hashlib.sha1(seed.encode()).hexdigest()}"  # noqa: S324 - a key, not a MAC
+        return Inbound(_direct(user, content, msg_id, data), msg_id)
     event = _text(data.get("Event")).lower()
     if _text(data.get("MsgType")).lower() == "event" and event == "template_card_event":
         event_key = _text(data.get("EventKey"))
@@ -99,12 +118,15 @@ def parse_aibot_json(data: Mapping[str, Any]) -> Inbound | None:
     """AI bot: text (also voice transcripts and the text parts of mixed messages) in 1:1 and groups."""
     msgtype = _text(data.get("msgtype"))
     sender = data.get("from")
-    user = _text(sender.get("userid")) if isinstance(sender, Mapping) else ""
-    msgid = _text(data.get("msgid"))
-    if not user or not msgid:
+    user = _id(sender.get("userid"), "from.userid") if isinstance(sender, Mapping) else ""
+    msgid = _id(data.get("msgid"), "msgid")
+    if not user:
         if msgtype not in {"event", "stream"}:
-            log.info("ignoring AI bot callback without from.userid or msgid (%s)", msgtype)
+            log.info("ignoring AI bot callback without from.userid (%s)", msgtype)
         return None
+    if not msgid:  # derive one from the whole payload rather than drop the message
+        canonical = json.dumps(data, sort_keys=True, ensure_ascii=False).encode()
+        msgid = "h:" + hashlib.sha256(canonical).hexdigest()
     text = _aibot_text(msgtype, data)
     if text is None:
         log.debug("ignoring AI bot %s from %s", msgtype, user)
@@ -115,7 +137,7 @@ def parse_aibot_json(data: Mapping[str, Any]) -> Inbound | None:
     msg = IncomingMessage(
         platform=PLATFORM,
         sender_id=user,
-        chat_id=_text(data.get("chatid")) if group else user,
+        chat_id=_id(data.get("chatid"), "chatid") if group else user,
         chat_type="group" if group else "direct",
         text=text,
         msg_id=msg_id,
