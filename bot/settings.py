@@ -132,6 +132,14 @@ class Settings(BaseSettings):
     dingtalk_api_base: str = Field("https://api.dingtalk.com", validation_alias="DINGTALK_API_BASE")
     dingtalk_oapi_base: str = Field("https://oapi.dingtalk.com", validation_alias="DINGTALK_OAPI_BASE")
 
+    # How candidate notices tell the candidate to reach the HR owner (always by name):
+    # none (name only), mobile, email or both of the HR's registered contacts.
+    notice_hr_contact: Literal["none", "mobile", "email", "both"] = Field(
+        "none", validation_alias="BOT_NOTICE_HR_CONTACT"
+    )
+    # A company hotline or mailbox shown to candidates instead of the HR's own contacts, e.g. "400-800-1234".
+    company_contact: str | None = Field(None, validation_alias="BOT_COMPANY_CONTACT")
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from bot.channels.base import Reply
 from bot.dispatcher import Context, Router
-from bot.services import scheduling, termination
+from bot.services import notices, scheduling, termination
 from bot.services.claims import local_text
 from bot.services.dates import parse_time
 from bot.services.help_requests import HELP_ACTION, close_siblings
@@ -70,10 +70,10 @@ async def _reschedule(ctx: Context, platform_id: str, when: datetime) -> list[Re
         return [Reply(exc.message)]
     text = ctx.core.templates.render(
         "chat/rescheduled.txt.j2",
-        candidate_name=result.candidate.name,
         position=result.interview.position,
         start_text=local_text(result.interview.scheduled_at, ctx.core.settings.tz),
         reopened=result.reopened,
+        **notices.notice_outcome(result.candidate, result.interview, ctx.core.settings, reader=ctx.actor),
     )
     return [Reply(text)]
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlmodel import col
 
-from bot.services import notices, reminders
+from bot.services import notices, people, reminders
 from bot.services.claims import local_text
 from bot.services.context import Core
 from bot.services.errors import ServiceError
@@ -120,7 +120,7 @@ async def reschedule(
                     todo.done, todo.done_at = True, now
         await reminders.sync_reminders(session, core, interview, now)
         start_text = local_text(new_time, tz)
-        notice = notices.notify_candidate(
+        notice = await notices.notify_candidate(
             session,
             core,
             kind="rescheduled",
@@ -145,11 +145,11 @@ async def reschedule(
                 now=now,
                 text=core.templates.render(
                     "notices/hr_rescheduled.txt.j2",
-                    candidate_name=candidate.name,
                     position=interview.position,
-                    operator=operator,
+                    operator=await people.display_name(session, operator),
                     start_text=start_text,
                     reopened=reopened,
+                    **notices.notice_outcome(candidate, interview, core.settings, reader=interview.hr_key),
                 ),
                 dedupe_key=f"{notice.dedupe_key}:hr",
             )
