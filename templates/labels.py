@@ -65,6 +65,7 @@ LABELS: dict[str, dict[str, str]] = {
     "operator": {
         "system": "系统",
         "candidate": "候选人本人",
+        "platform": "面试平台",
     },
     "audit_action": {
         "interview.scheduled": "已预约",

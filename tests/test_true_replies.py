@@ -77,6 +77,9 @@ async def test_no_channel_reaches_the_candidate_says_so_and_makes_the_todo_at_on
     shown = await hr.says("查看 张三")
     assert "通知:面试终止通知 · 无可用渠道 · 未送达" in shown
     assert "没有可用的通知渠道" in shown
+    # Names and Chinese labels, never raw codes or ids.
+    assert "终止面试(王小姐)" in shown and "保存作答(面试平台)" in shown
+    assert "wecom:" not in shown and "terminated" not in shown and "dead" not in shown
 
 
 async def test_queued_channel_and_fallbacks_are_named(

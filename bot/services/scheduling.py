@@ -80,7 +80,8 @@ async def reschedule(
         assert interview.id is not None
         status, previous = interview.status, interview.scheduled_at
         if interview.terminating_by:
-            raise NotReschedulable(f"{interview.terminating_by} 正在终止该面试,请稍后再重新安排")
+            who = await people.display_name(session, interview.terminating_by)
+            raise NotReschedulable(f"{who} 正在终止该面试,请稍后再重新安排")
         if status == InterviewStatus.in_progress.value:
             raise NotReschedulable("面试正在进行中,不能重新安排;如需重来,请先终止面试(作答会保存)")
         if status == InterviewStatus.completed.value:
