@@ -255,7 +255,7 @@ async def test_unknown_sender_is_refused_politely(
         return len(fake.session_posts) == 1
 
     await eventually(refused)
-    assert "没有使用该命令的权限" in fake.session_posts[0]["body"]["text"]["content"]
+    assert "你还没有登记,钉钉 userId stranger" in fake.session_posts[0]["body"]["text"]["content"]
     assert (await interview(client))["status"] == "in_progress"
 
 

@@ -197,7 +197,7 @@ async def test_ai_bot_one_to_one_stranger_is_refused(
         return len(fake_wecom.sent("aibot/response")) == 1
 
     await eventually(answered)
-    assert "没有使用该命令的权限" in fake_wecom.sent("aibot/response")[0]["markdown"]["content"]
+    assert "你还没有登记,企业微信账号 stranger" in fake_wecom.sent("aibot/response")[0]["markdown"]["content"]
 
 
 def test_several_ai_bot_replies_share_one_response_url() -> None:
