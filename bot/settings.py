@@ -246,7 +246,7 @@ class Settings(BaseSettings):
         if self.platform_webhook_secret is None or not self.platform_webhook_secret.get_secret_value():
             off.append("platform events API and platform calls (PLATFORM_WEBHOOK_SECRET is not set)")
         if not self.smtp_enabled:
-            off.append("email notices (SMTP_HOST or SMTP_FROM is not set; notices wait in the outbox)")
+            off.append("email notices (SMTP_HOST or SMTP_FROM is not set; other channels or an HR to-do instead)")
         sms_problem = self.sms_problem()
         if sms_problem:
             off.append(f"SMS notices ({sms_problem})")
