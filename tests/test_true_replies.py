@@ -7,6 +7,7 @@ asserting the text people read.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from aiohttp import web
@@ -17,7 +18,7 @@ from bot.clock import FrozenClock
 from bot.keys import CORE
 from storage.models import Notice
 from tests.chat import ChatUser, add_person
-from tests.conftest import AppFactory, eventually, started_interview
+from tests.conftest import AppFactory, event, eventually, post_event, started_interview
 from tests.fakes.sms_providers import FakeSmsProviders
 from tests.fakes.wecom_api import FakeWeCom, wecom_settings
 from tests.test_sms import sms_settings
@@ -136,8 +137,6 @@ async def test_timeout_notice_to_hr_tells_the_truth_about_the_candidate(
 
 
 async def test_help_request_reply_tells_the_truth(make_client: AppFactory, clock: FrozenClock) -> None:
-    from tests.conftest import event, post_event
-
     client = await make_client(smtp_host=None)
     await started_interview(client, clock)
     app = client.server.app
@@ -150,3 +149,19 @@ async def test_help_request_reply_tells_the_truth(make_client: AppFactory, clock
     reply = await ChatUser(app, "hr01").says("确认终止")
     assert "已按候选人请求终止 张三 的面试" in reply
     assert "无法通知候选人:没有可用的通知渠道" in reply
+
+
+async def test_reschedule_reply_tells_the_truth(make_client: AppFactory, clock: FrozenClock) -> None:
+    client = await make_client(smtp_host=None)
+    await started_interview(client, clock)
+    app = client.server.app
+    assert app is not None
+    await add_person(app, "hr01", "王小姐", "hr")
+    hr = ChatUser(app, "hr01")
+    await terminate(hr)
+    day = (clock.now().astimezone(app[CORE].settings.tz) + timedelta(days=2)).date()
+    reply = await hr.says(f"重新安排 张三 {day.year}年{day.month}月{day.day}日 15:00")
+    assert "重新开放面试" in reply
+    assert "已通知候选人" not in reply
+    assert "无法通知候选人:没有可用的通知渠道" in reply
+    assert "已在你的待办里加上「通知未送达」" in reply
