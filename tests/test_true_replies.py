@@ -165,3 +165,20 @@ async def test_reschedule_reply_tells_the_truth(make_client: AppFactory, clock: 
     assert "已通知候选人" not in reply
     assert "无法通知候选人:没有可用的通知渠道" in reply
     assert "已在你的待办里加上「通知未送达」" in reply
+
+
+async def test_one_undelivered_todo_however_many_notices_cannot_go(make_client: AppFactory, clock: FrozenClock) -> None:
+    client = await make_client(smtp_host=None, candidate_exit_policy="deny")
+    await started_interview(client, clock)
+    app = client.server.app
+    assert app is not None
+    await add_person(app, "hr01", "王小姐", "hr")
+    # deny: the candidate is told to contact HR (a notice that cannot go); then HR ends the interview (another).
+    payload = event("interview.help_requested", data={"reason": "想退出", "wants_exit": True}, occurred_at=clock.now())
+    assert (await post_event(client, clock, payload)).status == 200
+    hr = ChatUser(app, "hr01")
+    assert "无法通知候选人" in await terminate(hr)
+    async with app[CORE].sessions() as session:
+        dead = (await session.exec(select(Notice).where(Notice.status == "dead"))).all()
+    assert sorted(n.kind for n in dead) == ["help_contact_hr", "terminated"]
+    assert (await hr.says("待办")).count("联系候选人张三:通知未送达") == 1

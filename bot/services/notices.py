@@ -182,22 +182,22 @@ async def notify_candidate(
     if not plan:
         notice.status = NoticeStatus.dead.value
         notice.last_error = core.templates.render("chat/notice_blocked.txt.j2", blocked=list(route.blocked))
-        undelivered_todo(session, interview=interview, candidate_name=candidate.name, now=now)
+        await undelivered_todo(session, interview=interview, candidate_name=candidate.name, now=now)
     repo.add_notice(session, notice)
     return notice
 
 
-def undelivered_todo(session: AsyncSession, *, interview: Interview, candidate_name: str, now: datetime) -> None:
-    """A candidate nobody could reach becomes the HR owner's to-do instead of vanishing."""
-    if interview.hr_key:
-        session.add(
-            Todo(
-                assignee=interview.hr_key,
-                interview_id=interview.id,
-                title=f"联系候选人{candidate_name}:通知未送达",
-                created_at=now,
-            )
-        )
+async def undelivered_todo(session: AsyncSession, *, interview: Interview, candidate_name: str, now: datetime) -> None:
+    """A candidate nobody could reach becomes the HR owner's to-do instead of vanishing;
+    one open to-do per interview however many notices failed (guide, reminders, termination)."""
+    if not interview.hr_key:
+        return
+    title = f"联系候选人{candidate_name}:通知未送达"
+    if interview.id is not None:
+        open_todos = await repo.todos_for_interview(session, interview_id=interview.id)
+        if any(t.title == title and not t.done for t in open_todos):
+            return
+    session.add(Todo(assignee=interview.hr_key, interview_id=interview.id, title=title, created_at=now))
 
 
 def notify_staff(
