@@ -99,6 +99,12 @@ def mask_sensitive(text: str, known: KnownContacts | None = None) -> str:
     return mask_group_text(text, known)
 
 
+def _is_question(text: str) -> bool:
+    """A message that is only question marks (half- or full-width), after an optional @mention."""
+    folded = _MENTION.sub("", unicodedata.normalize("NFKC", text)).strip()
+    return bool(folded) and set(folded) <= {"?"}
+
+
 def mask_reply(reply: Reply, known: KnownContacts | None = None) -> Reply:
     return replace(reply, text=mask_sensitive(reply.text, known), title=mask_sensitive(reply.title, known))
 
@@ -115,6 +121,10 @@ class Dispatcher:
                     if name in self.commands:
                         raise ValueError(f"command {name!r} registered twice")
                     self.commands[name] = cmd
+
+    def names_for(self, person: Person | None) -> list[str]:
+        """Every name (and alias) of the commands ``person`` may use."""
+        return [name for name, cmd in self.commands.items() if person is not None and person.role in cmd.roles]
 
     def visible_commands(self, person: Person | None) -> Sequence[Command]:
         seen: list[Command] = []
@@ -143,6 +153,8 @@ class Dispatcher:
 
     async def _handle(self, msg: IncomingMessage) -> list[Reply]:
         text = clean_text(msg.text)
+        if not text and _is_question(msg.text):
+            text = "帮助"  # a lone ? or ？ asks for help
         if not text:
             return []
         async with self.core.sessions() as session:
@@ -159,17 +171,23 @@ class Dispatcher:
         ctx = Context(core=self.core, msg=msg, person=person, dispatcher=self)
         cmd, word, args = self._match(text)
         handler: HandlerFn | None = cmd.handler if cmd else None
+        render = self.core.templates.render
+        if person is None:
+            # Not registered: say so, with the id the admin needs to register them.
+            ctx.command, ctx.args = (word if cmd else "(unknown)"), args
+            await self._refuse(ctx)
+            return [Reply(render("chat/not_registered.txt.j2", platform=msg.platform, user_id=msg.sender_id))]
         if cmd is None and pending is not None:
             handler, ctx.pending, ctx.command, ctx.args = self.answers[pending.action], pending, "(answer)", text
         elif cmd is None:
-            close = difflib.get_close_matches(word, list(self.commands), n=1, cutoff=0.3)
-            hint = f"你是不是想输入「{close[0]}」?" if close else ""
-            return [Reply(f"没有看懂「{word}」。{hint}发送「帮助」查看可用命令。")]
+            # Hints name only commands the asker may use.
+            close = difflib.get_close_matches(word, self.names_for(person), n=1, cutoff=0.3)
+            return [Reply(render("chat/unknown_command.txt.j2", word=word, hint=close[0] if close else ""))]
         else:
             ctx.command, ctx.args = word, args
-            if person is None or person.role not in cmd.roles:
+            if person.role not in cmd.roles:
                 await self._refuse(ctx)
-                return [Reply("抱歉,你没有使用该命令的权限。如需开通,请联系管理员。")]
+                return [Reply(render("chat/no_permission.txt.j2"))]
         assert handler is not None
         try:
             return await handler(ctx)

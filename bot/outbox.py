@@ -307,4 +307,5 @@ class Outbox:
         if interview is None:
             return
         candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
-        undelivered_todo(session, interview=interview, candidate_name=candidate.name if candidate else "", now=now)
+        name = candidate.name if candidate else ""
+        await undelivered_todo(session, interview=interview, candidate_name=name, now=now)

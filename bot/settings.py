@@ -137,6 +137,14 @@ class Settings(BaseSettings):
     # events' PLATFORM_MAX_SKEW_SECONDS does) against DingTalk's own hour. At most 3600.
     dingtalk_sign_window_seconds: int = Field(300, ge=1, le=3600, validation_alias="DINGTALK_SIGN_WINDOW_SECONDS")
 
+    # How candidate notices tell the candidate to reach the HR owner (always by name):
+    # none (name only), mobile, email or both of the HR's registered contacts.
+    notice_hr_contact: Literal["none", "mobile", "email", "both"] = Field(
+        "none", validation_alias="BOT_NOTICE_HR_CONTACT"
+    )
+    # A company hotline or mailbox shown to candidates instead of the HR's own contacts, e.g. "400-800-1234".
+    company_contact: str | None = Field(None, validation_alias="BOT_COMPANY_CONTACT")
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -243,7 +251,7 @@ class Settings(BaseSettings):
         if self.platform_webhook_secret is None or not self.platform_webhook_secret.get_secret_value():
             off.append("platform events API and platform calls (PLATFORM_WEBHOOK_SECRET is not set)")
         if not self.smtp_enabled:
-            off.append("email notices (SMTP_HOST or SMTP_FROM is not set; notices wait in the outbox)")
+            off.append("email notices (SMTP_HOST or SMTP_FROM is not set; other channels or an HR to-do instead)")
         sms_problem = self.sms_problem()
         if sms_problem:
             off.append(f"SMS notices ({sms_problem})")

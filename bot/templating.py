@@ -7,6 +7,8 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, select_autoescape
 
+from templates.labels import label
+
 
 class Templates:
     """Renders ``templates/<name>``; a company's directory (BOT_TEMPLATE_DIR) overrides any file."""
@@ -24,6 +26,8 @@ class Templates:
             lstrip_blocks=True,
             keep_trailing_newline=False,
         )
+        # {{ code|label("channel") }}: the Chinese label of a stored code (templates/labels.py).
+        self.env.filters["label"] = label
 
     def render(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context).strip()

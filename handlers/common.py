@@ -10,8 +10,9 @@ from bot.channels.base import Reply
 from bot.dispatcher import MANAGERS, Context
 from storage import repo
 from storage.models import Candidate, Interview, PendingAction
+from templates.labels import LABELS
 
-STATUS_LABELS = {"scheduled": "待开始", "in_progress": "进行中", "completed": "已完成", "terminated": "已终止"}
+STATUS_LABELS = LABELS["interview_status"]
 
 
 # Prompts answered by 确认 / 取消 (handlers/terminate.py): PendingAction.action -> what 确认 does.

@@ -1,9 +1,10 @@
-"""帮助: only the commands the asker may use, one example each."""
+"""帮助: only the commands the asker may use, each with one line on what it does and an example."""
 
 from __future__ import annotations
 
 from bot.channels.base import Reply
 from bot.dispatcher import Context, Router
+from templates.labels import LABELS
 
 router = Router("help")
 
@@ -12,7 +13,9 @@ router = Router("help")
 async def show_help(ctx: Context) -> list[Reply]:
     dispatcher = ctx.dispatcher
     assert dispatcher is not None
-    lines = ["可用命令:"]
-    for cmd in dispatcher.visible_commands(ctx.person):
-        lines.append(f"· {cmd.usage}  例:{cmd.example}")
-    return [Reply("\n".join(lines))]
+    about = LABELS["command_help"]
+    commands = [
+        {"usage": cmd.usage, "about": about.get(cmd.names[0], ""), "example": cmd.example}
+        for cmd in dispatcher.visible_commands(ctx.person)
+    ]
+    return [Reply(ctx.core.templates.render("chat/help.txt.j2", commands=commands))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.channels.base import Reply
 from bot.dispatcher import Context, Router
-from bot.services import termination
+from bot.services import notices, termination
 from bot.services.help_requests import FALLBACK_REASON, HELP_ACTION, close_siblings
 from bot.services.reasons import match_reason
 from storage import repo
@@ -47,7 +47,13 @@ async def confirm_exit(ctx: Context) -> list[Reply]:
         )
     except termination.TerminationError as exc:
         return [Reply(exc.message)]
-    return [Reply(f"已按候选人请求终止 {result.candidate.name} 的面试,原因:{result.exit.reason}。")]
+    text = ctx.core.templates.render(
+        "chat/help_terminated.txt.j2",
+        reason=result.exit.reason,
+        outcome=result.candidate.pipeline_status,
+        **notices.notice_outcome(result.candidate, result.interview, ctx.core.settings, reader=ctx.actor),
+    )
+    return [Reply(text)]
 
 
 @router.command("协助继续", usage="协助继续", example="协助继续")

@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.channels.base import Reply
 from bot.dispatcher import Context, Router
-from bot.services import scheduling, termination
+from bot.services import notices, scheduling, termination
 from bot.services.dates import Understood, day_text, full_text, understand
 from bot.services.help_requests import HELP_ACTION, close_siblings
 from bot.services.reasons import match_reason
@@ -170,10 +170,10 @@ async def _reschedule(ctx: Context, platform_id: str, when: datetime) -> list[Re
         return [Reply(exc.message)]
     text = ctx.core.templates.render(
         "chat/rescheduled.txt.j2",
-        candidate_name=result.candidate.name,
         position=result.interview.position,
         start_text=full_text(when, ctx.core.settings.tz),
         reopened=result.reopened,
+        **notices.notice_outcome(result.candidate, result.interview, ctx.core.settings, reader=ctx.actor),
     )
     return [Reply(text)]
 

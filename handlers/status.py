@@ -4,30 +4,12 @@ from __future__ import annotations
 
 from bot.channels.base import Reply
 from bot.dispatcher import Context, Router
+from bot.services import people
 from handlers.common import STATUS_LABELS, local, mobile_tail, scope_of
 from storage import repo
+from templates.labels import label
 
 router = Router("status")
-
-AUDIT_LABELS = {
-    "interview.scheduled": "已预约",
-    "interview.started": "开始面试",
-    "interview.answer_saved": "保存作答",
-    "interview.completed": "完成面试",
-    "interview.help_requested": "候选人求助",
-    "interview.terminated": "终止面试",
-    "interview.terminate_failed": "终止失败",
-    "interview.rescheduled": "重新安排",
-    "terminate.requested": "发起终止",
-}
-
-ATTEMPT_LABELS = {
-    "started": "发送中",
-    "sent": "已送出",
-    "failed": "失败待重试",
-    "rejected": "失败,此渠道放弃",
-    "unknown": "结果未知,不重发",
-}
 
 
 @router.command("进行中", "正在进行的面试", usage="进行中", example="进行中")
@@ -69,7 +51,8 @@ async def show(ctx: Context) -> list[Reply]:
             ]
             record = await repo.get_exit(session, interview_id=interview.id)
             if record:
-                lines.append(f"退出:{record.reason},操作人 {record.operator},{local(ctx, record.at)}")
+                operator = await people.display_name(session, record.operator)
+                lines.append(f"退出:{record.reason},操作人 {operator},{local(ctx, record.at)}")
             notices = [
                 n
                 for n in await repo.notices_for_interview(session, interview_id=interview.id)
@@ -77,17 +60,21 @@ async def show(ctx: Context) -> list[Reply]:
             ]
             attempts = await repo.attempts_for_notices(session, notice_ids=[n.id for n in notices if n.id is not None])
             for notice in notices:
-                lines.append(f"通知:{notice.kind} 经 {notice.channel} → {notice.status}")
+                parts = [label(notice.kind, "notice_kind"), label(notice.channel, "channel")]
+                lines.append(f"通知:{' · '.join([*parts, label(notice.status, 'notice_status')])}")
+                if notice.channel == "none" and notice.last_error:
+                    lines.append(f"  · {notice.last_error}")
                 for attempt in attempts.get(notice.id or 0, []):
-                    result = ATTEMPT_LABELS.get(attempt.result, attempt.result)
+                    result = label(attempt.result, "attempt_result")
                     detail = f" {attempt.provider_id}" if attempt.provider_id else ""
                     if attempt.error and attempt.result != "sent":
                         detail = f" {attempt.error[:60]}"
-                    lines.append(f"  · {local(ctx, attempt.started_at)} {attempt.channel} {result}{detail}")
+                    channel = label(attempt.channel, "channel")
+                    lines.append(f"  · {local(ctx, attempt.started_at)} {channel} {result}{detail}")
             events = await repo.audit_for_interview(session, interview_id=interview.id, limit=6)
             for event in reversed(events):
-                label = AUDIT_LABELS.get(event.action, event.action)
-                lines.append(f"  {local(ctx, event.at)} {label}({event.actor})")
+                actor = await people.display_name(session, event.actor)
+                lines.append(f"  {local(ctx, event.at)} {label(event.action, 'audit_action')}({actor})")
             blocks.append("\n".join(lines))
     if not blocks:
         return [Reply(f"没有找到你可以查看的「{query}」的面试。")]

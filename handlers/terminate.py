@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.channels.base import Reply
 from bot.dispatcher import Context, Router
-from bot.services import termination
+from bot.services import notices, termination
 from bot.services.reasons import match_reason
 from handlers.common import (
     CONFIRMABLE,
@@ -144,12 +144,11 @@ async def _terminate_confirmed(ctx: Context, action: PendingAction) -> list[Repl
         return [Reply(exc.message)]
     text = ctx.core.templates.render(
         "chat/terminated.txt.j2",
-        candidate_name=result.candidate.name,
         position=result.interview.position,
         reason=result.exit.reason,
         outcome=result.candidate.pipeline_status,
         answered=len(result.exit.progress_snapshot.get("answered", [])),
-        notice_channel=result.notice.channel,
+        **notices.notice_outcome(result.candidate, result.interview, ctx.core.settings, reader=ctx.actor),
     )
     return [Reply(text)]
 

@@ -101,7 +101,7 @@ async def test_grant_roles_from_chat(make_client: AppFactory, clock: FrozenClock
     assert person.role == "manager"
     assert [a.actor for a in audit] == ["wecom:root", "wecom:root"]
     assert "已撤销" in await admin.says("授权 钱七 取消")
-    assert "没有使用该命令的权限" in await ChatUser(app, "hr03").says("进行中")
+    assert "你还没有登记,企业微信账号 hr03;请把它发给管理员" in await ChatUser(app, "hr03").says("进行中")
 
 
 async def test_help_shows_only_allowed_commands(make_client: AppFactory, clock: FrozenClock) -> None:
@@ -111,7 +111,7 @@ async def test_help_shows_only_allowed_commands(make_client: AppFactory, clock: 
     assert "统计" not in hr_help and "授权" not in hr_help
     admin_help = await ChatUser(app, "root").says("帮助")
     assert "统计" in admin_help and "授权" in admin_help
-    assert "没有使用该命令的权限" in await ChatUser(app, "stranger").says("帮助")
+    assert "你还没有登记,企业微信账号 stranger;请把它发给管理员" in await ChatUser(app, "stranger").says("帮助")
 
 
 async def test_event_after_chat_prompt(make_client: AppFactory, clock: FrozenClock) -> None:

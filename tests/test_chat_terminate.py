@@ -93,7 +93,7 @@ async def test_hr_sees_only_own_interviews_manager_sees_all(make_client: AppFact
 async def test_unknown_people_are_refused_and_audited(make_client: AppFactory, clock: FrozenClock) -> None:
     app = await setup(make_client, clock)
     stranger = ChatUser(app, "nobody")
-    assert "没有使用该命令的权限" in await stranger.says("终止面试 张三 候选人放弃")
+    assert "你还没有登记,企业微信账号 nobody;请把它发给管理员" in await stranger.says("终止面试 张三 候选人放弃")
     async with app[CORE].sessions() as session:
         refused = (await session.exec(select(AuditEvent).where(AuditEvent.action == "command.refused"))).all()
         pending = (await session.exec(select(PendingAction))).all()

@@ -123,18 +123,19 @@ async def test_terminate_flow_from_a_group_chat(
     assert detail["exit"]["reason"] == "候选人放弃"
     assert detail["exit"]["source"] == "chat"
 
-    async def hr_told() -> bool:
-        return len(fake.batch_sends) == 1 and len(fake.session_posts) == 2
+    async def replied() -> bool:
+        return len(fake.session_posts) == 2
 
-    await eventually(hr_told)
-    # The HR owner gets a 1:1 message through the OpenAPI...
-    notice = fake.batch_sends[0]
-    assert notice["userIds"] == ["hr01"] and notice["msgKey"] == "sampleText"
-    assert "面试已终止:张三" in notice["param"]["content"]
-    assert "操作人:dingtalk:hr01" in notice["param"]["content"]
-    # ...and the chat gets the result through the sessionWebhook.
-    assert "已终止 张三 的面试" in fake.session_posts[1]["body"]["text"]["content"]
-    assert fake.token_fetches == 1
+    await eventually(replied)
+    # hr01 is the operator and the HR owner: the chat gets the result through the sessionWebhook,
+    # and no second 1:1 message tells hr01 what it just did.
+    reply = fake.session_posts[1]["body"]["text"]["content"]
+    assert "已终止 张三 的面试" in reply
+    assert "已安排通过邮件通知候选人" in reply
+    assert fake.batch_sends == []
+    async with client.server.app[CORE].sessions() as session:
+        assert (await session.exec(select(Notice).where(Notice.kind == "hr_terminated"))).all() == []
+    assert fake.token_fetches == 0  # replies through the sessionWebhook need no access token
 
 
 async def test_bad_sign_and_stale_timestamp_are_rejected(
@@ -257,7 +258,7 @@ async def test_unknown_sender_is_refused_politely(
         return len(fake.session_posts) == 1
 
     await eventually(refused)
-    assert "没有使用该命令的权限" in fake.session_posts[0]["body"]["text"]["content"]
+    assert "你还没有登记,钉钉 userId stranger" in fake.session_posts[0]["body"]["text"]["content"]
     assert (await interview(client))["status"] == "in_progress"
 
 

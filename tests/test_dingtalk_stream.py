@@ -81,14 +81,16 @@ async def test_handler_acks_real_frames_and_runs_the_flow(
     confirm = fake.message("确认", clock, msg_id="msg-s2")
     await handler.raw_process(CallbackMessage.from_dict(fake.frame(confirm, "m-3")))
 
-    async def hr_told() -> bool:
-        return len(fake.batch_sends) == 1
+    async def replied() -> bool:
+        return len(fake.session_posts) == 2
 
-    await eventually(hr_told)
+    await eventually(replied)
     detail = await (await client.get("/api/interviews/iv-1", headers=admin_headers())).json()
     assert detail["status"] == "terminated"
     assert detail["exit"]["operator"] == "dingtalk:hr01"
-    assert "面试已终止:张三" in fake.batch_sends[0]["param"]["content"]
+    assert "已终止 张三 的面试" in fake.session_posts[1]["body"]["text"]["content"]
+    # hr01 is the operator and the HR owner: one message, no second HR notice.
+    assert [n for n in detail["notices"] if n["kind"] == "hr_terminated"] == []
 
 
 async def test_connection_acks_pings_reconnects_and_stops_promptly(

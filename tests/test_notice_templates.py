@@ -18,9 +18,16 @@ from tests.fakes.smtp import SmtpServer
 SMS_SEGMENT = 70
 COMPANY = "测试科技有限公司"
 
-BASE = {"company": COMPANY, "candidate_name": "欧阳小明", "position": "高级Java后端开发工程师"}
+# Every candidate notice gets the HR owner's name and the contact the company chose to show.
+BASE = {
+    "company": COMPANY,
+    "candidate_name": "欧阳小明",
+    "position": "高级Java后端开发工程师",
+    "hr_name": "王芳",
+    "hr_contact": "13800001111",
+}
 SAMPLES: dict[str, dict[str, Any]] = {
-    "terminated": {"reason": "候选人网络中断无法继续", "outcome": "需要重新面试", "hr_name": "王芳"},
+    "terminated": {"reason": "候选人网络中断无法继续", "outcome": "需要重新面试"},
     "rescheduled": {
         "start_text": "2026-11-26 14:00",
         "old_text": "2026-11-25 10:00",
@@ -32,7 +39,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "at_start": {"start_text": "2026-11-26 14:00", "join_url": "https://interview.example.com/j/iv-1"},
     "after_30m": {},
     "idle_warning": {"idle_minutes": 5, "remaining_minutes": 5},
-    "help_contact_hr": {"hr_name": "王芳"},
+    "help_contact_hr": {},
 }
 
 
@@ -94,3 +101,68 @@ async def test_override_directory_reaches_the_candidate(
     assert plain is not None
     assert "张三,本公司定制的终止通知:候选人放弃。" in plain.get_content()
     assert message["Subject"]  # the subject still comes from the package
+
+
+@pytest.mark.parametrize("kind", ["terminated", "rescheduled", "help_contact_hr"])
+def test_sms_that_send_the_candidate_to_hr_say_how_to_reach_them(kind: str) -> None:
+    text = Templates().render(f"notices/{kind}.sms.j2", **BASE, **SAMPLES[kind])
+    assert "HR王芳 13800001111" in text
+
+
+async def hr_contact_mail(make_client: AppFactory, clock: FrozenClock, smtp: SmtpServer, **settings: Any) -> str:
+    """Terminate 张三's interview (HR 王小姐, mobile and email registered) and return the candidate's email."""
+    from bot.keys import CORE
+    from storage.models import Person
+
+    client = await make_client(**settings)
+    await started_interview(client, clock)
+    app = client.server.app
+    assert app is not None
+    async with app[CORE].sessions() as session:
+        session.add(
+            Person(
+                platform="wecom",
+                user_id="hr01",
+                name="王小姐",
+                role="hr",
+                mobile="13900001111",
+                email="wang@example.com",
+                created_at=clock.now(),
+            )
+        )
+        await session.commit()
+    resp = await client.post("/api/interviews/iv-1/terminate", json={"reason": "掉线"}, headers=admin_headers())
+    assert resp.status == 200
+
+    async def delivered() -> bool:
+        return len(smtp.messages) >= 1
+
+    await eventually(delivered)
+    [message] = [m for m in smtp.messages if "已终止" in str(m["Subject"])]
+    plain = message.get_body(("plain",))
+    assert plain is not None
+    return str(plain.get_content())
+
+
+async def test_notice_names_the_hr_owner_only_by_default(
+    make_client: AppFactory, clock: FrozenClock, smtp: SmtpServer
+) -> None:
+    text = await hr_contact_mail(make_client, clock, smtp)
+    assert "张三您好" in text and "感谢您参加「Java后端工程师」岗位的AI面试" in text
+    assert "如有任何疑问,欢迎联系您的负责HR 王小姐。" in text
+    assert "13900001111" not in text and "wang@example.com" not in text
+
+
+async def test_notice_shows_the_contact_the_company_chose(
+    make_client: AppFactory, clock: FrozenClock, smtp: SmtpServer
+) -> None:
+    text = await hr_contact_mail(make_client, clock, smtp, notice_hr_contact="both")
+    assert "欢迎联系您的负责HR 王小姐(13900001111、wang@example.com)" in text
+
+
+async def test_company_contact_replaces_the_hr_own(
+    make_client: AppFactory, clock: FrozenClock, smtp: SmtpServer
+) -> None:
+    text = await hr_contact_mail(make_client, clock, smtp, notice_hr_contact="mobile", company_contact="400-800-1234")
+    assert "欢迎联系您的负责HR 王小姐(400-800-1234)" in text
+    assert "13900001111" not in text

@@ -49,7 +49,11 @@ async def test_reschedule_a_scheduled_interview(make_client: AppFactory, clock: 
     assert "https://interview.example.com/j/iv-1" in text
     hr = await notices(core, kind="hr_rescheduled")
     assert [(n.recipient, n.body) for n in hr] == [
-        ("hr01", "张三(Java后端工程师)的AI面试已由 wecom:lead 重新安排在 2026-11-28 10:30。")
+        (
+            "hr01",
+            "张三(Java后端工程师)的AI面试已由 wecom:lead 重新安排在 2026-11-28 10:30。\n"  # lead is not registered
+            "已安排通过邮件通知候选人;送达情况可用「查看 张三」查看。",
+        )
     ]
     async with core.sessions() as session:
         events = await repo.audit_for_interview(session, interview_id=result.interview.id or 0)

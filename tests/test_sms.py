@@ -158,9 +158,9 @@ async def test_rejected_sms_falls_back_to_email(
     # 查看 张三 lists each attempt on its own line.
     await add_person(app, "hr01", "王HR", "hr")
     text = await ChatUser(app, "hr01").says("查看 张三")
-    assert "通知:terminated 经 email → sent" in text
-    assert any(" sms 失败,此渠道放弃" in line for line in text.splitlines())
-    assert any(" email 已送出" in line for line in text.splitlines())
+    assert "通知:面试终止通知 · 邮件 · 已送出" in text
+    assert any(" 短信 失败,此渠道放弃" in line for line in text.splitlines())
+    assert any(" 邮件 已送出" in line for line in text.splitlines())
 
 
 async def test_every_channel_failing_goes_dead_with_hr_todo(

@@ -146,7 +146,7 @@ async def test_unregistered_user_is_refused(make_client: AppFactory, clock: Froz
     [sent] = fake_wecom.sent("message/send")
     assert sent["touser"] == "stranger"
     assert sent["msgtype"] == "text"
-    assert "没有使用该命令的权限" in sent["text"]["content"]
+    assert "你还没有登记,企业微信账号 stranger;请把它发给管理员" in sent["text"]["content"]
     assert client.server.app is not None
     async with client.server.app[CORE].sessions() as session:
         refused = (await session.exec(select(AuditEvent).where(AuditEvent.action == "command.refused"))).one()

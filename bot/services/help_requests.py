@@ -76,7 +76,7 @@ def _ask(
     )
 
 
-def open_help_request(
+async def open_help_request(
     session: AsyncSession,
     core: Core,
     *,
@@ -116,14 +116,14 @@ def open_help_request(
         session.add(Todo(assignee=hr, interview_id=interview.id, title=title[:200], created_at=now))
         _ask(session, core, person_key=hr, params=params, now=now, escalated=False)
     if wants_exit and policy == "deny":
-        notices.notify_candidate(
+        await notices.notify_candidate(
             session,
             core,
             kind="help_contact_hr",
             interview=interview,
             candidate=candidate,
             now=now,
-            context={"hr_name": ""},
+            context={},
             dedupe_key=f"help_contact_hr:{event_id}",
         )
 

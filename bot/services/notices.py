@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,18 +30,90 @@ def enabled_candidate_channels(settings: Settings) -> set[str]:
     return on
 
 
-def candidate_plan(candidate: Candidate, settings: Settings) -> list[tuple[str, str]]:
-    """(channel, recipient) in the order to try: BOT_NOTICE_PLAN filtered by what the candidate
-    has and by which channels are enabled.
+@dataclass(frozen=True)
+class NoticePlan:
+    """How a candidate notice will travel: the channels to try in order, or why none can.
 
-    When no enabled channel fits, the plan keeps the channels the candidate can be reached on
-    anyway, so the notice waits in the outbox until one is configured (as email always did).
+    The one truth behind both the outbox row (``notify_candidate``) and what HR is told about it
+    (the replies to 终止面试, 重新安排, 确认终止 and the HR notices).
     """
+
+    steps: tuple[tuple[str, str], ...]  # (channel, recipient) in the order to try
+    # Channels of BOT_NOTICE_PLAN left out, as "<channel>:no_contact" or "<channel>:disabled".
+    blocked: tuple[str, ...]
+
+    @property
+    def reachable(self) -> bool:
+        return bool(self.steps)
+
+    @property
+    def channels(self) -> list[str]:
+        return [channel for channel, _ in self.steps]
+
+    def as_context(self) -> dict[str, Any]:
+        """For templates: ``{{ plan.reachable }}``, ``plan.first``, ``plan.fallbacks``, ``plan.blocked``."""
+        channels = self.channels
+        return {
+            "reachable": self.reachable,
+            "first": channels[0] if channels else None,
+            "fallbacks": channels[1:],
+            "blocked": list(self.blocked),
+        }
+
+
+def plan_for(candidate: Candidate, settings: Settings) -> NoticePlan:
+    """BOT_NOTICE_PLAN filtered by what the candidate has (mobile for SMS, email, a kf conversation)
+    and by which channels are enabled. An empty plan means nothing can reach the candidate now."""
     contacts = {EMAIL: candidate.email, SMS: candidate.mobile, KF: candidate.kf_contact}
-    reachable = [(channel, contacts[channel]) for channel in settings.notice_channels if contacts.get(channel)]
     enabled = enabled_candidate_channels(settings)
-    plan = [(channel, recipient or "") for channel, recipient in reachable if channel in enabled]
-    return plan or [(channel, recipient or "") for channel, recipient in reachable]
+    steps: list[tuple[str, str]] = []
+    blocked: list[str] = []
+    for channel in settings.notice_channels:
+        recipient = contacts.get(channel)
+        if not recipient:
+            blocked.append(f"{channel}:no_contact")
+        elif channel not in enabled:
+            blocked.append(f"{channel}:disabled")
+        else:
+            steps.append((channel, recipient))
+    return NoticePlan(steps=tuple(steps), blocked=tuple(blocked))
+
+
+def notice_outcome(
+    candidate: Candidate, interview: Interview, settings: Settings, *, reader: str | None
+) -> dict[str, Any]:
+    """Context for ``templates/chat/notice_outcome.txt.j2``: what happened to the candidate's notice,
+    told to ``reader`` (a person key; the HR owner reads "your to-do")."""
+    return {
+        "plan": plan_for(candidate, settings).as_context(),
+        "candidate_name": candidate.name,
+        "has_owner": bool(interview.hr_key),
+        "owner_is_me": bool(interview.hr_key) and interview.hr_key == reader,
+    }
+
+
+def candidate_plan(candidate: Candidate, settings: Settings) -> list[tuple[str, str]]:
+    """(channel, recipient) in the order to try (see ``plan_for``)."""
+    return list(plan_for(candidate, settings).steps)
+
+
+async def hr_contact_context(session: AsyncSession, core: Core, interview: Interview) -> dict[str, str]:
+    """How a candidate reaches the HR owner: the name, and the contact the company chose to show
+    (BOT_NOTICE_HR_CONTACT: none, mobile, email or both; BOT_COMPANY_CONTACT replaces it)."""
+    hr = None
+    if interview.hr_platform and interview.hr_user_id:
+        hr = await repo.get_person(session, platform=interview.hr_platform, user_id=interview.hr_user_id)
+    settings = core.settings
+    contact = settings.company_contact or ""
+    if hr is not None and not contact:
+        show = settings.notice_hr_contact
+        parts = [
+            value
+            for value, wanted in ((hr.mobile, show in ("mobile", "both")), (hr.email, show in ("email", "both")))
+            if value and wanted
+        ]
+        contact = "、".join(parts)
+    return {"hr_name": hr.name if hr else "", "hr_contact": contact}
 
 
 def _json_safe(value: Any) -> Any:
@@ -49,7 +122,7 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-def notify_candidate(
+async def notify_candidate(
     session: AsyncSession,
     core: Core,
     *,
@@ -64,16 +137,23 @@ def notify_candidate(
 
     The dedupe key defaults to one notice of ``kind`` per interview attempt and channel.
 
-    A candidate with no reachable channel still gets a row (dead, so admins see it)
-    and the HR owner gets a to-do to reach the candidate by hand.
+    A candidate no enabled channel can reach (see ``plan_for``) still gets a row, dead at once so
+    the outbox never sits on it and admins see it, and the HR owner gets a to-do to reach the
+    candidate by hand, in the same transaction.
     """
-    ctx = {"company": core.settings.company_name, "candidate_name": candidate.name, "position": interview.position}
+    ctx: dict[str, Any] = {
+        "company": core.settings.company_name,
+        "candidate_name": candidate.name,
+        "position": interview.position,
+    }
+    ctx.update(await hr_contact_context(session, core, interview))
     ctx.update(context)
     t = core.templates
     body = t.render(f"notices/{kind}.txt.j2", **ctx)
     subject = t.render(f"notices/{kind}.subject.j2", **ctx)
     html = t.render(f"notices/{kind}.html.j2", **ctx) if t.exists(f"notices/{kind}.html.j2") else None
-    plan = candidate_plan(candidate, core.settings)
+    route = plan_for(candidate, core.settings)
+    plan = list(route.steps)
     channel, recipient = plan[0] if plan else ("none", "")
     # The render context goes with the notice: the SMS sender fills provider templates from it,
     # whichever channel the notice falls back to later.
@@ -101,23 +181,23 @@ def notify_candidate(
     )
     if not plan:
         notice.status = NoticeStatus.dead.value
-        notice.last_error = "候选人没有可用的联系方式"
-        undelivered_todo(session, interview=interview, candidate_name=candidate.name, now=now)
+        notice.last_error = core.templates.render("chat/notice_blocked.txt.j2", blocked=list(route.blocked))
+        await undelivered_todo(session, interview=interview, candidate_name=candidate.name, now=now)
     repo.add_notice(session, notice)
     return notice
 
 
-def undelivered_todo(session: AsyncSession, *, interview: Interview, candidate_name: str, now: datetime) -> None:
-    """A candidate nobody could reach becomes the HR owner's to-do instead of vanishing."""
-    if interview.hr_key:
-        session.add(
-            Todo(
-                assignee=interview.hr_key,
-                interview_id=interview.id,
-                title=f"联系候选人{candidate_name}:通知未送达",
-                created_at=now,
-            )
-        )
+async def undelivered_todo(session: AsyncSession, *, interview: Interview, candidate_name: str, now: datetime) -> None:
+    """A candidate nobody could reach becomes the HR owner's to-do instead of vanishing;
+    one open to-do per interview however many notices failed (guide, reminders, termination)."""
+    if not interview.hr_key:
+        return
+    title = f"联系候选人{candidate_name}:通知未送达"
+    if interview.id is not None:
+        open_todos = await repo.todos_for_interview(session, interview_id=interview.id)
+        if any(t.title == title and not t.done for t in open_todos):
+            return
+    session.add(Todo(assignee=interview.hr_key, interview_id=interview.id, title=title, created_at=now))
 
 
 def notify_staff(

@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlmodel import col
 
-from bot.services import notices, reminders
+from bot.services import notices, people, reminders
 from bot.services.claims import local_text
 from bot.services.context import Core
 from bot.services.errors import ServiceError
@@ -80,7 +80,8 @@ async def reschedule(
         assert interview.id is not None
         status, previous = interview.status, interview.scheduled_at
         if interview.terminating_by:
-            raise NotReschedulable(f"{interview.terminating_by} 正在终止该面试,请稍后再重新安排")
+            who = await people.display_name(session, interview.terminating_by)
+            raise NotReschedulable(f"{who} 正在终止该面试,请稍后再重新安排")
         if status == InterviewStatus.in_progress.value:
             raise NotReschedulable("面试正在进行中,不能重新安排;如需重来,请先终止面试(作答会保存)")
         if status == InterviewStatus.completed.value:
@@ -120,7 +121,7 @@ async def reschedule(
                     todo.done, todo.done_at = True, now
         await reminders.sync_reminders(session, core, interview, now)
         start_text = local_text(new_time, tz)
-        notice = notices.notify_candidate(
+        notice = await notices.notify_candidate(
             session,
             core,
             kind="rescheduled",
@@ -145,11 +146,11 @@ async def reschedule(
                 now=now,
                 text=core.templates.render(
                     "notices/hr_rescheduled.txt.j2",
-                    candidate_name=candidate.name,
                     position=interview.position,
-                    operator=operator,
+                    operator=await people.display_name(session, operator),
                     start_text=start_text,
                     reopened=reopened,
+                    **notices.notice_outcome(candidate, interview, core.settings, reader=interview.hr_key),
                 ),
                 dedupe_key=f"{notice.dedupe_key}:hr",
             )

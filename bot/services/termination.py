@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from bot.platform_client import PlatformError
-from bot.services import notices
+from bot.services import notices, people
 from bot.services.context import Core
 from bot.services.errors import ServiceError
 from bot.services.reasons import match_reason
@@ -93,11 +93,12 @@ async def _refusal_for(core: Core, interview_id: int) -> TerminationError:
         assert interview is not None
         if interview.status == InterviewStatus.terminated.value:
             record = await repo.get_exit(session, interview_id=interview_id)
-            who = record.operator if record else "他人"
+            who = await people.display_name(session, record.operator) if record else "他人"
             return AlreadyTerminated(f"该面试已被 {who} 终止,无需重复操作", exit=record)
         if interview.status == InterviewStatus.completed.value:
             return AlreadyCompleted("该面试已完成,不能终止")
-        return TerminationInProgress(f"{interview.terminating_by} 正在终止该面试,请稍候查看结果")
+        who = await people.display_name(session, interview.terminating_by) or "他人"
+        return TerminationInProgress(f"{who} 正在终止该面试,请稍候查看结果")
 
 
 async def terminate(
@@ -214,35 +215,33 @@ async def _commit(
             assignee=assignee, interview_id=interview_id, title=f"跟进候选人{candidate.name}的面试", created_at=now
         )
         session.add(todo)
-        hr = None
-        if interview.hr_platform and interview.hr_user_id:
-            hr = await repo.get_person(session, platform=interview.hr_platform, user_id=interview.hr_user_id)
-        notice = notices.notify_candidate(
+        notice = await notices.notify_candidate(
             session,
             core,
             kind="terminated",
             interview=interview,
             candidate=candidate,
             now=now,
-            context={"reason": reason.name, "outcome": reason.outcome, "hr_name": hr.name if hr else ""},
+            context={"reason": reason.name, "outcome": reason.outcome},
         )
         notices.notify_staff(
             session,
             core,
             kind="hr_terminated",
-            person_key=interview.hr_key,
+            # One message each: an operator who is the HR owner has the chat reply already.
+            person_key=interview.hr_key if interview.hr_key != operator else None,
             interview=interview,
             now=now,
             dedupe_key=f"hr_terminated:{interview.attempt_key}",
             text=core.templates.render(
                 "notices/hr_terminated.txt.j2",
-                candidate_name=candidate.name,
                 position=interview.position,
                 reason=reason.name,
                 outcome=reason.outcome,
-                operator=operator,
+                operator=await people.display_name(session, operator),
                 source=source,
                 answered=len(snapshot.get("answered", [])),
+                **notices.notice_outcome(candidate, interview, core.settings, reader=interview.hr_key),
             ),
         )
         repo.audit(

@@ -1,0 +1,124 @@
+"""Chinese labels for the codes stored in rows (notice kinds, channels, statuses, sources, actions).
+
+One place for every code a person might otherwise read raw. Templates use them through the
+``label`` filter (``{{ notice.kind|label("notice_kind") }}``); handlers through ``label(...)``.
+An unknown code is shown as itself, so a new kind degrades to its id instead of breaking a reply.
+"""
+
+from __future__ import annotations
+
+LABELS: dict[str, dict[str, str]] = {
+    "interview_status": {
+        "scheduled": "待开始",
+        "in_progress": "进行中",
+        "completed": "已完成",
+        "terminated": "已终止",
+    },
+    "notice_kind": {
+        "terminated": "面试终止通知",
+        "rescheduled": "改期通知",
+        "guide": "操作指引",
+        "before_1h": "开始前1小时提醒",
+        "at_start": "开始提醒",
+        "after_30m": "作答30分钟提醒",
+        "idle_warning": "超时预警",
+        "help_contact_hr": "请联系HR",
+        "hr_terminated": "终止通知(HR)",
+        "hr_rescheduled": "改期通知(HR)",
+        "hr_after_30m": "作答30分钟通知(HR)",
+        "help_requested": "求助提示",
+        "help_reminder": "求助提醒",
+        "daily_summary": "管理者日报",
+        "shared": "共享通知",
+    },
+    "channel": {
+        "kf": "微信客服",
+        "sms": "短信",
+        "email": "邮件",
+        "wecom": "企业微信",
+        "dingtalk": "钉钉",
+        "none": "无可用渠道",
+    },
+    "notice_status": {
+        "pending": "等待发送",
+        "sending": "发送中",
+        "sent": "已送出",
+        "dead": "未送达",
+    },
+    "attempt_result": {
+        "started": "发送中",
+        "sent": "已送出",
+        "failed": "失败待重试",
+        "rejected": "失败,此渠道放弃",
+        "unknown": "结果未知,不重发",
+    },
+    "source": {
+        "chat": "聊天命令",
+        "console": "控制台",
+        "timeout": "超时自动终止",
+        "candidate_request": "候选人请求",
+        "admin_api": "管理接口",
+        "platform": "面试平台",
+        "cli": "命令行",
+    },
+    # Operators that are not people.
+    "operator": {
+        "system": "系统",
+        "candidate": "候选人本人",
+        "platform": "面试平台",
+    },
+    "audit_action": {
+        "interview.scheduled": "已预约",
+        "interview.started": "开始面试",
+        "interview.answer_saved": "保存作答",
+        "interview.completed": "完成面试",
+        "interview.help_requested": "候选人求助",
+        "interview.terminated": "终止面试",
+        "interview.terminate_failed": "终止失败",
+        "interview.rescheduled": "重新安排",
+        "terminate.requested": "发起终止",
+        "notice.fallback": "通知改用其他渠道",
+        "notice.dead": "通知未送达",
+        "help.assist": "协助继续",
+        "interview.shared": "共享面试",
+    },
+    # What a person's own id is called on each platform (for 你还没有登记).
+    "account": {
+        "wecom": "企业微信账号",
+        "dingtalk": "钉钉 userId",
+        "console": "控制台用户名",
+    },
+    # Why a channel of the notice plan cannot reach the candidate.
+    "unreachable": {
+        "kf:no_contact": "候选人没有微信客服会话",
+        "kf:disabled": "微信客服未启用",
+        "sms:no_contact": "候选人没有手机号",
+        "sms:disabled": "短信未配置",
+        "email:no_contact": "候选人没有邮箱",
+        "email:disabled": "邮件未配置",
+    },
+    # One line per command for 帮助, by the command's first name.
+    "command_help": {
+        "终止面试": "提前结束一场面试:先保存作答,确认后终止并通知候选人",
+        "确认": "确认你刚发起的终止(5 分钟内有效)",
+        "取消": "放弃你刚发起、还没确认的操作",
+        "进行中": "列出正在进行的面试和各自的作答进度",
+        "查看": "查看一场面试的状态、退出记录和候选人通知的送达情况",
+        "重新安排": "给面试改时间;已终止的面试会重新开放",
+        "统计": "按原因统计提前结束的面试",
+        "待办": "列出你未完成的跟进待办",
+        "完成": "把一条待办标记为完成",
+        "授权": "登记同事并设置角色(管理员、经理、HR),或取消授权",
+        "共享": "让另一位 HR 也能查看和处理这场面试",
+        "确认终止": "同意候选人的求助,结束其面试",
+        "协助继续": "不结束面试,由你联系候选人协助继续",
+        "帮助": "列出你能用的命令",
+    },
+}
+
+
+def label(code: str | None, group: str) -> str:
+    """The Chinese label of ``code`` in ``group``; the code itself when there is none."""
+    if code is None:
+        return ""
+    return LABELS.get(group, {}).get(code, code)
