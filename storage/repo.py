@@ -397,6 +397,19 @@ async def open_todos(session: AsyncSession, *, assignee: str | None = None) -> S
     return (await session.exec(stmt)).all()
 
 
+async def open_todos_with_interviews(
+    session: AsyncSession, *, assignee: str
+) -> Sequence[tuple[Todo, Interview | None]]:
+    """An assignee's open to-dos, each with its interview (None for to-dos about no interview)."""
+    stmt = (
+        select(Todo, Interview)
+        .outerjoin(Interview, col(Interview.id) == col(Todo.interview_id))
+        .where(col(Todo.done).is_(False), Todo.assignee == assignee)
+        .order_by(col(Todo.id))
+    )
+    return [(todo, interview) for todo, interview in (await session.exec(stmt)).all()]
+
+
 async def finish_todo(session: AsyncSession, *, todo_id: int, assignee: str | None, now: datetime) -> bool:
     """Mark an open to-do done (only the assignee's, unless ``assignee`` is None)."""
     stmt = update(Todo).where(col(Todo.id) == todo_id, col(Todo.done).is_(False)).values(done=True, done_at=now)
