@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.channels.base import Reply
 from bot.dispatcher import Context, Router
+from bot.services.reasons import shown_detail
 from handlers.common import STATUS_LABELS, local, mobile_tail, scope_of
 from storage import repo
 
@@ -70,6 +71,8 @@ async def show(ctx: Context) -> list[Reply]:
             record = await repo.get_exit(session, interview_id=interview.id)
             if record:
                 lines.append(f"退出:{record.reason},操作人 {record.operator},{local(ctx, record.at)}")
+                if said := shown_detail(record.detail, name=record.reason, code=record.reason_code):
+                    lines.append(f"说明:{said}")
             notices = [
                 n
                 for n in await repo.notices_for_interview(session, interview_id=interview.id)

@@ -20,7 +20,12 @@ COMPANY = "测试科技有限公司"
 
 BASE = {"company": COMPANY, "candidate_name": "欧阳小明", "position": "高级Java后端开发工程师"}
 SAMPLES: dict[str, dict[str, Any]] = {
-    "terminated": {"reason": "候选人网络中断无法继续", "outcome": "需要重新面试", "hr_name": "王芳"},
+    "terminated": {
+        "reason": "候选人网络中断无法继续",
+        "reason_code": "system_failure",
+        "outcome": "需要重新面试",
+        "hr_name": "王芳",
+    },
     "rescheduled": {
         "start_text": "2026-11-26 14:00",
         "old_text": "2026-11-25 10:00",

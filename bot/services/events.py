@@ -83,7 +83,7 @@ async def apply_event(core: Core, event: PlatformEventIn) -> bool:
         if await repo.platform_event_seen(session, event_id=event.event_id):
             return False
         interview, candidate = await _upsert(session, event.interview, now)
-        _apply(session, core, event, interview, candidate, now, answer, help_req)
+        await _apply(session, core, event, interview, candidate, now, answer, help_req)
         if event.type in (EventType.scheduled, EventType.started):  # plan, move or add reminders
             await reminders.sync_reminders(session, core, interview, now)
         session.add(
@@ -142,7 +142,7 @@ async def _upsert(session: AsyncSession, data: InterviewIn, now: datetime) -> tu
     return interview, candidate
 
 
-def _apply(
+async def _apply(
     session: AsyncSession,
     core: Core,
     event: PlatformEventIn,
@@ -186,7 +186,7 @@ def _apply(
         case EventType.help_requested:
             assert help_req is not None
             detail.update(reason=help_req.reason, wants_exit=help_req.wants_exit)
-            help_requests.open_help_request(
+            await help_requests.open_help_request(
                 session,
                 core,
                 interview=interview,

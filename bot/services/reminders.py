@@ -115,7 +115,7 @@ async def _fire(session: AsyncSession, core: Core, reminder_id: int, worker: str
         return 0
     key = f"reminder:{row.id}:{interview.attempt}:{int(row.due_at.timestamp())}"
     tz = core.settings.tz
-    notices.notify_candidate(
+    await notices.notify_candidate(
         session,
         core,
         kind=row.kind,

@@ -120,7 +120,7 @@ async def reschedule(
                     todo.done, todo.done_at = True, now
         await reminders.sync_reminders(session, core, interview, now)
         start_text = local_text(new_time, tz)
-        notice = notices.notify_candidate(
+        notice = await notices.notify_candidate(
             session,
             core,
             kind="rescheduled",

@@ -20,7 +20,7 @@ from bot.platform_client import PlatformError
 from bot.services import notices
 from bot.services.context import Core
 from bot.services.errors import ServiceError
-from bot.services.reasons import match_reason
+from bot.services.reasons import match_reason, shown_detail
 from storage import repo
 from storage.models import Candidate, ExitReason, ExitRecord, Interview, InterviewStatus, Notice, Todo
 
@@ -217,14 +217,20 @@ async def _commit(
         hr = None
         if interview.hr_platform and interview.hr_user_id:
             hr = await repo.get_person(session, platform=interview.hr_platform, user_id=interview.hr_user_id)
-        notice = notices.notify_candidate(
+        notice = await notices.notify_candidate(
             session,
             core,
             kind="terminated",
             interview=interview,
             candidate=candidate,
             now=now,
-            context={"reason": reason.name, "outcome": reason.outcome, "hr_name": hr.name if hr else ""},
+            # The reason's label only: HR's own words (detail) stay with HR.
+            context={
+                "reason": reason.name,
+                "reason_code": reason.code,
+                "outcome": reason.outcome,
+                "hr_name": hr.name if hr else "",
+            },
         )
         notices.notify_staff(
             session,
@@ -243,6 +249,7 @@ async def _commit(
                 operator=operator,
                 source=source,
                 answered=len(snapshot.get("answered", [])),
+                detail=shown_detail(detail, name=reason.name, code=reason.code),
             ),
         )
         repo.audit(

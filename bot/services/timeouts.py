@@ -83,7 +83,7 @@ async def _warn(core: Core, now: datetime, idle_limit: timedelta) -> None:
             candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
             assert candidate is not None
             idle_for = now - interview.last_activity_at
-            notices.notify_candidate(
+            await notices.notify_candidate(
                 session,
                 core,
                 kind="idle_warning",

@@ -191,7 +191,7 @@ class WeComKf:
         interview = await self._latest_interview(session, candidate)
         ctx = self._status_ctx(candidate, interview)
         if "求助" in text and interview is not None and interview.status in ("scheduled", "in_progress"):
-            help_requests.open_help_request(
+            await help_requests.open_help_request(
                 session,
                 self.core,
                 interview=interview,
