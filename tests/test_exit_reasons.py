@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
+from alembic import command
 from sqlmodel import col, delete, select
 
 from bot.clock import FrozenClock
 from bot.keys import CORE
+from storage.db import alembic_config, create_engine, migrate, session_maker
 from storage.models import ExitReason
 from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, started_interview
@@ -66,3 +71,32 @@ async def test_words_naming_two_reasons_equally_are_not_guessed(make_client: App
     await hr.says("取消")
     [prompt] = await hr.say("终止面试 张三 摄像头打不开")
     assert "原因:系统故障" in prompt.text
+
+
+def test_upgrade_gives_an_existing_database_the_device_synonyms(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    command.upgrade(alembic_config(url), "0005")  # a database from before migration 0010
+
+    async def seed_old() -> None:  # the reasons as an older release seeded them, then edited by an admin
+        engine = create_engine(url)
+        async with session_maker(engine)() as session:
+            session.add(
+                ExitReason(code="system_failure", name="系统故障", outcome="需要重新面试", synonyms=["掉线", "卡了"])
+            )
+            session.add(ExitReason(code="candidate_quit", name="候选人放弃", outcome="未完成", synonyms=["放弃"]))
+            await session.commit()
+        await engine.dispose()
+
+    async def read() -> dict[str, list[str]]:
+        engine = create_engine(url)
+        async with session_maker(engine)() as session:
+            rows = (await session.exec(select(ExitReason))).all()
+        await engine.dispose()
+        return {r.code: list(r.synonyms) for r in rows}
+
+    asyncio.run(seed_old())
+    migrate(url)
+    synonyms = asyncio.run(read())
+    assert synonyms["system_failure"][:2] == ["掉线", "卡了"]  # the admin's words stay, first
+    assert "摄像头" in synonyms["system_failure"] and "麦克风" in synonyms["system_failure"]
+    assert synonyms["candidate_quit"] == ["放弃"]  # other reasons untouched
