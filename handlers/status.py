@@ -7,6 +7,7 @@ from bot.dispatcher import Context, Router
 from bot.services.reasons import shown_detail
 from handlers.common import STATUS_LABELS, local, mobile_tail, scope_of
 from storage import repo
+from storage.models import NoticeStatus
 
 router = Router("status")
 
@@ -78,6 +79,10 @@ async def show(ctx: Context) -> list[Reply]:
                 for n in await repo.notices_for_interview(session, interview_id=interview.id)
                 if n.payload.get("audience") == "candidate"
             ]
+            replaced = [n for n in notices if n.status == NoticeStatus.superseded.value]
+            notices = [n for n in notices if n not in replaced]
+            if replaced:
+                lines.append(f"通知:另有 {len(replaced)} 条未发出的旧通知已被更新的通知取代")
             attempts = await repo.attempts_for_notices(session, notice_ids=[n.id for n in notices if n.id is not None])
             for notice in notices:
                 lines.append(f"通知:{notice.kind} 经 {notice.channel} → {notice.status}")

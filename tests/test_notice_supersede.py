@@ -92,6 +92,8 @@ async def test_six_reschedules_send_one_notice_with_the_latest_time(
     async with app[CORE].sessions() as session:
         audits = (await session.exec(select(AuditEvent).where(AuditEvent.action == "notice.superseded"))).all()
     assert len(audits) == 5
+    shown = await hr.says("查看 张三")
+    assert "另有 5 条未发出的旧通知已被更新的通知取代" in shown
     await client.close()
 
     smtp = SmtpServer(port=port)  # SMTP is back; the service starts again
