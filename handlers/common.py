@@ -8,8 +8,9 @@ from typing import Any
 
 from bot.channels.base import Reply
 from bot.dispatcher import MANAGERS, Context
+from bot.services.reasons import match_reason
 from storage import repo
-from storage.models import Candidate, Interview, PendingAction
+from storage.models import Candidate, ExitReason, Interview, PendingAction
 from templates.labels import LABELS
 
 STATUS_LABELS = LABELS["interview_status"]
@@ -123,3 +124,32 @@ async def picked_interview(ctx: Context) -> tuple[str | None, list[Reply]]:
     if not await close_pending(ctx):
         return None, [Reply("这个选择已经处理过或已超时。")]
     return choices[index], []
+
+
+async def ask_reason(ctx: Context, *, then: str, params: dict[str, Any], head: str, detail: str) -> list[Reply]:
+    """List the exit reasons numbered; the asker's answer goes to the ``then`` answer handler.
+
+    ``detail`` (the words typed, by HR or the candidate) travels with the question, so the
+    pick does not replace it: ``picked_reason`` hands it back for the exit record.
+    """
+    async with ctx.core.sessions() as session:
+        reasons = await repo.list_reasons(session)
+    await open_action(ctx, then, {**params, "detail": detail})
+    lines = [f"{head}回复序号或原因:", *(f"{n}. {r.name}" for n, r in enumerate(reasons, 1))]
+    return [Reply("\n".join(lines))]
+
+
+async def picked_reason(ctx: Context) -> tuple[ExitReason | None, str, list[Reply]]:
+    """For answer handlers of ``ask_reason``: the reason picked (by number or words), the detail
+    to keep (the words typed before; else a worded answer), or a re-ask."""
+    assert ctx.pending is not None
+    async with ctx.core.sessions() as session:
+        reasons = await repo.list_reasons(session)
+    index = pick_number(ctx.args, len(reasons))
+    reason = reasons[index] if index is not None else match_reason(ctx.args, reasons)
+    if reason is None:
+        return None, "", [Reply(f"没有这个原因。请回复 1 到 {len(reasons)} 的序号或原因名称,或发送「取消」。")]
+    if not await close_pending(ctx):
+        return None, "", [Reply("这个选择已经处理过或已超时。")]
+    detail = str(ctx.pending.params.get("detail") or "") or ("" if index is not None else ctx.args)
+    return reason, detail, []

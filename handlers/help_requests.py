@@ -5,21 +5,26 @@ from __future__ import annotations
 from bot.channels.base import Reply
 from bot.dispatcher import Context, Router
 from bot.services import notices, termination
-from bot.services.help_requests import FALLBACK_REASON, HELP_ACTION, close_siblings
+from bot.services.help_requests import HELP_ACTION, close_siblings
 from bot.services.reasons import match_reason
+from handlers.common import ask_reason, picked_reason
 from storage import repo
-from storage.models import PendingAction
+from storage.models import ExitReason, PendingAction
 
 router = Router("help_requests")
 
 
+async def open_help_request(ctx: Context) -> PendingAction | None:
+    """The asker's newest open help request (from any chat), left open."""
+    async with ctx.core.sessions() as session:
+        return await repo.latest_open_action(
+            session, requester=ctx.actor, chat_id=None, now=ctx.core.clock.now(), actions=[HELP_ACTION]
+        )
+
+
 async def take_help_request(ctx: Context) -> PendingAction | None:
     """The asker's newest open help request (from any chat), closed for everyone at once."""
-    now = ctx.core.clock.now()
-    async with ctx.core.sessions() as session:
-        action = await repo.latest_open_action(
-            session, requester=ctx.actor, chat_id=None, now=now, actions=[HELP_ACTION]
-        )
+    action = await open_help_request(ctx)
     if action is None:
         return None
     if not await close_siblings(ctx.core, action.params["key"], state="answered"):
@@ -29,20 +34,46 @@ async def take_help_request(ctx: Context) -> PendingAction | None:
 
 @router.command("确认终止", usage="确认终止", example="确认终止")
 async def confirm_exit(ctx: Context) -> list[Reply]:
-    action = await take_help_request(ctx)
+    """End the interview with the reason the candidate's words name; when they name none, HR picks
+    from the numbered list first (the request stays open meanwhile, so 取消 loses nothing)."""
+    action = await open_help_request(ctx)
     if action is None:
         return [Reply("没有等待你处理的候选人求助(可能已被他人处理)。")]
+    words = str(action.params.get("reason", ""))
     async with ctx.core.sessions() as session:
         reasons = await repo.list_reasons(session)
-    reason = match_reason(action.params.get("reason", ""), reasons)
+    reason = match_reason(words, reasons)
+    if reason is None:
+        said = f"候选人说「{words}」,对应不到已有原因。" if words else "候选人没有说明原因。"
+        params = {"key": action.params["key"], "platform_id": action.params["platform_id"]}
+        return await ask_reason(
+            ctx, then="help.pick_reason", params=params, head=f"{said}请选择终止原因,", detail=words
+        )
+    if not await close_siblings(ctx.core, action.params["key"], state="answered"):
+        return [Reply("没有等待你处理的候选人求助(可能已被他人处理)。")]
+    return await _end(ctx, action.params["platform_id"], reason, words)
+
+
+@router.answer("help.pick_reason")
+async def on_pick_reason(ctx: Context) -> list[Reply]:
+    assert ctx.pending is not None
+    reason, detail, replies = await picked_reason(ctx)
+    if reason is None:
+        return replies
+    if not await close_siblings(ctx.core, ctx.pending.params["key"], state="answered"):
+        return [Reply("这条求助已被他人处理。")]
+    return await _end(ctx, ctx.pending.params["platform_id"], reason, detail)
+
+
+async def _end(ctx: Context, platform_id: str, reason: ExitReason, words: str) -> list[Reply]:
     try:
         result = await termination.terminate(
             ctx.core,
-            platform_id=action.params["platform_id"],
-            reason_text=reason.name if reason else FALLBACK_REASON,
+            platform_id=platform_id,
+            reason_text=reason.code,
             operator=ctx.actor,
             source="candidate_request",
-            detail=action.params.get("reason", ""),
+            detail=words,
             chat=ctx.chat,
         )
     except termination.TerminationError as exc:

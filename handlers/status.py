@@ -5,8 +5,10 @@ from __future__ import annotations
 from bot.channels.base import Reply
 from bot.dispatcher import Context, Router
 from bot.services import people
+from bot.services.reasons import shown_detail
 from handlers.common import STATUS_LABELS, local, mobile_tail, scope_of
 from storage import repo
+from storage.models import NoticeStatus
 from templates.labels import label
 
 router = Router("status")
@@ -53,11 +55,17 @@ async def show(ctx: Context) -> list[Reply]:
             if record:
                 operator = await people.display_name(session, record.operator)
                 lines.append(f"退出:{record.reason},操作人 {operator},{local(ctx, record.at)}")
+                if said := shown_detail(record.detail, name=record.reason, code=record.reason_code):
+                    lines.append(f"说明:{said}")
             notices = [
                 n
                 for n in await repo.notices_for_interview(session, interview_id=interview.id)
                 if n.payload.get("audience") == "candidate"
             ]
+            replaced = [n for n in notices if n.status == NoticeStatus.superseded.value]
+            notices = [n for n in notices if n not in replaced]
+            if replaced:
+                lines.append(f"通知:另有 {len(replaced)} 条未发出的旧通知已被更新的通知取代")
             attempts = await repo.attempts_for_notices(session, notice_ids=[n.id for n in notices if n.id is not None])
             for notice in notices:
                 parts = [label(notice.kind, "notice_kind"), label(notice.channel, "channel")]

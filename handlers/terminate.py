@@ -5,18 +5,18 @@ from __future__ import annotations
 from bot.channels.base import Reply
 from bot.dispatcher import Context, Router
 from bot.services import notices, termination
-from bot.services.reasons import match_reason
+from bot.services.reasons import match_reason, shown_detail
 from handlers.common import (
     CONFIRMABLE,
-    close_pending,
+    ask_reason,
     on_confirm,
     open_action,
-    pick_number,
     picked_interview,
+    picked_reason,
     resolve_one,
 )
 from storage import repo
-from storage.models import PendingAction
+from storage.models import ExitReason, PendingAction
 
 router = Router("terminate")
 
@@ -50,32 +50,25 @@ async def _with_interview(ctx: Context, platform_id: str, reason_text: str) -> l
         reasons = await repo.list_reasons(session)
     reason = match_reason(reason_text, reasons) if reason_text else None
     if reason is None:
-        await open_action(ctx, "terminate.pick_reason", {"platform_id": platform_id})
         head = f"无法识别原因「{reason_text}」。" if reason_text else "请选择终止原因,"
-        lines = [f"{head}回复序号或原因:", *(f"{n}. {r.name}" for n, r in enumerate(reasons, 1))]
-        return [Reply("\n".join(lines))]
-    return await _prompt(ctx, platform_id, reason.name, reason_text)
+        params = {"platform_id": platform_id}
+        return await ask_reason(ctx, then="terminate.pick_reason", params=params, head=head, detail=reason_text)
+    return await _prompt(ctx, platform_id, reason, reason_text)
 
 
 @router.answer("terminate.pick_reason")
 async def on_pick_reason(ctx: Context) -> list[Reply]:
     assert ctx.pending is not None
-    async with ctx.core.sessions() as session:
-        reasons = await repo.list_reasons(session)
-    index = pick_number(ctx.args, len(reasons))
-    reason = reasons[index] if index is not None else match_reason(ctx.args, reasons)
+    reason, detail, replies = await picked_reason(ctx)
     if reason is None:
-        return [Reply(f"没有这个原因。请回复 1 到 {len(reasons)} 的序号或原因名称,或发送「取消」。")]
-    if not await close_pending(ctx):
-        return [Reply("这个选择已经处理过或已超时。")]
-    return await _prompt(ctx, ctx.pending.params["platform_id"], reason.name, ctx.args)
+        return replies
+    return await _prompt(ctx, ctx.pending.params["platform_id"], reason, detail)
 
 
-async def _prompt(ctx: Context, platform_id: str, reason_name: str, detail: str) -> list[Reply]:
+async def _prompt(ctx: Context, platform_id: str, reason: ExitReason, detail: str) -> list[Reply]:
     core = ctx.core
     async with core.sessions() as session:
         interview = await repo.get_interview(session, platform_id=platform_id)
-        reasons = {r.name: r for r in await repo.list_reasons(session)}
         if interview is None:
             return [Reply(f"找不到面试 {platform_id}。")]
         candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
@@ -87,18 +80,20 @@ async def _prompt(ctx: Context, platform_id: str, reason_name: str, detail: str)
             action="terminate.requested",
             interview_id=interview.id,
             chat=ctx.chat,
-            detail={"reason": reason_name},
+            detail={"reason": reason.name, "reason_code": reason.code, "detail": detail},
         )
         await session.commit()
-    await open_action(ctx, "terminate", {"platform_id": platform_id, "reason": reason_name, "detail": detail})
+    # The reason goes by its code (admins may rename reasons while the prompt waits).
+    await open_action(ctx, "terminate", {"platform_id": platform_id, "reason": reason.code, "detail": detail})
     ttl = core.settings.confirm_ttl_seconds
     text = core.templates.render(
         "chat/confirm_terminate.txt.j2",
         candidate_name=candidate.name,
         position=interview.position,
         answered=interview.answered_count,
-        reason=reason_name,
-        outcome=reasons[reason_name].outcome,
+        reason=reason.name,
+        outcome=reason.outcome,
+        detail=shown_detail(detail, name=reason.name, code=reason.code),
         ttl_minutes=max(1, ttl // 60),
     )
     return [Reply(text, kind="confirm", title="确认终止面试", buttons=CONFIRM_BUTTONS)]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from bot.channels.base import Reply
 from bot.dispatcher import Context, Router
+from handlers.common import local
 from storage import repo
-from storage.models import Role
+from storage.models import Interview, Role, Todo
 
 router = Router("todos")
 
@@ -13,11 +14,19 @@ router = Router("todos")
 @router.command("待办", usage="待办", example="待办")
 async def my_todos(ctx: Context) -> list[Reply]:
     async with ctx.core.sessions() as session:
-        todos = await repo.open_todos(session, assignee=ctx.actor)
-    if not todos:
+        rows = await repo.open_todos_with_interviews(session, assignee=ctx.actor)
+    if not rows:
         return [Reply("你没有未完成的待办。")]
-    lines = [f"你的待办({len(todos)} 项):", *(f"#{t.id} {t.title}" for t in todos), "完成后发送「完成 编号」。"]
+    lines = [f"你的待办({len(rows)} 项):", *(_line(ctx, t, i) for t, i in rows), "完成后发送「完成 编号」。"]
     return [Reply("\n".join(lines))]
+
+
+def _line(ctx: Context, todo: Todo, interview: Interview | None) -> str:
+    """One to-do; the interview's position and time tell two candidates of one name apart."""
+    if interview is None:
+        return f"#{todo.id} {todo.title}"
+    about = " · ".join(part for part in (interview.position, local(ctx, interview.scheduled_at)) if part)
+    return f"#{todo.id} {todo.title}({about})"
 
 
 @router.command("完成", usage="完成 <待办编号>", example="完成 12")

@@ -40,6 +40,8 @@ class NoticeStatus(StrEnum):
     sending = "sending"
     sent = "sent"
     dead = "dead"
+    # Replaced, before it went out, by a newer notice for the same interview (bot/services/notices.py).
+    superseded = "superseded"
 
 
 def _dt(**kw: Any) -> Any:

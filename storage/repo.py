@@ -33,6 +33,9 @@ from storage.models import (
     Todo,
 )
 
+# Stable codes for the reasons code refers to (names may be edited by admins).
+REASON_OTHER = "other"
+
 DEFAULT_REASONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     # code, name, outcome, synonyms
     ("candidate_quit", "候选人放弃", "未完成", ("放弃", "不想面了", "不面了", "候选人不想继续", "主动放弃")),
@@ -40,11 +43,30 @@ DEFAULT_REASONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "system_failure",
         "系统故障",
         "需要重新面试",
-        ("网络卡顿", "摄像头故障", "掉线", "网络故障", "麦克风故障", "系统问题"),
+        (
+            "网络卡顿",
+            "摄像头故障",
+            "掉线",
+            "网络故障",
+            "麦克风故障",
+            "系统问题",
+            # Device words: "摄像头打不开", "麦克风没声音", "网络断了" all name the failing part.
+            "摄像头",
+            "麦克风",
+            "网络",
+            "断网",
+            "黑屏",
+            "闪退",
+            "卡顿",
+            "没有声音",
+            "没声音",
+        ),
     ),
     ("unfamiliar", "操作不熟悉", "需要重新面试", ("不会操作", "操作不会", "不熟悉操作")),
     ("process_change", "流程调整", "需要重新面试", ("改人工面试", "流程变更", "岗位调整")),
     ("idle_timeout", "超时未操作", "未完成", ("超时", "长时间未操作", "无操作")),
+    # For exits no other reason fits; the words typed are kept in the exit record's detail.
+    (REASON_OTHER, "其他", "需要重新面试", ("其它", "其他原因")),
 )
 
 
@@ -89,18 +111,30 @@ async def list_reasons(session: AsyncSession, *, active_only: bool = True) -> Se
 
 
 async def ensure_default_reasons(session: AsyncSession) -> int:
-    """Seed the default reasons into an empty table; returns how many were added."""
-    existing = (await session.exec(select(func.count()).select_from(ExitReason))).one()
-    if existing:
-        return 0
+    """Add the default reasons a database lacks (by code); returns how many were added.
+
+    Rows that exist are never changed, so admins' edits (names, synonyms, outcomes, order,
+    ``active``) stay. A default added to an existing table goes after the reasons already there.
+    To retire a default, set ``active`` false: a deleted one comes back at the next start.
+    """
+    rows = (await session.exec(select(ExitReason))).all()
+    codes, names = {r.code for r in rows}, {r.name for r in rows}
+    last = max((r.sort_order for r in rows), default=-1)
+    added = 0
     for order, (code, name, outcome, synonyms) in enumerate(DEFAULT_REASONS):
-        session.add(ExitReason(code=code, name=name, outcome=outcome, synonyms=list(synonyms), sort_order=order))
+        if code in codes or name in names:
+            continue
+        sort_order = order if not rows else max(order, last + 1 + added)
+        session.add(ExitReason(code=code, name=name, outcome=outcome, synonyms=list(synonyms), sort_order=sort_order))
+        added += 1
+    if not added:
+        return 0
     try:
         await session.commit()
     except IntegrityError:  # another replica seeded at the same moment
         await session.rollback()
         return 0
-    return len(DEFAULT_REASONS)
+    return added
 
 
 # --- interviews -----------------------------------------------------------
@@ -232,6 +266,31 @@ async def claim_dingtalk_sign(
 def add_notice(session: AsyncSession, notice: Notice) -> Notice:
     session.add(notice)
     return notice
+
+
+async def pending_notices(session: AsyncSession, *, interview_id: int, kinds: Sequence[str]) -> Sequence[Notice]:
+    """Notices of an interview not yet taken by a sender (pending, including ones waiting to retry)."""
+    stmt = (
+        select(Notice)
+        .where(
+            Notice.interview_id == interview_id,
+            col(Notice.kind).in_(list(kinds)),
+            col(Notice.status) == NoticeStatus.pending.value,
+        )
+        .order_by(col(Notice.id))
+    )
+    return (await session.exec(stmt)).all()
+
+
+async def update_pending_notice(session: AsyncSession, *, notice_id: int, **values: Any) -> bool:
+    """Change a notice only while it is still pending (never one a sender has claimed); no commit."""
+    stmt = (
+        update(Notice)
+        .where(col(Notice.id) == notice_id, col(Notice.status) == NoticeStatus.pending.value)
+        .values(**values)
+    )
+    result = await session.exec(stmt)
+    return bool(result.rowcount == 1)
 
 
 async def due_notice_ids(session: AsyncSession, *, now: datetime, channels: Sequence[str], limit: int) -> list[int]:
@@ -411,6 +470,19 @@ async def open_todos(session: AsyncSession, *, assignee: str | None = None) -> S
     if assignee is not None:
         stmt = stmt.where(Todo.assignee == assignee)
     return (await session.exec(stmt)).all()
+
+
+async def open_todos_with_interviews(
+    session: AsyncSession, *, assignee: str
+) -> Sequence[tuple[Todo, Interview | None]]:
+    """An assignee's open to-dos, each with its interview (None for to-dos about no interview)."""
+    stmt = (
+        select(Todo, Interview)
+        .outerjoin(Interview, col(Interview.id) == col(Todo.interview_id))
+        .where(col(Todo.done).is_(False), Todo.assignee == assignee)
+        .order_by(col(Todo.id))
+    )
+    return [(todo, interview) for todo, interview in (await session.exec(stmt)).all()]
 
 
 async def finish_todo(session: AsyncSession, *, todo_id: int, assignee: str | None, now: datetime) -> bool:

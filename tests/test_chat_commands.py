@@ -87,6 +87,28 @@ async def test_todos_list_and_finish_once(make_client: AppFactory, clock: Frozen
     assert "用法" in await hr.says("完成 abc")
 
 
+async def test_todos_for_two_candidates_of_one_name_are_told_apart(make_client: AppFactory, clock: FrozenClock) -> None:
+    client = await make_client()
+    app = client.server.app
+    assert app is not None
+    await add_person(app, "hr01", "王小姐", "hr")
+    for iv, position, at, mobile in (
+        ("iv-1", "Java后端工程师", "2026-11-26T14:00:00+08:00", "13800001111"),
+        ("iv-2", "产品经理", "2026-11-27T09:30:00+08:00", "13900002222"),
+    ):
+        payload = event("interview.started", iv, mobile=mobile, email=f"{iv}@example.com", occurred_at=clock.now())
+        payload["interview"].update(position=position, scheduled_at=at)
+        assert (await post_event(client, clock, payload)).status == 200
+        resp = await client.post(f"/api/interviews/{iv}/terminate", json={"reason": "放弃"}, headers=admin_headers())
+        assert resp.status == 200
+    listing = (await ChatUser(app, "hr01").says("待办")).splitlines()
+    todos = [line for line in listing if line.startswith("#")]
+    assert [line.split(" ", 1)[1] for line in todos] == [
+        "跟进候选人张三的面试(Java后端工程师 · 11-26 14:00)",
+        "跟进候选人张三的面试(产品经理 · 11-27 09:30)",
+    ]
+
+
 async def test_grant_roles_from_chat(make_client: AppFactory, clock: FrozenClock) -> None:
     _, app = await setup(make_client, clock)
     admin = ChatUser(app, "root")

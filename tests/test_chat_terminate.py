@@ -9,7 +9,7 @@ from bot.clock import FrozenClock
 from bot.keys import CORE
 from storage.models import AuditEvent, Interview, PendingAction
 from tests.chat import ChatUser, add_person
-from tests.conftest import AppFactory, event, post_event, started_interview
+from tests.conftest import AppFactory, admin_headers, event, post_event, started_interview
 
 
 async def status_of(app: web.Application, platform_id: str = "iv-1") -> str:
@@ -152,3 +152,55 @@ async def test_help_lists_only_allowed_commands(make_client: AppFactory, clock: 
     app = await setup(make_client, clock)
     text = await ChatUser(app, "hr01").says("帮助")
     assert "终止面试" in text and "例:" in text
+
+
+async def test_words_typed_survive_the_numbered_pick(make_client: AppFactory, clock: FrozenClock, smtp: object) -> None:
+    client = await make_client()
+    app = client.server.app
+    assert app is not None
+    await add_person(app, "hr01", "王小姐", "hr")
+    await started_interview(client, clock, name="钱有事")
+    hr = ChatUser(app, "hr01")
+    listed = await hr.says("终止面试 钱有事 他说家里有急事来不了")
+    assert "无法识别原因「他说家里有急事来不了」" in listed
+    assert "6. 其他" in listed  # the default for exits no reason fits
+    [prompt] = await hr.say("6")
+    assert prompt.kind == "confirm"
+    assert "原因:其他(候选人将转为「需要重新面试」)" in prompt.text
+    assert "说明:他说家里有急事来不了" in prompt.text
+    assert "已终止 钱有事 的面试" in await hr.says("确认")
+
+    body = await (await client.get("/api/interviews/iv-1", headers=admin_headers())).json()
+    assert body["exit"]["reason"] == "其他"
+    assert body["exit"]["reason_code"] == "other"
+    assert body["exit"]["detail"] == "他说家里有急事来不了"
+    assert body["candidate"]["pipeline_status"] == "需要重新面试"
+    shown = await hr.says("查看 钱有事")
+    assert "退出:其他" in shown and "说明:他说家里有急事来不了" in shown
+    # HR's words stay with HR: the candidate's notice gives no reason label "其他" and none of the words.
+    [notice] = [n for n in body["notices"] if n["kind"] == "terminated"]
+    assert "的AI面试已终止。" in notice["body"]
+    assert "急事" not in notice["body"] and "其他" not in notice["body"]
+
+
+async def test_a_named_reason_keeps_the_words_and_a_bare_pick_keeps_none(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
+    client = await make_client()
+    app = client.server.app
+    assert app is not None
+    await add_person(app, "hr01", "王小姐", "hr")
+    await started_interview(client, clock)
+    await started_interview(client, clock, "iv-2", name="李四", mobile="13900002222", email="lisi@example.com")
+    hr = ChatUser(app, "hr01")
+    [prompt] = await hr.say("终止面试 张三 候选人说网络卡顿听不清题目")
+    assert "原因:系统故障" in prompt.text and "说明:候选人说网络卡顿听不清题目" in prompt.text
+    await hr.says("确认")
+    await hr.says("终止面试 李四")
+    [prompt] = await hr.say("1")
+    assert "原因:候选人放弃" in prompt.text and "说明" not in prompt.text
+    await hr.says("确认")
+    first = await (await client.get("/api/interviews/iv-1", headers=admin_headers())).json()
+    second = await (await client.get("/api/interviews/iv-2", headers=admin_headers())).json()
+    assert first["exit"]["detail"] == "候选人说网络卡顿听不清题目"
+    assert (second["exit"]["reason"], second["exit"]["detail"]) == ("候选人放弃", "")  # "1" is not a reason's words

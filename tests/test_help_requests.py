@@ -156,3 +156,54 @@ async def test_deny_policy_tells_candidate_to_contact_hr(
     contact = next(n for n in body["notices"] if n["kind"] == "help_contact_hr")
     assert "请直接联系HR" in contact["body"]
     assert len(await staff_notices(app, "help_requested")) == 1
+
+
+async def test_candidate_words_name_the_reason_and_are_kept(make_client: AppFactory, clock: FrozenClock) -> None:
+    client, app = await setup(make_client, clock)
+    await ask_help(client, clock, reason="摄像头打不开,想先退出")
+    hr = ChatUser(app, "hr01")
+    assert "已按候选人请求终止 张三 的面试,原因:系统故障" in await hr.says("确认终止")
+    body = await detail(client)
+    assert (body["exit"]["reason_code"], body["exit"]["detail"]) == ("system_failure", "摄像头打不开,想先退出")
+    assert body["candidate"]["pipeline_status"] == "需要重新面试"
+    # The operator is the HR owner: one message (the reply), no separate HR notice; 查看 shows the words.
+    assert await staff_notices(app, "hr_terminated") == []
+    shown = await hr.says("查看 张三")
+    assert "退出:系统故障" in shown and "说明:摄像头打不开,想先退出" in shown
+
+
+async def test_unmatched_candidate_words_make_hr_pick_a_reason(make_client: AppFactory, clock: FrozenClock) -> None:
+    client, app = await setup(make_client, clock)
+    await ask_help(client, clock, reason="家里来客人了")
+    hr = ChatUser(app, "hr01")
+    listed = await hr.says("确认终止")
+    assert "候选人说「家里来客人了」,对应不到已有原因。请选择终止原因" in listed
+    assert "1. 候选人放弃" in listed and "6. 其他" in listed
+    assert (await detail(client))["status"] == "in_progress"  # nothing ended on a guess
+
+    # 取消 drops the pick, not the candidate's request: it is still there to answer.
+    assert "已取消" in await hr.says("取消")
+    assert (await detail(client))["status"] == "in_progress"
+    await hr.says("确认终止")
+    assert "没有这个原因" in await hr.says("9")
+    assert "已按候选人请求终止 张三 的面试,原因:候选人放弃" in await hr.says("1")
+    body = await detail(client)
+    assert (body["exit"]["reason"], body["exit"]["detail"]) == ("候选人放弃", "家里来客人了")
+    assert body["exit"]["source"] == "candidate_request" and body["exit"]["operator"] == "wecom:hr01"
+    assert "没有等待你处理的候选人求助" in await hr.says("确认终止")
+
+
+async def test_self_policy_records_other_with_the_words_when_nothing_fits(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
+    client, _ = await setup(make_client, clock, candidate_exit_policy="self")
+    await ask_help(client, clock, reason="家里来客人了")
+
+    async def ended() -> bool:
+        return (await detail(client))["status"] == "terminated"
+
+    await eventually(ended)
+    body = await detail(client)
+    assert (body["exit"]["reason"], body["exit"]["detail"]) == ("其他", "家里来客人了")
+    assert body["exit"]["operator"] == "candidate"
+    assert body["candidate"]["pipeline_status"] == "需要重新面试"

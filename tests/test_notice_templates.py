@@ -27,7 +27,7 @@ BASE = {
     "hr_contact": "13800001111",
 }
 SAMPLES: dict[str, dict[str, Any]] = {
-    "terminated": {"reason": "候选人网络中断无法继续", "outcome": "需要重新面试"},
+    "terminated": {"reason": "候选人网络中断无法继续", "reason_code": "system_failure", "outcome": "需要重新面试"},
     "rescheduled": {
         "start_text": "2026-11-26 14:00",
         "old_text": "2026-11-25 10:00",

@@ -24,6 +24,7 @@ from bot.services.context import Core
 from bot.services.reasons import match_reason
 from storage import repo
 from storage.models import Candidate, Interview, PendingAction, Role, Todo
+from storage.repo import REASON_OTHER
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,6 @@ HELP_ACTION = "help_request"
 EXIT_ACTION = "candidate_exit"
 HELP_BUTTONS = (("确认终止", "确认终止"), ("协助继续", "协助继续"), ("重新安排", "重新安排"))
 LIFETIME = timedelta(hours=24)
-FALLBACK_REASON = "候选人放弃"
 
 
 def _prompt(core: Core, params: dict[str, Any], *, escalated: bool = False) -> Reply:
@@ -151,13 +151,14 @@ async def run_candidate_exits(core: Core) -> int:
         async with core.sessions() as session:
             if not await repo.transition_action(session, action_id=action.id, from_state="open", to_state="running"):
                 continue  # another replica has it
+        # No HR is there to pick: words that name no reason end as 其他, the words kept as detail.
         reason = match_reason(action.params.get("reason", ""), reasons)
         final = "done"
         try:
             await termination.terminate(
                 core,
                 platform_id=action.params["platform_id"],
-                reason_text=reason.name if reason else FALLBACK_REASON,
+                reason_text=reason.code if reason else REASON_OTHER,
                 operator="candidate",
                 source="candidate_request",
                 detail=action.params.get("reason", ""),

@@ -122,6 +122,84 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
+# A newer candidate notice makes pending ones of the same interview stale: same kind always,
+# and these other kinds as listed. A rescheduled time outdates reminders planned for the old one
+# (the reminder rows themselves move with the time); a termination outdates everything that
+# speaks of the interview as still ahead.
+REMINDER_KINDS = frozenset({"before_1h", "at_start", "after_30m", "idle_warning"})
+SUPERSEDES: dict[str, frozenset[str]] = {
+    "rescheduled": REMINDER_KINDS,
+    "terminated": REMINDER_KINDS | {"guide", "rescheduled", "help_contact_hr"},
+}
+# Pending notices that stay useful after a newer one but quote what it changed: they are
+# re-rendered with the newer context instead (the operation guide keeps its instructions,
+# with the new time).
+REFRESHES: dict[str, frozenset[str]] = {"rescheduled": frozenset({"guide"})}
+# Context a replacement keeps from the oldest notice it replaces: the candidate was never told
+# the times in between, so "原定" stays the time they last heard of.
+CARRIED: dict[str, tuple[str, ...]] = {"rescheduled": ("old_text",)}
+
+
+def _render(core: Core, kind: str, ctx: dict[str, Any]) -> dict[str, Any]:
+    """subject, body, html_body and the SMS text of ``templates/notices/<kind>.*``."""
+    t = core.templates
+    return {
+        "subject": t.render(f"notices/{kind}.subject.j2", **ctx),
+        "body": t.render(f"notices/{kind}.txt.j2", **ctx),
+        "html_body": t.render(f"notices/{kind}.html.j2", **ctx) if t.exists(f"notices/{kind}.html.j2") else None,
+        "sms_text": t.render(f"notices/{kind}.sms.j2", **ctx) if t.exists(f"notices/{kind}.sms.j2") else None,
+    }
+
+
+async def _replace_pending(
+    session: AsyncSession, core: Core, *, kind: str, interview: Interview, ctx: dict[str, Any], now: datetime
+) -> None:
+    """Supersede or refresh the interview's pending candidate notices that ``kind`` outdates.
+
+    Only rows still pending change (a conditional update): one a sender has claimed ('sending')
+    goes out as it is. ``ctx`` takes the CARRIED values of the oldest same-kind notice replaced.
+    """
+    if interview.id is None:
+        return
+    stale = SUPERSEDES.get(kind, frozenset()) | {kind}
+    refresh = REFRESHES.get(kind, frozenset())
+    superseded: list[int] = []
+    carried: dict[str, Any] = {}
+    for row in await repo.pending_notices(session, interview_id=interview.id, kinds=[*stale, *refresh]):
+        assert row.id is not None
+        if row.payload.get("audience") != "candidate":
+            continue
+        old_ctx: dict[str, Any] = dict(row.payload.get("ctx") or {})
+        if row.kind in refresh:
+            merged = {**old_ctx, **{key: value for key, value in ctx.items() if key in old_ctx}}
+            rendered = _render(core, row.kind, merged)
+            payload = {**row.payload, "ctx": {key: _json_safe(value) for key, value in merged.items()}}
+            if rendered["sms_text"] is not None:
+                payload["sms_text"] = rendered["sms_text"]
+            fields = {k: rendered[k] for k in ("subject", "body", "html_body")}
+            await repo.update_pending_notice(session, notice_id=row.id, payload=payload, **fields)
+            continue
+        if await repo.update_pending_notice(
+            session, notice_id=row.id, status=NoticeStatus.superseded.value, last_error=f"superseded by {kind}"
+        ):
+            superseded.append(row.id)
+            if row.kind == kind:
+                for key in CARRIED.get(kind, ()):
+                    carried.setdefault(key, old_ctx.get(key, ""))
+    ctx.update(carried)
+    if ctx.get("old_text") and ctx.get("old_text") == ctx.get("start_text"):
+        ctx["old_text"] = ""  # moved back to the time the candidate knows: no "原定" to speak of
+    if superseded:
+        repo.audit(
+            session,
+            at=now,
+            actor="system",
+            action="notice.superseded",
+            interview_id=interview.id,
+            detail={"by_kind": kind, "notice_ids": superseded},
+        )
+
+
 async def notify_candidate(
     session: AsyncSession,
     core: Core,
@@ -136,6 +214,8 @@ async def notify_candidate(
     """Queue one candidate notice rendered from ``templates/notices/<kind>.*``.
 
     The dedupe key defaults to one notice of ``kind`` per interview attempt and channel.
+    Pending notices this one outdates are superseded first (see SUPERSEDES), so the candidate
+    hears the latest once.
 
     A candidate no enabled channel can reach (see ``plan_for``) still gets a row, dead at once so
     the outbox never sits on it and admins see it, and the HR owner gets a to-do to reach the
@@ -148,31 +228,28 @@ async def notify_candidate(
     }
     ctx.update(await hr_contact_context(session, core, interview))
     ctx.update(context)
-    t = core.templates
-    body = t.render(f"notices/{kind}.txt.j2", **ctx)
-    subject = t.render(f"notices/{kind}.subject.j2", **ctx)
-    html = t.render(f"notices/{kind}.html.j2", **ctx) if t.exists(f"notices/{kind}.html.j2") else None
+    await _replace_pending(session, core, kind=kind, interview=interview, ctx=ctx, now=now)
+    rendered = _render(core, kind, ctx)
     route = plan_for(candidate, core.settings)
     plan = list(route.steps)
     channel, recipient = plan[0] if plan else ("none", "")
     # The render context goes with the notice: the SMS sender fills provider templates from it,
     # whichever channel the notice falls back to later.
-    sms_text = t.render(f"notices/{kind}.sms.j2", **ctx) if t.exists(f"notices/{kind}.sms.j2") else None
     payload: dict[str, Any] = {
         "plan": plan,
         "audience": "candidate",
         "ctx": {key: _json_safe(value) for key, value in ctx.items()},
     }
-    if sms_text is not None:
-        payload["sms_text"] = sms_text
+    if rendered["sms_text"] is not None:
+        payload["sms_text"] = rendered["sms_text"]
     notice = Notice(
         kind=kind,
         channel=channel,
         recipient=recipient,
         interview_id=interview.id,
-        subject=subject,
-        body=body,
-        html_body=html,
+        subject=rendered["subject"],
+        body=rendered["body"],
+        html_body=rendered["html_body"],
         payload=payload,
         destination=f"{channel}:{recipient}",
         dedupe_key=dedupe_key or f"{kind}:{interview.attempt_key}:{channel}",

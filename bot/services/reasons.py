@@ -18,7 +18,11 @@ def normalize(text: str) -> str:
 
 
 def match_reason(text: str, reasons: Sequence[ExitReason]) -> ExitReason | None:
-    """Exact name, code or synonym first; then the longest synonym contained in the text."""
+    """Exact name, code or synonym first; then the longest synonym contained in the text.
+
+    None when nothing fits, or when two reasons' longest phrases found in the text are equally
+    long ("网络卡顿,不想面了"): then a person picks, nothing is guessed.
+    """
     needle = normalize(text)
     if not needle:
         return None
@@ -26,10 +30,23 @@ def match_reason(text: str, reasons: Sequence[ExitReason]) -> ExitReason | None:
         names = {normalize(reason.name), reason.code.lower(), *(normalize(s) for s in reason.synonyms)}
         if needle in names:
             return reason
-    best: tuple[int, ExitReason] | None = None
+    longest: dict[int, int] = {}  # reason id -> longest phrase of it in the text
+    by_id = {id(reason): reason for reason in reasons}
     for reason in reasons:
         for phrase in (reason.name, *reason.synonyms):
             p = normalize(phrase)
-            if p and p in needle and (best is None or len(p) > best[0]):
-                best = (len(p), reason)
-    return best[1] if best else None
+            if p and p in needle:
+                longest[id(reason)] = max(longest.get(id(reason), 0), len(p))
+    if not longest:
+        return None
+    best = max(longest.values())
+    winners = [key for key, length in longest.items() if length == best]
+    return by_id[winners[0]] if len(winners) == 1 else None
+
+
+def shown_detail(detail: str, *, name: str, code: str) -> str:
+    """The words typed, for people who read exit records; "" when they only name the reason."""
+    text = detail.strip()
+    if not text or normalize(text) in {normalize(name), code.lower()}:
+        return ""
+    return text

@@ -20,7 +20,7 @@ from bot.platform_client import PlatformError
 from bot.services import notices, people
 from bot.services.context import Core
 from bot.services.errors import ServiceError
-from bot.services.reasons import match_reason
+from bot.services.reasons import match_reason, shown_detail
 from storage import repo
 from storage.models import Candidate, ExitReason, ExitRecord, Interview, InterviewStatus, Notice, Todo
 
@@ -222,7 +222,8 @@ async def _commit(
             interview=interview,
             candidate=candidate,
             now=now,
-            context={"reason": reason.name, "outcome": reason.outcome},
+            # The reason's label only: HR's own words (detail) stay with HR.
+            context={"reason": reason.name, "reason_code": reason.code, "outcome": reason.outcome},
         )
         notices.notify_staff(
             session,
@@ -241,6 +242,7 @@ async def _commit(
                 operator=await people.display_name(session, operator),
                 source=source,
                 answered=len(snapshot.get("answered", [])),
+                detail=shown_detail(detail, name=reason.name, code=reason.code),
                 **notices.notice_outcome(candidate, interview, core.settings, reader=interview.hr_key),
             ),
         )

@@ -19,7 +19,7 @@ from storage.models import InterviewStatus
 
 log = logging.getLogger(__name__)
 
-IDLE_REASON = "超时未操作"
+IDLE_REASON = "idle_timeout"  # the reason's code (its name 超时未操作 may be edited)
 
 
 async def sweep_idle(core: Core, *, limit: int = 200) -> int:
