@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import (
+    OPEN_JOB_STATES,
     AuditEvent,
     Candidate,
     DailySummary,
@@ -29,6 +30,7 @@ from storage.models import (
     Reminder,
     ReminderState,
     SharedToken,
+    TerminationJob,
     Todo,
 )
 
@@ -142,7 +144,10 @@ async def find_candidate(
 async def claim_termination(
     session: AsyncSession, *, interview_id: int, operator: str, now: datetime, stale_before: datetime
 ) -> bool:
-    """Mark an open interview as being terminated by ``operator``. True if this caller won."""
+    """Mark an open interview as being terminated by ``operator``. True if this caller won.
+
+    Not committed: the caller commits it together with the termination job row.
+    """
     stmt = (
         update(Interview)
         .where(
@@ -153,18 +158,74 @@ async def claim_termination(
         .values(terminating_by=operator, terminating_since=now)
     )
     result = await session.exec(stmt)
-    await session.commit()
     return bool(result.rowcount == 1)
 
 
 async def release_termination(session: AsyncSession, *, interview_id: int, operator: str) -> None:
+    """Clear the claim (not committed: the caller commits it with the job's failure)."""
     stmt = (
         update(Interview)
         .where(col(Interview.id) == interview_id, col(Interview.terminating_by) == operator)
         .values(terminating_by=None, terminating_since=None)
     )
     await session.exec(stmt)
+
+
+# --- termination jobs -------------------------------------------------------
+
+
+async def open_termination_jobs(session: AsyncSession, *, limit: int) -> Sequence[TerminationJob]:
+    """Unfinished jobs, oldest first (the caller decides which of them it may take over)."""
+    stmt = (
+        select(TerminationJob)
+        .where(col(TerminationJob.state).in_(OPEN_JOB_STATES))
+        .order_by(col(TerminationJob.id))
+        .limit(limit)
+    )
+    return (await session.exec(stmt)).all()
+
+
+async def take_over_job(
+    session: AsyncSession, *, job_id: int, previous: str | None, claimed_by: str, until: datetime, now: datetime
+) -> bool:
+    """Move a job's claim from ``previous`` to ``claimed_by``; True if this caller won."""
+    owner = col(TerminationJob.claimed_by)
+    stmt = (
+        update(TerminationJob)
+        .where(
+            col(TerminationJob.id) == job_id,
+            col(TerminationJob.state).in_(OPEN_JOB_STATES),
+            owner.is_(None) if previous is None else owner == previous,
+        )
+        .values(claimed_by=claimed_by, claimed_until=until, resumed=True, updated_at=now)
+    )
+    result = await session.exec(stmt)
     await session.commit()
+    return bool(result.rowcount == 1)
+
+
+async def advance_job(
+    session: AsyncSession,
+    *,
+    job_id: int,
+    claimed_by: str,
+    from_state: str,
+    until: datetime,
+    now: datetime,
+    **values: Any,
+) -> bool:
+    """Record a step's result, only while this caller holds the claim (not committed)."""
+    stmt = (
+        update(TerminationJob)
+        .where(
+            col(TerminationJob.id) == job_id,
+            col(TerminationJob.claimed_by) == claimed_by,
+            col(TerminationJob.state) == from_state,
+        )
+        .values(claimed_until=until, updated_at=now, **values)
+    )
+    result = await session.exec(stmt)
+    return bool(result.rowcount == 1)
 
 
 async def get_exit(session: AsyncSession, *, interview_id: int) -> ExitRecord | None:
