@@ -7,8 +7,9 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import (
@@ -64,6 +65,21 @@ def audit(
     return event
 
 
+async def insert_or_nothing(
+    session: AsyncSession, model: type[SQLModel], values: dict[str, Any], *, conflict: Sequence[str]
+) -> bool:
+    """``INSERT … ON CONFLICT (conflict) DO NOTHING`` (SQLite or PostgreSQL); True if a row was added.
+
+    A concurrent insert of the same key waits for the other transaction and then does nothing,
+    instead of failing the whole transaction on the unique constraint.
+    """
+    bind = session.get_bind()
+    dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(model).values(**values).on_conflict_do_nothing(index_elements=list(conflict))
+    result = await session.exec(stmt)
+    return bool(result.rowcount == 1)
+
+
 # --- people ---------------------------------------------------------------
 
 
@@ -109,6 +125,15 @@ async def ensure_default_reasons(session: AsyncSession) -> int:
 
 async def get_interview(session: AsyncSession, *, platform_id: str) -> Interview | None:
     return (await session.exec(select(Interview).where(Interview.platform_id == platform_id))).first()
+
+
+async def lock_interview(session: AsyncSession, *, platform_id: str) -> Interview | None:
+    """The interview, locked for this transaction on PostgreSQL (SELECT … FOR UPDATE).
+
+    SQLite needs no row lock: a transaction that has written holds the database's write lock.
+    """
+    stmt = select(Interview).where(Interview.platform_id == platform_id).with_for_update()
+    return (await session.exec(stmt.execution_options(populate_existing=True))).first()
 
 
 async def get_interview_by_pk(session: AsyncSession, *, interview_id: int) -> Interview | None:
