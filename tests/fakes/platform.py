@@ -2,7 +2,7 @@
 
 It checks the bot's signature on every call, like a real platform would, and honours
 ``Idempotency-Key``: a repeated key gets the first answer again and the work is not redone.
-A terminate of an interview it has terminated already answers 409 ``{"status": "terminated"}``.
+A save or terminate of an interview it has terminated already answers 409 ``{"status": "terminated"}``.
 
 ``hang_on`` ("save" or "terminate") makes that call do its work, then never answer: the test
 kills the bot while it waits. Requests to any other path are kept in ``stray``.
@@ -78,7 +78,7 @@ class FakePlatform:
         status = self.save_status if action == "save" else self.terminate_status
         if status >= 300:
             return status, json.dumps({"error": "unavailable"})
-        if action == "terminate" and interview_id in self.terminated:
+        if interview_id in self.terminated:
             return 409, json.dumps({"status": "terminated"})
         if self.raw_answer is not None:
             return status, self.raw_answer
