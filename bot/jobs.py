@@ -14,11 +14,19 @@ from bot.services.context import Core
 from bot.services.help_requests import sweep_help_requests
 from bot.services.reminders import sweep_reminders
 from bot.services.summary import send_daily_summary, summary_due_day
+from bot.services.termination import sweep_terminations
 from bot.services.timeouts import sweep_idle
 
 log = logging.getLogger(__name__)
 
-__all__ = ["register_jobs", "sweep_help_requests", "sweep_idle", "sweep_reminders", "sweep_summary"]
+__all__ = [
+    "register_jobs",
+    "sweep_help_requests",
+    "sweep_idle",
+    "sweep_reminders",
+    "sweep_summary",
+    "sweep_terminations",
+]
 
 
 async def sweep_summary(core: Core) -> int:
@@ -49,6 +57,11 @@ def register_jobs(scheduler: Scheduler, core: Core) -> None:
     async def help_requests() -> None:
         await sweep_help_requests(core)
 
+    async def terminations() -> None:
+        await sweep_terminations(core)
+
+    # Terminations a crash left half-done are resumed at start-up, then on every sweep.
+    scheduler.every("sweep.terminations", s.sweep_interval_seconds, terminations, now=True)
     scheduler.every("sweep.reminders", s.sweep_interval_seconds, reminders)
     scheduler.every("sweep.idle", s.sweep_interval_seconds, idle)
     scheduler.every("sweep.help_requests", s.sweep_interval_seconds, help_requests)

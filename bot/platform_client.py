@@ -1,4 +1,16 @@
-"""Calls to the AI-interview platform: save progress, then terminate. Signed like its events."""
+"""Calls to the AI-interview platform: save progress, then terminate. Signed like its events.
+
+The contract (README, 面试平台对接):
+
+- ``POST {base}/interviews/{id}/save`` and ``.../terminate``; ``{id}`` is one path segment,
+  percent-encoded, so no interview id can reach another path of the platform.
+- Every call carries ``Idempotency-Key`` (``save-<job id>`` / ``terminate-<job id>``): a resumed
+  termination repeats the same key and the platform must answer it without doing the work twice.
+- Success is a 2xx answer whose body is a JSON object (or a 204 with no body), and not
+  ``{"ok": false}``. Anything else (an HTML page from a proxy, a JSON list, garbage) is a failure.
+- ``409`` with ``{"status": "terminated"}`` means the interview is already terminated there:
+  that counts as success and is reported as ``already_terminated``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +18,7 @@ import asyncio
 import json
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -13,6 +26,9 @@ from bot.clock import Clock
 from bot.signing import platform_signature
 
 log = logging.getLogger(__name__)
+
+# The key in a result dict that says the platform had terminated the interview already.
+ALREADY_TERMINATED = "already_terminated"
 
 
 class PlatformError(Exception):
@@ -22,6 +38,36 @@ class PlatformError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+def interview_path(platform_id: str, action: str) -> str:
+    """``/interviews/<id>/<action>`` with the id quoted as a single path segment."""
+    return f"/interviews/{quote(platform_id, safe='')}/{action}"
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def success_body(status: int, text: str) -> dict[str, Any] | None:
+    """The platform's answer if it is the documented success, else None."""
+    if status == 409:
+        data = _json_object(text)
+        if data is not None and data.get("status") == "terminated":
+            return {**data, ALREADY_TERMINATED: True}
+        return None
+    if not 200 <= status < 300:
+        return None
+    if status == 204 and not text.strip():
+        return {}
+    data = _json_object(text)
+    if data is None or data.get("ok") is False:
+        return None
+    return data
 
 
 class PlatformClient:
@@ -44,15 +90,17 @@ class PlatformClient:
         self._attempts = attempts
         self._retry_delay = retry_delay
 
-    async def save_progress(self, platform_id: str) -> dict[str, Any]:
+    async def save_progress(self, platform_id: str, *, idempotency_key: str | None = None) -> dict[str, Any]:
         """Ask the platform to persist the candidate's answers; returns what it reports."""
-        return await self._post(f"/interviews/{platform_id}/save", {}, what="保存作答进度")
+        return await self._post(interview_path(platform_id, "save"), {}, what="保存作答进度", key=idempotency_key)
 
-    async def terminate(self, platform_id: str, *, reason_code: str, reason: str, operator: str) -> dict[str, Any]:
+    async def terminate(
+        self, platform_id: str, *, reason_code: str, reason: str, operator: str, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         body = {"reason_code": reason_code, "reason": reason, "operator": operator}
-        return await self._post(f"/interviews/{platform_id}/terminate", body, what="终止面试")
+        return await self._post(interview_path(platform_id, "terminate"), body, what="终止面试", key=idempotency_key)
 
-    async def _post(self, path: str, payload: dict[str, Any], *, what: str) -> dict[str, Any]:
+    async def _post(self, path: str, payload: dict[str, Any], *, what: str, key: str | None) -> dict[str, Any]:
         body = json.dumps(payload, ensure_ascii=False).encode()
         last: PlatformError | None = None
         for attempt in range(1, self._attempts + 1):
@@ -62,17 +110,19 @@ class PlatformClient:
                 "X-Bot-Timestamp": ts,
                 "X-Bot-Signature": platform_signature(self._secret, ts, body),
             }
+            if key:
+                headers["Idempotency-Key"] = key
             try:
                 async with self._http.post(
                     self._base + path, data=body, headers=headers, timeout=self._timeout
                 ) as resp:
-                    text = await resp.text()
+                    text = await resp.text(errors="replace")
+                    answer = success_body(resp.status, text)
+                    if answer is not None:
+                        return answer
                     if resp.status < 300:
-                        try:
-                            data = json.loads(text) if text.strip() else {}
-                        except json.JSONDecodeError:
-                            data = {}
-                        return data if isinstance(data, dict) else {}
+                        last = PlatformError(f"面试平台{what}失败(无法识别的应答)", status=resp.status)
+                        break  # a 2xx we cannot read: retrying might do the work twice
                     last = PlatformError(f"面试平台{what}失败(HTTP {resp.status})", status=resp.status)
                     if resp.status < 500 and resp.status != 429:
                         break  # the platform refused: retrying will not help

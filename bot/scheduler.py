@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
@@ -53,8 +54,12 @@ class Scheduler:
 
         return run
 
-    def every(self, job_id: str, seconds: float, func: Callable[[], Awaitable[Any]]) -> None:
-        self._sched.add_job(self._tracked(job_id, func), "interval", seconds=seconds, id=job_id, replace_existing=True)
+    def every(self, job_id: str, seconds: float, func: Callable[[], Awaitable[Any]], *, now: bool = False) -> None:
+        """Run ``func`` every ``seconds``; with ``now`` also at once when the scheduler starts."""
+        extra: dict[str, Any] = {"next_run_time": datetime.now(self._sched.timezone)} if now else {}
+        self._sched.add_job(
+            self._tracked(job_id, func), "interval", seconds=seconds, id=job_id, replace_existing=True, **extra
+        )
 
     def cron(self, job_id: str, func: Callable[[], Awaitable[Any]], **fields: Any) -> None:
         self._sched.add_job(self._tracked(job_id, func), "cron", id=job_id, replace_existing=True, **fields)

@@ -421,3 +421,55 @@ class InterviewShare(SQLModel, table=True):
     person_key: str = Field(max_length=160, index=True)
     shared_by: str = Field(max_length=160)
     created_at: datetime = _dt()
+
+
+# --- termination jobs ----------------------------------------------------------
+
+
+class JobState(StrEnum):
+    saving = "saving"  # intent committed; the platform's save not answered yet
+    terminating = "terminating"  # saved; the platform's terminate not answered yet
+    finishing = "finishing"  # terminated on the platform; our records not written yet
+    done = "done"
+    failed = "failed"
+
+
+OPEN_JOB_STATES = (JobState.saving.value, JobState.terminating.value, JobState.finishing.value)
+
+
+class TerminationJob(SQLModel, table=True):
+    """One termination, durable from before the first platform call until the exit record.
+
+    ``open_key`` (``<interview id>:<attempt>``) is set while the job is unfinished and cleared when
+    it is done or failed: the unique constraint allows one open job per interview attempt.
+    A job whose claim expired, or whose claiming process on this host is gone, is resumed by
+    ``sweep.terminations`` from its ``state``; the platform calls repeat their idempotency keys.
+    """
+
+    __tablename__ = "termination_job"
+    __table_args__ = (
+        UniqueConstraint("open_key", name="uq_termination_job_open_key"),
+        Index("ix_termination_job_state", "state", "claimed_until"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    interview_id: int = Field(foreign_key="interview.id", index=True)
+    attempt: int = Field(default=1)
+    open_key: str | None = Field(default=None, max_length=64)
+    reason_code: str = Field(max_length=32)
+    operator: str = Field(max_length=160)
+    source: str = Field(max_length=32)
+    detail: str = Field(default="", max_length=500)
+    chat: str | None = Field(default=None, max_length=200)
+    # Who is told the outcome in chat when the job finishes after a crash (``platform:user_id``).
+    notify_to: str | None = Field(default=None, max_length=160)
+    state: str = Field(default=JobState.saving.value, max_length=16)
+    save_result: dict[str, Any] = _json(dict)
+    terminate_result: dict[str, Any] = _json(dict)
+    error: str | None = Field(default=None, max_length=1000)
+    claimed_by: str | None = Field(default=None, max_length=200)
+    claimed_until: datetime | None = _dt(default=None)
+    resumed: bool = Field(default=False)
+    created_at: datetime = _dt()
+    updated_at: datetime = _dt()
+    finished_at: datetime | None = _dt(default=None)

@@ -7,11 +7,13 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import (
+    OPEN_JOB_STATES,
     AuditEvent,
     Candidate,
     DailySummary,
@@ -30,6 +32,7 @@ from storage.models import (
     Reminder,
     ReminderState,
     SharedToken,
+    TerminationJob,
     Todo,
 )
 
@@ -83,6 +86,21 @@ def audit(
     event = AuditEvent(at=at, actor=actor, action=action, interview_id=interview_id, chat=chat, detail=detail or {})
     session.add(event)
     return event
+
+
+async def insert_or_nothing(
+    session: AsyncSession, model: type[SQLModel], values: dict[str, Any], *, conflict: Sequence[str]
+) -> bool:
+    """``INSERT … ON CONFLICT (conflict) DO NOTHING`` (SQLite or PostgreSQL); True if a row was added.
+
+    A concurrent insert of the same key waits for the other transaction and then does nothing,
+    instead of failing the whole transaction on the unique constraint.
+    """
+    bind = session.get_bind()
+    dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(model).values(**values).on_conflict_do_nothing(index_elements=list(conflict))
+    result = await session.exec(stmt)
+    return bool(result.rowcount == 1)
 
 
 # --- people ---------------------------------------------------------------
@@ -144,6 +162,15 @@ async def get_interview(session: AsyncSession, *, platform_id: str) -> Interview
     return (await session.exec(select(Interview).where(Interview.platform_id == platform_id))).first()
 
 
+async def lock_interview(session: AsyncSession, *, platform_id: str) -> Interview | None:
+    """The interview, locked for this transaction on PostgreSQL (SELECT … FOR UPDATE).
+
+    SQLite needs no row lock: a transaction that has written holds the database's write lock.
+    """
+    stmt = select(Interview).where(Interview.platform_id == platform_id).with_for_update()
+    return (await session.exec(stmt.execution_options(populate_existing=True))).first()
+
+
 async def get_interview_by_pk(session: AsyncSession, *, interview_id: int) -> Interview | None:
     return await session.get(Interview, interview_id)
 
@@ -177,7 +204,10 @@ async def find_candidate(
 async def claim_termination(
     session: AsyncSession, *, interview_id: int, operator: str, now: datetime, stale_before: datetime
 ) -> bool:
-    """Mark an open interview as being terminated by ``operator``. True if this caller won."""
+    """Mark an open interview as being terminated by ``operator``. True if this caller won.
+
+    Not committed: the caller commits it together with the termination job row.
+    """
     stmt = (
         update(Interview)
         .where(
@@ -188,18 +218,74 @@ async def claim_termination(
         .values(terminating_by=operator, terminating_since=now)
     )
     result = await session.exec(stmt)
-    await session.commit()
     return bool(result.rowcount == 1)
 
 
 async def release_termination(session: AsyncSession, *, interview_id: int, operator: str) -> None:
+    """Clear the claim (not committed: the caller commits it with the job's failure)."""
     stmt = (
         update(Interview)
         .where(col(Interview.id) == interview_id, col(Interview.terminating_by) == operator)
         .values(terminating_by=None, terminating_since=None)
     )
     await session.exec(stmt)
+
+
+# --- termination jobs -------------------------------------------------------
+
+
+async def open_termination_jobs(session: AsyncSession, *, limit: int) -> Sequence[TerminationJob]:
+    """Unfinished jobs, oldest first (the caller decides which of them it may take over)."""
+    stmt = (
+        select(TerminationJob)
+        .where(col(TerminationJob.state).in_(OPEN_JOB_STATES))
+        .order_by(col(TerminationJob.id))
+        .limit(limit)
+    )
+    return (await session.exec(stmt)).all()
+
+
+async def take_over_job(
+    session: AsyncSession, *, job_id: int, previous: str | None, claimed_by: str, until: datetime, now: datetime
+) -> bool:
+    """Move a job's claim from ``previous`` to ``claimed_by``; True if this caller won."""
+    owner = col(TerminationJob.claimed_by)
+    stmt = (
+        update(TerminationJob)
+        .where(
+            col(TerminationJob.id) == job_id,
+            col(TerminationJob.state).in_(OPEN_JOB_STATES),
+            owner.is_(None) if previous is None else owner == previous,
+        )
+        .values(claimed_by=claimed_by, claimed_until=until, resumed=True, updated_at=now)
+    )
+    result = await session.exec(stmt)
     await session.commit()
+    return bool(result.rowcount == 1)
+
+
+async def advance_job(
+    session: AsyncSession,
+    *,
+    job_id: int,
+    claimed_by: str,
+    from_state: str,
+    until: datetime,
+    now: datetime,
+    **values: Any,
+) -> bool:
+    """Record a step's result, only while this caller holds the claim (not committed)."""
+    stmt = (
+        update(TerminationJob)
+        .where(
+            col(TerminationJob.id) == job_id,
+            col(TerminationJob.claimed_by) == claimed_by,
+            col(TerminationJob.state) == from_state,
+        )
+        .values(claimed_until=until, updated_at=now, **values)
+    )
+    result = await session.exec(stmt)
+    return bool(result.rowcount == 1)
 
 
 async def get_exit(session: AsyncSession, *, interview_id: int) -> ExitRecord | None:

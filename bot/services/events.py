@@ -89,46 +89,75 @@ class HelpRequested(BaseModel):
 OPEN = (InterviewStatus.scheduled.value, InterviewStatus.in_progress.value)
 
 
+# Attempts of one event's transaction when a concurrent one breaks a unique key (nothing is lost).
+APPLY_ATTEMPTS = 3
+
+
 async def apply_event(core: Core, event: PlatformEventIn) -> bool:
-    """Apply one event. False when this event_id was applied before (nothing changes)."""
+    """Apply one event. False when this event_id was applied before (nothing changes).
+
+    Safe under concurrency: the event row is inserted first with insert-or-nothing, so a second
+    delivery of the same event_id waits for the first and then is a duplicate; a new interview is
+    inserted the same way, and the interview row is locked while its progress is rewritten, so
+    concurrent events for one interview are applied one after the other and none is lost.
+    """
     # Validate the typed data before touching the database, so bad input changes nothing.
     answer = AnswerSaved.model_validate(event.data) if event.type is EventType.answer_saved else None
     help_req = HelpRequested.model_validate(event.data) if event.type is EventType.help_requested else None
+    for attempt in range(1, APPLY_ATTEMPTS + 1):
+        try:
+            applied = await _apply_once(core, event, answer, help_req)
+        except IntegrityError as exc:  # a concurrent transaction won a unique key: apply again on top of it
+            if attempt == APPLY_ATTEMPTS:
+                raise
+            log.info("event %s met a concurrent write, applying again: %s", event.event_id, exc.orig)
+            continue
+        if applied:
+            core.wake_outbox()
+        return applied
+    raise AssertionError("unreachable")
+
+
+async def _apply_once(
+    core: Core, event: PlatformEventIn, answer: AnswerSaved | None, help_req: HelpRequested | None
+) -> bool:
     now = core.clock.now()
     async with core.sessions() as session:
-        if await repo.platform_event_seen(session, event_id=event.event_id):
+        first = await repo.insert_or_nothing(
+            session,
+            PlatformEvent,
+            {
+                "event_id": event.event_id,
+                "type": event.type.value,
+                "interview_platform_id": event.interview.id,
+                "occurred_at": event.occurred_at,
+                "received_at": now,
+                "payload": event.model_dump(mode="json"),
+            },
+            conflict=["event_id"],
+        )
+        if not first:
+            await session.rollback()
             return False
         interview, candidate = await _upsert(session, event.interview, now)
         await _apply(session, core, event, interview, candidate, now, answer, help_req)
         if event.type in (EventType.scheduled, EventType.started):  # plan, move or add reminders
             await reminders.sync_reminders(session, core, interview, now)
-        session.add(
-            PlatformEvent(
-                event_id=event.event_id,
-                type=event.type.value,
-                interview_platform_id=event.interview.id,
-                occurred_at=event.occurred_at,
-                received_at=now,
-                payload=event.model_dump(mode="json"),
-            )
-        )
-        try:
-            await session.commit()
-        except IntegrityError:  # the same event delivered twice at once
-            await session.rollback()
-            return False
-    core.wake_outbox()
+        await session.commit()
     return True
 
 
 async def _upsert(session: AsyncSession, data: InterviewIn, now: datetime) -> tuple[Interview, Candidate]:
-    interview = await repo.get_interview(session, platform_id=data.id)
+    """The interview (locked for this transaction) and its candidate, created on first sight."""
+    interview = await repo.lock_interview(session, platform_id=data.id)
+    candidate: Candidate | None = None
     if interview is None:
         candidate = await repo.find_candidate(
             session, name=data.candidate.name, mobile=data.candidate.mobile, email=data.candidate.email
         )
+        created = None
         if candidate is None:
-            candidate = Candidate(
+            candidate = created = Candidate(
                 name=data.candidate.name,
                 mobile=data.candidate.mobile,
                 email=data.candidate.email,
@@ -138,9 +167,18 @@ async def _upsert(session: AsyncSession, data: InterviewIn, now: datetime) -> tu
             session.add(candidate)
             await session.flush()
         assert candidate.id is not None
-        interview = Interview(platform_id=data.id, candidate_id=candidate.id, created_at=now, updated_at=now)
-        session.add(interview)
-    else:
+        row = Interview(platform_id=data.id, candidate_id=candidate.id, created_at=now, updated_at=now)
+        if not await repo.insert_or_nothing(
+            session, Interview, row.model_dump(exclude={"id"}), conflict=["platform_id"]
+        ):
+            # A concurrent event created it first; its candidate is the one.
+            if created is not None:
+                await session.delete(created)
+                await session.flush()
+            candidate = None
+        interview = await repo.lock_interview(session, platform_id=data.id)
+        assert interview is not None
+    if candidate is None or candidate.id != interview.candidate_id:
         found = await repo.get_candidate(session, candidate_id=interview.candidate_id)
         assert found is not None
         candidate = found

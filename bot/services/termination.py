@@ -1,32 +1,54 @@
-"""The one termination procedure, whatever triggered it (admin API, chat, candidate, timeout).
+"""The one termination procedure, whatever triggered it (admin API, chat, candidate, timeout, help).
 
-1. claim the interview (conditional update: of two operators at once, one wins);
-2. save the candidate's progress on the platform, then terminate it there; on failure
-   release the claim and say why, changing nothing else;
-3. in one transaction: status, exit record with the saved progress, pipeline status,
-   HR to-do, candidate notice, HR chat notice, audit event.
+It is a durable job (``termination_job``), so a crash at any moment neither drops nor half-does it:
+
+1. claim the interview and commit the job row (the intent: operator, source, reason, detail,
+   who to tell) in one transaction, before any outside call; of two operators at once, one wins;
+2. save the candidate's progress on the platform (``Idempotency-Key: save-<job id>``) and
+   record the answer; then terminate it there (``terminate-<job id>``) and record that; a platform
+   that says it is already terminated counts as done; on a failure the job fails, the claim is
+   released and the caller is told why, nothing else changes;
+3. in one transaction: status, exit record with the saved progress, pipeline status, HR to-do,
+   candidate notice, HR chat notice, audit event, and the job marked done.
+
+The caller runs the job at once and gets its answer in the same request. A job left unfinished by a
+crash is resumed by ``sweep.terminations`` (at start-up and every BOT_SWEEP_INTERVAL_SECONDS) from
+the step it reached, as soon as its claim expires or its process on this host is gone; the same
+idempotency keys go to the platform again, and the person who asked is told the outcome in chat.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.platform_client import PlatformError
+from bot.platform_client import ALREADY_TERMINATED, PlatformError
 from bot.services import notices, people
+from bot.services.claims import CLAIM_FOR, end_run, owner_gone, run_token
 from bot.services.context import Core
 from bot.services.errors import ServiceError
 from bot.services.reasons import match_reason, shown_detail
 from storage import repo
-from storage.models import Candidate, ExitReason, ExitRecord, Interview, InterviewStatus, Notice, Todo
+from storage.models import (
+    Candidate,
+    ExitReason,
+    ExitRecord,
+    Interview,
+    InterviewStatus,
+    JobState,
+    Notice,
+    TerminationJob,
+    Todo,
+)
 
 log = logging.getLogger(__name__)
 
-# A claim older than this is from a crashed process and may be taken over.
+# An interview claim older than this without an open job (left by an older version) may be taken over.
 CLAIM_STALE_AFTER = timedelta(minutes=2)
 
 
@@ -111,7 +133,30 @@ async def terminate(
     detail: str = "",
     chat: str | None = None,
 ) -> TerminationResult:
+    """Terminate now; ``chat`` (the audit chat) also means ``operator`` is told in chat if a crash
+    makes the job finish later."""
     reason = await resolve_reason(core, reason_text)
+    token = run_token()
+    try:
+        job_id = await _open_job(core, platform_id, reason, operator, source, detail, chat, token)
+        result = await _run(core, job_id, token)
+    finally:
+        end_run(token)
+    log.info("interview %s terminated by %s (%s, %s)", platform_id, operator, reason.code, source)
+    return result
+
+
+async def _open_job(
+    core: Core,
+    platform_id: str,
+    reason: ExitReason,
+    operator: str,
+    source: str,
+    detail: str,
+    chat: str | None,
+    token: str,
+) -> int:
+    """Claim the interview and commit the job in one transaction; the job id, or a refusal."""
     now = core.clock.now()
     async with core.sessions() as session:
         interview = await repo.get_interview(session, platform_id=platform_id)
@@ -122,74 +167,241 @@ async def terminate(
         won = await repo.claim_termination(
             session, interview_id=interview_id, operator=operator, now=now, stale_before=now - CLAIM_STALE_AFTER
         )
+        job = TerminationJob(
+            interview_id=interview_id,
+            attempt=interview.attempt,
+            open_key=f"{interview_id}:{interview.attempt}",
+            reason_code=reason.code,
+            operator=operator,
+            source=source,
+            detail=detail[:500],
+            chat=chat,
+            notify_to=operator if chat else None,
+            claimed_by=token,
+            claimed_until=now + CLAIM_FOR,
+            created_at=now,
+            updated_at=now,
+        )
+        if won:
+            session.add(job)
+            try:
+                await session.commit()
+            except IntegrityError:  # an unfinished job holds this interview (it will be resumed)
+                await session.rollback()
+                won = False
     if not won:
         raise await _refusal_for(core, interview_id)
+    assert job.id is not None
+    return job.id
 
+
+async def sweep_terminations(core: Core, *, limit: int = 50) -> int:
+    """Resume jobs a crashed process left unfinished; returns how many completed now."""
+    now = core.clock.now()
+    async with core.sessions() as session:
+        jobs = await repo.open_termination_jobs(session, limit=limit)
+    completed = 0
+    for job in jobs:
+        expired = job.claimed_until is None or job.claimed_until < now
+        if not (expired or owner_gone(job.claimed_by)):
+            continue  # its process is still working on it
+        assert job.id is not None
+        token = run_token()
+        try:
+            async with core.sessions() as session:
+                won = await repo.take_over_job(
+                    session, job_id=job.id, previous=job.claimed_by, claimed_by=token, until=now + CLAIM_FOR, now=now
+                )
+            if not won:
+                continue  # another replica took it
+            log.info("resuming termination job %s at %s (was claimed by %s)", job.id, job.state, job.claimed_by)
+            try:
+                await _run(core, job.id, token)
+                completed += 1
+            except TerminationError as exc:
+                log.warning("resumed termination job %s did not complete: %s (%s)", job.id, exc.code, exc.message)
+        finally:
+            end_run(token)
+    return completed
+
+
+async def _run(core: Core, job_id: int, token: str) -> TerminationResult:
+    """Take the job from the step it reached to the end (or to a recorded failure)."""
+    async with core.sessions() as session:
+        job = await session.get(TerminationJob, job_id)
+        assert job is not None
+        interview = await repo.get_interview_by_pk(session, interview_id=job.interview_id)
+        assert interview is not None
+        reasons = {r.code: r for r in await repo.list_reasons(session, active_only=False)}
+    reason = reasons[job.reason_code]
+    platform_id = interview.platform_id
+    state = job.state
     try:
-        snapshot = await _save_and_stop(core, interview, reason, operator)
-    except TerminationError as exc:
-        async with core.sessions() as session:
-            await repo.release_termination(session, interview_id=interview_id, operator=operator)
-            repo.audit(
-                session,
-                at=core.clock.now(),
-                actor=operator,
-                action="interview.terminate_failed",
-                interview_id=interview_id,
-                chat=chat,
-                detail={"reason": reason.name, "error": exc.message, "source": source},
-            )
-            await session.commit()
+        if state == JobState.saving.value:
+            saved: dict[str, Any] = {}
+            if core.platform is not None:
+                try:
+                    saved = await core.platform.save_progress(platform_id, idempotency_key=f"save-{job_id}")
+                except PlatformError as exc:
+                    raise SaveFailed(f"{exc.message},未终止面试,请稍后重试") from exc
+            # A platform that has terminated the interview already has nothing left to terminate.
+            after = JobState.finishing.value if saved.pop(ALREADY_TERMINATED, False) else JobState.terminating.value
+            if core.platform is None:
+                after = JobState.finishing.value
+            # What the save established, as it goes into the exit record's progress snapshot.
+            outcome: dict[str, Any] = {"saved_by": "bot" if core.platform is None else "platform"}
+            if saved:
+                outcome["platform"] = saved
+            values: dict[str, Any] = {"save_result": outcome}
+            if after == JobState.finishing.value and core.platform is not None:
+                values["terminate_result"] = saved
+            await _step(core, job, token, state, after, **values)
+            state = after
+        if state == JobState.terminating.value:
+            answer: dict[str, Any] = {}
+            if core.platform is not None:
+                try:
+                    answer = await core.platform.terminate(
+                        platform_id,
+                        reason_code=reason.code,
+                        reason=reason.name,
+                        operator=job.operator,
+                        idempotency_key=f"terminate-{job_id}",
+                    )
+                except PlatformError as exc:
+                    raise PlatformTerminateFailed(f"作答已保存,但{exc.message},面试仍在进行,请稍后重试") from exc
+                answer.pop(ALREADY_TERMINATED, None)
+            await _step(core, job, token, state, JobState.finishing.value, terminate_result=answer)
+            state = JobState.finishing.value
+    except (SaveFailed, PlatformTerminateFailed) as exc:
+        await _fail(core, job, token, state, exc, candidate_of=interview)
         raise
-
     try:
-        result = await _commit(core, interview_id, reason, operator, source, detail, chat, snapshot)
+        result = await _commit(core, job, reason, token)
     except IntegrityError as exc:  # an exit record exists: someone else finished first
         log.warning("termination of %s lost a race: %s", platform_id, exc)
-        raise await _refusal_for(core, interview_id) from exc
+        async with core.sessions() as session:
+            now = core.clock.now()
+            await repo.advance_job(
+                session,
+                job_id=job_id,
+                claimed_by=token,
+                from_state=JobState.finishing.value,
+                until=now,
+                now=now,
+                state=JobState.done.value,
+                open_key=None,
+                finished_at=now,
+                error="exit record existed",
+            )
+            await session.commit()
+        raise await _refusal_for(core, job.interview_id) from exc
     core.wake_outbox()
-    log.info("interview %s terminated by %s (%s, %s)", platform_id, operator, reason.code, source)
     return result
 
 
-async def _save_and_stop(core: Core, interview: Interview, reason: ExitReason, operator: str) -> dict[str, Any]:
-    """Save first; only if that worked, stop the interview on the platform."""
-    snapshot: dict[str, Any] = {"answered": list(interview.progress.get("answered", []))}
-    if core.platform is None:
-        snapshot["saved_by"] = "bot"
-        return snapshot
-    try:
-        saved = await core.platform.save_progress(interview.platform_id)
-    except PlatformError as exc:
-        raise SaveFailed(f"{exc.message},未终止面试,请稍后重试") from exc
-    snapshot["saved_by"] = "platform"
-    if saved:
-        snapshot["platform"] = saved
-    try:
-        await core.platform.terminate(
-            interview.platform_id, reason_code=reason.code, reason=reason.name, operator=operator
-        )
-    except PlatformError as exc:
-        raise PlatformTerminateFailed(f"作答已保存,但{exc.message},面试仍在进行,请稍后重试") from exc
-    return snapshot
-
-
-async def _commit(
-    core: Core,
-    interview_id: int,
-    reason: ExitReason,
-    operator: str,
-    source: str,
-    detail: str,
-    chat: str | None,
-    snapshot: dict[str, Any],
-) -> TerminationResult:
+async def _step(core: Core, job: TerminationJob, token: str, from_state: str, to_state: str, **values: Any) -> None:
+    """Commit one step's result; a run that lost its claim stops here."""
+    assert job.id is not None
     now = core.clock.now()
     async with core.sessions() as session:
+        ok = await repo.advance_job(
+            session,
+            job_id=job.id,
+            claimed_by=token,
+            from_state=from_state,
+            until=now + CLAIM_FOR,
+            now=now,
+            state=to_state,
+            **values,
+        )
+        await session.commit()
+    if not ok:
+        raise await _refusal_for(core, job.interview_id)
+
+
+async def _fail(
+    core: Core, job: TerminationJob, token: str, state: str, exc: TerminationError, *, candidate_of: Interview
+) -> None:
+    """The platform refused or was unreachable: the job fails, the interview is released."""
+    assert job.id is not None
+    now = core.clock.now()
+    async with core.sessions() as session:
+        ok = await repo.advance_job(
+            session,
+            job_id=job.id,
+            claimed_by=token,
+            from_state=state,
+            until=now,
+            now=now,
+            state=JobState.failed.value,
+            open_key=None,
+            error=exc.message[:1000],
+            finished_at=now,
+        )
+        if not ok:  # another run owns the job now; it will finish or fail it
+            return
+        await repo.release_termination(session, interview_id=job.interview_id, operator=job.operator)
+        repo.audit(
+            session,
+            at=now,
+            actor=job.operator,
+            action="interview.terminate_failed",
+            interview_id=job.interview_id,
+            chat=job.chat,
+            detail={"reason_code": job.reason_code, "error": exc.message, "source": job.source, "job": job.id},
+        )
+        if await _was_resumed(session, job.id):
+            candidate = await repo.get_candidate(session, candidate_id=candidate_of.candidate_id)
+            _tell_outcome(
+                session,
+                core,
+                job,
+                candidate_of,
+                now,
+                ok=False,
+                candidate_name=candidate.name if candidate else "",
+                error=exc.message,
+            )
+        await session.commit()
+    core.wake_outbox()
+
+
+async def _was_resumed(session: AsyncSession, job_id: int) -> bool:
+    job = await session.get(TerminationJob, job_id, populate_existing=True)
+    return bool(job and job.resumed)
+
+
+def _tell_outcome(
+    session: AsyncSession, core: Core, job: TerminationJob, interview: Interview, now: datetime, **context: Any
+) -> None:
+    """The person who asked waited for an answer a crash cut off: tell them in chat how it ended."""
+    notices.notify_staff(
+        session,
+        core,
+        kind="termination_outcome",
+        person_key=job.notify_to,
+        interview=interview,
+        now=now,
+        dedupe_key=f"termination_job:{job.id}",
+        text=core.templates.render("chat/termination_resumed.txt.j2", position=interview.position, **context),
+    )
+
+
+async def _commit(core: Core, job: TerminationJob, reason: ExitReason, token: str) -> TerminationResult:
+    now = core.clock.now()
+    assert job.id is not None
+    interview_id, operator, source, detail, chat = job.interview_id, job.operator, job.source, job.detail, job.chat
+    async with core.sessions() as session:
+        fresh = await session.get(TerminationJob, job.id, populate_existing=True)
+        assert fresh is not None
         interview = await repo.get_interview_by_pk(session, interview_id=interview_id)
         assert interview is not None
         candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
         assert candidate is not None
+        snapshot: dict[str, Any] = {"answered": list(interview.progress.get("answered", [])), **fresh.save_result}
+        if fresh.terminate_result:
+            snapshot["platform_terminate"] = fresh.terminate_result
         previous_status = interview.status
         interview.status = InterviewStatus.terminated.value
         interview.ended_at = now
@@ -261,5 +473,31 @@ async def _commit(
                 "detail": detail,
             },
         )
+        if not await repo.advance_job(
+            session,
+            job_id=job.id,
+            claimed_by=token,
+            from_state=JobState.finishing.value,
+            until=now,
+            now=now,
+            state=JobState.done.value,
+            open_key=None,
+            finished_at=now,
+        ):
+            await session.rollback()
+            raise await _refusal_for(core, interview_id)
+        if fresh.resumed:
+            _tell_outcome(
+                session,
+                core,
+                fresh,
+                interview,
+                now,
+                ok=True,
+                candidate_name=candidate.name,
+                reason=reason.name,
+                outcome=reason.outcome,
+                answered=len(snapshot["answered"]),
+            )
         await session.commit()
         return TerminationResult(interview=interview, candidate=candidate, exit=record, todo=todo, notice=notice)

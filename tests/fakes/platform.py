@@ -1,6 +1,11 @@
 """A fake AI-interview platform on loopback speaking the documented contract.
 
-It checks the bot's signature on every call, like a real platform would.
+It checks the bot's signature on every call, like a real platform would, and honours
+``Idempotency-Key``: a repeated key gets the first answer again and the work is not redone.
+A save or terminate of an interview it has terminated already answers 409 ``{"status": "terminated"}``.
+
+``hang_on`` ("save" or "terminate") makes that call do its work, then never answer: the test
+kills the bot while it waits. Requests to any other path are kept in ``stray``.
 """
 
 from __future__ import annotations
@@ -23,9 +28,20 @@ class FakePlatform:
     save_status: int = 200
     terminate_status: int = 200
     delay: float = 0.0
+    # Body of a successful answer, replacing the default JSON (e.g. "<html>" to test bad answers).
+    raw_answer: str | None = None
+    hang_on: str | None = None
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    # (action, interview id, Idempotency-Key header or None) for every signed call
+    keys: list[tuple[str, str, str | None]] = field(default_factory=list)
+    # interview ids terminated here, in order (each once)
+    terminated: list[str] = field(default_factory=list)
+    stray: list[str] = field(default_factory=list)
     rejected: int = 0
     server: TestServer | None = None
+    hanging: asyncio.Event = field(default_factory=asyncio.Event)
+    _release: asyncio.Event = field(default_factory=asyncio.Event)
+    _answers: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -42,15 +58,38 @@ class FakePlatform:
             return web.json_response({"error": problem}, status=401)
         action = request.match_info["action"]
         interview_id = request.match_info["id"]
+        key = request.headers.get("Idempotency-Key")
         self.calls.append((action, interview_id, json.loads(raw or b"{}")))
+        self.keys.append((action, interview_id, key))
+        if key and key in self._answers:  # a retry of work already done: the same answer, no new effect
+            status, text = self._answers[key]
+            return web.Response(status=status, text=text, content_type="application/json")
         if self.delay:
             await asyncio.sleep(self.delay)
+        status, text = self._work(action, interview_id)
+        if key and status < 500:
+            self._answers[key] = (status, text)
+        if self.hang_on == action:
+            self.hanging.set()
+            await self._release.wait()  # no answer until close(); the bot is killed meanwhile
+        return web.Response(status=status, text=text, content_type="application/json")
+
+    def _work(self, action: str, interview_id: str) -> tuple[int, str]:
         status = self.save_status if action == "save" else self.terminate_status
         if status >= 300:
-            return web.json_response({"error": "unavailable"}, status=status)
+            return status, json.dumps({"error": "unavailable"})
+        if interview_id in self.terminated:
+            return 409, json.dumps({"status": "terminated"})
+        if self.raw_answer is not None:
+            return status, self.raw_answer
         if action == "save":
-            return web.json_response({"saved": True, "answered": 3})
-        return web.json_response({"terminated": True})
+            return status, json.dumps({"saved": True, "answered": 3})
+        self.terminated.append(interview_id)
+        return status, json.dumps({"terminated": True})
+
+    async def _stray(self, request: web.Request) -> web.Response:
+        self.stray.append(request.raw_path)
+        return web.json_response({"ok": True})
 
     def actions(self) -> list[str]:
         return [c[0] for c in self.calls]
@@ -58,10 +97,12 @@ class FakePlatform:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/interviews/{id}/{action:save|terminate}", self._handle)
+        app.router.add_route("*", "/{tail:.*}", self._stray)
         self.server = TestServer(app, host="127.0.0.1")
         await self.server.start_server()
         return str(self.server.make_url("")).rstrip("/")
 
     async def close(self) -> None:
+        self._release.set()
         if self.server:
             await self.server.close()

@@ -1,0 +1,243 @@
+"""kill -9 in the middle of a termination, then a restart: the job resumes from its last step.
+
+A real `python -m bot serve` process takes the HR's 终止面试 / 确认 through the DingTalk HTTP callback
+(fake DingTalk on loopback) and calls a fake platform that does the work but never answers the
+chosen call. The test kills the process there, restarts it and checks the outcome: one exit record,
+one candidate notice, one termination on the platform (the same idempotency keys were sent
+again), and the HR told in chat. The time from restart to the completed termination is printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlmodel import func, select
+
+from bot.clock import FrozenClock
+from storage.db import create_engine, session_maker
+from storage.models import ExitRecord, Interview, JobState, Notice, Person, TerminationJob
+from tests.conftest import PLATFORM_SECRET, event, sign
+from tests.fakes.dingtalk_api import APP_KEY, APP_SECRET, FakeDingTalk, reference_sign
+from tests.fakes.platform import FakePlatform
+from tests.fakes.smtp import SmtpServer, free_port
+
+
+@pytest.fixture
+async def dingtalk() -> AsyncIterator[FakeDingTalk]:
+    fake = FakeDingTalk()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+class Service:
+    """One `python -m bot serve` process at a time on a fixed port."""
+
+    def __init__(self, env: dict[str, str], port: int, logs: Path) -> None:
+        self.env, self.port, self.logs = env, port, logs
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.runs += 1
+        with (self.logs / f"bot{self.runs}.log").open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bot", "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 20
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
+            while True:
+                try:
+                    async with http.get(f"{self.url}/healthz") as resp:
+                        if resp.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                assert self.proc.poll() is None, self.log()
+                assert time.monotonic() < deadline, "service did not start"
+                await asyncio.sleep(0.05)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log(self, run: int | None = None) -> str:
+        return (self.logs / f"bot{run or self.runs}.log").read_text(errors="replace")
+
+
+async def post_event(http: aiohttp.ClientSession, service: Service, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    async with http.post(f"{service.url}/api/platform/events", data=body, headers=sign(body)) as resp:
+        assert resp.status == 200, await resp.text()
+
+
+async def say(http: aiohttp.ClientSession, service: Service, dingtalk: FakeDingTalk, text: str) -> None:
+    """HR hr01 writes to the robot in a 1:1 chat (DingTalk HTTP callback, signed like DingTalk does)."""
+    body = dingtalk.message(text, FrozenClock(datetime.now(UTC)), group=False)
+    ts = str(int(time.time() * 1000))
+    headers = {"timestamp": ts, "sign": reference_sign(APP_SECRET, ts), "Content-Type": "application/json"}
+    async with http.post(f"{service.url}/dingtalk/callback", data=json.dumps(body), headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+
+
+async def until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def db_state(url: str) -> dict[str, Any]:
+    engine = create_engine(url)
+    async with session_maker(engine)() as session:
+        interview = (await session.exec(select(Interview).where(Interview.platform_id == "iv-1"))).one()
+        jobs = (await session.exec(select(TerminationJob))).all()
+        exits = (await session.exec(select(func.count()).select_from(ExitRecord))).one()
+        notices = (await session.exec(select(Notice).where(Notice.kind == "terminated"))).all()
+        outcome = (await session.exec(select(Notice).where(Notice.kind == "termination_outcome"))).all()
+    await engine.dispose()
+    return {
+        "status": interview.status,
+        "terminating_by": interview.terminating_by,
+        "jobs": [(j.state, j.resumed) for j in jobs],
+        "exits": int(exits),
+        "candidate_notices": len(notices),
+        "outcome_notices": len(outcome),
+    }
+
+
+async def seed_hr(url: str) -> None:
+    engine = create_engine(url)
+    async with session_maker(engine)() as session:
+        now = datetime.now(UTC)
+        session.add(Person(platform="dingtalk", user_id="hr01", name="王小姐", role="hr", created_at=now))
+        await session.commit()
+    await engine.dispose()
+
+
+@pytest.mark.parametrize("killed_during", ["save", "terminate"])
+async def test_kill9_during_platform_call_resumes_after_restart(
+    killed_during: str,
+    clean_db: str,
+    fake_platform: FakePlatform,
+    dingtalk: FakeDingTalk,
+    smtp: SmtpServer,
+    tmp_path: Path,
+) -> None:
+    await seed_hr(clean_db)
+    assert fake_platform.server is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_", "PLAT"))}
+    env.update(
+        BOT_DATABASE_URL=clean_db,
+        PLATFORM_WEBHOOK_SECRET=PLATFORM_SECRET,
+        PLATFORM_API_BASE=str(fake_platform.server.make_url("")),
+        DINGTALK_APP_KEY=APP_KEY,
+        DINGTALK_APP_SECRET=APP_SECRET,
+        DINGTALK_API_BASE=dingtalk.base,
+        DINGTALK_OAPI_BASE=dingtalk.base,
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(smtp.port),
+        SMTP_FROM="hr-bot@example.com",
+        BOT_SWEEP_INTERVAL_SECONDS="0.2",
+        BOT_OUTBOX_POLL_SECONDS="0.2",
+        BOT_PORT=str(free_port()),
+    )
+    service = Service(env, int(env["BOT_PORT"]), tmp_path)
+    fake_platform.hang_on = killed_during
+    try:
+        await service.start()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            for kind in ("interview.scheduled", "interview.started"):
+                await post_event(http, service, event(kind, hr=("dingtalk", "hr01")))
+            answer = event("interview.answer_saved", hr=("dingtalk", "hr01"), data={"question_no": 1})
+            await post_event(http, service, answer)
+
+            await say(http, service, dingtalk, "终止面试 张三 候选人放弃")
+
+            async def prompted() -> bool:
+                return len(dingtalk.session_posts) == 1
+
+            await until(prompted, 10, "the confirmation prompt")
+            await say(http, service, dingtalk, "确认")
+            await asyncio.wait_for(fake_platform.hanging.wait(), timeout=10)
+
+        service.kill9()  # the platform did the work; the bot never heard back
+        fake_platform.hang_on = None
+        before = await db_state(clean_db)
+        assert before["status"] == "in_progress" and before["exits"] == 0
+        assert before["jobs"] == [(JobState.saving if killed_during == "save" else JobState.terminating, False)]
+
+        started = time.monotonic()
+        await service.start()
+        healthy = time.monotonic() - started
+
+        async def terminated() -> bool:
+            return (await db_state(clean_db))["status"] == "terminated"
+
+        await until(terminated, 15, "the resumed termination")
+        recovery = time.monotonic() - started
+        print(  # noqa: T201 - the figure for the report, shown with -s
+            f"recovery after kill -9 during {killed_during}: {recovery:.2f} s from restart ({healthy:.2f} s to healthy)"
+        )
+
+        def outcome_texts() -> list[str]:
+            texts = [s["param"]["content"] for s in dingtalk.batch_sends]
+            return [t for t in texts if "你此前发起的终止操作" in t]
+
+        async def hr_told() -> bool:
+            return len(outcome_texts()) == 1 and len(smtp.messages) == 1
+
+        await until(hr_told, 10, "the HR's outcome message and the candidate's email")
+        text = outcome_texts()[0]
+        assert "现已完成" in text and "已终止 张三 的面试" in text and "候选人放弃" in text
+        assert all(s["userIds"] == ["hr01"] for s in dingtalk.batch_sends)
+
+        # Several more sweeps: nothing happens twice.
+        settle = time.monotonic() + 1.0
+        while time.monotonic() < settle:
+            await asyncio.sleep(0.1)
+        after = await db_state(clean_db)
+        assert after == {
+            "status": "terminated",
+            "terminating_by": None,
+            "jobs": [(JobState.done, True)],
+            "exits": 1,
+            "candidate_notices": 1,
+            "outcome_notices": 1,
+        }
+        assert len(smtp.messages) == 1
+        assert fake_platform.terminated == ["iv-1"]  # terminated on the platform once
+        keys = {(action, key) for action, _, key in fake_platform.keys}
+        assert keys == {("save", "save-1"), ("terminate", "terminate-1")}  # retries repeated the same keys
+        assert fake_platform.actions().count("save") == (2 if killed_during == "save" else 1)
+        assert "resuming termination job 1" in service.log()
+        assert "Traceback" not in service.log(), service.log()[-3000:]
+    finally:
+        service.stop()
