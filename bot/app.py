@@ -83,6 +83,10 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
         )
         async with sessions() as session:
             await repo.ensure_default_reasons(session)
+            # Rows an earlier boot of this instance had claimed: that process is gone, resume them now.
+            taken = await repo.take_over_claims(session, instance=core.instance, worker=core.worker_id, now=clock.now())
+        if any(taken.values()):
+            log.warning("taking over claims left by an earlier run of %s: %s", core.instance, taken)
         app[ENGINE], app[HTTP], app[CORE] = engine, http, core
         app[DISPATCHER] = Dispatcher(core, ROUTERS)
         yield

@@ -138,13 +138,16 @@ class Dispatcher:
                 return self.commands[name], name, text[len(name) :].strip()
         return None, word, rest
 
-    async def handle(self, msg: IncomingMessage) -> list[Reply]:
-        replies = await self._handle(msg)
+    async def handle(self, msg: IncomingMessage, *, final: bool = True) -> list[Reply]:
+        """The replies to ``msg``. With ``final=False`` (a try that will be retried) a handler error
+        propagates, so the stored message is processed again instead of being answered with an
+        apology; the last try (``final=True``) answers 抱歉,处理时出错了."""
+        replies = await self._handle(msg, final=final)
         if msg.chat_type == "group":
             replies = [mask_reply(r) for r in replies]
         return replies
 
-    async def _handle(self, msg: IncomingMessage) -> list[Reply]:
+    async def _handle(self, msg: IncomingMessage, *, final: bool) -> list[Reply]:
         text = clean_text(msg.text)
         if not text:
             return []
@@ -177,6 +180,9 @@ class Dispatcher:
         try:
             return await handler(ctx)
         except Exception:
+            if not final:
+                log.warning("handler for %r failed (message %s); it will be retried", ctx.command, msg.msg_id)
+                raise
             log.exception("handler for %r failed (message %s)", ctx.command, msg.msg_id)
             return [Reply("抱歉,处理时出错了,请稍后重试。")]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, update
@@ -234,22 +234,89 @@ async def due_notice_ids(session: AsyncSession, *, now: datetime, channels: Sequ
     return [i for i in (await session.exec(stmt)).all() if i is not None]
 
 
-async def claim_notice(session: AsyncSession, *, notice_id: int, now: datetime, lock_until: datetime) -> bool:
-    """Conditionally take one due notice; only one worker (of any replica) wins."""
+async def claim_notice(
+    session: AsyncSession,
+    *,
+    notice_id: int,
+    now: datetime,
+    lock_until: datetime,
+    worker: str | None = None,
+    first: bool = False,
+) -> bool:
+    """Conditionally take one due notice; only one worker (of any replica) wins. ``first`` also takes
+    a row never tried yet before it is due (an inbound message in its grace period, by its taker)."""
+    due = or_(
+        (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.next_attempt_at) <= now),
+        (col(Notice.status) == NoticeStatus.sending.value) & (col(Notice.locked_until) < now),
+    )
+    if first:
+        due = or_(due, (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.attempts) == 0))
     stmt = (
         update(Notice)
-        .where(
-            col(Notice.id) == notice_id,
-            or_(
-                (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.next_attempt_at) <= now),
-                (col(Notice.status) == NoticeStatus.sending.value) & (col(Notice.locked_until) < now),
-            ),
-        )
-        .values(status=NoticeStatus.sending.value, locked_until=lock_until)
+        .where(col(Notice.id) == notice_id, due)
+        .values(status=NoticeStatus.sending.value, locked_until=lock_until, claimed_by=worker)
     )
     result = await session.exec(stmt)
     await session.commit()
     return bool(result.rowcount == 1)
+
+
+async def take_over_claims(session: AsyncSession, *, instance: str, worker: str, now: datetime) -> dict[str, int]:
+    """At start-up: claims held by an earlier boot of this instance (``<instance>/<boot>``) belong to a
+    process that is gone, so they expire now instead of when their lock runs out. Claims of other
+    instances (replicas that may be alive) are left to expire."""
+    prefix = f"{instance}/"
+    taken: dict[str, int] = {}
+    for name, stmt in (
+        (
+            "notices",
+            update(Notice)
+            .where(
+                col(Notice.status) == NoticeStatus.sending.value,
+                col(Notice.claimed_by).startswith(prefix, autoescape=True),
+                col(Notice.claimed_by) != worker,
+            )
+            .values(locked_until=now - timedelta(seconds=1)),
+        ),
+        (
+            # Inbound messages taken in but not yet processed wait out a grace period for their taker.
+            "inbound",
+            update(Notice)
+            .where(
+                col(Notice.status) == NoticeStatus.pending.value,
+                col(Notice.kind) == "inbound",
+                col(Notice.attempts) == 0,
+                col(Notice.next_attempt_at) > now,
+                col(Notice.claimed_by).startswith(prefix, autoescape=True),
+                col(Notice.claimed_by) != worker,
+            )
+            .values(next_attempt_at=now),
+        ),
+        (
+            "reminders",
+            update(Reminder)
+            .where(
+                col(Reminder.state) == ReminderState.claimed.value,
+                col(Reminder.claimed_by).startswith(prefix, autoescape=True),
+                col(Reminder.claimed_by) != worker,
+            )
+            .values(claimed_until=now - timedelta(seconds=1)),
+        ),
+        (
+            "summaries",
+            update(DailySummary)
+            .where(
+                col(DailySummary.state) == "claimed",
+                col(DailySummary.claimed_by).startswith(prefix, autoescape=True),
+                col(DailySummary.claimed_by) != worker,
+            )
+            .values(claimed_until=now - timedelta(seconds=1)),
+        ),
+    ):
+        result = await session.exec(stmt)
+        taken[name] = int(result.rowcount or 0)
+    await session.commit()
+    return taken
 
 
 async def last_attempt(session: AsyncSession, *, notice_id: int, channel: str) -> NoticeAttempt | None:
