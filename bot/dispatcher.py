@@ -184,7 +184,12 @@ class Dispatcher:
                 log.warning("handler for %r failed (message %s); it will be retried", ctx.command, msg.msg_id)
                 raise
             log.exception("handler for %r failed (message %s)", ctx.command, msg.msg_id)
-            return [Reply("抱歉,处理时出错了,请稍后重试。")]
+            return self.apology()
+
+    @staticmethod
+    def apology() -> list[Reply]:
+        """What the sender is told when their message could not be processed."""
+        return [Reply("抱歉,处理时出错了,请稍后重试。")]
 
     async def _refuse(self, ctx: Context) -> None:
         async with self.core.sessions() as session:

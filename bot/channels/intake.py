@@ -22,6 +22,9 @@ from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
+from bot.channels.base import IncomingMessage, Reply
+from bot.dispatcher import Dispatcher
+from bot.outbox import SendError
 from bot.services.context import Core
 from storage import repo
 from storage.models import InboundMessage, Notice
@@ -42,6 +45,25 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 def final_attempt(row: Notice) -> bool:
     """Whether this processing try of an inbound row is its last one."""
     return row.attempts + 1 >= INBOUND_MAX_ATTEMPTS
+
+
+async def dispatch_stored(
+    dispatcher: Dispatcher, msg: IncomingMessage, row: Notice
+) -> tuple[list[Reply], Exception | None]:
+    """The replies to a stored message. A failure propagates (the row is retried) unless this is
+    the row's last try: then the replies are the apology, and the failure comes back to be raised
+    by ``given_up`` once the apology is queued (the row then goes dead, visible as failed)."""
+    try:
+        return await dispatcher.handle(msg, final=False), None
+    except Exception as exc:
+        if not final_attempt(row):
+            raise
+        log.error("inbound message %s failed on its last try: %s", msg.msg_id, exc)
+        return dispatcher.apology(), exc
+
+
+def given_up(failure: Exception) -> SendError:
+    return SendError(f"处理失败(已重试 {INBOUND_MAX_ATTEMPTS} 次): {type(failure).__name__}: {failure}", permanent=True)
 
 
 class BoundedWork:

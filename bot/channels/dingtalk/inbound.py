@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.channels.base import INBOUND_KIND
 from bot.channels.dingtalk.parse import PLATFORM, ParseError, dedupe_key, message_text, parse_callback
 from bot.channels.dingtalk.sender import CHANNEL
-from bot.channels.intake import INBOUND_GRACE, INBOUND_MAX_ATTEMPTS, BoundedWork, GroupCommit, final_attempt
+from bot.channels.intake import INBOUND_GRACE, INBOUND_MAX_ATTEMPTS, BoundedWork, GroupCommit, dispatch_stored, given_up
 from bot.channels.replies import enqueue_replies
 from bot.dispatcher import Dispatcher
 from bot.outbox import Outbox, SendError
@@ -64,7 +64,7 @@ class InboundSender:
             msg = parse_callback(notice.payload["callback"])
         except (ParseError, KeyError, TypeError, AttributeError) as exc:
             raise SendError(f"无法解析钉钉消息: {exc}", permanent=True) from exc
-        replies = await self._dispatcher.handle(msg, final=final_attempt(notice))
+        replies, failure = await dispatch_stored(self._dispatcher, msg, notice)
         kind = "group" if msg.chat_type == "group" else "user"
         try:
             await enqueue_replies(
@@ -77,6 +77,8 @@ class InboundSender:
             )
         except IntegrityError:
             log.info("replies to DingTalk message %s were queued by an earlier attempt", msg.msg_id)
+        if failure is not None:
+            raise given_up(failure) from failure
         return None
 
 

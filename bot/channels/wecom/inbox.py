@@ -36,7 +36,7 @@ from typing import Any, Literal
 from sqlalchemy.exc import IntegrityError
 
 from bot.channels.base import INBOUND_KIND, IncomingMessage, Reply
-from bot.channels.intake import INBOUND_GRACE, INBOUND_MAX_ATTEMPTS, BoundedWork, GroupCommit, final_attempt
+from bot.channels.intake import INBOUND_GRACE, INBOUND_MAX_ATTEMPTS, BoundedWork, GroupCommit, dispatch_stored, given_up
 from bot.channels.replies import enqueue_replies
 from bot.channels.wecom.parse import Inbound
 from bot.channels.wecom.sender import AIBOT_CHANNEL, APP_CHANNEL, update_card_notice
@@ -135,7 +135,7 @@ class WeComInbox:
 
     async def handle(self, row: Notice) -> None:
         """Dispatch one stored message and queue its replies (and, for card clicks, the card update).
-        A handler error propagates (the row is retried) unless this is the row's last try."""
+        A handler error propagates (the row is retried); its last try answers with the apology."""
         msg = _message_from_payload(row.payload["msg"])
         source: Source = row.payload.get("source", "app")
         card = row.payload.get("card") or {}
@@ -155,7 +155,7 @@ class WeComInbox:
                     await session.commit()
                 except IntegrityError:
                     log.warning("card update for %s was already queued", msg.msg_id)
-        replies = await self.dispatcher.handle(msg, final=final_attempt(row))
+        replies, failure = await dispatch_stored(self.dispatcher, msg, row)
         try:
             if source == "aibot":
                 await enqueue_replies(
@@ -180,6 +180,8 @@ class WeComInbox:
         except IntegrityError:
             log.warning("replies to WeCom message %s were already queued (reprocessed after a crash)", msg.msg_id)
         core.wake_outbox()
+        if failure is not None:
+            raise given_up(failure) from failure
 
 
 class InboxSender:
