@@ -200,12 +200,17 @@ async def platform_event_seen(session: AsyncSession, *, event_id: str) -> bool:
 
 
 async def claim_inbound(session: AsyncSession, *, platform: str, dedupe_key: str, now: datetime) -> bool:
-    """Record an inbound message key. False if it was seen before (a redelivery)."""
+    """Record an inbound message key. False if it was seen before (a redelivery); any other
+    refusal of the database is raised, never taken for a redelivery."""
     session.add(InboundMessage(platform=platform, dedupe_key=dedupe_key, received_at=now))
     try:
         await session.commit()
     except IntegrityError:
         await session.rollback()
+        same = (InboundMessage.platform == platform) & (InboundMessage.dedupe_key == dedupe_key)
+        seen = await session.exec(select(InboundMessage.id).where(same))
+        if seen.first() is None:
+            raise
         return False
     return True
 

@@ -230,7 +230,9 @@ class GroupCommit:
                 await session.commit()
             stored = True
         except Exception as exc:  # noqa: BLE001 - another replica's row, or one row the database refuses
-            log.warning("storing %d %s callbacks together failed (%s); one by one", len(firsts), self.platform, exc)
+            log.warning(
+                "storing %d %s callbacks together failed (%s); one by one", len(firsts), self.platform, _brief(exc)
+            )
             seen, stored = set(), False
         for key, (_, make_row, done) in firsts.items():
             if key in seen:
@@ -242,7 +244,7 @@ class GroupCommit:
                 try:
                     result = await self.store_one(key, make_row)
                 except Exception as exc:  # noqa: BLE001 - refused to that callback alone (its sender retries)
-                    log.warning("storing %s callback %s failed: %s", self.platform, key, exc)
+                    log.warning("storing %s callback %s failed: %s", self.platform, key[:80], _brief(exc))
                     if not done.done():
                         done.set_exception(exc)
                     continue
@@ -251,3 +253,9 @@ class GroupCommit:
         for done in repeats:
             if not done.done():
                 done.set_result(None)
+
+
+def _brief(exc: Exception) -> str:
+    """An error for the log without the SQL parameters (they hold message text)."""
+    orig = getattr(exc, "orig", None) or exc
+    return f"{type(orig).__name__}: {str(orig).splitlines()[0][:200] if str(orig) else ''}"
