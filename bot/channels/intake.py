@@ -8,7 +8,7 @@ under a burst the store-and-ack path gets a database connection at once, and the
 
 A row's processing goes through ``Outbox.deliver``: a processing error leaves the row for a retry
 with backoff (``INBOUND_MAX_ATTEMPTS`` in all); only the last attempt turns a handler error into
-the "抱歉,处理时出错了" reply (see ``final_attempt``), and a row that still fails then is dead,
+the "抱歉,处理时出错了" reply (see ``dispatch_stored``), and a row that still fails then is dead,
 visible in ``GET /api/notices?status=dead&kind=inbound``.
 """
 
@@ -58,12 +58,12 @@ async def dispatch_stored(
     except Exception as exc:
         if not final_attempt(row):
             raise
-        log.error("inbound message %s failed on its last try: %s", msg.msg_id, exc)
+        log.error("inbound message %s failed on its last try: %s", msg.msg_id, _brief(exc))
         return dispatcher.apology(), exc
 
 
 def given_up(failure: Exception) -> SendError:
-    return SendError(f"处理失败(已重试 {INBOUND_MAX_ATTEMPTS} 次): {type(failure).__name__}: {failure}", permanent=True)
+    return SendError(f"处理失败(共尝试 {INBOUND_MAX_ATTEMPTS} 次): {_brief(failure)}", permanent=True)
 
 
 class BoundedWork:
