@@ -83,6 +83,10 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
         )
         async with sessions() as session:
             await repo.ensure_default_reasons(session)
+            # Rows an earlier boot of this instance had claimed: that process is gone, resume them now.
+            taken = await repo.take_over_claims(session, instance=core.instance, worker=core.worker_id, now=clock.now())
+        if any(taken.values()):
+            log.warning("taking over claims left by an earlier run of %s: %s", core.instance, taken)
         app[ENGINE], app[HTTP], app[CORE] = engine, http, core
         app[DISPATCHER] = Dispatcher(core, ROUTERS)
         yield
@@ -126,6 +130,7 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
             await session.exec(delete(InboundMessage).where(col(InboundMessage.received_at) < cutoff))
             await session.commit()
             await repo.purge_processed(session, kind=INBOUND_KIND, before=cutoff)
+            await repo.purge_dingtalk_signs(session, before=cutoff)
 
     scheduler.cron("housekeeping.purge_inbound", purge_inbound, hour=3, minute=17)
     register_jobs(scheduler, core)

@@ -143,15 +143,18 @@ class Dispatcher:
                 return self.commands[name], name, text[len(name) :].strip()
         return None, word, rest
 
-    async def handle(self, msg: IncomingMessage) -> list[Reply]:
+    async def handle(self, msg: IncomingMessage, *, final: bool = True) -> list[Reply]:
+        """The replies to ``msg``. With ``final=False`` (a try that will be retried) a handler error
+        propagates, so the stored message is processed again instead of being answered with an
+        apology; the last try (``final=True``) answers 抱歉,处理时出错了."""
         if msg.chat_type != "group":
-            return await self._handle(msg)
+            return await self._handle(msg, final=final)
         # A group reply hides contact details, and above all those of the candidates it was made from.
         with masking.collecting() as known:
-            replies = await self._handle(msg)
+            replies = await self._handle(msg, final=final)
         return [mask_reply(r, known) for r in replies]
 
-    async def _handle(self, msg: IncomingMessage) -> list[Reply]:
+    async def _handle(self, msg: IncomingMessage, *, final: bool) -> list[Reply]:
         text = clean_text(msg.text)
         if not text and _is_question(msg.text):
             text = "帮助"  # a lone ? or ？ asks for help
@@ -192,8 +195,16 @@ class Dispatcher:
         try:
             return await handler(ctx)
         except Exception:
+            if not final:
+                log.warning("handler for %r failed (message %s); it will be retried", ctx.command, msg.msg_id)
+                raise
             log.exception("handler for %r failed (message %s)", ctx.command, msg.msg_id)
-            return [Reply("抱歉,处理时出错了,请稍后重试。")]
+            return self.apology()
+
+    @staticmethod
+    def apology() -> list[Reply]:
+        """What the sender is told when their message could not be processed."""
+        return [Reply("抱歉,处理时出错了,请稍后重试。")]
 
     async def _refuse(self, ctx: Context) -> None:
         async with self.core.sessions() as session:

@@ -28,7 +28,7 @@ from typing import Protocol
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services.context import Core
-from bot.services.notices import undelivered_todo
+from bot.services.notices import notify_staff, undelivered_todo
 from storage import repo
 from storage.models import AttemptResult, Notice, NoticeAttempt, NoticeStatus
 
@@ -38,6 +38,7 @@ LOCK_SECONDS = 120
 # Channels of candidate notices (payload["plan"]); see Outbox._reroute_unavailable.
 CANDIDATE_CHANNELS = ("kf", "sms", "email")
 UNAVAILABLE_RECHECK = timedelta(minutes=5)
+CHANNEL_NAMES = {"kf": "微信客服", "sms": "短信", "email": "邮件"}
 
 
 class SendError(Exception):
@@ -58,6 +59,12 @@ def is_candidate_notice(notice: Notice) -> bool:
     return notice.payload.get("audience") == "candidate"
 
 
+def records_attempts(notice: Notice) -> bool:
+    """Every message to a person (candidate notices, staff replies and notices) is sent at most once
+    per channel: an attempt row is committed before the call. Inbound work rows are not messages."""
+    return notice.payload.get("audience") != "internal"
+
+
 class Sender(Protocol):
     """Delivers notices of one channel. Returns the provider's message id, if any."""
 
@@ -66,6 +73,11 @@ class Sender(Protocol):
     rate: tuple[int, float] | None
 
     async def send(self, notice: Notice) -> str | None: ...
+
+
+# Optional sender attributes (read with getattr): ``max_attempts`` (tries before giving up, instead
+# of BOT_OUTBOX_MAX_ATTEMPTS) and ``dedupe_seconds`` (the platform drops a repeat of a message sent
+# within this window, so an attempt cut off by a crash may be resent within it).
 
 
 class Pacer:
@@ -144,9 +156,10 @@ class Outbox:
                     notice.next_attempt_at = now + UNAVAILABLE_RECHECK
                 await session.commit()
 
-    async def deliver(self, notice_id: int) -> bool:
-        """Deliver one notice now, beside the polling loop (which it cannot double-send with)."""
-        return bool(await self._deliver(notice_id))
+    async def deliver(self, notice_id: int, *, first: bool = False) -> bool:
+        """Deliver one notice now, beside the polling loop (which it cannot double-send with).
+        ``first``: the first try of a row not yet due (see ``repo.claim_notice``)."""
+        return bool(await self._deliver(notice_id, first=first))
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         poll = self.core.settings.outbox_poll_seconds
@@ -161,11 +174,16 @@ class Outbox:
             for task in pending:
                 task.cancel()
 
-    async def _deliver(self, notice_id: int) -> int:
+    async def _deliver(self, notice_id: int, *, first: bool = False) -> int:
         now = self.core.clock.now()
         async with self.core.sessions() as session:
             won = await repo.claim_notice(
-                session, notice_id=notice_id, now=now, lock_until=now + timedelta(seconds=LOCK_SECONDS)
+                session,
+                notice_id=notice_id,
+                now=now,
+                lock_until=now + timedelta(seconds=LOCK_SECONDS),
+                worker=self.core.worker_id,
+                first=first,
             )
             if not won:
                 return 0
@@ -173,11 +191,12 @@ class Outbox:
             assert notice is not None
             sender = self.senders[notice.channel]
             attempt: NoticeAttempt | None = None
-            if is_candidate_notice(notice):
+            last: NoticeAttempt | None = None
+            if records_attempts(notice):
                 last = await repo.last_attempt(session, notice_id=notice_id, channel=notice.channel)
                 if last is not None and last.result == AttemptResult.started.value:
-                    await self._unknown_outcome(session, notice, last, now)
-                    return 0
+                    if not await self._after_crash(session, notice, last, sender, now):
+                        return 0
             wait = self.pacer.wait_for(notice.destination, sender.rate, now)
             if wait > 0:
                 notice.status = NoticeStatus.pending.value
@@ -185,7 +204,7 @@ class Outbox:
                 notice.locked_until = None
                 await session.commit()
                 return 0
-            if is_candidate_notice(notice):
+            if records_attempts(notice):
                 attempt = NoticeAttempt(
                     notice_id=notice_id,
                     channel=notice.channel,
@@ -195,7 +214,9 @@ class Outbox:
                     started_at=now,
                 )
                 session.add(attempt)
-                await session.commit()  # the unique (notice, channel, seq) row exists before the provider call
+            # The unique (notice, channel, seq) attempt row exists before the provider call, and
+            # no connection is held while the call (or an inbound message's processing) runs.
+            await session.commit()
             try:
                 provider_id = await sender.send(notice)
             except Exception as exc:  # noqa: BLE001 - every failure is recorded on the row
@@ -217,6 +238,21 @@ class Outbox:
             log.info("notice %s sent by %s", notice_id, notice.channel)
             return 1
 
+    async def _after_crash(
+        self, session: AsyncSession, notice: Notice, last: NoticeAttempt, sender: Sender, now: datetime
+    ) -> bool:
+        """The last attempt on this channel was cut off by a crash: maybe delivered. True when it is
+        safe to send again (the platform drops a repeat within its dedupe window)."""
+        window = getattr(sender, "dedupe_seconds", None)
+        if window and not is_candidate_notice(notice) and now - last.started_at < timedelta(seconds=window * 0.9):
+            last.result = AttemptResult.unknown.value
+            last.error = "发送中途进程停止;平台在去重时间内会丢弃重复消息,重发一次"
+            last.finished_at = now
+            log.warning("notice %s: attempt cut off by a crash, resent within the platform's dedupe window", notice.id)
+            return True
+        await self._unknown_outcome(session, notice, last, now)
+        return False
+
     async def _unknown_outcome(self, session: AsyncSession, notice: Notice, last: NoticeAttempt, now: datetime) -> None:
         """A crash left this channel's attempt 'started': maybe sent, so never resend it here."""
         last.result = AttemptResult.unknown.value
@@ -225,9 +261,41 @@ class Outbox:
         notice.locked_until = None
         notice.last_error = f"{notice.channel}: {last.error}"
         log.warning("notice %s: attempt on %s has an unknown outcome, not resending there", notice.id, notice.channel)
-        if not await self._fall_back(session, notice, now):
+        cut_off = notice.channel
+        moved_on = await self._fall_back(session, notice, now)
+        if not moved_on:
             await self._dead(session, notice, now)
+        if is_candidate_notice(notice):
+            await self._tell_hr_cut_off(session, notice, cut_off, moved_on, now)
         await session.commit()
+
+    async def _tell_hr_cut_off(
+        self, session: AsyncSession, notice: Notice, cut_off: str, moved_on: bool, now: datetime
+    ) -> None:
+        """The HR owner hears in chat that a candidate notice may not have arrived on ``cut_off``."""
+        if notice.interview_id is None:
+            return
+        interview = await repo.get_interview_by_pk(session, interview_id=notice.interview_id)
+        if interview is None:
+            return
+        candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
+        text = self.core.templates.render(
+            "chat/notice_cut_off.txt.j2",
+            candidate_name=candidate.name if candidate else "",
+            subject=notice.subject or notice.kind,
+            cut_off=CHANNEL_NAMES.get(cut_off, cut_off),
+            next_channel=CHANNEL_NAMES.get(notice.channel, notice.channel) if moved_on else "",
+        )
+        notify_staff(
+            session,
+            self.core,
+            kind="notice_cut_off",
+            person_key=interview.hr_key,
+            interview=interview,
+            now=now,
+            text=text,
+            dedupe_key=f"notice-cut-off:{notice.id}:{cut_off}",
+        )
 
     def _next_in_plan(self, notice: Notice) -> tuple[str, str] | None:
         plan = [(str(c), str(r)) for c, r in notice.payload.get("plan") or []]
@@ -271,7 +339,9 @@ class Outbox:
         notice.last_error = f"{type(exc).__name__}: {exc}"[:1000]
         notice.locked_until = None
         permanent = isinstance(exc, SendError) and exc.permanent
-        gives_up = permanent or notice.attempts >= self.core.settings.outbox_max_attempts
+        sender = self.senders.get(notice.channel)
+        max_attempts = getattr(sender, "max_attempts", None) or self.core.settings.outbox_max_attempts
+        gives_up = permanent or notice.attempts >= max_attempts
         if attempt is not None:
             attempt.result = (AttemptResult.rejected if gives_up else AttemptResult.failed).value
             attempt.error = notice.last_error

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     timezone: str = Field("Asia/Shanghai", validation_alias="BOT_TIMEZONE")
     admin_token: SecretStr | None = Field(None, validation_alias="BOT_ADMIN_TOKEN")
     max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias="BOT_MAX_BODY_BYTES")
+    # This replica's stable name (claims are "<instance>/<boot id>"); default "<hostname>:<port>".
+    instance_id: str | None = Field(None, min_length=1, max_length=100, validation_alias="BOT_INSTANCE_ID")
 
     platform_webhook_secret: SecretStr | None = Field(None, validation_alias="PLATFORM_WEBHOOK_SECRET")
     platform_api_base: str | None = Field(None, validation_alias="PLATFORM_API_BASE")

@@ -203,6 +203,8 @@ class Notice(SQLModel, table=True):
     attempts: int = Field(default=0)
     next_attempt_at: datetime = _dt()
     locked_until: datetime | None = _dt(default=None)
+    # The process (``instance/boot``, bot.services.claims) holding or last holding the row.
+    claimed_by: str | None = Field(default=None, max_length=160)
     last_error: str | None = Field(default=None, max_length=1000)
     provider_id: str | None = Field(default=None, max_length=200)
     created_at: datetime = _dt()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, update
@@ -321,29 +321,36 @@ async def platform_event_seen(session: AsyncSession, *, event_id: str) -> bool:
 
 
 async def claim_inbound(session: AsyncSession, *, platform: str, dedupe_key: str, now: datetime) -> bool:
-    """Record an inbound message key. False if it was seen before (a redelivery)."""
+    """Record an inbound message key. False if it was seen before (a redelivery); any other
+    refusal of the database is raised, never taken for a redelivery."""
     session.add(InboundMessage(platform=platform, dedupe_key=dedupe_key, received_at=now))
     try:
         await session.commit()
     except IntegrityError:
         await session.rollback()
+        same = (InboundMessage.platform == platform) & (InboundMessage.dedupe_key == dedupe_key)
+        seen = await session.exec(select(InboundMessage.id).where(same))
+        if seen.first() is None:
+            raise
         return False
     return True
 
 
-async def claim_dingtalk_sign(
-    session: AsyncSession, *, sign: str, msg_id: str, now: datetime, forget_before: datetime
-) -> bool:
-    """Bind ``sign`` to ``msg_id``. True if it is new or already bound to this ``msg_id``."""
-    await session.exec(delete(DingTalkSign).where(col(DingTalkSign.seen_at) < forget_before))
-    session.add(DingTalkSign(sign=sign, msg_id=msg_id, seen_at=now))
-    try:
-        await session.commit()
-        return True
-    except IntegrityError:
-        await session.rollback()
+async def dingtalk_sign_owner(session: AsyncSession, *, sign: str) -> str | None:
+    """The msgId a DingTalk sign was first accepted for, or None if it is new.
+
+    A sign covers a timestamp, so an old row can never match a fresh request: old rows are only
+    clutter, removed by the daily housekeeping (``purge_dingtalk_signs``), not on the ack path.
+    The binding itself is stored with the callback, in the intake's transaction.
+    """
     bound = await session.get(DingTalkSign, sign)
-    return bound is not None and bound.msg_id == msg_id
+    return bound.msg_id if bound is not None else None
+
+
+async def purge_dingtalk_signs(session: AsyncSession, *, before: datetime) -> None:
+    """Forget signs seen before ``before`` (commits)."""
+    await session.exec(delete(DingTalkSign).where(col(DingTalkSign.seen_at) < before))
+    await session.commit()
 
 
 # --- outbox -----------------------------------------------------------------
@@ -395,22 +402,89 @@ async def due_notice_ids(session: AsyncSession, *, now: datetime, channels: Sequ
     return [i for i in (await session.exec(stmt)).all() if i is not None]
 
 
-async def claim_notice(session: AsyncSession, *, notice_id: int, now: datetime, lock_until: datetime) -> bool:
-    """Conditionally take one due notice; only one worker (of any replica) wins."""
+async def claim_notice(
+    session: AsyncSession,
+    *,
+    notice_id: int,
+    now: datetime,
+    lock_until: datetime,
+    worker: str | None = None,
+    first: bool = False,
+) -> bool:
+    """Conditionally take one due notice; only one worker (of any replica) wins. ``first`` also takes
+    a row never tried yet before it is due (an inbound message in its grace period, by its taker)."""
+    due = or_(
+        (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.next_attempt_at) <= now),
+        (col(Notice.status) == NoticeStatus.sending.value) & (col(Notice.locked_until) < now),
+    )
+    if first:
+        due = or_(due, (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.attempts) == 0))
     stmt = (
         update(Notice)
-        .where(
-            col(Notice.id) == notice_id,
-            or_(
-                (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.next_attempt_at) <= now),
-                (col(Notice.status) == NoticeStatus.sending.value) & (col(Notice.locked_until) < now),
-            ),
-        )
-        .values(status=NoticeStatus.sending.value, locked_until=lock_until)
+        .where(col(Notice.id) == notice_id, due)
+        .values(status=NoticeStatus.sending.value, locked_until=lock_until, claimed_by=worker)
     )
     result = await session.exec(stmt)
     await session.commit()
     return bool(result.rowcount == 1)
+
+
+async def take_over_claims(session: AsyncSession, *, instance: str, worker: str, now: datetime) -> dict[str, int]:
+    """At start-up: claims held by an earlier boot of this instance (``<instance>/<boot>``) belong to a
+    process that is gone, so they expire now instead of when their lock runs out. Claims of other
+    instances (replicas that may be alive) are left to expire."""
+    prefix = f"{instance}/"
+    taken: dict[str, int] = {}
+    for name, stmt in (
+        (
+            "notices",
+            update(Notice)
+            .where(
+                col(Notice.status) == NoticeStatus.sending.value,
+                col(Notice.claimed_by).startswith(prefix, autoescape=True),
+                col(Notice.claimed_by) != worker,
+            )
+            .values(locked_until=now - timedelta(seconds=1)),
+        ),
+        (
+            # Inbound messages taken in but not yet processed wait out a grace period for their taker.
+            "inbound",
+            update(Notice)
+            .where(
+                col(Notice.status) == NoticeStatus.pending.value,
+                col(Notice.kind) == "inbound",
+                col(Notice.attempts) == 0,
+                col(Notice.next_attempt_at) > now,
+                col(Notice.claimed_by).startswith(prefix, autoescape=True),
+                col(Notice.claimed_by) != worker,
+            )
+            .values(next_attempt_at=now),
+        ),
+        (
+            "reminders",
+            update(Reminder)
+            .where(
+                col(Reminder.state) == ReminderState.claimed.value,
+                col(Reminder.claimed_by).startswith(prefix, autoescape=True),
+                col(Reminder.claimed_by) != worker,
+            )
+            .values(claimed_until=now - timedelta(seconds=1)),
+        ),
+        (
+            "summaries",
+            update(DailySummary)
+            .where(
+                col(DailySummary.state) == "claimed",
+                col(DailySummary.claimed_by).startswith(prefix, autoescape=True),
+                col(DailySummary.claimed_by) != worker,
+            )
+            .values(claimed_until=now - timedelta(seconds=1)),
+        ),
+    ):
+        result = await session.exec(stmt)
+        taken[name] = int(result.rowcount or 0)
+    await session.commit()
+    return taken
 
 
 async def last_attempt(session: AsyncSession, *, notice_id: int, channel: str) -> NoticeAttempt | None:

@@ -28,6 +28,7 @@ from bot.settings import Settings
 from storage.db import create_engine, migrate
 from tests.fakes.platform import FakePlatform
 from tests.fakes.smtp import SmtpServer
+from tests.faults import Faults
 
 ADMIN_TOKEN = "test-admin-token"
 PLATFORM_SECRET = "test-platform-secret"
@@ -192,3 +193,15 @@ def _collect_garbage_after_test() -> Iterator[None]:
     test that leaked it, not by whichever later test happens to trigger the collection."""
     yield
     gc.collect()
+
+
+@pytest.fixture
+async def faults(clean_db: str) -> AsyncIterator[Faults]:
+    """Database faults injected by triggers in the real test database (tests/faults.py)."""
+    engine = create_engine(clean_db)
+    injected = Faults(engine)
+    try:
+        yield injected
+    finally:
+        await injected.remove()
+        await engine.dispose()

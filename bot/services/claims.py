@@ -6,6 +6,7 @@ import functools
 import os
 import secrets
 import socket
+import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,8 +15,23 @@ CLAIM_FOR = timedelta(minutes=2)
 
 @functools.cache
 def worker_id() -> str:
-    """This process, as written into ``claimed_by`` columns."""
+    """This process as ``host:pid``: the owner part of termination-job run tokens (see owner_gone)."""
     return f"{socket.gethostname()}:{os.getpid()}"[:160]
+
+
+def instance_name(instance_id: str | None, port: int) -> str:
+    """This replica's stable name (BOT_INSTANCE_ID, else ``<hostname>:<port>``): the same across restarts."""
+    return (instance_id or f"{socket.gethostname()}:{port}")[:100]
+
+
+def new_worker_id(instance: str) -> str:
+    """This process, as written into ``claimed_by`` columns: ``<instance>/<boot id>``, new at every start.
+
+    At start-up, rows claimed by an earlier boot of the same instance are taken over at once
+    (``storage.repo.take_over_claims``): that process is gone. Another instance's claims may
+    belong to a live replica, so they are taken over only when they expire.
+    """
+    return f"{instance}/{uuid.uuid4().hex}"
 
 
 # Claim tokens of the runs in progress in this process (see run_token / owner_gone).

@@ -25,7 +25,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import notices
-from bot.services.claims import CLAIM_FOR, local_text, worker_id
+from bot.services.claims import CLAIM_FOR, local_text
 from bot.services.context import Core
 from storage import repo
 from storage.models import Interview, InterviewStatus, Reminder, ReminderKind, ReminderState
@@ -80,7 +80,7 @@ async def sync_reminders(session: AsyncSession, core: Core, interview: Interview
 async def sweep_reminders(core: Core, *, limit: int = 200) -> int:
     """Send the reminders that are due; returns how many notices were queued."""
     now = core.clock.now()
-    worker = worker_id()
+    worker = core.worker_id
     async with core.sessions() as session:
         ids = await repo.due_reminder_ids(session, now=now, limit=limit)
     queued = 0

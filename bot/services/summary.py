@@ -34,7 +34,7 @@ from bot.channels.wecom.sender import robot_notice as wecom_robot_notice
 from bot.masking import KnownContacts, mask_contacts
 from bot.services import notices
 from bot.services.charts import render_exit_chart
-from bot.services.claims import CLAIM_FOR, local_text, worker_id
+from bot.services.claims import CLAIM_FOR, local_text
 from bot.services.context import Core
 from bot.services.reports import daily_exit_reports
 from storage import repo
@@ -186,7 +186,7 @@ async def send_daily_summary(core: Core, *, day: date) -> SummaryOutcome:
     outcome = SummaryOutcome(day=day)
     targets, outcome.unreachable = await _targets(core)
     now = core.clock.now()
-    worker = worker_id()
+    worker = core.worker_id
     async with core.sessions() as session:
         rows = await repo.summaries_for_day(session, day=day)
     mine = []

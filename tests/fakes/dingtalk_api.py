@@ -56,6 +56,9 @@ class FakeDingTalk:
     api_failures: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     # sessionWebhook
     session_posts: list[dict[str, Any]] = field(default_factory=list)
+    # Set: a sessionWebhook post is shown in the chat and then never answered.
+    hang_session: bool = False
+    released: asyncio.Event = field(default_factory=asyncio.Event)
     # custom robot
     robot_calls: int = 0
     robot_throttle: int = 0  # answer this many next posts with 130101
@@ -89,6 +92,7 @@ class FakeDingTalk:
         return self.base
 
     async def close(self) -> None:
+        self.released.set()
         for ws in list(self.sockets):
             await ws.close()
         if self.server:
@@ -238,6 +242,8 @@ class FakeDingTalk:
 
     async def _session(self, request: web.Request) -> web.Response:
         self.session_posts.append({"session": request.query.get("session"), "body": await request.json()})
+        if self.hang_session:
+            await self.released.wait()
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
     async def _robot(self, request: web.Request) -> web.Response:

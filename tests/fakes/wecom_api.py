@@ -7,6 +7,7 @@ errors for the next calls of one endpoint.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -56,6 +57,13 @@ class FakeWeCom:
     kf_messages: list[dict[str, Any]] = field(default_factory=list)
     kf_page: int = 1000
     kf_cursors_seen: list[str] = field(default_factory=list)
+    # message/send as members see it: WeCom shows a repeat sent with enable_duplicate_check within
+    # duplicate_check_interval (default 1800 s) only once.
+    delivered: list[dict[str, Any]] = field(default_factory=list)
+    _delivered_at: dict[str, float] = field(default_factory=dict)
+    # Set: message/send delivers the message and then never answers (the caller is killed meanwhile).
+    hang_sends: bool = False
+    released: asyncio.Event = field(default_factory=asyncio.Event)
 
     # --- control -------------------------------------------------------------------
 
@@ -120,6 +128,15 @@ class FakeWeCom:
             return problem
         if queued := self._queued("message/send"):
             return queued
+        msgtype = body.get("msgtype", "")
+        key = json.dumps([body.get("touser"), msgtype, body.get(msgtype)], sort_keys=True, ensure_ascii=False)
+        window = float(body.get("duplicate_check_interval") or 1800)
+        last = self._delivered_at.get(key)
+        if not (body.get("enable_duplicate_check") == 1 and last is not None and time.monotonic() - last < window):
+            self.delivered.append(body)
+            self._delivered_at[key] = time.monotonic()
+        if self.hang_sends:
+            await self.released.wait()
         answer: dict[str, Any] = {"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": f"msg-{len(self.calls)}"}
         if body.get("msgtype") == "template_card":
             answer["response_code"] = f"send-code-{len(self.calls)}"
@@ -216,6 +233,7 @@ class FakeWeCom:
         return self.base_url
 
     async def close(self) -> None:
+        self.released.set()
         if self.server:
             await self.server.close()
 

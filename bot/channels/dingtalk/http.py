@@ -20,9 +20,9 @@ We answer 200 as soon as the message is durably taken in (see ``inbound``).
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from aiohttp import web
+from sqlalchemy.exc import IntegrityError
 
 from bot.bounded import BadInput, load_json
 from bot.channels.dingtalk.inbound import Inbound
@@ -30,6 +30,7 @@ from bot.channels.dingtalk.parse import ParseError, parse_callback
 from bot.channels.dingtalk.sign import verify_callback
 from bot.keys import CORE
 from storage import repo
+from storage.models import DingTalkSign
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +75,16 @@ async def callback(request: web.Request) -> web.Response:
     ours = settings.dingtalk_robot_code or settings.dingtalk_app_key
     if ours and body.get("robotCode") != ours:
         return _unauthorized(request, "robotCode is not ours")
-    async with core.sessions() as session:
-        fresh = await repo.claim_dingtalk_sign(
-            session, sign=sign.strip(), msg_id=msg.msg_id, now=now, forget_before=now - timedelta(seconds=2 * window)
-        )
-    if not fresh:
-        return _unauthorized(request, "sign already used for another message")
-    await request.app[INBOUND].receive(body)
+    inbound = request.app[INBOUND]
+    # Binding the sign is part of taking the callback in: processing yields to it (intake.BoundedWork).
+    async with inbound.work.taking_in():
+        async with core.sessions() as session:
+            owner = await repo.dingtalk_sign_owner(session, sign=sign.strip())
+        if owner is not None and owner != msg.msg_id:
+            return _unauthorized(request, "sign already used for another message")
+        binding = [] if owner else [DingTalkSign(sign=sign.strip(), msg_id=msg.msg_id, seen_at=now)]
+        try:
+            await inbound.receive(body, binding)
+        except IntegrityError:  # the same sign taken by another message in the meantime
+            return _unauthorized(request, "sign already used for another message")
     return web.json_response(EMPTY_ANSWER)

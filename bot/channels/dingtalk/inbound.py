@@ -2,13 +2,16 @@
 
 The crash window between the dedupe claim and the processing. A claimed ``msgId`` makes any
 redelivery a no-op, so a message claimed but never processed would be lost. We close that
-window by claiming and persisting the work in one transaction: ``accept`` adds an outbox row
+window by claiming and persisting the work in one transaction (``bot.channels.intake.GroupCommit``,
+shared with WeCom): ``accept`` adds an outbox row
 on the internal channel "dingtalk_inbound" (payload = the callback JSON) and commits it
 together with the ``inbound_message`` dedupe row. Only after that commit is the message
-acknowledged (HTTP 200). Processing then runs at once in a background task through
-``Outbox.deliver`` (claim the row, dispatch, queue the replies, mark it sent). If the
-process dies mid-way the row stays pending/sending, and the outbox worker of any replica
-picks it up again (after its lock expires) with the same sender: at-least-once processing.
+acknowledged (HTTP 200). Processing then runs in a bounded background worker
+(``bot.channels.intake.BoundedWork``) through ``Outbox.deliver`` (claim the row, dispatch,
+queue the replies, mark it sent); a processing error is retried with backoff. If the
+process dies mid-way the row stays pending/sending, and the outbox worker picks it up again
+(this instance's next boot at once, another replica after the lock expires) with the same
+sender: at-least-once processing.
 A repeat can at worst re-run a handler whose effects are themselves guarded (a closed
 confirmation is not confirmed twice; termination claims the interview), and its replies
 are dropped because reply dedupe keys derive from the ``msgId``.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -31,11 +35,19 @@ from sqlalchemy.exc import IntegrityError
 from bot.channels.base import INBOUND_KIND
 from bot.channels.dingtalk.parse import PLATFORM, ParseError, dedupe_key, message_text, parse_callback
 from bot.channels.dingtalk.sender import CHANNEL
+from bot.channels.intake import (
+    INBOUND_GRACE,
+    INBOUND_MAX_ATTEMPTS,
+    BoundedWork,
+    ExtraRows,
+    GroupCommit,
+    dispatch_stored,
+    given_up,
+)
 from bot.channels.replies import enqueue_replies
 from bot.dispatcher import Dispatcher
 from bot.outbox import Outbox, SendError
 from bot.services.context import Core
-from storage import repo
 from storage.models import Notice
 
 log = logging.getLogger(__name__)
@@ -49,6 +61,7 @@ class InboundSender:
 
     channel = INBOUND_CHANNEL
     rate: tuple[int, float] | None = None
+    max_attempts = INBOUND_MAX_ATTEMPTS
 
     def __init__(self, core: Core, dispatcher: Dispatcher) -> None:
         self._core = core
@@ -59,7 +72,7 @@ class InboundSender:
             msg = parse_callback(notice.payload["callback"])
         except (ParseError, KeyError, TypeError, AttributeError) as exc:
             raise SendError(f"无法解析钉钉消息: {exc}", permanent=True) from exc
-        replies = await self._dispatcher.handle(msg)
+        replies, failure = await dispatch_stored(self._dispatcher, msg, notice)
         kind = "group" if msg.chat_type == "group" else "user"
         try:
             await enqueue_replies(
@@ -72,6 +85,8 @@ class InboundSender:
             )
         except IntegrityError:
             log.info("replies to DingTalk message %s were queued by an earlier attempt", msg.msg_id)
+        if failure is not None:
+            raise given_up(failure) from failure
         return None
 
 
@@ -82,42 +97,43 @@ class Inbound:
         self._core = core
         self._outbox = outbox
         self._background = background
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # Stream-mode take-ins
+        self.work = BoundedWork(background)
+        self.intake = GroupCommit(core, PLATFORM, background)
+        self.intake.start()
 
-    async def accept(self, body: Mapping[str, Any]) -> int | None:
-        """Claim the message and store its work row in one transaction; None for a redelivery."""
-        key = dedupe_key(body)
-        now = self._core.clock.now()
-        async with self._core.sessions() as session:
-            job = Notice(
-                kind=INBOUND_KIND,
-                channel=INBOUND_CHANNEL,
-                recipient=str(body.get("senderStaffId") or body.get("senderId") or ""),
-                body=message_text(body),
-                payload={"audience": "internal", "callback": dict(body)},
-                destination=INBOUND_CHANNEL,
-                dedupe_key=f"inbound:{PLATFORM}:{key}"[:200],
-                next_attempt_at=now,
-                created_at=now,
-            )
-            session.add(job)
-            # claim_inbound commits the job row with the dedupe row, or rolls both back.
-            if not await repo.claim_inbound(session, platform=PLATFORM, dedupe_key=key, now=now):
-                log.info("DingTalk message %s was already taken in; ignoring the redelivery", key)
-                return None
-            return job.id
+    def _row(self, body: Mapping[str, Any], now: datetime) -> Notice:
+        return Notice(
+            kind=INBOUND_KIND,
+            channel=INBOUND_CHANNEL,
+            recipient=str(body.get("senderStaffId") or body.get("senderId") or ""),
+            body=message_text(body),
+            payload={"audience": "internal", "callback": dict(body)},
+            destination=INBOUND_CHANNEL,
+            dedupe_key=f"inbound:{PLATFORM}:{dedupe_key(body)}"[:200],
+            next_attempt_at=now + INBOUND_GRACE,
+            claimed_by=self._core.worker_id,
+            created_at=now,
+        )
 
-    async def receive(self, body: Mapping[str, Any]) -> bool:
+    async def accept(self, body: Mapping[str, Any], extra: ExtraRows = ()) -> int | None:
+        """Claim the message and store its work row (and ``extra`` rows) in one transaction (group
+        commit with other callbacks arriving together); None for a redelivery."""
+        async with self.work.taking_in():
+            return await self.intake.store(dedupe_key(body), lambda now: self._row(body, now), extra)
+
+    async def receive(self, body: Mapping[str, Any], extra: ExtraRows = ()) -> bool:
         """Accept, then process in the background. False for a redelivery or a non-message."""
         try:
             parse_callback(body)
         except ParseError as exc:
             log.warning("ignoring a DingTalk callback that is not a robot message: %s", exc)
             return False
-        job_id = await self.accept(body)
+        job_id = await self.accept(body, extra)
         if job_id is None:
             return False
-        self.spawn(self._outbox.deliver(job_id), name=f"dingtalk-inbound-{job_id}")
+        outbox = self._outbox
+        self.work.spawn(lambda: outbox.deliver(job_id, first=True), name=f"dingtalk-inbound-{job_id}")
         return True
 
     def receive_soon(self, body: Mapping[str, Any]) -> None:
@@ -132,16 +148,15 @@ class Inbound:
 
     async def close(self) -> None:
         """Let work in flight finish briefly; what is cut off stays in the outbox for a retry."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + SHUTDOWN_GRACE_SECONDS
-        # Taking a message in spawns its processing task, so look again until none are left.
-        while self._tasks and loop.time() < deadline:
-            await asyncio.wait(set(self._tasks), timeout=deadline - loop.time())
-        still = set(self._tasks)
-        for task in still:
-            task.cancel()
-        if still:
-            await asyncio.wait(still)
+        if self._tasks:  # Stream messages being taken in
+            _, still = await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_GRACE_SECONDS)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still)
+        self.work.stopping()
+        await self.intake.stop()
+        await self.work.close()
 
 
 async def _logged(coro: Coroutine[Any, Any, object]) -> None:

@@ -8,7 +8,6 @@ callback URL answers 503.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -93,7 +92,7 @@ def build_state(app: web.Application) -> WeComState:
             core,
             app[DISPATCHER],
             background=app[BACKGROUND],
-            backoff=outbox.backoff,
+            deliver=outbox.deliver,
             app_replies=app_crypto is not None,
         )
         outbox.register(InboxSender(inbox))
@@ -106,13 +105,10 @@ async def wecom_ctx(app: web.Application) -> AsyncIterator[None]:
     app[WECOM] = state
     yield
     if state.inbox is not None:
-        state.inbox.stopping()
+        state.inbox.work.stopping()
         await state.inbox.stop()
-    if state.inbox is not None and state.inbox.tasks:
         # Let in-flight messages finish; anything cut off is finished by the outbox later.
-        _, pending = await asyncio.wait(list(state.inbox.tasks), timeout=SHUTDOWN_GRACE_SECONDS)
-        for task in pending:
-            task.cancel()
+        await state.inbox.work.close(SHUTDOWN_GRACE_SECONDS)
 
 
 __all__ = ["WECOM", "setup", "wecom_ctx"]

@@ -32,6 +32,9 @@ RETRYABLE_ERRCODES = frozenset({-1, 45009})
 # Refresh this long before WeCom says the token expires.
 TOKEN_MARGIN = timedelta(minutes=5)
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)
+# message/send duplicate_check_interval (WeCom allows up to 4 h). Identical text to the same member
+# within it is shown once; confirm cards differ by task_id.
+DUPLICATE_CHECK_SECONDS = 600
 _SECRETS_IN_URL = re.compile(r"((?:access_token|key|corpsecret|response_code)=)[^&\s'\"]+")
 
 
@@ -188,7 +191,10 @@ class WeComApi:
             "agentid": self.agent_id,
             msgtype: body,
             "safe": 0,
-            "enable_duplicate_check": 0,
+            # WeCom drops a repeat of the same message to the same user within the interval, so a
+            # send cut off by a crash (outcome unknown) can be repeated safely (bot.outbox).
+            "enable_duplicate_check": 1,
+            "duplicate_check_interval": DUPLICATE_CHECK_SECONDS,
         }
         data = await self.call("message/send", payload)
         invalid = [x for x in (data.get("invaliduser"), data.get("unlicenseduser")) if x]

@@ -23,7 +23,7 @@ import aiohttp
 
 from bot.channels.base import Reply
 from bot.channels.replies import reply_from_payload
-from bot.channels.wecom.api import WeComApi, WeComError, aibot_respond, robot_send
+from bot.channels.wecom.api import DUPLICATE_CHECK_SECONDS, WeComApi, WeComError, aibot_respond, robot_send
 from bot.channels.wecom.parse import button_key
 from bot.outbox import SendError
 from storage.models import Notice
@@ -80,6 +80,8 @@ class WeComAppSender:
 
     channel = APP_CHANNEL
     rate: tuple[int, float] | None = (30, 60.0)
+    # message/send is sent with enable_duplicate_check (bot.outbox may resend a cut-off attempt).
+    dedupe_seconds = DUPLICATE_CHECK_SECONDS
 
     def __init__(self, api: WeComApi, *, source: str) -> None:
         self.api = api
