@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestServer
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 
 from bot.channels.wecom.crypto import signature
+from bot.clock import Clock, SystemClock
 
 # The official Tencent sample app (../shared/fixtures/wecom_vectors.json).
 CORP_ID = "ww1436e0e65a779aee"
@@ -56,6 +57,8 @@ class FakeWeCom:
     kf_messages: list[dict[str, Any]] = field(default_factory=list)
     kf_page: int = 1000
     kf_cursors_seen: list[str] = field(default_factory=list)
+    # WeCom's idea of now (message send_time): tests pass their FrozenClock.
+    clock: Clock = field(default_factory=SystemClock)
 
     # --- control -------------------------------------------------------------------
 
@@ -162,7 +165,7 @@ class FakeWeCom:
                 "msgid": msgid,
                 "open_kfid": open_kfid,
                 "external_userid": external_userid,
-                "send_time": int(time.time()),
+                "send_time": int(self.clock.now().timestamp()),
                 "origin": 3,
                 "msgtype": "text",
                 "text": {"content": text},
