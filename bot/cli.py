@@ -20,6 +20,7 @@ from bot.channels.base import ChatType
 from bot.channels.console import run_console
 from bot.clock import SystemClock
 from bot.dispatcher import Dispatcher
+from bot.logs import PathAccessLogger, access_logger, configure_logging
 from bot.services.context import Core
 from bot.services.reports import exit_report
 from bot.services.summary import send_daily_summary
@@ -173,16 +174,22 @@ async def _summary_send(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
     except ValueError as exc:
         print(f"配置错误 / bad settings: {exc}", file=sys.stderr)  # noqa: T201
         return 2
+    configure_logging(settings.tz)
     if args.command in ("serve", "migrate"):
         migrate(settings.database_url)
         if args.command == "serve":
-            web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None)
+            web.run_app(
+                create_app(settings),
+                host=settings.host,
+                port=settings.port,
+                access_log=access_logger() if settings.access_log else None,
+                access_log_class=PathAccessLogger,
+            )
         return 0
     if args.command == "people":
         migrate(settings.database_url)

@@ -15,12 +15,30 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = logging.getLogger(__name__)
 
+
+class _FailuresLoggedByUs(logging.Filter):
+    """Drop APScheduler's own traceback for a failed job: ``Scheduler._on_error`` logs it once, by job id."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is None
+
+
+def _quiet_apscheduler() -> None:
+    """No line per sweep run (APScheduler logs "Running job" and "executed successfully" at INFO);
+    warnings (a missed run, a skipped overlapping run) and failures still reach the log."""
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    executors = logging.getLogger("apscheduler.executors.default")  # the only executor we use
+    if not any(isinstance(f, _FailuresLoggedByUs) for f in executors.filters):
+        executors.addFilter(_FailuresLoggedByUs())
+
+
 # How long shutdown waits for a running sweep to finish before the loop cancels it.
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 class Scheduler:
     def __init__(self, timezone: str) -> None:
+        _quiet_apscheduler()
         self._sched = AsyncIOScheduler(
             timezone=timezone,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
@@ -54,10 +72,14 @@ class Scheduler:
         return run
 
     def every(self, job_id: str, seconds: float, func: Callable[[], Awaitable[Any]]) -> None:
-        self._sched.add_job(self._tracked(job_id, func), "interval", seconds=seconds, id=job_id, replace_existing=True)
+        self._sched.add_job(
+            self._tracked(job_id, func), "interval", seconds=seconds, id=job_id, name=job_id, replace_existing=True
+        )
 
     def cron(self, job_id: str, func: Callable[[], Awaitable[Any]], **fields: Any) -> None:
-        self._sched.add_job(self._tracked(job_id, func), "cron", id=job_id, replace_existing=True, **fields)
+        self._sched.add_job(
+            self._tracked(job_id, func), "cron", id=job_id, name=job_id, replace_existing=True, **fields
+        )
 
     def job_ids(self) -> list[str]:
         return [job.id for job in self._sched.get_jobs()]
