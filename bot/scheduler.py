@@ -16,20 +16,24 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 log = logging.getLogger(__name__)
 
 
-class _FailuresLoggedByUs(logging.Filter):
-    """Drop APScheduler's own traceback for a failed job: ``Scheduler._on_error`` logs it once, by job id."""
+class _Expected(logging.Filter):
+    """Drop two APScheduler records: its traceback of a failed job (``Scheduler._on_error`` logs
+    it once, by job id) and "skipped: maximum number of running instances" (a sweep still running
+    when its next run is due is skipped by design; the next run picks up what is due)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.exc_info is None
+        return record.exc_info is None and "maximum number of running instances" not in str(record.msg)
 
 
 def _quiet_apscheduler() -> None:
     """No line per sweep run (APScheduler logs "Running job" and "executed successfully" at INFO);
-    warnings (a missed run, a skipped overlapping run) and failures still reach the log."""
+    other warnings (a run missed by more than the grace time) and failures still reach the log."""
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    executors = logging.getLogger("apscheduler.executors.default")  # the only executor we use
-    if not any(isinstance(f, _FailuresLoggedByUs) for f in executors.filters):
-        executors.addFilter(_FailuresLoggedByUs())
+    # Logger filters apply where a record is made, so on the loggers APScheduler really uses.
+    for name in ("apscheduler.scheduler", "apscheduler.executors.default"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Expected) for f in logger.filters):
+            logger.addFilter(_Expected())
 
 
 # How long shutdown waits for a running sweep to finish before the loop cancels it.

@@ -5,13 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,36 +13,17 @@ import aiohttp
 import pytest
 
 from bot.scheduler import Scheduler
-from tests.conftest import ADMIN_TOKEN, PLATFORM_SECRET, event, eventually, sign
+from tests.conftest import event, eventually, sign
 from tests.fakes.smtp import SmtpServer
+from tests.serve import running_service, service_env
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}([+-]\d{4}) ")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_healthy(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 40
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            assert time.monotonic() < deadline, "the service did not start"
-            await asyncio.sleep(0.1)
-
-
-async def malformed_request(port: int) -> bytes:
+async def malformed_request(url: str) -> bytes:
     """A request line of 128 KB: aiohttp refuses it and puts the bytes into its exception text."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
     writer.write(b"GET /" + b"A" * 128 * 1024 + b" HTTP/1.1\r\nHost: bot\r\n\r\n")
     await writer.drain()
     status = await reader.readline()
@@ -60,36 +35,22 @@ async def malformed_request(port: int) -> bytes:
 async def test_serve_logs_summary_local_times_access_lines_and_bounded_errors(
     clean_db: str, smtp: SmtpServer, tmp_path: Path
 ) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_", "SMS_"))}
-    env.update(
-        BOT_DATABASE_URL=clean_db,
-        BOT_PORT=str(port),
+    env = service_env(
+        clean_db,
+        smtp,
         BOT_TIMEZONE="Asia/Kolkata",  # +0530: neither UTC, nor this machine's zone, nor the default
         BOT_ACCESS_LOG="1",
-        BOT_ADMIN_TOKEN=ADMIN_TOKEN,
-        PLATFORM_WEBHOOK_SECRET=PLATFORM_SECRET,
         BOT_SWEEP_INTERVAL_SECONDS="0.1",
-        SMTP_HOST="127.0.0.1",
-        SMTP_PORT=str(smtp.port),
-        SMTP_FROM="hr-bot@example.com",
     )
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path
-        )
-    try:
-        await wait_healthy(port, proc, log)
+    async with running_service(env, tmp_path) as service:
         # The service runs on the system clock, so the platform signs with the real time.
         now = datetime.now(UTC)
         payload = event("interview.scheduled", occurred_at=now)
         payload["interview"]["scheduled_at"] = (now + timedelta(hours=3)).isoformat()
         body = json.dumps(payload, ensure_ascii=False).encode()
         async with aiohttp.ClientSession() as http:
-            async with http.post(
-                f"http://127.0.0.1:{port}/api/platform/events", data=body, headers=sign(body, int(now.timestamp()))
-            ) as resp:
+            headers = sign(body, int(now.timestamp()))
+            async with http.post(f"{service.url}/api/platform/events", data=body, headers=headers) as resp:
                 assert resp.status == 200, await resp.text()
 
             async def guide_mailed() -> bool:  # a reminder sweep ran, then the outbox
@@ -97,13 +58,10 @@ async def test_serve_logs_summary_local_times_access_lines_and_bounded_errors(
 
             await eventually(guide_mailed, timeout=20)
             query = "msg_signature=QUERYSECRET&timestamp=1&nonce=2"
-            async with http.get(f"http://127.0.0.1:{port}/healthz?{query}", headers={"sign": "HEADERSECRET"}) as resp:
+            async with http.get(f"{service.url}/healthz?{query}", headers={"sign": "HEADERSECRET"}) as resp:
                 assert resp.status == 200
-        assert b" 400 " in await malformed_request(port)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-    text = log.read_text()
+        assert b" 400 " in await malformed_request(service.url)
+    text = service.output()
     lines = text.splitlines()
 
     summaries = [line for line in lines if " bot.app: enabled: " in line]
