@@ -23,9 +23,10 @@ async def notices(database_url: str) -> list[Notice]:
 
 async def test_test_email_is_sent_by_the_running_service(clean_db: str, smtp: SmtpServer, tmp_path: Path) -> None:
     env = service_env(clean_db, smtp, BOT_COMPANY_NAME="测试科技", BOT_OUTBOX_POLL_SECONDS="0.1")
-    async with running_service(env, tmp_path):
+    async with running_service(env, tmp_path) as service:
         code, out, err = await run_cli(env, "notice", "test", "--to-email", "admin@example.com", "--wait", "30")
     assert code == 0, out + err
+    assert "/healthz" not in service.output()  # no access log unless BOT_ACCESS_LOG is on
     assert "已加入发件箱(邮件 → admin@example.com)" in out
     assert "已送达服务商:邮件 → admin@example.com。请到收件方确认已收到。" in out
     assert subjects(smtp) == ["【测试科技】测试通知"]

@@ -21,7 +21,7 @@ from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from bot.channels.wecom.crypto import signature
 from bot.clock import Clock, SystemClock
 
-# The official Tencent sample app (../shared/fixtures/wecom_vectors.json).
+# The official Tencent sample app (its vectors: tests/fixtures/wecom_vectors.json).
 CORP_ID = "ww1436e0e65a779aee"
 TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
 AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
