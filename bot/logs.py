@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import datetime
-from typing import TextIO
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from aiohttp import http_exceptions, web
@@ -44,8 +44,8 @@ class AdminFormatter(logging.Formatter):
         record.message = cap(record.message, MAX_MESSAGE_CHARS)
         return super().formatMessage(record)
 
-    def formatException(self, ei: object) -> str:
-        text = super().formatException(ei)  # type: ignore[arg-type]
+    def formatException(self, ei: Any) -> str:
+        text = super().formatException(ei)
         lines = "\n".join(cap(line, MAX_LINE_CHARS) for line in text.splitlines())
         return cap(lines, MAX_TRACEBACK_CHARS)
 

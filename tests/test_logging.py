@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 
+from bot.logs import AdminFormatter
 from bot.scheduler import Scheduler
-from tests.conftest import event, eventually, sign
+from tests.conftest import CLOCK_START, event, eventually, sign
 from tests.fakes.smtp import SmtpServer
 from tests.serve import running_service, service_env
 
@@ -120,3 +123,29 @@ async def test_sweep_runs_are_silent_and_each_failure_is_logged_once(caplog: pyt
     assert [r for r in caplog.records if r.name.startswith("apscheduler")] == []
     assert all(r.levelno == logging.ERROR and r.exc_info and "went away" in str(r.exc_info[1]) for r in failures())
     assert not [r for r in caplog.records if "sweep.ok" in r.getMessage()]
+
+
+def test_records_carry_the_zone_and_are_cut_to_a_bounded_size() -> None:
+    formatter = AdminFormatter(ZoneInfo("Asia/Shanghai"))
+    record = logging.LogRecord("bot.test", logging.INFO, __file__, 1, "hello %s", ("admin",), None)
+    record.created, record.msecs = CLOCK_START.timestamp() + 0.25, 250.0
+    assert formatter.format(record) == "2026-03-10 10:00:00.250+0800 INFO bot.test: hello admin"
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    logger = logging.getLogger("tests.logging.bounded")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.error("payload %s", "x" * 100_000)
+        try:
+            raise ValueError("y" * 100_000)
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    out = stream.getvalue()
+    assert len(out) < 12_000
+    assert out.count("more characters not logged") == 2
+    assert "Traceback (most recent call last)" in out and "ValueError: yyyy" in out
