@@ -58,8 +58,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
 def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        for feature in settings.disabled_features():
-            log.warning("disabled: %s", feature)
+        # One summary of what is on and off; WARNING when something is off (README: 启动摘要).
+        log.log(logging.WARNING if settings.disabled_features() else logging.INFO, "%s", settings.startup_summary())
         engine = create_engine(settings.database_url)
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         sessions = session_maker(engine)
@@ -72,8 +72,6 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
                 clock=clock,
                 timeout=settings.platform_timeout_seconds,
             )
-        elif settings.platform_api_base:
-            log.warning("disabled: platform calls (PLATFORM_API_BASE set but PLATFORM_WEBHOOK_SECRET missing)")
         core = Core(
             settings=settings,
             sessions=sessions,

@@ -1,4 +1,4 @@
-"""Command line: ``python -m bot serve | migrate | people … | report exits …``."""
+"""Command line: ``python -m bot serve | migrate | people … | report exits … | notice test …``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from bot.channels.base import ChatType
 from bot.channels.console import run_console
 from bot.clock import SystemClock
 from bot.dispatcher import Dispatcher
+from bot.logs import PathAccessLogger, access_logger, configure_logging
+from bot.services import notice_check
 from bot.services.context import Core
 from bot.services.reports import exit_report
 from bot.services.summary import send_daily_summary
@@ -72,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     send = summary.add_parser("send", help="queue the summary now (each recipient gets it once per day)")
     send.add_argument("--date", dest="day", type=day, help="YYYY-MM-DD (default: today)")
+
+    notice = sub.add_parser("notice", help="candidate notices").add_subparsers(dest="notice_command", required=True)
+    test = notice.add_parser(
+        "test", help="queue a test notice; the running service sends it through the outbox; show the result"
+    )
+    to = test.add_mutually_exclusive_group(required=True)
+    to.add_argument("--to-email", metavar="ADDRESS", help="send by email (SMTP)")
+    to.add_argument("--to-mobile", metavar="NUMBER", help="send by SMS")
+    test.add_argument("--wait", type=float, default=60.0, metavar="SECONDS", help="how long to wait for the result")
     return p
 
 
@@ -177,18 +188,53 @@ async def _summary_send(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _notice_test(settings: Settings, args: argparse.Namespace) -> int:
+    core = _core(settings)
+    channel, recipient = ("email", args.to_email) if args.to_email else ("sms", args.to_mobile)
+    label = notice_check.LABELS[channel]
+    try:
+        notice = await notice_check.queue(core, channel, recipient)
+    except notice_check.NotUsable as exc:
+        print(f"没有发送:{exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    assert notice.id is not None
+    print(f"测试通知 #{notice.id} 已加入发件箱({label} → {recipient}),等待服务发送…")  # noqa: T201
+    result = await notice_check.wait(core, notice.id, args.wait)
+    for attempt in result.attempts:
+        print(f"  尝试:{attempt.channel} {attempt.result} {attempt.provider_id or ''} {attempt.error or ''}".rstrip())  # noqa: T201
+    if result.notice.status == "sent":
+        print(f"已送达服务商:{label} → {recipient}。请到收件方确认已收到。")  # noqa: T201
+        return 0
+    if result.notice.status == "dead":
+        print(f"发送失败:{result.notice.last_error}", file=sys.stderr)  # noqa: T201
+        return 1
+    print(  # noqa: T201
+        f"{args.wait:g} 秒内没有发出(状态 {result.notice.status},已尝试 {result.notice.attempts} 次"
+        f"{',最近错误:' + result.notice.last_error if result.notice.last_error else ''})。"
+        "请确认服务(python -m bot serve)正在运行并使用同一个数据库;结果之后可在 GET /api/notices 查看。",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
     except ValueError as exc:
         print(f"配置错误 / bad settings: {exc}", file=sys.stderr)  # noqa: T201
         return 2
+    configure_logging(settings.tz)
     if args.command in ("serve", "migrate"):
         migrate(settings.database_url)
         if args.command == "serve":
-            web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None)
+            web.run_app(
+                create_app(settings),
+                host=settings.host,
+                port=settings.port,
+                access_log=access_logger() if settings.access_log else None,
+                access_log_class=PathAccessLogger,
+            )
         return 0
     if args.command == "people":
         migrate(settings.database_url)
@@ -202,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "summary":
         migrate(settings.database_url)
         return asyncio.run(_summary_send(settings, args))
+    if args.command == "notice":
+        migrate(settings.database_url)
+        return asyncio.run(_notice_test(settings, args))
     if args.command == "report":
         migrate(settings.database_url)
         return asyncio.run(_report_exits(settings, args))

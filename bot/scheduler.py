@@ -16,12 +16,34 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = logging.getLogger(__name__)
 
+
+class _Expected(logging.Filter):
+    """Drop two APScheduler records: its traceback of a failed job (``Scheduler._on_error`` logs
+    it once, by job id) and "skipped: maximum number of running instances" (a sweep still running
+    when its next run is due is skipped by design; the next run picks up what is due)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is None and "maximum number of running instances" not in str(record.msg)
+
+
+def _quiet_apscheduler() -> None:
+    """No line per sweep run (APScheduler logs "Running job" and "executed successfully" at INFO);
+    other warnings (a run missed by more than the grace time) and failures still reach the log."""
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # Logger filters apply where a record is made, so on the loggers APScheduler really uses.
+    for name in ("apscheduler.scheduler", "apscheduler.executors.default"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Expected) for f in logger.filters):
+            logger.addFilter(_Expected())
+
+
 # How long shutdown waits for a running sweep to finish before the loop cancels it.
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 class Scheduler:
     def __init__(self, timezone: str) -> None:
+        _quiet_apscheduler()
         self._sched = AsyncIOScheduler(
             timezone=timezone,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
@@ -58,11 +80,19 @@ class Scheduler:
         """Run ``func`` every ``seconds``; with ``now`` also at once when the scheduler starts."""
         extra: dict[str, Any] = {"next_run_time": datetime.now(self._sched.timezone)} if now else {}
         self._sched.add_job(
-            self._tracked(job_id, func), "interval", seconds=seconds, id=job_id, replace_existing=True, **extra
+            self._tracked(job_id, func),
+            "interval",
+            seconds=seconds,
+            id=job_id,
+            name=job_id,
+            replace_existing=True,
+            **extra,
         )
 
     def cron(self, job_id: str, func: Callable[[], Awaitable[Any]], **fields: Any) -> None:
-        self._sched.add_job(self._tracked(job_id, func), "cron", id=job_id, replace_existing=True, **fields)
+        self._sched.add_job(
+            self._tracked(job_id, func), "cron", id=job_id, name=job_id, replace_existing=True, **fields
+        )
 
     def job_ids(self) -> list[str]:
         return [job.id for job in self._sched.get_jobs()]

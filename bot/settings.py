@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     # A company hotline or mailbox shown to candidates instead of the HR's own contacts, e.g. "400-800-1234".
     company_contact: str | None = Field(None, validation_alias="BOT_COMPANY_CONTACT")
 
+    # Logs (issue 10): one line per HTTP request (path only, never the query string) when on.
+    access_log: bool = Field(False, validation_alias="BOT_ACCESS_LOG")
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -245,27 +248,82 @@ class Settings(BaseSettings):
     def smtp_enabled(self) -> bool:
         return bool(self.smtp_host and self.smtp_from)
 
+    def feature_status(self) -> list[tuple[str, str | None]]:
+        """Every switchable feature with None when it is on, else why it is off (the start-up summary)."""
+
+        def unset(*pairs: tuple[str, object]) -> str | None:
+            missing = [name for name, value in pairs if not value]
+            return f"{', '.join(missing)} not set" if missing else None
+
+        def secret(value: SecretStr | None) -> str:
+            return value.get_secret_value() if value is not None else ""
+
+        platform_secret = unset(("PLATFORM_WEBHOOK_SECRET", secret(self.platform_webhook_secret)))
+        if self.wecom_kf_enabled:
+            kf_off = None if self.wecom_app_enabled else "needs the WeCom app settings"
+        else:
+            kf_off = "WECOM_KF_ENABLED is off"
+        return [
+            ("admin API", unset(("BOT_ADMIN_TOKEN", secret(self.admin_token)))),
+            ("platform events API", platform_secret),
+            (
+                "platform calls",
+                unset(("PLATFORM_API_BASE", self.platform_api_base)) or platform_secret,
+            ),
+            (
+                "email notices",
+                None if self.smtp_enabled else "SMTP_HOST or SMTP_FROM not set; other channels or an HR to-do instead",
+            ),
+            ("SMS notices", self.sms_problem()),
+            (
+                "WeCom app",
+                unset(
+                    ("WECOM_CORP_ID", self.wecom_corp_id),
+                    ("WECOM_AGENT_ID", self.wecom_agent_id),
+                    ("WECOM_SECRET", secret(self.wecom_secret)),
+                    ("WECOM_TOKEN", secret(self.wecom_token)),
+                    ("WECOM_AES_KEY", secret(self.wecom_aes_key)),
+                ),
+            ),
+            ("WeCom customer service kf", kf_off),
+            (
+                "WeCom AI bot",
+                unset(
+                    ("WECOM_BOT_TOKEN", secret(self.wecom_bot_token)),
+                    ("WECOM_BOT_AES_KEY", secret(self.wecom_bot_aes_key)),
+                ),
+            ),
+            (
+                "WeCom group robot",
+                unset(("WECOM_ROBOT_KEY", secret(self.wecom_robot_key)))
+                and "WECOM_ROBOT_KEY not set; robot posts wait in the outbox",
+            ),
+            (
+                f"DingTalk robot in {self.dingtalk_mode} mode",
+                unset(
+                    ("DINGTALK_APP_KEY", self.dingtalk_app_key),
+                    ("DINGTALK_APP_SECRET", secret(self.dingtalk_app_secret)),
+                ),
+            ),
+            ("DingTalk custom robot", unset(("DINGTALK_ROBOT_WEBHOOK", self.dingtalk_robot_webhook))),
+        ]
+
     def disabled_features(self) -> list[str]:
-        """Features switched off by a missing secret, for the start-up log."""
-        off = []
-        if self.admin_token is None or not self.admin_token.get_secret_value():
-            off.append("admin API (BOT_ADMIN_TOKEN is not set)")
-        if self.platform_webhook_secret is None or not self.platform_webhook_secret.get_secret_value():
-            off.append("platform events API and platform calls (PLATFORM_WEBHOOK_SECRET is not set)")
-        if not self.smtp_enabled:
-            off.append("email notices (SMTP_HOST or SMTP_FROM is not set; other channels or an HR to-do instead)")
-        sms_problem = self.sms_problem()
-        if sms_problem:
-            off.append(f"SMS notices ({sms_problem})")
-        if not self.wecom_app_enabled:
-            off.append("WeCom app (WECOM_CORP_ID, WECOM_AGENT_ID, WECOM_SECRET, WECOM_TOKEN, WECOM_AES_KEY)")
-        if self.wecom_kf_enabled and not self.wecom_app_enabled:
-            off.append("WeCom customer service kf (needs the WeCom app settings)")
-        if not self.wecom_bot_enabled:
-            off.append("WeCom AI bot (WECOM_BOT_TOKEN, WECOM_BOT_AES_KEY)")
-        if not self.dingtalk_enabled:
-            off.append("DingTalk robot (DINGTALK_APP_KEY, DINGTALK_APP_SECRET)")
-        return off
+        """Features switched off, each with the reason (a missing secret, an option left off)."""
+        return [f"{name} ({why})" for name, why in self.feature_status() if why]
+
+    def startup_summary(self) -> str:
+        """One line for the start-up log: what is on, what is off and why."""
+        status = self.feature_status()
+        on = [name for name, why in status if not why]
+        off = [f"{name} ({why})" for name, why in status if why]
+        usable = {"kf": self.kf_enabled, "sms": self.sms_enabled, "email": self.smtp_enabled}
+        reach = [c for c in self.notice_channels if usable[c]]
+        notices = ", ".join(reach) if reach else "NONE (candidates cannot be notified)"
+        return (
+            f"enabled: {', '.join(on) or 'nothing'} | disabled: {'; '.join(off) or 'nothing'}"
+            f" | candidate notices ({self.notice_plan}) can go by: {notices}"
+        )
 
 
 def load_settings(**overrides: object) -> Settings:

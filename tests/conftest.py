@@ -13,8 +13,10 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -32,6 +34,15 @@ from tests.faults import Faults
 
 ADMIN_TOKEN = "test-admin-token"
 PLATFORM_SECRET = "test-platform-secret"
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# The instant every test starts at (a Tuesday morning in Asia/Shanghai). Tests derive every date
+# from it (or from the ``clock`` fixture that starts here), never from the real date.
+CLOCK_START = datetime(2026, 3, 10, 10, 0, tzinfo=SHANGHAI).astimezone(UTC)
+# When ``event()`` schedules an interview unless told otherwise: the next day at 14:00 local.
+DEFAULT_SCHEDULED_AT = datetime.combine(
+    CLOCK_START.astimezone(SHANGHAI).date() + timedelta(days=1), clock_time(14, 0), SHANGHAI
+)
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +78,7 @@ async def clean_db(database_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 def clock() -> FrozenClock:
-    return FrozenClock(datetime.now(UTC).replace(microsecond=0))
+    return FrozenClock(CLOCK_START)
 
 
 @pytest.fixture
@@ -120,8 +131,8 @@ async def make_client(clean_db: str, clock: FrozenClock, aiohttp_client: Any, sm
     return factory
 
 
-def sign(body: bytes, ts: int | None = None, secret: str = PLATFORM_SECRET) -> dict[str, str]:
-    stamp = str(ts if ts is not None else int(time.time()))
+def sign(body: bytes, ts: int, secret: str = PLATFORM_SECRET) -> dict[str, str]:
+    stamp = str(ts)
     mac = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     return {"X-Bot-Timestamp": stamp, "X-Bot-Signature": mac, "Content-Type": "application/json"}
 
@@ -141,11 +152,11 @@ def event(
     return {
         "event_id": event_id or f"{interview_id}:{event_type}:{time.monotonic_ns()}",
         "type": event_type,
-        "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
+        "occurred_at": (occurred_at or CLOCK_START).isoformat(),
         "interview": {
             "id": interview_id,
             "position": "Java后端工程师",
-            "scheduled_at": "2026-11-26T14:00:00+08:00",
+            "scheduled_at": DEFAULT_SCHEDULED_AT.isoformat(),
             "join_url": f"https://interview.example.com/j/{interview_id}",
             "candidate": {"name": name, "mobile": mobile, "email": email},
             "hr": {"platform": hr[0], "user_id": hr[1]} if hr else None,

@@ -6,7 +6,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from bot.clock import FrozenClock
-from tests.conftest import AppFactory, admin_headers, event, post_event, started_interview
+from tests.conftest import CLOCK_START, AppFactory, admin_headers, event, post_event, started_interview
 
 
 async def test_admin_endpoints_need_the_token(make_client: AppFactory, clock: FrozenClock) -> None:
@@ -16,7 +16,7 @@ async def test_admin_endpoints_need_the_token(make_client: AppFactory, clock: Fr
         ("GET", "/api/interviews"),
         ("GET", "/api/interviews/iv-1"),
         ("POST", "/api/interviews/iv-1/terminate"),
-        ("GET", "/api/reports/exits?from=2026-01-01&to=2026-12-31"),
+        ("GET", f"/api/reports/exits?from={CLOCK_START.year}-01-01&to={CLOCK_START.year}-12-31"),
         ("GET", "/api/notices"),
     ]
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic dGVzdA=="}):

@@ -8,7 +8,7 @@ import os
 import sys
 
 from bot.clock import FrozenClock
-from tests.conftest import AppFactory, admin_headers, started_interview
+from tests.conftest import CLOCK_START, AppFactory, admin_headers, started_interview
 
 
 async def run_cli(database_url: str, *args: str, stdin: str = "") -> tuple[int, str, str]:
@@ -45,12 +45,11 @@ async def test_people_add_list_and_report(clean_db: str) -> None:
     )
     assert code == 2 and "invalid choice" in err
 
-    code, out, _ = await run_cli(
-        clean_db, "report", "exits", "--from", "2026-11-01", "--to", "2026-11-30", "--format", "json"
-    )
+    first, last = CLOCK_START.date().replace(day=1).isoformat(), CLOCK_START.date().replace(day=28).isoformat()
+    code, out, _ = await run_cli(clean_db, "report", "exits", "--from", first, "--to", last, "--format", "json")
     assert code == 0
     assert json.loads(out)["total"] == 0
-    code, _, err = await run_cli(clean_db, "report", "exits", "--from", "2026-11-30", "--to", "2026-11-01")
+    code, _, err = await run_cli(clean_db, "report", "exits", "--from", last, "--to", first)
     assert code == 2 and "结束日期不能早于开始日期" in err
 
 

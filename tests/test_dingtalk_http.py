@@ -23,8 +23,8 @@ from tests.fakes.dingtalk_api import APP_SECRET, SAMPLES, FakeDingTalk, ms, refe
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeDingTalk]:
-    fake = FakeDingTalk()
+async def fake(clock: FrozenClock) -> AsyncIterator[FakeDingTalk]:
+    fake = FakeDingTalk(clock=clock)
     await fake.start()
     yield fake
     await fake.close()

@@ -18,8 +18,8 @@ from tests.fakes.dingtalk_api import ROBOT_SECRET, FakeDingTalk, reference_sign
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeDingTalk]:
-    fake = FakeDingTalk()
+async def fake(clock: FrozenClock) -> AsyncIterator[FakeDingTalk]:
+    fake = FakeDingTalk(clock=clock)
     await fake.start()
     yield fake
     await fake.close()

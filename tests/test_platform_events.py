@@ -7,7 +7,7 @@ import json
 from aiohttp.test_utils import TestClient
 
 from bot.clock import FrozenClock
-from tests.conftest import AppFactory, admin_headers, event, post_event, sign
+from tests.conftest import CLOCK_START, AppFactory, admin_headers, event, post_event, sign
 
 
 async def interview_json(client: TestClient, interview_id: str = "iv-1") -> dict:
@@ -124,7 +124,7 @@ async def test_malformed_and_unknown_events_change_nothing(make_client: AppFacto
     status, body = await send_raw(json.dumps(missing).encode())
     assert (status, body["error"]) == (422, "invalid_event")
     naive = event("interview.scheduled")
-    naive["occurred_at"] = "2026-11-25T10:00:00"
+    naive["occurred_at"] = CLOCK_START.replace(tzinfo=None).isoformat()
     status, body = await send_raw(json.dumps(naive).encode())
     assert status == 422
     bad_answer = event("interview.answer_saved", data={"question_no": "first"})

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from bot import jobs
 from bot.clock import FrozenClock
 from bot.services.claims import CLAIM_FOR
 from storage import repo
-from tests.conftest import AppFactory, admin_headers, eventually
+from tests.conftest import DEFAULT_SCHEDULED_AT, AppFactory, admin_headers, eventually
 from tests.fakes.smtp import SmtpServer
-from tests.sched import SH, core_of, mail_text, notices, reminders, send_event, subjects
+from tests.sched import core_of, mail_text, notices, reminders, send_event, subjects
 
-START = datetime(2026, 11, 26, 14, 0, tzinfo=SH)
+START = DEFAULT_SCHEDULED_AT
 
 
 async def test_each_reminder_fires_once_at_its_time(
@@ -62,7 +62,7 @@ async def test_each_reminder_fires_once_at_its_time(
     await eventually(four_mails)
     assert subjects(smtp) == [
         "【测试科技】AI面试操作指引:Java后端工程师",
-        "【测试科技】AI面试将于 2026-11-26 14:00 开始",
+        f"【测试科技】AI面试将于 {START:%Y-%m-%d %H:%M} 开始",
         "【测试科技】面试即将开始",
         "【测试科技】您已进入面试30分钟",
     ]

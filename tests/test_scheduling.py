@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -11,12 +11,12 @@ from bot.clock import FrozenClock
 from bot.services import scheduling
 from bot.services.reports import exit_report
 from storage import repo
-from tests.conftest import AppFactory, admin_headers, eventually
+from tests.conftest import DEFAULT_SCHEDULED_AT, AppFactory, admin_headers, eventually
 from tests.fakes.smtp import SmtpServer
-from tests.sched import SH, core_of, interview, mail_text, notices, reminders, send_event, subjects
+from tests.sched import core_of, interview, mail_text, notices, reminders, send_event, subjects
 
-START = datetime(2026, 11, 26, 14, 0, tzinfo=SH)
-NEW = datetime(2026, 11, 28, 10, 30, tzinfo=SH)
+START = DEFAULT_SCHEDULED_AT
+NEW = START + timedelta(days=1, hours=20, minutes=30)  # two days later at 10:30
 
 
 async def test_reschedule_a_scheduled_interview(make_client: AppFactory, clock: FrozenClock, smtp: SmtpServer) -> None:
@@ -43,15 +43,15 @@ async def test_reschedule_a_scheduled_interview(make_client: AppFactory, clock: 
         return len(smtp.messages) == 4
 
     await eventually(mailed)
-    assert subjects(smtp)[1] == "【测试科技】AI面试时间已调整为 2026-11-28 10:30"
+    assert subjects(smtp)[1] == f"【测试科技】AI面试时间已调整为 {NEW:%Y-%m-%d %H:%M}"
     text = mail_text(smtp, 1)
-    assert "重新安排在 2026-11-28 10:30(原定 2026-11-26 14:00)" in text
+    assert f"重新安排在 {NEW:%Y-%m-%d %H:%M}(原定 {START:%Y-%m-%d %H:%M})" in text
     assert "https://interview.example.com/j/iv-1" in text
     hr = await notices(core, kind="hr_rescheduled")
     assert [(n.recipient, n.body) for n in hr] == [
         (
             "hr01",
-            "张三(Java后端工程师)的AI面试已由 wecom:lead 重新安排在 2026-11-28 10:30。\n"  # lead is not registered
+            f"张三(Java后端工程师)的AI面试已由 wecom:lead 重新安排在 {NEW:%Y-%m-%d %H:%M}。\n"  # lead is not registered
             "已安排通过邮件通知候选人;送达情况可用「查看 张三」查看。",
         )
     ]

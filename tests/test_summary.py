@@ -15,11 +15,11 @@ from bot.clock import FrozenClock
 from bot.services.charts import render_exit_chart
 from bot.services.summary import build_summary, send_daily_summary
 from storage.models import Person
-from tests.conftest import AppFactory, admin_headers, eventually
+from tests.conftest import CLOCK_START, AppFactory, admin_headers, eventually
 from tests.fakes.smtp import SmtpServer
 from tests.sched import SH, core_of, notices, send_event, subjects
 
-DAY = date(2026, 11, 26)
+DAY = CLOCK_START.astimezone(SH).date()
 
 
 def at(day: date, hour: int, minute: int = 0) -> datetime:
@@ -121,12 +121,12 @@ async def test_summary_goes_once_to_each_manager_without_contact_details(
 
     sent = sorted(await notices(core, kind="daily_summary"), key=lambda n: n.channel, reverse=True)
     assert [(n.channel, n.recipient, n.dedupe_key) for n in sent] == [
-        ("wecom", "mgr1", "summary:2026-11-26:wecom:mgr1"),
-        ("email", "wu@example.com", "summary:2026-11-26:dingtalk:mgr2"),
+        ("wecom", "mgr1", f"summary:{DAY}:wecom:mgr1"),
+        ("email", "wu@example.com", f"summary:{DAY}:dingtalk:mgr2"),
     ]
     body = sent[0].body
     assert body == sent[1].body
-    assert "2026-11-26 面试退出日报" in body
+    assert f"{DAY} 面试退出日报" in body
     assert "今日提前结束 4 场(近7日日均 1.3 场)" in body
     assert "· 系统故障:3(日均 1.0,+2.0) ⚠ 异常偏高" in body
     assert "· 候选人放弃:1(日均 0.3,+0.7)\n" in body
@@ -135,10 +135,10 @@ async def test_summary_goes_once_to_each_manager_without_contact_details(
     assert "@example.com" not in body and "1390000" not in body and "13800001234" not in body
 
     async def mailed() -> bool:
-        return "【测试科技】2026-11-26 面试退出日报" in subjects(smtp)
+        return f"【测试科技】{DAY} 面试退出日报" in subjects(smtp)
 
     await eventually(mailed)
-    assert subjects(smtp).count("【测试科技】2026-11-26 面试退出日报") == 1
+    assert subjects(smtp).count(f"【测试科技】{DAY} 面试退出日报") == 1
 
 
 async def test_chart_goes_to_the_robots_and_is_served(make_client: AppFactory, clock: FrozenClock) -> None:
@@ -159,7 +159,7 @@ async def test_chart_goes_to_the_robots_and_is_served(make_client: AppFactory, c
     png = base64.b64decode(rows["wecom_robot", "image"].payload["image_base64"])
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     markdown = rows["dingtalk_robot", "markdown"].body
-    assert "### 2026-11-26 面试退出日报" in markdown
+    assert f"### {DAY} 面试退出日报" in markdown
     link = markdown.rsplit("](", 1)[1].rstrip(")")
     assert link.startswith("https://bot.example.com/charts/") and link.endswith(".png")
 
@@ -186,7 +186,7 @@ async def test_cli_summary_send(make_client: AppFactory, clock: FrozenClock, dat
     cmd = [sys.executable, "-m", "bot", "summary", "send", "--date", DAY.isoformat()]
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=50, check=False)
     assert first.returncode == 0, first.stderr
-    assert "2026-11-26 日报:已加入发件箱 1 份,此前已发送 0 份" in first.stdout
+    assert f"{DAY} 日报:已加入发件箱 1 份,此前已发送 0 份" in first.stdout
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=50, check=False)
     assert "已加入发件箱 0 份,此前已发送 1 份" in second.stdout
     assert [n.recipient for n in await notices(core_of(client), kind="daily_summary")] == ["wu@example.com"]

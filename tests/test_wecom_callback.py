@@ -23,8 +23,8 @@ VECTORS = json.loads((Path(__file__).parent / "fixtures" / "wecom_vectors.json")
 
 
 @pytest.fixture
-async def fake_wecom() -> AsyncIterator[FakeWeCom]:
-    fake = FakeWeCom()
+async def fake_wecom(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
+    fake = FakeWeCom(clock=clock)
     await fake.start()
     yield fake
     await fake.close()

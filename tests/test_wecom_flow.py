@@ -28,8 +28,8 @@ from tests.fakes.wecom_api import (
 
 
 @pytest.fixture
-async def fake_wecom() -> AsyncIterator[FakeWeCom]:
-    fake = FakeWeCom()
+async def fake_wecom(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
+    fake = FakeWeCom(clock=clock)
     await fake.start()
     yield fake
     await fake.close()

@@ -23,8 +23,8 @@ USER = "wmCANDIDATE1"
 
 
 @pytest.fixture
-async def fake_wecom() -> AsyncIterator[FakeWeCom]:
-    fake = FakeWeCom()
+async def fake_wecom(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
+    fake = FakeWeCom(clock=clock)
     await fake.start()
     yield fake
     await fake.close()
@@ -117,8 +117,17 @@ async def test_notices_go_by_kf_first_then_fall_back_after_five_replies(
     assert resp.status == 200
     texts = await wait_replies(fake_wecom, 2)
     assert "已终止" in texts[1] and smtp.messages == []
-    detail = await (await client.get("/api/interviews/iv-1", headers=admin_headers())).json()
-    [shown] = [n for n in detail["notices"] if n["kind"] == "terminated"]
+
+    async def terminated_notice() -> dict:
+        detail = await (await client.get("/api/interviews/iv-1", headers=admin_headers())).json()
+        [shown] = [n for n in detail["notices"] if n["kind"] == "terminated"]
+        return shown
+
+    async def recorded() -> bool:  # WeCom has the message; the outbox commits the result just after
+        return [a["result"] for a in (await terminated_notice())["attempts"]] != ["started"]
+
+    await eventually(recorded)
+    shown = await terminated_notice()
     assert [(a["channel"], a["result"]) for a in shown["attempts"]] == [("kf", "sent")]
     assert shown["attempts"][0]["provider_id"] == f"notice-{shown['id']}-kf"
 

@@ -24,8 +24,8 @@ from tests.fakes.wecom_api import AGENT_ID, CORP_ID, SECRET, FakeWeCom, WeComSid
 
 
 @pytest.fixture
-async def fake_wecom() -> AsyncIterator[FakeWeCom]:
-    fake = FakeWeCom()
+async def fake_wecom(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
+    fake = FakeWeCom(clock=clock)
     await fake.start()
     yield fake
     await fake.close()

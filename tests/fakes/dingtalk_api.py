@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.clock import FrozenClock
+from bot.clock import Clock, FrozenClock, SystemClock
 
 # A copy of ../shared/fixtures/dingtalk_samples.json, so a fresh clone runs the tests too.
 SAMPLES = json.loads((Path(__file__).parents[1] / "fixtures" / "dingtalk_samples.json").read_text())
@@ -75,6 +75,8 @@ class FakeDingTalk:
     _tickets: set[str] = field(default_factory=set)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _stamps: itertools.count[int] = field(default_factory=itertools.count)
+    # DingTalk's idea of now (signature freshness, frame times): tests pass their FrozenClock.
+    clock: Clock = field(default_factory=SystemClock)
 
     # --- life cycle ---------------------------------------------------------------
 
@@ -167,7 +169,7 @@ class FakeDingTalk:
         """A Stream CALLBACK frame carrying ``body``, shaped like the documented sample."""
         frame = copy.deepcopy(SAMPLES["stream_frame"])
         frame["headers"]["messageId"] = message_id
-        frame["headers"]["time"] = str(int(time.time() * 1000))
+        frame["headers"]["time"] = str(int(self.clock.now().timestamp() * 1000))
         frame["data"] = json.dumps(body, ensure_ascii=False)
         return frame
 
@@ -252,7 +254,7 @@ class FakeDingTalk:
         if request.query.get("access_token") != ROBOT_TOKEN:
             return web.json_response({"errcode": 300001, "errmsg": "token is not exist"})
         ts, sign = request.query.get("timestamp", ""), request.query.get("sign", "")
-        if not ts.isdigit() or abs(time.time() * 1000 - int(ts)) > 3600_000:
+        if not ts.isdigit() or abs(self.clock.now().timestamp() * 1000 - int(ts)) > 3600_000:
             return web.json_response({"errcode": 310000, "errmsg": "invalid timestamp"})
         if not hmac.compare_digest(sign, reference_sign(ROBOT_SECRET, ts)):
             self.robot_sign_failures += 1

@@ -20,8 +20,9 @@ from aiohttp.test_utils import TestServer
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 
 from bot.channels.wecom.crypto import signature
+from bot.clock import Clock, SystemClock
 
-# The official Tencent sample app (../shared/fixtures/wecom_vectors.json).
+# The official Tencent sample app (its vectors: tests/fixtures/wecom_vectors.json).
 CORP_ID = "ww1436e0e65a779aee"
 TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
 AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
@@ -64,6 +65,8 @@ class FakeWeCom:
     # Set: message/send delivers the message and then never answers (the caller is killed meanwhile).
     hang_sends: bool = False
     released: asyncio.Event = field(default_factory=asyncio.Event)
+    # WeCom's idea of now (message send_time): tests pass their FrozenClock.
+    clock: Clock = field(default_factory=SystemClock)
 
     # --- control -------------------------------------------------------------------
 
@@ -179,7 +182,7 @@ class FakeWeCom:
                 "msgid": msgid,
                 "open_kfid": open_kfid,
                 "external_userid": external_userid,
-                "send_time": int(time.time()),
+                "send_time": int(self.clock.now().timestamp()),
                 "origin": 3,
                 "msgtype": "text",
                 "text": {"content": text},

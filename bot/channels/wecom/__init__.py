@@ -82,10 +82,8 @@ def build_state(app: web.Application) -> WeComState:
     if bot_crypto is not None:
         outbox.register(WeComAiBotSender(http, api_base=settings.wecom_api_base))
     robot_key = _secret(settings.wecom_robot_key)
-    if robot_key:
+    if robot_key:  # when it is not set, the start-up summary says so
         outbox.register(WeComRobotSender(http, base_url=settings.wecom_api_base, key=robot_key))
-    else:
-        log.warning("disabled: WeCom group robot (WECOM_ROBOT_KEY is not set; robot posts wait in the outbox)")
     inbox = None
     if app_crypto is not None or bot_crypto is not None:
         inbox = WeComInbox(

@@ -1,0 +1,94 @@
+"""Logs an admin can read: local timestamps with their offset, bounded records, an opt-in access log.
+
+``configure_logging`` is called by the command line; the access logger is handed to aiohttp's
+``run_app`` when ``BOT_ACCESS_LOG`` is on.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import datetime
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from aiohttp import http_exceptions, web
+from aiohttp.abc import AbstractAccessLogger
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# A record's message and its traceback are cut to these many characters (aiohttp once logged
+# a whole 128 KB request line per malformed request).
+MAX_MESSAGE_CHARS = 2000
+MAX_LINE_CHARS = 500
+MAX_TRACEBACK_CHARS = 8000
+
+
+def cap(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters not logged]"
+
+
+class AdminFormatter(logging.Formatter):
+    """``2026-03-10 10:00:00.123+0800`` in the configured zone; long messages and tracebacks cut."""
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        super().__init__(FORMAT)
+        self.tz = tz
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        when = datetime.fromtimestamp(record.created, self.tz)
+        return f"{when:%Y-%m-%d %H:%M:%S}.{int(record.msecs):03d}{when:%z}"
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = cap(record.message, MAX_MESSAGE_CHARS)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        text = super().formatException(ei)
+        lines = "\n".join(cap(line, MAX_LINE_CHARS) for line in text.splitlines())
+        return cap(lines, MAX_TRACEBACK_CHARS)
+
+
+class BadRequestFilter(logging.Filter):
+    """aiohttp.server logs a malformed request at ERROR with a traceback and the request bytes
+    in the exception text. It is the client's fault: one short WARNING line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, http_exceptions.HttpProcessingError):
+            what = " ".join(f"{type(exc).__name__}: {exc.message}".split())
+            record.msg, record.args = f"{record.getMessage()}: {cap(what, 200)}", None
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+class PathAccessLogger(AbstractAccessLogger):
+    """One line per request: client, method, path, status, bytes, seconds. Never the query string
+    (WeCom and DingTalk put signatures there) and never a header."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %s %.3fs',
+            request.remote or "-",
+            request.method,
+            request.path,
+            response.status,
+            response.body_length,
+            time,
+        )
+
+
+def access_logger() -> logging.Logger:
+    return logging.getLogger("bot.access")
+
+
+def configure_logging(tz: ZoneInfo, *, level: int = logging.INFO, stream: TextIO | None = None) -> None:
+    """Root handler on stderr with the admin format; replaces any earlier configuration."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(AdminFormatter(tz))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, BadRequestFilter) for f in server.filters):
+        server.addFilter(BadRequestFilter())

@@ -1,0 +1,42 @@
+""".env.example documents every setting, each with a comment, and its defaults are the real ones."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings
+
+EXAMPLE = Path(__file__).parents[1] / ".env.example"
+SETTING = re.compile(r"# ([A-Z][A-Z0-9_]*)=(.*)")
+
+
+def documented() -> dict[str, tuple[str, str]]:
+    """name -> (example value, the comment line above it)."""
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    found: dict[str, tuple[str, str]] = {}
+    for above, line in itertools.pairwise(lines):
+        if m := SETTING.fullmatch(line):
+            assert m.group(1) not in found, f"{m.group(1)} twice"
+            found[m.group(1)] = (m.group(2), above)
+    return found
+
+
+def test_every_setting_is_in_env_example_with_a_comment() -> None:
+    names = {str(field.validation_alias) for field in Settings.model_fields.values()}
+    found = documented()
+    assert sorted(names - set(found)) == [], "add these to .env.example"
+    assert sorted(set(found) - names) == [], "not settings (renamed?)"
+    for name, (_, comment) in found.items():
+        assert comment.startswith("# ") and not SETTING.fullmatch(comment) and len(comment) > 6, name
+
+
+def test_uncommenting_env_example_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for field in Settings.model_fields.values():
+        monkeypatch.delenv(str(field.validation_alias), raising=False)
+    env = tmp_path / ".env"
+    env.write_text("".join(f"{k}={v}\n" for k, (v, _) in documented().items() if v), encoding="utf-8")
+    assert Settings(_env_file=env).model_dump() == Settings(_env_file=None).model_dump()  # type: ignore[call-arg]
