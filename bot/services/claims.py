@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import os
 import secrets
 import socket
 import uuid
@@ -11,12 +9,6 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 CLAIM_FOR = timedelta(minutes=2)
-
-
-@functools.cache
-def worker_id() -> str:
-    """This process as ``host:pid``: the owner part of termination-job run tokens (see owner_gone)."""
-    return f"{socket.gethostname()}:{os.getpid()}"[:160]
 
 
 def instance_name(instance_id: str | None, port: int) -> str:
@@ -38,9 +30,9 @@ def new_worker_id(instance: str) -> str:
 _LIVE_RUNS: set[str] = set()
 
 
-def run_token() -> str:
-    """A claim token for one run of a job here: ``host:pid#nonce``; release it with ``end_run``."""
-    token = f"{worker_id()}#{secrets.token_hex(4)}"
+def run_token(worker: str) -> str:
+    """A claim token for one run of a job here: ``<worker id>#nonce``; release it with ``end_run``."""
+    token = f"{worker}#{secrets.token_hex(4)}"
     _LIVE_RUNS.add(token)
     return token
 
@@ -49,29 +41,20 @@ def end_run(token: str) -> None:
     _LIVE_RUNS.discard(token)
 
 
-def owner_gone(claimed_by: str | None) -> bool:
-    """True when a claim token names a run on this host that no longer exists.
+def owner_gone(claimed_by: str | None, *, instance: str, worker: str) -> bool:
+    """True when a run token's process, or the run itself, is known to be gone.
 
-    Its process is dead (kill -9, crash), or it is this process reusing the pid of an earlier
-    life (pid 1 in a restarted container) and the run is not one of ours: take it over at once
-    instead of waiting for the claim to expire. Claims of other hosts wait for expiry.
+    A token of an earlier boot of this instance (``<instance>/<other boot>#…``) belongs to a process
+    that no longer runs (kill -9, crash): take its work over at once. A token of this process whose
+    run has ended is gone too. Tokens of other instances (replicas that may be alive) wait for their
+    claim to expire, as in ``storage.repo.take_over_claims``.
     """
-    if not claimed_by or "#" not in claimed_by:
-        return claimed_by is None
-    owner = claimed_by.split("#", 1)[0]
-    host, _, pid_text = owner.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return claimed_by not in _LIVE_RUNS
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not claimed_by:
         return True
-    except PermissionError:  # alive, someone else's
-        return False
-    return False
+    owner = claimed_by.split("#", 1)[0]
+    if owner == worker:
+        return claimed_by not in _LIVE_RUNS
+    return owner.startswith(f"{instance}/")
 
 
 def local_text(when: datetime | None, tz: ZoneInfo) -> str:

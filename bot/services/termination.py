@@ -136,7 +136,7 @@ async def terminate(
     """Terminate now; ``chat`` (the audit chat) also means ``operator`` is told in chat if a crash
     makes the job finish later."""
     reason = await resolve_reason(core, reason_text)
-    token = run_token()
+    token = run_token(core.worker_id)
     try:
         job_id = await _open_job(core, platform_id, reason, operator, source, detail, chat, token)
         result = await _run(core, job_id, token)
@@ -203,10 +203,10 @@ async def sweep_terminations(core: Core, *, limit: int = 50) -> int:
     completed = 0
     for job in jobs:
         expired = job.claimed_until is None or job.claimed_until < now
-        if not (expired or owner_gone(job.claimed_by)):
+        if not (expired or owner_gone(job.claimed_by, instance=core.instance, worker=core.worker_id)):
             continue  # its process is still working on it
         assert job.id is not None
-        token = run_token()
+        token = run_token(core.worker_id)
         try:
             async with core.sessions() as session:
                 won = await repo.take_over_job(
