@@ -69,7 +69,7 @@ async def test_no_channel_reaches_the_candidate_says_so_and_makes_the_todo_at_on
     reply = await terminate(hr)
     assert "已通知候选人" not in reply
     assert "无法通知候选人:没有可用的通知渠道(候选人没有微信客服会话、短信未配置、邮件未配置)" in reply
-    assert "已在你的待办里加上「通知未送达」,请直接联系候选人" in reply
+    assert "你的待办里有「联系候选人张三:通知未送达」,请直接联系候选人" in reply
     # The to-do exists now, not after retries that would never come.
     assert "联系候选人张三:通知未送达" in await hr.says("待办")
     # The notice is a dead letter, not pending forever.
@@ -133,7 +133,7 @@ async def test_timeout_notice_to_hr_tells_the_truth_about_the_candidate(
     [row] = await candidate_notices(app, "hr_terminated")
     assert "操作人:系统,来源:超时自动终止" in row.body
     assert "无法通知候选人:没有可用的通知渠道" in row.body
-    assert "已在你的待办里加上「通知未送达」" in row.body
+    assert "你的待办里有「联系候选人张三:通知未送达」" in row.body
 
 
 async def test_help_request_reply_tells_the_truth(make_client: AppFactory, clock: FrozenClock) -> None:
@@ -166,7 +166,8 @@ async def test_reschedule_reply_tells_the_truth(make_client: AppFactory, clock: 
     assert "重新开放面试" in reply
     assert "已通知候选人" not in reply
     assert "无法通知候选人:没有可用的通知渠道" in reply
-    assert "已在你的待办里加上「通知未送达」" in reply
+    assert "你的待办里有「联系候选人张三:通知未送达」" in reply
+    assert "提醒也无法发给候选人" in reply and "提醒会按新时间发送" not in reply
 
 
 async def test_one_undelivered_todo_however_many_notices_cannot_go(make_client: AppFactory, clock: FrozenClock) -> None:
