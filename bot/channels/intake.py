@@ -182,7 +182,7 @@ class GroupCommit:
         async with self.core.sessions() as session:
             session.add(row)
             session.add_all(list(extra))
-            # claim_inbound commits the session: the claim and the stored message land together.
+            # The claim commits the whole session: the claim and the stored message land together.
             if not await repo.claim_inbound_and_commit(session, platform=self.platform, dedupe_key=key, now=now):
                 log.info("%s redelivery dropped: %s", self.platform, key)
                 return None
