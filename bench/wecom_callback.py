@@ -89,7 +89,9 @@ async def _serve(tmp: str, ports: Any, stop: Any) -> None:
             return web.Response(status=401)
         if inbound is not None:
             async with ref_sessions() as session:
-                await repo.claim_inbound(session, platform="wecom", dedupe_key=inbound.dedupe_key, now=core.clock.now())
+                await repo.claim_inbound_and_commit(
+                    session, platform="wecom", dedupe_key=inbound.dedupe_key, now=core.clock.now()
+                )
         return web.Response(text="")
 
     ref_app = web.Application()

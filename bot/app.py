@@ -82,7 +82,9 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
         async with sessions() as session:
             await repo.ensure_default_reasons(session)
             # Rows an earlier boot of this instance had claimed: that process is gone, resume them now.
-            taken = await repo.take_over_claims(session, instance=core.instance, worker=core.worker_id, now=clock.now())
+            taken = await repo.take_over_claims_and_commit(
+                session, instance=core.instance, worker=core.worker_id, now=clock.now()
+            )
         if any(taken.values()):
             log.warning("taking over claims left by an earlier run of %s: %s", core.instance, taken)
         app[ENGINE], app[HTTP], app[CORE] = engine, http, core
@@ -127,8 +129,8 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         async with core.sessions() as session:
             await session.exec(delete(InboundMessage).where(col(InboundMessage.received_at) < cutoff))
             await session.commit()
-            await repo.purge_processed(session, kind=INBOUND_KIND, before=cutoff)
-            await repo.purge_dingtalk_signs(session, before=cutoff)
+            await repo.purge_processed_and_commit(session, kind=INBOUND_KIND, before=cutoff)
+            await repo.purge_dingtalk_signs_and_commit(session, before=cutoff)
 
     scheduler.cron("housekeeping.purge_inbound", purge_inbound, hour=3, minute=17)
     register_jobs(scheduler, core)

@@ -31,7 +31,7 @@ from bot.templating import Templates
 from handlers import ROUTERS
 from storage import repo
 from storage.db import create_engine, migrate, session_maker
-from storage.models import Person, Role
+from storage.models import NoticeStatus, Person, Role
 
 log = logging.getLogger("bot")
 
@@ -202,10 +202,10 @@ async def _notice_test(settings: Settings, args: argparse.Namespace) -> int:
     result = await notice_check.wait(core, notice.id, args.wait)
     for attempt in result.attempts:
         print(f"  尝试:{attempt.channel} {attempt.result} {attempt.provider_id or ''} {attempt.error or ''}".rstrip())  # noqa: T201
-    if result.notice.status == "sent":
+    if result.notice.status == NoticeStatus.sent:
         print(f"已送达服务商:{label} → {recipient}。请到收件方确认已收到。")  # noqa: T201
         return 0
-    if result.notice.status == "dead":
+    if result.notice.status == NoticeStatus.dead:
         print(f"发送失败:{result.notice.last_error}", file=sys.stderr)  # noqa: T201
         return 1
     print(  # noqa: T201

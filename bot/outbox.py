@@ -145,7 +145,7 @@ class Outbox:
         for notice_id in ids:
             async with self.core.sessions() as session:
                 lock = now + timedelta(seconds=LOCK_SECONDS)
-                if not await repo.claim_notice(session, notice_id=notice_id, now=now, lock_until=lock):
+                if not await repo.claim_notice_and_commit(session, notice_id=notice_id, now=now, lock_until=lock):
                     continue
                 notice = await session.get(Notice, notice_id)
                 assert notice is not None
@@ -158,7 +158,7 @@ class Outbox:
 
     async def deliver(self, notice_id: int, *, first: bool = False) -> bool:
         """Deliver one notice now, beside the polling loop (which it cannot double-send with).
-        ``first``: the first try of a row not yet due (see ``repo.claim_notice``)."""
+        ``first``: the first try of a row not yet due (see ``repo.claim_notice_and_commit``)."""
         return bool(await self._deliver(notice_id, first=first))
 
     async def run_forever(self, stop: asyncio.Event) -> None:
@@ -177,7 +177,7 @@ class Outbox:
     async def _deliver(self, notice_id: int, *, first: bool = False) -> int:
         now = self.core.clock.now()
         async with self.core.sessions() as session:
-            won = await repo.claim_notice(
+            won = await repo.claim_notice_and_commit(
                 session,
                 notice_id=notice_id,
                 now=now,

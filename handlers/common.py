@@ -10,7 +10,7 @@ from bot.channels.base import Reply
 from bot.dispatcher import MANAGERS, Context
 from bot.services.reasons import match_reason
 from storage import repo
-from storage.models import Candidate, ExitReason, Interview, PendingAction
+from storage.models import OPEN_INTERVIEW_STATUSES, ActionState, Candidate, ExitReason, Interview, PendingAction
 from templates.labels import LABELS
 
 STATUS_LABELS = LABELS["interview_status"]
@@ -69,12 +69,14 @@ async def open_action(ctx: Context, action: str, params: dict[str, Any], ttl: in
         return row
 
 
-async def close_pending(ctx: Context, state: str = "answered") -> bool:
+async def close_pending(ctx: Context, state: ActionState = ActionState.answered) -> bool:
     """Close the question this message answers; False if someone (or something) closed it first."""
     if ctx.pending is None or ctx.pending.id is None:
         return False
     async with ctx.core.sessions() as session:
-        return await repo.close_action(session, action_id=ctx.pending.id, state=state, now=ctx.core.clock.now())
+        return await repo.close_action_and_commit(
+            session, action_id=ctx.pending.id, state=state, now=ctx.core.clock.now()
+        )
 
 
 def pick_number(text: str, count: int) -> int | None:
@@ -85,7 +87,7 @@ def pick_number(text: str, count: int) -> int | None:
     return None
 
 
-OPEN = ("scheduled", "in_progress")
+OPEN = OPEN_INTERVIEW_STATUSES
 
 
 async def find_interviews(

@@ -9,7 +9,7 @@ from bot.services.help_requests import HELP_ACTION, close_siblings
 from bot.services.reasons import match_reason
 from handlers.common import ask_reason, picked_reason
 from storage import repo
-from storage.models import ExitReason, PendingAction
+from storage.models import ActionState, ExitReason, PendingAction
 
 router = Router("help_requests")
 
@@ -27,7 +27,7 @@ async def take_help_request(ctx: Context) -> PendingAction | None:
     action = await open_help_request(ctx)
     if action is None:
         return None
-    if not await close_siblings(ctx.core, action.params["key"], state="answered"):
+    if not await close_siblings(ctx.core, action.params["key"], state=ActionState.answered):
         return None  # someone else answered in the meantime
     return action
 
@@ -49,7 +49,7 @@ async def confirm_exit(ctx: Context) -> list[Reply]:
         return await ask_reason(
             ctx, then="help.pick_reason", params=params, head=f"{said}请选择终止原因,", detail=words
         )
-    if not await close_siblings(ctx.core, action.params["key"], state="answered"):
+    if not await close_siblings(ctx.core, action.params["key"], state=ActionState.answered):
         return [Reply("没有等待你处理的候选人求助(可能已被他人处理)。")]
     return await _end(ctx, action.params["platform_id"], reason, words)
 
@@ -60,7 +60,7 @@ async def on_pick_reason(ctx: Context) -> list[Reply]:
     reason, detail, replies = await picked_reason(ctx)
     if reason is None:
         return replies
-    if not await close_siblings(ctx.core, ctx.pending.params["key"], state="answered"):
+    if not await close_siblings(ctx.core, ctx.pending.params["key"], state=ActionState.answered):
         return [Reply("这条求助已被他人处理。")]
     return await _end(ctx, ctx.pending.params["platform_id"], reason, detail)
 

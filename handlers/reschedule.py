@@ -18,16 +18,16 @@ from bot.services.help_requests import HELP_ACTION, close_siblings
 from bot.services.reasons import match_reason
 from handlers.common import close_pending, on_confirm, open_action, picked_interview, resolve_one
 from storage import repo
-from storage.models import PendingAction
+from storage.models import ActionState, InterviewStatus, PendingAction, ReasonCode
 
 router = Router("reschedule")
 
 USAGE = "重新安排 <姓名或面试编号> <时间>"
 EXAMPLE = "重新安排 张三 明天下午2点"
 # Reschedulable: not started yet, or ended early.
-STATUSES = ("scheduled", "terminated")
+STATUSES = (InterviewStatus.scheduled.value, InterviewStatus.terminated.value)
 # When rescheduling answers a 求助 whose reason is not recognised.
-HELP_FALLBACK_REASON = "流程调整"
+HELP_FALLBACK_REASON = ReasonCode.process_change
 # Open prompts: the confirmation (answered by 确认 / 取消) and the question for the hour.
 CONFIRM_ACTION = "reschedule"
 ASK_HOUR = "reschedule.ask_hour"
@@ -146,7 +146,7 @@ async def _prompt(ctx: Context, platform_id: str, when: datetime, help_params: d
         position=interview.position,
         start_text=full_text(when, tz),
         previous_text=full_text(interview.scheduled_at, tz) if interview.scheduled_at else "",
-        ends_current=bool(help_params) and interview.status == "in_progress",
+        ends_current=bool(help_params) and interview.status == InterviewStatus.in_progress,
         ttl_minutes=max(1, core.settings.confirm_ttl_seconds // 60),
     )
     return [Reply(text, kind="confirm", title="确认重新安排", buttons=CONFIRM_BUTTONS)]
@@ -181,18 +181,18 @@ async def _reschedule(ctx: Context, platform_id: str, when: datetime) -> list[Re
 async def _answer_help(ctx: Context, params: dict[str, object], when: datetime) -> list[Reply]:
     """A 求助 answered with a new time: end the current attempt (progress saved), then book the new one."""
     key, platform_id = str(params["key"]), str(params["platform_id"])
-    if not await close_siblings(ctx.core, key, state="answered"):
+    if not await close_siblings(ctx.core, key, state=ActionState.answered):
         return [Reply("这条求助已被他人处理。")]
     async with ctx.core.sessions() as session:
         reasons = await repo.list_reasons(session)
         interview = await repo.get_interview(session, platform_id=platform_id)
-    if interview is not None and interview.status == "in_progress":
+    if interview is not None and interview.status == InterviewStatus.in_progress:
         reason = match_reason(str(params.get("reason", "")), reasons)
         try:
             await termination.terminate(
                 ctx.core,
                 platform_id=platform_id,
-                reason_text=reason.name if reason else HELP_FALLBACK_REASON,
+                reason_text=reason.code if reason else HELP_FALLBACK_REASON,
                 operator=ctx.actor,
                 source="candidate_request",
                 detail=str(params.get("reason", "")),

@@ -59,7 +59,7 @@ async def _share(ctx: Context, platform_id: str, colleague: str) -> list[Reply]:
         if interview.hr_key == person_key:
             return [Reply(f"{person_name} 本来就负责这场面试。")]
         # A failed insert rolls back and expires loaded rows: use the copies above afterwards.
-        if not await repo.share_interview(
+        if not await repo.share_interview_and_commit(
             session, interview_id=interview.id, person_key=person_key, shared_by=ctx.actor, now=now
         ):
             return [Reply(f"已经共享给 {person_name} 了。")]

@@ -8,7 +8,7 @@ from bot.services import people
 from bot.services.reasons import shown_detail
 from handlers.common import STATUS_LABELS, local, mobile_tail, scope_of
 from storage import repo
-from storage.models import NoticeStatus
+from storage.models import AttemptResult, InterviewStatus, NoticeStatus
 from templates.labels import label
 
 router = Router("status")
@@ -18,7 +18,9 @@ router = Router("status")
 async def in_progress(ctx: Context) -> list[Reply]:
     now = ctx.core.clock.now()
     async with ctx.core.sessions() as session:
-        rows = await repo.open_interviews_matching(session, query=None, hr_key=scope_of(ctx), statuses=("in_progress",))
+        rows = await repo.open_interviews_matching(
+            session, query=None, hr_key=scope_of(ctx), statuses=(InterviewStatus.in_progress.value,)
+        )
     if not rows:
         return [Reply("当前没有进行中的面试。")]
     lines = [f"进行中的面试({len(rows)} 场):"]
@@ -75,7 +77,7 @@ async def show(ctx: Context) -> list[Reply]:
                 for attempt in attempts.get(notice.id or 0, []):
                     result = label(attempt.result, "attempt_result")
                     detail = f" {attempt.provider_id}" if attempt.provider_id else ""
-                    if attempt.error and attempt.result != "sent":
+                    if attempt.error and attempt.result != AttemptResult.sent:
                         detail = f" {attempt.error[:60]}"
                     channel = label(attempt.channel, "channel")
                     lines.append(f"  · {local(ctx, attempt.started_at)} {channel} {result}{detail}")

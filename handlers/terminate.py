@@ -16,7 +16,7 @@ from handlers.common import (
     resolve_one,
 )
 from storage import repo
-from storage.models import ExitReason, PendingAction
+from storage.models import ActionState, ExitReason, PendingAction
 
 router = Router("terminate")
 
@@ -99,7 +99,7 @@ async def _prompt(ctx: Context, platform_id: str, reason: ExitReason, detail: st
     return [Reply(text, kind="confirm", title="确认终止面试", buttons=CONFIRM_BUTTONS)]
 
 
-async def _take(ctx: Context, actions: list[str], state: str) -> PendingAction | None:
+async def _take(ctx: Context, actions: list[str], state: ActionState) -> PendingAction | None:
     """Close the asker's newest open prompt of these kinds in this chat, once."""
     now = ctx.core.clock.now()
     action_id = int(ctx.args) if ctx.args.isdigit() else None
@@ -109,14 +109,14 @@ async def _take(ctx: Context, actions: list[str], state: str) -> PendingAction |
         )
         if action is None or action.id is None:
             return None
-        if not await repo.close_action(session, action_id=action.id, state=state, now=now):
+        if not await repo.close_action_and_commit(session, action_id=action.id, state=state, now=now):
             return None
         return action
 
 
 @router.command("确认", usage="确认", example="确认")
 async def confirm(ctx: Context) -> list[Reply]:
-    action = await _take(ctx, list(CONFIRMABLE), "confirmed")
+    action = await _take(ctx, list(CONFIRMABLE), ActionState.confirmed)
     if action is None:
         return [Reply("没有等待你确认的操作(可能已超时、已处理或不是你发起的)。")]
     return await CONFIRMABLE[action.action](ctx, action)
@@ -152,7 +152,7 @@ async def _terminate_confirmed(ctx: Context, action: PendingAction) -> list[Repl
 async def cancel(ctx: Context) -> list[Reply]:
     dispatcher = ctx.dispatcher
     assert dispatcher is not None
-    action = await _take(ctx, [*CONFIRMABLE, *dispatcher.answers], "cancelled")
+    action = await _take(ctx, [*CONFIRMABLE, *dispatcher.answers], ActionState.cancelled)
     if action is None:
         return [Reply("没有可以取消的操作。")]
     async with ctx.core.sessions() as session:

@@ -25,6 +25,10 @@ class InterviewStatus(StrEnum):
     terminated = "terminated"
 
 
+# Interviews that may still be terminated.
+OPEN_INTERVIEW_STATUSES = (InterviewStatus.scheduled.value, InterviewStatus.in_progress.value)
+
+
 class Pipeline(StrEnum):
     """Recruiting pipeline status, shown to HR in Chinese."""
 
@@ -127,6 +131,18 @@ class Interview(SQLModel, table=True):
     @property
     def answered_count(self) -> int:
         return len(self.progress.get("answered", []))
+
+
+class ReasonCode(StrEnum):
+    """Codes of the reasons code refers to; their names and synonyms may be edited by admins."""
+
+    candidate_quit = "candidate_quit"
+    system_failure = "system_failure"
+    unfamiliar = "unfamiliar"
+    process_change = "process_change"
+    idle_timeout = "idle_timeout"
+    # For exits no other reason fits; the words typed are kept in the exit record's detail.
+    other = "other"
 
 
 class ExitReason(SQLModel, table=True):
@@ -297,6 +313,17 @@ class DingTalkSign(SQLModel, table=True):
     seen_at: datetime = _dt(index=True)
 
 
+class ActionState(StrEnum):
+    """``PendingAction.state``; every value code sets. Expiry is ``expires_at``, never a state."""
+
+    open = "open"  # waiting for its answer
+    answered = "answered"  # a numbered pick or a help request's answer closed it
+    confirmed = "confirmed"  # 确认
+    cancelled = "cancelled"  # 取消
+    running = "running"  # a candidate's exit request being carried out by one replica
+    done = "done"  # that exit request carried out (or found not needed)
+
+
 class PendingAction(SQLModel, table=True):
     """A confirmation prompt waiting for 确认 / 取消 from the person who asked."""
 
@@ -309,8 +336,7 @@ class PendingAction(SQLModel, table=True):
     params: dict[str, Any] = _json(dict)
     created_at: datetime = _dt()
     expires_at: datetime = _dt()
-    # open, confirmed, cancelled, expired
-    state: str = Field(default="open", max_length=16)
+    state: str = Field(default=ActionState.open.value, max_length=16)
 
 
 class KfConversation(SQLModel, table=True):
@@ -392,6 +418,11 @@ class Reminder(SQLModel, table=True):
     updated_at: datetime = _dt()
 
 
+class SummaryState(StrEnum):
+    claimed = "claimed"
+    sent = "sent"
+
+
 class DailySummary(SQLModel, table=True):
     """One managers' daily summary to one recipient; the unique key makes replicas send it once."""
 
@@ -402,7 +433,7 @@ class DailySummary(SQLModel, table=True):
     day: date
     # "wecom:mgr01" for a manager, "robot:wecom_robot" / "robot:dingtalk_robot" for group robots.
     recipient: str = Field(max_length=160)
-    state: str = Field(default="claimed", max_length=16)  # claimed, sent, skipped
+    state: str = Field(default=SummaryState.claimed.value, max_length=16)
     claimed_by: str = Field(max_length=160)
     claimed_until: datetime = _dt()
     sent_at: datetime | None = _dt(default=None)

@@ -10,6 +10,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from bot.clock import FrozenClock
+from bot.keys import CORE
+from storage import repo
 from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, admin_headers, event, post_event, started_interview
 
@@ -217,3 +219,24 @@ async def test_help_request_reschedule_asks_the_hour_and_can_be_cancelled(
     assert body["status"] == "in_progress" and rescheduled_notices(body) == []
     # The 求助 is still open: the HR can still answer it.
     assert "协助其继续面试" in await hr.says("协助继续")
+
+
+async def test_help_reschedule_ends_with_the_fallback_reason_found_by_code_after_a_rename(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
+    client, app = await setup(make_client, clock)
+    async with app[CORE].sessions() as session:
+        reason = next(r for r in await repo.list_reasons(session) if r.code == "process_change")
+        reason.name, reason.synonyms = "面试流程调整", []
+        await session.commit()
+    await started_interview(client, clock)
+    payload = event(
+        "interview.help_requested", data={"reason": "家里有事", "wants_exit": True}, occurred_at=clock.now()
+    )
+    assert (await post_event(client, clock, payload)).status == 200
+    hr = ChatUser(app, "hr01")
+    assert "先结束本场面试(作答已保存)" in await hr.says("重新安排 明天上午10:30")
+    assert in_full(tomorrow_at(clock, 10, 30)) in await hr.says("确认")
+    body = await detail(client)
+    assert body["status"] == "scheduled"
+    assert (body["exit"]["reason_code"], body["exit"]["reason"]) == ("process_change", "面试流程调整")

@@ -126,3 +126,24 @@ async def test_platform_failure_leaves_it_running_and_the_next_sweep_retries(
     assert await jobs.sweep_idle(core) == 1
     assert fake_platform.actions() == ["save", "terminate", "save", "terminate"]
     assert fake_platform.calls[-1][2] == {"reason_code": "idle_timeout", "reason": "超时未操作", "operator": "system"}
+
+
+async def test_idle_timeout_finds_its_reason_by_code_after_an_admin_renames_it(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
+    client = await make_client(idle_timeout_seconds=600)
+    core = core_of(client)
+    async with core.sessions() as session:
+        reason = next(r for r in await repo.list_reasons(session) if r.code == "idle_timeout")
+        reason.name, reason.synonyms = "候选人长时间无响应", []
+        await session.commit()
+    await start(client, clock)
+    clock.advance(seconds=601)
+    assert await jobs.sweep_idle(core) == 1
+
+    iv = await interview(core)
+    assert iv.status == "terminated" and iv.id is not None
+    async with core.sessions() as session:
+        record = await repo.get_exit(session, interview_id=iv.id)
+    assert record is not None
+    assert (record.reason_code, record.reason, record.source) == ("idle_timeout", "候选人长时间无响应", "timeout")

@@ -148,7 +148,9 @@ async def test_termination_supersedes_pending_notices_but_never_one_being_sent(
     assert sending.id is not None
     async with app[CORE].sessions() as session:
         lock = sending.next_attempt_at + timedelta(minutes=10)
-        assert await repo.claim_notice(session, notice_id=sending.id, now=sending.next_attempt_at, lock_until=lock)
+        assert await repo.claim_notice_and_commit(
+            session, notice_id=sending.id, now=sending.next_attempt_at, lock_until=lock
+        )
     second = day_at(clock, 4, 11, 30)
     await reschedule(hr, second)
     rows = {n.id: n for n in await candidate_notices(app)}

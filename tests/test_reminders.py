@@ -175,7 +175,9 @@ async def test_a_crashed_claim_is_taken_over_once(make_client: AppFactory, clock
     assert guide.id is not None
     async with core.sessions() as session:  # a replica claims it and dies before sending
         now = clock.now()
-        assert await repo.claim_reminder(session, reminder_id=guide.id, worker="dead", now=now, until=now + CLAIM_FOR)
+        assert await repo.claim_reminder_and_commit(
+            session, reminder_id=guide.id, worker="dead", now=now, until=now + CLAIM_FOR
+        )
     assert await jobs.sweep_reminders(core) == 0  # still claimed by the dead replica
     clock.advance(seconds=CLAIM_FOR.total_seconds() + 1)
     assert await jobs.sweep_reminders(core) == 1

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # A stored message is left to the bounded worker of the process that took it in for this long;
 # then the outbox worker of any replica takes it. A restart of the same instance takes its own
-# rows over at once (storage.repo.take_over_claims).
+# rows over at once (storage.repo.take_over_claims_and_commit).
 INBOUND_GRACE = timedelta(seconds=60)
 # Inbound messages processed at once per process (each uses one or two connections at a time).
 PROCESS_LIMIT = 4
@@ -182,8 +182,8 @@ class GroupCommit:
         async with self.core.sessions() as session:
             session.add(row)
             session.add_all(list(extra))
-            # claim_inbound commits the session: the claim and the stored message land together.
-            if not await repo.claim_inbound(session, platform=self.platform, dedupe_key=key, now=now):
+            # The claim commits the whole session: the claim and the stored message land together.
+            if not await repo.claim_inbound_and_commit(session, platform=self.platform, dedupe_key=key, now=now):
                 log.info("%s redelivery dropped: %s", self.platform, key)
                 return None
         assert row.id is not None

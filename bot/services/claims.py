@@ -20,7 +20,7 @@ def new_worker_id(instance: str) -> str:
     """This process, as written into ``claimed_by`` columns: ``<instance>/<boot id>``, new at every start.
 
     At start-up, rows claimed by an earlier boot of the same instance are taken over at once
-    (``storage.repo.take_over_claims``): that process is gone. Another instance's claims may
+    (``storage.repo.take_over_claims_and_commit``): that process is gone. Another instance's claims may
     belong to a live replica, so they are taken over only when they expire.
     """
     return f"{instance}/{uuid.uuid4().hex}"
@@ -47,7 +47,7 @@ def owner_gone(claimed_by: str | None, *, instance: str, worker: str) -> bool:
     A token of an earlier boot of this instance (``<instance>/<other boot>#…``) belongs to a process
     that no longer runs (kill -9, crash): take its work over at once. A token of this process whose
     run has ended is gone too. Tokens of other instances (replicas that may be alive) wait for their
-    claim to expire, as in ``storage.repo.take_over_claims``.
+    claim to expire, as in ``storage.repo.take_over_claims_and_commit``.
     """
     if not claimed_by:
         return True

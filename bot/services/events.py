@@ -15,7 +15,7 @@ from bot.bounded import check_time
 from bot.services import help_requests, reminders
 from bot.services.context import Core
 from storage import repo
-from storage.models import Candidate, Interview, InterviewStatus, Pipeline, PlatformEvent
+from storage.models import OPEN_INTERVIEW_STATUSES, Candidate, Interview, InterviewStatus, Pipeline, PlatformEvent
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class HelpRequested(BaseModel):
     wants_exit: bool = False
 
 
-OPEN = (InterviewStatus.scheduled.value, InterviewStatus.in_progress.value)
+OPEN = OPEN_INTERVIEW_STATUSES
 
 
 # Attempts of one event's transaction when a concurrent one breaks a unique key (nothing is lost).

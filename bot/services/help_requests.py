@@ -23,8 +23,7 @@ from bot.services import notices, termination
 from bot.services.context import Core
 from bot.services.reasons import match_reason
 from storage import repo
-from storage.models import Candidate, Interview, PendingAction, Role, Todo
-from storage.repo import REASON_OTHER
+from storage.models import ActionState, Candidate, Interview, PendingAction, ReasonCode, Role, Todo
 
 log = logging.getLogger(__name__)
 
@@ -128,14 +127,16 @@ async def open_help_request(
         )
 
 
-async def close_siblings(core: Core, key: str, *, state: str) -> int:
+async def close_siblings(core: Core, key: str, *, state: ActionState) -> int:
     """Close every open prompt of one help request (HR's and managers'); returns how many."""
     now = core.clock.now()
     closed = 0
     async with core.sessions() as session:
         for action in await repo.open_actions(session, action=HELP_ACTION, now=now):
             if action.params.get("key") == key and action.id is not None:
-                closed += await repo.transition_action(session, action_id=action.id, from_state="open", to_state=state)
+                closed += await repo.transition_action_and_commit(
+                    session, action_id=action.id, from_state=ActionState.open, to_state=state
+                )
     return closed
 
 
@@ -149,16 +150,18 @@ async def run_candidate_exits(core: Core) -> int:
     for action in pending:
         assert action.id is not None
         async with core.sessions() as session:
-            if not await repo.transition_action(session, action_id=action.id, from_state="open", to_state="running"):
+            if not await repo.transition_action_and_commit(
+                session, action_id=action.id, from_state=ActionState.open, to_state=ActionState.running
+            ):
                 continue  # another replica has it
         # No HR is there to pick: words that name no reason end as 其他, the words kept as detail.
         reason = match_reason(action.params.get("reason", ""), reasons)
-        final = "done"
+        final = ActionState.done
         try:
             await termination.terminate(
                 core,
                 platform_id=action.params["platform_id"],
-                reason_text=reason.code if reason else REASON_OTHER,
+                reason_text=reason.code if reason else ReasonCode.other,
                 operator="candidate",
                 source="candidate_request",
                 detail=action.params.get("reason", ""),
@@ -166,11 +169,13 @@ async def run_candidate_exits(core: Core) -> int:
             ended += 1
         except (termination.SaveFailed, termination.PlatformTerminateFailed, termination.TerminationInProgress) as exc:
             log.warning("candidate exit for %s will be retried: %s", action.params["platform_id"], exc.message)
-            final = "open"
+            final = ActionState.open
         except termination.TerminationError as exc:  # already ended, completed, or gone: nothing to retry
             log.info("candidate exit for %s not needed: %s", action.params["platform_id"], exc.message)
         async with core.sessions() as session:
-            await repo.transition_action(session, action_id=action.id, from_state="running", to_state=final)
+            await repo.transition_action_and_commit(
+                session, action_id=action.id, from_state=ActionState.running, to_state=final
+            )
     return ended
 
 

@@ -86,7 +86,7 @@ async def sweep_reminders(core: Core, *, limit: int = 200) -> int:
     queued = 0
     for reminder_id in ids:
         async with core.sessions() as session:
-            won = await repo.claim_reminder(
+            won = await repo.claim_reminder_and_commit(
                 session, reminder_id=reminder_id, worker=worker, now=now, until=now + CLAIM_FOR
             )
             if won:

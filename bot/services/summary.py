@@ -38,7 +38,7 @@ from bot.services.claims import CLAIM_FOR, local_text
 from bot.services.context import Core
 from bot.services.reports import daily_exit_reports
 from storage import repo
-from storage.models import Notice, Person, Role
+from storage.models import Notice, Person, Role, SummaryState
 
 log = logging.getLogger(__name__)
 
@@ -192,11 +192,11 @@ async def send_daily_summary(core: Core, *, day: date) -> SummaryOutcome:
     mine = []
     for target in targets:
         row = rows.get(target.key)
-        if row is not None and (row.state != "claimed" or row.claimed_until >= now):
+        if row is not None and (row.state != SummaryState.claimed or row.claimed_until >= now):
             outcome.already.append(target.key)
             continue
         async with core.sessions() as session:
-            won = await repo.claim_summary(
+            won = await repo.claim_summary_and_commit(
                 session, day=day, recipient=target.key, worker=worker, now=now, until=now + CLAIM_FOR
             )
         if won:
@@ -228,7 +228,7 @@ async def _queue(
     key = f"summary:{data.day.isoformat()}:{target.key}"
     async with core.sessions() as session:
         row = (await repo.summaries_for_day(session, day=data.day)).get(target.key)
-        if row is None or row.state != "claimed" or row.claimed_by != worker:
+        if row is None or row.state != SummaryState.claimed or row.claimed_by != worker:
             return False  # our claim expired and another replica took it over
         chart_url = ""
         if chart is not None and s.public_base_url:
@@ -272,7 +272,7 @@ async def _queue(
             notices.notify_staff(
                 session, core, kind=KIND, person_key=target.key, interview=None, now=now, text=text, dedupe_key=key
             )
-        row.state, row.sent_at = "sent", now
+        row.state, row.sent_at = SummaryState.sent.value, now
         session.add(row)
         try:
             await session.commit()

@@ -209,7 +209,7 @@ async def sweep_terminations(core: Core, *, limit: int = 50) -> int:
         token = run_token(core.worker_id)
         try:
             async with core.sessions() as session:
-                won = await repo.take_over_job(
+                won = await repo.take_over_job_and_commit(
                     session, job_id=job.id, previous=job.claimed_by, claimed_by=token, until=now + CLAIM_FOR, now=now
                 )
             if not won:

@@ -15,11 +15,11 @@ from sqlalchemy.exc import IntegrityError
 from bot.services import notices, termination
 from bot.services.context import Core
 from storage import repo
-from storage.models import InterviewStatus
+from storage.models import InterviewStatus, ReasonCode
 
 log = logging.getLogger(__name__)
 
-IDLE_REASON = "idle_timeout"  # the reason's code (its name 超时未操作 may be edited)
+IDLE_REASON = ReasonCode.idle_timeout  # by code: its name 超时未操作 may be edited
 
 
 async def sweep_idle(core: Core, *, limit: int = 200) -> int:

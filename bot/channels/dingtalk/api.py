@@ -126,14 +126,16 @@ class OpenApi:
 
     async def _store_token(self, value: str, expires_at: datetime, now: datetime) -> None:
         async with self._sessions() as session:
-            await repo.store_shared_token(session, key=self.token_key, value=value, expires_at=expires_at, now=now)
+            await repo.store_shared_token_and_commit(
+                session, key=self.token_key, value=value, expires_at=expires_at, now=now
+            )
 
     async def invalidate(self, token: str) -> None:
         """Forget a token DingTalk refused, here and for the other replicas."""
         if self._token and self._token[0] == token:
             self._token = None
         async with self._sessions() as session:
-            await repo.expire_shared_token(session, key=self.token_key, value=token, now=self._clock.now())
+            await repo.expire_shared_token_and_commit(session, key=self.token_key, value=token, now=self._clock.now())
 
     async def call(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST one OpenAPI call; a refused token is dropped and the call tried once more."""

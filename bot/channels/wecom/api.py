@@ -151,7 +151,7 @@ class WeComApi:
 
     async def _store_token(self, value: str, expires_at: datetime) -> None:
         async with self.sessions() as session:
-            await repo.store_shared_token(
+            await repo.store_shared_token_and_commit(
                 session, key=self.token_key, value=value, expires_at=expires_at, now=self.clock.now()
             )
 
@@ -161,7 +161,9 @@ class WeComApi:
             if self._token and self._token[0] == token:
                 self._token = None
             async with self.sessions() as session:
-                await repo.expire_shared_token(session, key=self.token_key, value=token, now=self.clock.now())
+                await repo.expire_shared_token_and_commit(
+                    session, key=self.token_key, value=token, now=self.clock.now()
+                )
 
     async def call(self, path: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
         """POST ``payload`` to ``/cgi-bin/<path>?access_token=``; one refresh-and-retry on token errors."""

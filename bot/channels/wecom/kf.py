@@ -37,7 +37,16 @@ from bot.outbox import SendError, idem_key
 from bot.services import help_requests
 from bot.services.claims import local_text
 from bot.services.context import Core
-from storage.models import Candidate, InboundMessage, Interview, KfConversation, KfCursor, Notice
+from storage.models import (
+    OPEN_INTERVIEW_STATUSES,
+    Candidate,
+    InboundMessage,
+    Interview,
+    InterviewStatus,
+    KfConversation,
+    KfCursor,
+    Notice,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +56,12 @@ WINDOW = timedelta(hours=48)
 MAX_REPLIES = 5
 CUSTOMER_ORIGIN = 3  # sync_msg origin: 3 = sent by the WeChat customer
 MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
-STATUS_TEXT = {"scheduled": "待面试", "in_progress": "进行中", "completed": "已完成", "terminated": "已终止"}
+STATUS_TEXT: dict[str, str] = {
+    InterviewStatus.scheduled: "待面试",
+    InterviewStatus.in_progress: "进行中",
+    InterviewStatus.completed: "已完成",
+    InterviewStatus.terminated: "已终止",
+}
 PUNCT = re.compile(r"^[\s::,,。]+|[\s::,,。]+$")
 EXIT_WORDS = ("结束", "退出", "终止", "不面了")
 
@@ -190,7 +204,7 @@ class WeComKf:
     ) -> tuple[str, dict[str, Any]]:
         interview = await self._latest_interview(session, candidate)
         ctx = self._status_ctx(candidate, interview)
-        if "求助" in text and interview is not None and interview.status in ("scheduled", "in_progress"):
+        if "求助" in text and interview is not None and interview.status in OPEN_INTERVIEW_STATUSES:
             await help_requests.open_help_request(
                 session,
                 self.core,

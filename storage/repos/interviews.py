@@ -1,0 +1,146 @@
+"""Interviews and their candidates, and the claim a termination holds on an interview."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import OPEN_INTERVIEW_STATUSES, Candidate, Interview, InterviewShare, InterviewStatus
+
+
+async def get_interview(session: AsyncSession, *, platform_id: str) -> Interview | None:
+    return (await session.exec(select(Interview).where(Interview.platform_id == platform_id))).first()
+
+
+async def lock_interview(session: AsyncSession, *, platform_id: str) -> Interview | None:
+    """The interview, locked for this transaction on PostgreSQL (SELECT … FOR UPDATE).
+
+    SQLite needs no row lock: a transaction that has written holds the database's write lock.
+    """
+    stmt = select(Interview).where(Interview.platform_id == platform_id).with_for_update()
+    return (await session.exec(stmt.execution_options(populate_existing=True))).first()
+
+
+async def get_interview_by_pk(session: AsyncSession, *, interview_id: int) -> Interview | None:
+    return await session.get(Interview, interview_id)
+
+
+async def list_interviews(session: AsyncSession, *, status: str | None = None, limit: int = 500) -> Sequence[Interview]:
+    stmt = select(Interview).order_by(col(Interview.id).desc()).limit(limit)
+    if status:
+        stmt = stmt.where(Interview.status == status)
+    return (await session.exec(stmt)).all()
+
+
+async def get_candidate(session: AsyncSession, *, candidate_id: int) -> Candidate | None:
+    return await session.get(Candidate, candidate_id)
+
+
+async def find_candidate(
+    session: AsyncSession, *, name: str, mobile: str | None, email: str | None
+) -> Candidate | None:
+    """The same person by mobile, else by email, and only when the name agrees."""
+    keys = []
+    if mobile:
+        keys.append(col(Candidate.mobile) == mobile)
+    if email:
+        keys.append(col(Candidate.email) == email)
+    if not keys:
+        return None
+    stmt = select(Candidate).where(Candidate.name == name, or_(*keys)).order_by(col(Candidate.id))
+    return (await session.exec(stmt)).first()
+
+
+async def claim_termination(
+    session: AsyncSession, *, interview_id: int, operator: str, now: datetime, stale_before: datetime
+) -> bool:
+    """Mark an open interview as being terminated by ``operator``. True if this caller won.
+
+    Not committed: the caller commits it together with the termination job row.
+    """
+    stmt = (
+        update(Interview)
+        .where(
+            col(Interview.id) == interview_id,
+            col(Interview.status).in_(OPEN_INTERVIEW_STATUSES),
+            or_(col(Interview.terminating_since).is_(None), col(Interview.terminating_since) < stale_before),
+        )
+        .values(terminating_by=operator, terminating_since=now)
+    )
+    result = await session.exec(stmt)
+    return bool(result.rowcount == 1)
+
+
+async def release_termination(session: AsyncSession, *, interview_id: int, operator: str) -> None:
+    """Clear the claim (not committed: the caller commits it with the job's failure)."""
+    stmt = (
+        update(Interview)
+        .where(col(Interview.id) == interview_id, col(Interview.terminating_by) == operator)
+        .values(terminating_by=None, terminating_since=None)
+    )
+    await session.exec(stmt)
+
+
+async def open_interviews_matching(
+    session: AsyncSession,
+    *,
+    query: str | None,
+    hr_key: str | None = None,
+    statuses: Sequence[str] = OPEN_INTERVIEW_STATUSES,
+) -> Sequence[tuple[Interview, Candidate]]:
+    """Interviews (open by default) whose platform id equals ``query`` or whose candidate is
+    named ``query`` (all of them when ``query`` is None). With ``hr_key`` only that HR owner's.
+    """
+    stmt = (
+        select(Interview, Candidate)
+        .join(Candidate, col(Candidate.id) == col(Interview.candidate_id))
+        .where(col(Interview.status).in_(list(statuses)))
+        .order_by(col(Interview.scheduled_at), col(Interview.id))
+    )
+    if query is not None:
+        stmt = stmt.where(or_(col(Interview.platform_id) == query, col(Candidate.name) == query))
+    if hr_key is not None:
+        platform, _, user_id = hr_key.partition(":")
+        shared = select(InterviewShare.interview_id).where(InterviewShare.person_key == hr_key)
+        stmt = stmt.where(
+            or_(
+                (col(Interview.hr_platform) == platform) & (col(Interview.hr_user_id) == user_id),
+                col(Interview.id).in_(shared),
+            )
+        )
+    return [(i, c) for i, c in (await session.exec(stmt)).all()]
+
+
+async def idle_interviews(
+    session: AsyncSession, *, active_before: datetime, active_since: datetime | None = None, limit: int = 200
+) -> Sequence[Interview]:
+    """In-progress interviews whose last activity is older than ``active_before`` (and not older than
+    ``active_since``), not being terminated right now."""
+    stmt = select(Interview).where(
+        Interview.status == InterviewStatus.in_progress.value,
+        col(Interview.last_activity_at) < active_before,
+        col(Interview.terminating_by).is_(None),
+    )
+    if active_since is not None:
+        stmt = stmt.where(col(Interview.last_activity_at) >= active_since)
+    return (await session.exec(stmt.order_by(col(Interview.last_activity_at)).limit(limit))).all()
+
+
+async def stuck_interviews(
+    session: AsyncSession, *, started_before: datetime, limit: int
+) -> tuple[int, Sequence[tuple[Interview, Candidate]]]:
+    """How many interviews are still in progress after starting before ``started_before``, and the oldest few."""
+    where = (col(Interview.status) == InterviewStatus.in_progress.value, col(Interview.started_at) < started_before)
+    total = (await session.exec(select(func.count()).select_from(Interview).where(*where))).one()
+    stmt = (
+        select(Interview, Candidate)
+        .join(Candidate, col(Candidate.id) == col(Interview.candidate_id))
+        .where(*where)
+        .order_by(col(Interview.started_at))
+        .limit(limit)
+    )
+    return int(total), [(i, c) for i, c in (await session.exec(stmt)).all()]

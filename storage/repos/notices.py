@@ -1,0 +1,154 @@
+"""The outbox: notices, their delivery attempts, and the claims senders take on them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Notice, NoticeAttempt, NoticeStatus
+
+
+def add_notice(session: AsyncSession, notice: Notice) -> Notice:
+    session.add(notice)
+    return notice
+
+
+async def notices_for_interview(session: AsyncSession, *, interview_id: int) -> Sequence[Notice]:
+    stmt = select(Notice).where(Notice.interview_id == interview_id).order_by(col(Notice.id))
+    return (await session.exec(stmt)).all()
+
+
+async def pending_notices(session: AsyncSession, *, interview_id: int, kinds: Sequence[str]) -> Sequence[Notice]:
+    """Notices of an interview not yet taken by a sender (pending, including ones waiting to retry)."""
+    stmt = (
+        select(Notice)
+        .where(
+            Notice.interview_id == interview_id,
+            col(Notice.kind).in_(list(kinds)),
+            col(Notice.status) == NoticeStatus.pending.value,
+        )
+        .order_by(col(Notice.id))
+    )
+    return (await session.exec(stmt)).all()
+
+
+async def update_pending_notice(session: AsyncSession, *, notice_id: int, **values: Any) -> bool:
+    """Change a notice only while it is still pending (never one a sender has claimed); no commit."""
+    stmt = (
+        update(Notice)
+        .where(col(Notice.id) == notice_id, col(Notice.status) == NoticeStatus.pending.value)
+        .values(**values)
+    )
+    result = await session.exec(stmt)
+    return bool(result.rowcount == 1)
+
+
+async def due_notice_ids(session: AsyncSession, *, now: datetime, channels: Sequence[str], limit: int) -> list[int]:
+    stmt = (
+        select(Notice.id)
+        .where(
+            col(Notice.channel).in_(list(channels)),
+            or_(
+                (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.next_attempt_at) <= now),
+                (col(Notice.status) == NoticeStatus.sending.value) & (col(Notice.locked_until) < now),
+            ),
+        )
+        .order_by(col(Notice.next_attempt_at), col(Notice.id))
+        .limit(limit)
+    )
+    return [i for i in (await session.exec(stmt)).all() if i is not None]
+
+
+async def claim_notice_and_commit(
+    session: AsyncSession,
+    *,
+    notice_id: int,
+    now: datetime,
+    lock_until: datetime,
+    worker: str | None = None,
+    first: bool = False,
+) -> bool:
+    """Conditionally take one due notice and commit; only one worker (of any replica) wins. ``first`` also
+    takes a row never tried yet before it is due (an inbound message in its grace period, by its taker)."""
+    due = or_(
+        (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.next_attempt_at) <= now),
+        (col(Notice.status) == NoticeStatus.sending.value) & (col(Notice.locked_until) < now),
+    )
+    if first:
+        due = or_(due, (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.attempts) == 0))
+    stmt = (
+        update(Notice)
+        .where(col(Notice.id) == notice_id, due)
+        .values(status=NoticeStatus.sending.value, locked_until=lock_until, claimed_by=worker)
+    )
+    result = await session.exec(stmt)
+    await session.commit()
+    return bool(result.rowcount == 1)
+
+
+async def last_attempt(session: AsyncSession, *, notice_id: int, channel: str) -> NoticeAttempt | None:
+    stmt = (
+        select(NoticeAttempt)
+        .where(NoticeAttempt.notice_id == notice_id, NoticeAttempt.channel == channel)
+        .order_by(col(NoticeAttempt.seq).desc())
+        .limit(1)
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def attempts_for_notices(session: AsyncSession, *, notice_ids: Sequence[int]) -> dict[int, list[NoticeAttempt]]:
+    out: dict[int, list[NoticeAttempt]] = {i: [] for i in notice_ids}
+    if not notice_ids:
+        return out
+    stmt = (
+        select(NoticeAttempt)
+        .where(col(NoticeAttempt.notice_id).in_(list(notice_ids)))
+        .order_by(col(NoticeAttempt.started_at), col(NoticeAttempt.id))
+    )
+    for attempt in (await session.exec(stmt)).all():
+        out[attempt.notice_id].append(attempt)
+    return out
+
+
+async def list_notices(
+    session: AsyncSession,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    exclude_kind: str | None = None,
+    limit: int = 200,
+) -> Sequence[Notice]:
+    stmt = select(Notice).order_by(col(Notice.id).desc()).limit(limit)
+    if status:
+        stmt = stmt.where(Notice.status == status)
+    if kind:
+        stmt = stmt.where(Notice.kind == kind)
+    if exclude_kind:
+        stmt = stmt.where(Notice.kind != exclude_kind)
+    return (await session.exec(stmt)).all()
+
+
+async def existing_dedupe_keys(session: AsyncSession, *, keys: Sequence[str]) -> set[str]:
+    if not keys:
+        return set()
+    found = await session.exec(select(Notice.dedupe_key).where(col(Notice.dedupe_key).in_(list(keys))))
+    return {k for k in found.all() if k is not None}
+
+
+async def notice_exists(session: AsyncSession, *, dedupe_key: str) -> bool:
+    return (await session.exec(select(Notice.id).where(Notice.dedupe_key == dedupe_key))).first() is not None
+
+
+async def purge_processed_and_commit(session: AsyncSession, *, kind: str, before: datetime) -> int:
+    """Delete delivered rows of ``kind`` created before ``before`` (e.g. processed inbound messages); commits."""
+    stmt = delete(Notice).where(
+        col(Notice.kind) == kind, col(Notice.status) == NoticeStatus.sent.value, col(Notice.created_at) < before
+    )
+    result = await session.exec(stmt)
+    await session.commit()
+    return int(result.rowcount or 0)

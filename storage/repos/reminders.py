@@ -1,0 +1,58 @@
+"""Reminders due at a time, claimed by one replica with a conditional update."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Reminder, ReminderState
+
+
+def _due_reminder(now: datetime) -> Any:
+    return or_(
+        (col(Reminder.state) == ReminderState.pending.value) & (col(Reminder.due_at) <= now),
+        # A claim left by a crashed replica expires and may be taken over.
+        (col(Reminder.state) == ReminderState.claimed.value) & (col(Reminder.claimed_until) < now),
+    )
+
+
+async def reminders_for_interview(session: AsyncSession, *, interview_id: int) -> dict[str, Reminder]:
+    rows = (await session.exec(select(Reminder).where(Reminder.interview_id == interview_id))).all()
+    return {r.kind: r for r in rows}
+
+
+async def due_reminder_ids(session: AsyncSession, *, now: datetime, limit: int) -> list[int]:
+    # Two index range scans on (state, due_at) rather than one OR, which PostgreSQL plans as a
+    # bitmap scan plus sort even when nothing is due.
+    pending = (
+        select(Reminder.id)
+        .where(col(Reminder.state) == ReminderState.pending.value, col(Reminder.due_at) <= now)
+        .order_by(col(Reminder.due_at))
+        .limit(limit)
+    )
+    stale = (
+        select(Reminder.id)
+        .where(col(Reminder.state) == ReminderState.claimed.value, col(Reminder.claimed_until) < now)
+        .limit(limit)
+    )
+    ids = [*(await session.exec(stale)).all(), *(await session.exec(pending)).all()]
+    return [i for i in ids if i is not None][:limit]
+
+
+async def claim_reminder_and_commit(
+    session: AsyncSession, *, reminder_id: int, worker: str, now: datetime, until: datetime
+) -> bool:
+    """Take one due reminder (pending, or claimed by someone whose claim expired) and commit.
+    True if this caller won."""
+    stmt = (
+        update(Reminder)
+        .where(col(Reminder.id) == reminder_id, _due_reminder(now))
+        .values(state=ReminderState.claimed.value, claimed_by=worker, claimed_until=until, updated_at=now)
+    )
+    result = await session.exec(stmt)
+    await session.commit()
+    return bool(result.rowcount == 1)

@@ -1,0 +1,58 @@
+"""HR to-dos."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Interview, Todo
+
+
+async def todos_for_interview(session: AsyncSession, *, interview_id: int) -> Sequence[Todo]:
+    stmt = select(Todo).where(Todo.interview_id == interview_id).order_by(col(Todo.id))
+    return (await session.exec(stmt)).all()
+
+
+async def open_todos(session: AsyncSession, *, assignee: str | None = None) -> Sequence[Todo]:
+    stmt = select(Todo).where(col(Todo.done).is_(False)).order_by(col(Todo.id))
+    if assignee is not None:
+        stmt = stmt.where(Todo.assignee == assignee)
+    return (await session.exec(stmt)).all()
+
+
+async def open_todos_with_interviews(
+    session: AsyncSession, *, assignee: str
+) -> Sequence[tuple[Todo, Interview | None]]:
+    """An assignee's open to-dos, each with its interview (None for to-dos about no interview)."""
+    stmt = (
+        select(Todo, Interview)
+        .outerjoin(Interview, col(Interview.id) == col(Todo.interview_id))
+        .where(col(Todo.done).is_(False), Todo.assignee == assignee)
+        .order_by(col(Todo.id))
+    )
+    return [(todo, interview) for todo, interview in (await session.exec(stmt)).all()]
+
+
+async def finish_todo(session: AsyncSession, *, todo_id: int, assignee: str | None, now: datetime) -> bool:
+    """Mark an open to-do done (only the assignee's, unless ``assignee`` is None); not committed."""
+    stmt = update(Todo).where(col(Todo.id) == todo_id, col(Todo.done).is_(False)).values(done=True, done_at=now)
+    if assignee is not None:
+        stmt = stmt.where(col(Todo.assignee) == assignee)
+    result = await session.exec(stmt)
+    return bool(result.rowcount == 1)
+
+
+async def open_todo_counts(session: AsyncSession) -> list[tuple[str, int]]:
+    """(assignee, open to-dos), most first."""
+    n = func.count().label("n")
+    stmt = (
+        select(Todo.assignee, n)
+        .where(col(Todo.done).is_(False))
+        .group_by(col(Todo.assignee))
+        .order_by(n.desc(), col(Todo.assignee))
+    )
+    return [(assignee, int(count)) for assignee, count in (await session.exec(stmt)).all()]
