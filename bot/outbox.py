@@ -102,11 +102,14 @@ class Pacer:
 
 
 class Outbox:
-    def __init__(self, core: Core, senders: Mapping[str, Sender] | None = None) -> None:
+    def __init__(
+        self, core: Core, senders: Mapping[str, Sender] | None = None, *, wake: asyncio.Event | None = None
+    ) -> None:
         self.core = core
         self.senders: dict[str, Sender] = dict(senders or {})
         self.pacer = Pacer()
-        self._wake = asyncio.Event()
+        # Set by ``wake`` and by whoever was handed the event before the worker existed (Core.wake_outbox).
+        self._wake = wake or asyncio.Event()
 
     def register(self, sender: Sender) -> None:
         self.senders[sender.channel] = sender

@@ -9,25 +9,18 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services.context import Core
-from bot.settings import Settings
 from storage import repo
 from storage.models import Candidate, Interview, Notice, NoticeStatus, Person, Todo
 
 EMAIL = "email"
 SMS = "sms"
-KF = "kf"
+KF = "kf"  # the chat channel that reaches candidates, when one is configured (Core.candidate_chats)
 
 
-def enabled_candidate_channels(settings: Settings) -> set[str]:
-    """Channels configured well enough to reach candidates."""
-    on = set()
-    if settings.kf_enabled:
-        on.add(KF)
-    if settings.smtp_enabled:
-        on.add(EMAIL)
-    if settings.sms_enabled:
-        on.add(SMS)
-    return on
+def enabled_candidate_channels(core: Core) -> set[str]:
+    """Channels configured well enough to reach candidates: SMS and email by the settings, and the
+    chat channels that can (``Core.candidate_chats``, from the channel registry)."""
+    return core.settings.candidate_channels() | set(core.candidate_chats)
 
 
 @dataclass(frozen=True)
@@ -61,14 +54,14 @@ class NoticePlan:
         }
 
 
-def plan_for(candidate: Candidate, settings: Settings) -> NoticePlan:
+def plan_for(candidate: Candidate, core: Core) -> NoticePlan:
     """BOT_NOTICE_PLAN filtered by what the candidate has (mobile for SMS, email, a kf conversation)
     and by which channels are enabled. An empty plan means nothing can reach the candidate now."""
     contacts = {EMAIL: candidate.email, SMS: candidate.mobile, KF: candidate.kf_contact}
-    enabled = enabled_candidate_channels(settings)
+    enabled = enabled_candidate_channels(core)
     steps: list[tuple[str, str]] = []
     blocked: list[str] = []
-    for channel in settings.notice_channels:
+    for channel in core.settings.notice_channels:
         recipient = contacts.get(channel)
         if not recipient:
             blocked.append(f"{channel}:no_contact")
@@ -79,22 +72,20 @@ def plan_for(candidate: Candidate, settings: Settings) -> NoticePlan:
     return NoticePlan(steps=tuple(steps), blocked=tuple(blocked))
 
 
-def notice_outcome(
-    candidate: Candidate, interview: Interview, settings: Settings, *, reader: str | None
-) -> dict[str, Any]:
+def notice_outcome(candidate: Candidate, interview: Interview, core: Core, *, reader: str | None) -> dict[str, Any]:
     """Context for ``templates/chat/notice_outcome.txt.j2``: what happened to the candidate's notice,
     told to ``reader`` (a person key; the HR owner reads "your to-do")."""
     return {
-        "plan": plan_for(candidate, settings).as_context(),
+        "plan": plan_for(candidate, core).as_context(),
         "candidate_name": candidate.name,
         "has_owner": bool(interview.hr_key),
         "owner_is_me": bool(interview.hr_key) and interview.hr_key == reader,
     }
 
 
-def candidate_plan(candidate: Candidate, settings: Settings) -> list[tuple[str, str]]:
+def candidate_plan(candidate: Candidate, core: Core) -> list[tuple[str, str]]:
     """(channel, recipient) in the order to try (see ``plan_for``)."""
-    return list(plan_for(candidate, settings).steps)
+    return list(plan_for(candidate, core).steps)
 
 
 async def hr_contact_context(session: AsyncSession, core: Core, interview: Interview) -> dict[str, str]:
@@ -230,7 +221,7 @@ async def notify_candidate(
     ctx.update(context)
     await _replace_pending(session, core, kind=kind, interview=interview, ctx=ctx, now=now)
     rendered = _render(core, kind, ctx)
-    route = plan_for(candidate, core.settings)
+    route = plan_for(candidate, core)
     plan = list(route.steps)
     channel, recipient = plan[0] if plan else ("none", "")
     # The render context goes with the notice: the SMS sender fills provider templates from it,
