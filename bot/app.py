@@ -25,6 +25,7 @@ from bot.keys import BACKGROUND, CORE, DISPATCHER, ENGINE, HTTP, OUTBOX, SCHEDUL
 from bot.outbox import Outbox
 from bot.platform_client import PlatformClient
 from bot.scheduler import Scheduler
+from bot.services import notices
 from bot.services.context import Core
 from bot.settings import Settings
 from bot.templating import Templates
@@ -89,7 +90,8 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
         if any(taken.values()):
             log.warning("taking over claims left by an earlier run of %s: %s", core.instance, taken)
         app[ENGINE], app[HTTP], app[CORE] = engine, http, core
-        app[OUTBOX] = Outbox(core, wake=wake)
+        # What failed deliveries mean for people is the services' rule, not the worker's.
+        app[OUTBOX] = Outbox(core, wake=wake, policy=notices.DeliveryFailures(core))
         app[DISPATCHER] = Dispatcher(core, ROUTERS)
         yield
         await http.close()

@@ -1,4 +1,5 @@
-"""The delivery contract between services and channels: what a channel can reach, as plain data.
+"""The delivery contract between services, channels and the outbox: notice kinds and audiences,
+and what a channel can reach, as plain data.
 
 Services never import a channel. The registry (``bot.channels.registry``) reads each channel's
 settings and hands the services, through ``Core``, what the channels can do:
@@ -13,8 +14,67 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from storage.models import Notice
+
+
+class Audience(StrEnum):
+    """``Notice.payload["audience"]``: whom a row is for (stored as the plain string)."""
+
+    candidate = "candidate"  # carries a channel plan, falls back, never sent twice on one channel
+    staff = "staff"  # colleagues: notices, replies, group posts
+    internal = "internal"  # work rows (an inbound message to process), not messages
+
+
+class CandidateChannel(StrEnum):
+    """The channels of BOT_NOTICE_PLAN, in their default order."""
+
+    kf = "kf"
+    sms = "sms"
+    email = "email"
+
+
+CANDIDATE_CHANNELS = tuple(CandidateChannel)
+
+
+class NoticeKind(StrEnum):
+    """``Notice.kind`` values (stored as the plain string; templates are ``notices/<kind>.*``)."""
+
+    # To candidates; each needs an SMS template mapping before the SMS channel is enabled.
+    terminated = "terminated"
+    rescheduled = "rescheduled"
+    guide = "guide"
+    before_1h = "before_1h"
+    at_start = "at_start"
+    after_30m = "after_30m"
+    idle_warning = "idle_warning"
+    help_contact_hr = "help_contact_hr"
+    # To colleagues.
+    reply = "reply"
+    daily_summary = "daily_summary"
+    notice_cut_off = "notice_cut_off"
+    termination_outcome = "termination_outcome"
+    help_requested = "help_requested"
+    help_reminder = "help_reminder"
+    hr_terminated = "hr_terminated"
+    hr_rescheduled = "hr_rescheduled"
+    hr_after_30m = "hr_after_30m"
+    interview_shared = "interview_shared"
+    card_update = "card_update"
+    admin_test = "admin_test"
+
+
+CANDIDATE_NOTICE_KINDS: tuple[NoticeKind, ...] = (
+    NoticeKind.terminated,
+    NoticeKind.rescheduled,
+    NoticeKind.guide,
+    NoticeKind.before_1h,
+    NoticeKind.at_start,
+    NoticeKind.after_30m,
+    NoticeKind.idle_warning,
+    NoticeKind.help_contact_hr,
+)
 
 
 @dataclass(frozen=True, slots=True)

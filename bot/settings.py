@@ -9,21 +9,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, SecretStr, TypeAdapter, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.delivery import CANDIDATE_CHANNELS, CANDIDATE_NOTICE_KINDS, CandidateChannel
+
 log = logging.getLogger(__name__)
 
 
-# Candidate notice kinds: each needs an SMS template mapping before the SMS channel is enabled.
-CANDIDATE_NOTICE_KINDS = (
-    "terminated",
-    "rescheduled",
-    "guide",
-    "before_1h",
-    "at_start",
-    "after_30m",
-    "idle_warning",
-    "help_contact_hr",
-)
-NOTICE_CHANNELS = ("kf", "sms", "email")
+# Candidate notice kinds (each needs an SMS template mapping before SMS is enabled) and channels.
+NOTICE_CHANNELS = tuple(c.value for c in CANDIDATE_CHANNELS)
 
 
 class SmsTemplate(BaseModel):
@@ -259,7 +251,8 @@ class Settings(BaseSettings):
     def candidate_channels(self) -> set[str]:
         """The notice channels of this service's own settings that can reach candidates (SMS, email);
         chat channels add theirs (``bot.delivery.Reach.candidate_chats``)."""
-        return {c for c, on in (("sms", self.sms_enabled), ("email", self.smtp_enabled)) if on}
+        usable = ((CandidateChannel.sms, self.sms_enabled), (CandidateChannel.email, self.smtp_enabled))
+        return {c.value for c, on in usable if on}
 
 
 def load_settings(**overrides: object) -> Settings:
