@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from datetime import timedelta
 
 import aiohttp
@@ -13,7 +14,7 @@ from sqlalchemy import delete, text
 from sqlmodel import col
 
 from bot.api import admin, charts, platform
-from bot.channels import dingtalk, wecom
+from bot.channels import registry
 from bot.channels.base import INBOUND_KIND
 from bot.channels.email import EmailSender
 from bot.channels.sms import build_sms_sender
@@ -24,6 +25,7 @@ from bot.keys import BACKGROUND, CORE, DISPATCHER, ENGINE, HTTP, OUTBOX, SCHEDUL
 from bot.outbox import Outbox
 from bot.platform_client import PlatformClient
 from bot.scheduler import Scheduler
+from bot.services import notices
 from bot.services.context import Core
 from bot.settings import Settings
 from bot.templating import Templates
@@ -45,12 +47,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(admin.routes)
     app.add_routes(charts.routes)
     app.router.add_get("/healthz", healthz)
+    for channel in registry.CHANNELS:  # their callback routes must exist before the app starts
+        app.add_routes(channel.routes(settings))
     app.cleanup_ctx.append(_core_ctx(clock or SystemClock()))
-    app.cleanup_ctx.append(_outbox_ctx)
-    # channels: wecom
-    wecom.setup(app)  # callback routes + cleanup_ctx (bot/channels/wecom)
-    # channels: dingtalk
-    dingtalk.setup(app)  # callback route + cleanup_ctx (bot/channels/dingtalk)
+    app.cleanup_ctx.append(_delivery_ctx)
     app.cleanup_ctx.append(_scheduler_ctx)
     return app
 
@@ -59,7 +59,8 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         # One summary of what is on and off; WARNING when something is off (README: 启动摘要).
-        log.log(logging.WARNING if settings.disabled_features() else logging.INFO, "%s", settings.startup_summary())
+        summary = registry.startup_summary(settings)
+        log.log(logging.WARNING if registry.disabled_features(settings) else logging.INFO, "%s", summary)
         engine = create_engine(settings.database_url)
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         sessions = session_maker(engine)
@@ -72,12 +73,15 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
                 clock=clock,
                 timeout=settings.platform_timeout_seconds,
             )
-        core = Core(
+        wake = asyncio.Event()  # the outbox worker's; rung after notices are committed
+        core = Core.reaching(
+            registry.reach(settings),
             settings=settings,
             sessions=sessions,
             clock=clock,
             templates=Templates(settings.template_dir),
             platform=platform_client,
+            wake_outbox=wake.set,
         )
         async with sessions() as session:
             await repo.ensure_default_reasons(session)
@@ -88,6 +92,8 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
         if any(taken.values()):
             log.warning("taking over claims left by an earlier run of %s: %s", core.instance, taken)
         app[ENGINE], app[HTTP], app[CORE] = engine, http, core
+        # What failed deliveries mean for people is the services' rule, not the worker's.
+        app[OUTBOX] = Outbox(core, wake=wake, policy=notices.DeliveryFailures(core))
         app[DISPATCHER] = Dispatcher(core, ROUTERS)
         yield
         await http.close()
@@ -96,27 +102,30 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
     return ctx
 
 
-async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
-    core = app[CORE]
-    outbox = Outbox(core)
+async def _delivery_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Senders first (email, SMS, then each channel's), then the outbox worker; on shutdown the
+    channels stop while the worker still runs, then the worker."""
+    core, outbox = app[CORE], app[OUTBOX]
     if core.settings.smtp_enabled:
         outbox.register(EmailSender(core.settings))
     sms = build_sms_sender(core.settings)
     if sms is not None:
         outbox.register(sms)
         log.info("SMS notices through %s", core.settings.sms_provider)
-    core.wake_outbox = outbox.wake
-    app[OUTBOX] = outbox
-    stop = asyncio.Event()
-    task = asyncio.create_task(outbox.run_forever(stop), name="outbox")
-    app[BACKGROUND].add(task)
-    task.add_done_callback(app[BACKGROUND].discard)
-    yield
-    stop.set()
-    try:
-        await asyncio.wait_for(task, timeout=10)
-    except TimeoutError:
-        task.cancel()
+    async with AsyncExitStack() as channels:
+        for channel in registry.CHANNELS:
+            await channels.enter_async_context(channel.running(app, outbox))
+        stop = asyncio.Event()
+        task = asyncio.create_task(outbox.run_forever(stop), name="outbox")
+        app[BACKGROUND].add(task)
+        task.add_done_callback(app[BACKGROUND].discard)
+        yield
+        await channels.aclose()
+        stop.set()
+        try:
+            await asyncio.wait_for(task, timeout=10)
+        except TimeoutError:
+            task.cancel()
 
 
 async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -130,7 +139,8 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
             await session.exec(delete(InboundMessage).where(col(InboundMessage.received_at) < cutoff))
             await session.commit()
             await repo.purge_processed_and_commit(session, kind=INBOUND_KIND, before=cutoff)
-            await repo.purge_dingtalk_signs_and_commit(session, before=cutoff)
+            for channel in registry.CHANNELS:  # what each channel keeps beside them
+                await channel.purge(session, before=cutoff)
 
     scheduler.cron("housekeeping.purge_inbound", purge_inbound, hour=3, minute=17)
     register_jobs(scheduler, core)

@@ -17,9 +17,11 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.app import create_app
 from bot.bounded import check_day
+from bot.channels import registry
 from bot.channels.base import ChatType
 from bot.channels.console import run_console
 from bot.clock import SystemClock
+from bot.delivery import Reach
 from bot.dispatcher import Dispatcher
 from bot.logs import PathAccessLogger, access_logger, configure_logging
 from bot.services import notice_check
@@ -51,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="people_command", required=True
     )
     add = people.add_parser("add", help="add or update a person")
-    add.add_argument("--platform", required=True, choices=["wecom", "dingtalk"])
+    add.add_argument("--platform", required=True, choices=registry.names())
     add.add_argument("--user-id", required=True)
     add.add_argument("--name", required=True)
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
@@ -60,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     people.add_parser("list", help="list people")
 
     chat = sub.add_parser("chat", help="talk to the bot in this terminal (console channel)")
-    chat.add_argument("--as", dest="who", required=True, metavar="PLATFORM:USER_ID", help="e.g. wecom:hr01")
+    chat.add_argument(
+        "--as", dest="who", required=True, metavar="PLATFORM:USER_ID", help=f"e.g. {registry.names()[0]}:hr01"
+    )
     chat.add_argument("--group", action="store_true", help="behave like a group chat (masking applies)")
 
     report = sub.add_parser("report", help="reports").add_subparsers(dest="report_command", required=True)
@@ -86,9 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _core(settings: Settings) -> Core:
+def _core(settings: Settings, *, reach: Reach | None = None) -> Core:
     engine = create_engine(settings.database_url)
-    return Core(settings=settings, sessions=session_maker(engine), clock=SystemClock(), templates=Templates())
+    return Core.reaching(
+        reach or Reach(), settings=settings, sessions=session_maker(engine), clock=SystemClock(), templates=Templates()
+    )
 
 
 async def _people_add(settings: Settings, args: argparse.Namespace) -> int:
@@ -164,7 +170,7 @@ async def _report_exits(settings: Settings, args: argparse.Namespace) -> int:
 async def _chat(settings: Settings, args: argparse.Namespace) -> int:
     platform, sep, user_id = args.who.partition(":")
     if not sep or not user_id:
-        print("--as 需要 平台:用户ID,例如 wecom:hr01", file=sys.stderr)  # noqa: T201
+        print(f"--as 需要 平台:用户ID,例如 {registry.names()[0]}:hr01", file=sys.stderr)  # noqa: T201
         return 2
     core = _core(settings)
     async with core.sessions() as session:
@@ -175,11 +181,8 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _summary_send(settings: Settings, args: argparse.Namespace) -> int:
-    core = _core(settings)
     # The running service's outbox delivers the rows; chat notices need that platform's channel configured.
-    core.staff_channels.update(
-        p for p, on in (("wecom", settings.wecom_app_enabled), ("dingtalk", settings.dingtalk_enabled)) if on
-    )
+    core = _core(settings, reach=registry.reach(settings))
     day = args.day or core.clock.now().astimezone(settings.tz).date()
     outcome = await send_daily_summary(core, day=day)
     print(f"{day} 日报:已加入发件箱 {len(outcome.sent)} 份,此前已发送 {len(outcome.already)} 份")  # noqa: T201

@@ -5,8 +5,9 @@ a row left 'sending' by a crashed process is reclaimed once its lock expires.
 
 Candidate notices (payload["audience"] == "candidate") carry a channel plan (payload["plan"]):
 when a channel fails permanently, runs out of attempts, or has no sender here, the notice
-falls back to the next channel of its plan; only when none is left does it go dead (and the
-HR owner gets a to-do). Every try is a ``notice_attempt`` row, written and committed as
+falls back to the next channel of its plan; only when none is left does it go dead. What
+follows for people (the HR owner's to-do, a chat message) is not decided here: the services
+inject a ``DeliveryPolicy`` when the app is built. Every try is a ``notice_attempt`` row, written and committed as
 'started' *before* the provider is called. A reclaimed notice whose last attempt on its channel
 is still 'started' was maybe delivered by the crashed process: that attempt becomes 'unknown'
 and the notice is NOT resent on that channel — it falls back to the next channel instead
@@ -27,18 +28,17 @@ from typing import Protocol
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services.context import Core
-from bot.services.notices import notify_staff, undelivered_todo
+from bot.clock import Clock
+from bot.delivery import CANDIDATE_CHANNELS, Audience
+from bot.settings import Settings
 from storage import repo
+from storage.db import SessionMaker
 from storage.models import AttemptResult, Notice, NoticeAttempt, NoticeStatus
 
 log = logging.getLogger(__name__)
 
 LOCK_SECONDS = 120
-# Channels of candidate notices (payload["plan"]); see Outbox._reroute_unavailable.
-CANDIDATE_CHANNELS = ("kf", "sms", "email")
 UNAVAILABLE_RECHECK = timedelta(minutes=5)
-CHANNEL_NAMES = {"kf": "微信客服", "sms": "短信", "email": "邮件"}
 
 
 class SendError(Exception):
@@ -56,13 +56,50 @@ def idem_key(notice: Notice) -> str:
 
 
 def is_candidate_notice(notice: Notice) -> bool:
-    return notice.payload.get("audience") == "candidate"
+    return notice.payload.get("audience") == Audience.candidate
 
 
 def records_attempts(notice: Notice) -> bool:
     """Every message to a person (candidate notices, staff replies and notices) is sent at most once
     per channel: an attempt row is committed before the call. Inbound work rows are not messages."""
-    return notice.payload.get("audience") != "internal"
+    return notice.payload.get("audience") != Audience.internal
+
+
+class OutboxDeps(Protocol):
+    """What the worker needs of the application (``bot.services.context.Core`` has it)."""
+
+    settings: Settings
+    sessions: SessionMaker
+    clock: Clock
+    worker_id: str
+
+
+class DeliveryPolicy(Protocol):
+    """What happens for people when delivery fails, decided by the services (added to the
+    caller's transaction, which the worker commits)."""
+
+    async def dead(self, session: AsyncSession, notice: Notice, now: datetime) -> None:
+        """``notice`` could not be delivered on any channel (it is already marked dead)."""
+        ...
+
+    async def cut_off(
+        self, session: AsyncSession, notice: Notice, *, cut_off: str, moved_on: bool, now: datetime
+    ) -> None:
+        """A crash cut off a candidate notice's attempt on ``cut_off`` (maybe not delivered);
+        ``moved_on``: it now goes by ``notice.channel``, else it is dead."""
+        ...
+
+
+class NoPolicy:
+    """Nothing beyond the notice rows and their audit."""
+
+    async def dead(self, session: AsyncSession, notice: Notice, now: datetime) -> None:
+        return None
+
+    async def cut_off(
+        self, session: AsyncSession, notice: Notice, *, cut_off: str, moved_on: bool, now: datetime
+    ) -> None:
+        return None
 
 
 class Sender(Protocol):
@@ -102,11 +139,20 @@ class Pacer:
 
 
 class Outbox:
-    def __init__(self, core: Core, senders: Mapping[str, Sender] | None = None) -> None:
+    def __init__(
+        self,
+        core: OutboxDeps,
+        senders: Mapping[str, Sender] | None = None,
+        *,
+        policy: DeliveryPolicy | None = None,
+        wake: asyncio.Event | None = None,
+    ) -> None:
         self.core = core
+        self.policy: DeliveryPolicy = policy or NoPolicy()
         self.senders: dict[str, Sender] = dict(senders or {})
         self.pacer = Pacer()
-        self._wake = asyncio.Event()
+        # Set by ``wake`` and by whoever was handed the event before the worker existed (Core.wake_outbox).
+        self._wake = wake or asyncio.Event()
 
     def register(self, sender: Sender) -> None:
         self.senders[sender.channel] = sender
@@ -266,36 +312,8 @@ class Outbox:
         if not moved_on:
             await self._dead(session, notice, now)
         if is_candidate_notice(notice):
-            await self._tell_hr_cut_off(session, notice, cut_off, moved_on, now)
+            await self.policy.cut_off(session, notice, cut_off=cut_off, moved_on=moved_on, now=now)
         await session.commit()
-
-    async def _tell_hr_cut_off(
-        self, session: AsyncSession, notice: Notice, cut_off: str, moved_on: bool, now: datetime
-    ) -> None:
-        """The HR owner hears in chat that a candidate notice may not have arrived on ``cut_off``."""
-        if notice.interview_id is None:
-            return
-        interview = await repo.get_interview_by_pk(session, interview_id=notice.interview_id)
-        if interview is None:
-            return
-        candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
-        text = self.core.templates.render(
-            "chat/notice_cut_off.txt.j2",
-            candidate_name=candidate.name if candidate else "",
-            subject=notice.subject or notice.kind,
-            cut_off=CHANNEL_NAMES.get(cut_off, cut_off),
-            next_channel=CHANNEL_NAMES.get(notice.channel, notice.channel) if moved_on else "",
-        )
-        notify_staff(
-            session,
-            self.core,
-            kind="notice_cut_off",
-            person_key=interview.hr_key,
-            interview=interview,
-            now=now,
-            text=text,
-            dedupe_key=f"notice-cut-off:{notice.id}:{cut_off}",
-        )
 
     def _next_in_plan(self, notice: Notice) -> tuple[str, str] | None:
         plan = [(str(c), str(r)) for c, r in notice.payload.get("plan") or []]
@@ -367,15 +385,4 @@ class Outbox:
             interview_id=notice.interview_id,
             detail={"notice_id": notice.id, "channel": notice.channel, "error": notice.last_error},
         )
-        await self._dead_letter_todo(session, notice, now)
-
-    async def _dead_letter_todo(self, session: AsyncSession, notice: Notice, now: datetime) -> None:
-        """A candidate notice nobody could deliver becomes an HR to-do instead of vanishing."""
-        if notice.payload.get("audience") != "candidate" or notice.interview_id is None:
-            return
-        interview = await repo.get_interview_by_pk(session, interview_id=notice.interview_id)
-        if interview is None:
-            return
-        candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
-        name = candidate.name if candidate else ""
-        await undelivered_todo(session, interview=interview, candidate_name=name, now=now)
+        await self.policy.dead(session, notice, now)

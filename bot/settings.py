@@ -9,21 +9,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, SecretStr, TypeAdapter, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.delivery import CANDIDATE_CHANNELS, CANDIDATE_NOTICE_KINDS, CandidateChannel
+
 log = logging.getLogger(__name__)
 
 
-# Candidate notice kinds: each needs an SMS template mapping before the SMS channel is enabled.
-CANDIDATE_NOTICE_KINDS = (
-    "terminated",
-    "rescheduled",
-    "guide",
-    "before_1h",
-    "at_start",
-    "after_30m",
-    "idle_warning",
-    "help_contact_hr",
-)
-NOTICE_CHANNELS = ("kf", "sms", "email")
+# Candidate notice kinds (each needs an SMS template mapping before SMS is enabled) and channels.
+NOTICE_CHANNELS = tuple(c.value for c in CANDIDATE_CHANNELS)
 
 
 class SmsTemplate(BaseModel):
@@ -227,29 +219,12 @@ class Settings(BaseSettings):
         return int(hour), int(minute)
 
     @property
-    def wecom_app_enabled(self) -> bool:
-        return bool(
-            self.wecom_corp_id and self.wecom_agent_id and self.wecom_secret and self.wecom_token and self.wecom_aes_key
-        )
-
-    @property
-    def kf_enabled(self) -> bool:
-        return self.wecom_kf_enabled and self.wecom_app_enabled
-
-    @property
-    def wecom_bot_enabled(self) -> bool:
-        return bool(self.wecom_bot_token and self.wecom_bot_aes_key)
-
-    @property
-    def dingtalk_enabled(self) -> bool:
-        return bool(self.dingtalk_app_key and self.dingtalk_app_secret)
-
-    @property
     def smtp_enabled(self) -> bool:
         return bool(self.smtp_host and self.smtp_from)
 
     def feature_status(self) -> list[tuple[str, str | None]]:
-        """Every switchable feature with None when it is on, else why it is off (the start-up summary)."""
+        """The service's own switchable features with None when on, else why off; the start-up
+        summary adds each chat channel's (``bot.channels.registry.feature_status``)."""
 
         def unset(*pairs: tuple[str, object]) -> str | None:
             missing = [name for name, value in pairs if not value]
@@ -259,10 +234,6 @@ class Settings(BaseSettings):
             return value.get_secret_value() if value is not None else ""
 
         platform_secret = unset(("PLATFORM_WEBHOOK_SECRET", secret(self.platform_webhook_secret)))
-        if self.wecom_kf_enabled:
-            kf_off = None if self.wecom_app_enabled else "needs the WeCom app settings"
-        else:
-            kf_off = "WECOM_KF_ENABLED is off"
         return [
             ("admin API", unset(("BOT_ADMIN_TOKEN", secret(self.admin_token)))),
             ("platform events API", platform_secret),
@@ -275,55 +246,13 @@ class Settings(BaseSettings):
                 None if self.smtp_enabled else "SMTP_HOST or SMTP_FROM not set; other channels or an HR to-do instead",
             ),
             ("SMS notices", self.sms_problem()),
-            (
-                "WeCom app",
-                unset(
-                    ("WECOM_CORP_ID", self.wecom_corp_id),
-                    ("WECOM_AGENT_ID", self.wecom_agent_id),
-                    ("WECOM_SECRET", secret(self.wecom_secret)),
-                    ("WECOM_TOKEN", secret(self.wecom_token)),
-                    ("WECOM_AES_KEY", secret(self.wecom_aes_key)),
-                ),
-            ),
-            ("WeCom customer service kf", kf_off),
-            (
-                "WeCom AI bot",
-                unset(
-                    ("WECOM_BOT_TOKEN", secret(self.wecom_bot_token)),
-                    ("WECOM_BOT_AES_KEY", secret(self.wecom_bot_aes_key)),
-                ),
-            ),
-            (
-                "WeCom group robot",
-                unset(("WECOM_ROBOT_KEY", secret(self.wecom_robot_key)))
-                and "WECOM_ROBOT_KEY not set; robot posts wait in the outbox",
-            ),
-            (
-                f"DingTalk robot in {self.dingtalk_mode} mode",
-                unset(
-                    ("DINGTALK_APP_KEY", self.dingtalk_app_key),
-                    ("DINGTALK_APP_SECRET", secret(self.dingtalk_app_secret)),
-                ),
-            ),
-            ("DingTalk custom robot", unset(("DINGTALK_ROBOT_WEBHOOK", self.dingtalk_robot_webhook))),
         ]
 
-    def disabled_features(self) -> list[str]:
-        """Features switched off, each with the reason (a missing secret, an option left off)."""
-        return [f"{name} ({why})" for name, why in self.feature_status() if why]
-
-    def startup_summary(self) -> str:
-        """One line for the start-up log: what is on, what is off and why."""
-        status = self.feature_status()
-        on = [name for name, why in status if not why]
-        off = [f"{name} ({why})" for name, why in status if why]
-        usable = {"kf": self.kf_enabled, "sms": self.sms_enabled, "email": self.smtp_enabled}
-        reach = [c for c in self.notice_channels if usable[c]]
-        notices = ", ".join(reach) if reach else "NONE (candidates cannot be notified)"
-        return (
-            f"enabled: {', '.join(on) or 'nothing'} | disabled: {'; '.join(off) or 'nothing'}"
-            f" | candidate notices ({self.notice_plan}) can go by: {notices}"
-        )
+    def candidate_channels(self) -> set[str]:
+        """The notice channels of this service's own settings that can reach candidates (SMS, email);
+        chat channels add theirs (``bot.delivery.Reach.candidate_chats``)."""
+        usable = ((CandidateChannel.sms, self.sms_enabled), (CandidateChannel.email, self.smtp_enabled))
+        return {c.value for c, on in usable if on}
 
 
 def load_settings(**overrides: object) -> Settings:

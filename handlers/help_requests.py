@@ -82,7 +82,7 @@ async def _end(ctx: Context, platform_id: str, reason: ExitReason, words: str) -
         "chat/help_terminated.txt.j2",
         reason=result.exit.reason,
         outcome=result.candidate.pipeline_status,
-        **notices.notice_outcome(result.candidate, result.interview, ctx.core.settings, reader=ctx.actor),
+        **notices.notice_outcome(result.candidate, result.interview, ctx.core, reader=ctx.actor),
     )
     return [Reply(text)]
 

@@ -173,7 +173,7 @@ async def _reschedule(ctx: Context, platform_id: str, when: datetime) -> list[Re
         position=result.interview.position,
         start_text=full_text(when, ctx.core.settings.tz),
         reopened=result.reopened,
-        **notices.notice_outcome(result.candidate, result.interview, ctx.core.settings, reader=ctx.actor),
+        **notices.notice_outcome(result.candidate, result.interview, ctx.core, reader=ctx.actor),
     )
     return [Reply(text)]
 

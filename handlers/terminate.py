@@ -143,7 +143,7 @@ async def _terminate_confirmed(ctx: Context, action: PendingAction) -> list[Repl
         reason=result.exit.reason,
         outcome=result.candidate.pipeline_status,
         answered=len(result.exit.progress_snapshot.get("answered", [])),
-        **notices.notice_outcome(result.candidate, result.interview, ctx.core.settings, reader=ctx.actor),
+        **notices.notice_outcome(result.candidate, result.interview, ctx.core, reader=ctx.actor),
     )
     return [Reply(text)]
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.clock import Clock
+from bot.delivery import GroupPoster, Reach
 from bot.platform_client import PlatformClient
 from bot.services.claims import instance_name, new_worker_id
 from bot.settings import Settings
@@ -20,13 +22,28 @@ class Core:
     clock: Clock
     templates: Templates
     platform: PlatformClient | None = None
-    # Channels that can reach colleagues by platform user id ("wecom", "dingtalk").
+    # What the configured chat channels reach (bot.delivery.Reach, from bot.channels.registry):
+    # outbox channels that reach colleagues by platform user id, chat channels that reach
+    # candidates, group robots.
     staff_channels: set[str] = field(default_factory=set)
-    # Called after notices are committed, so the outbox worker sends them at once.
+    candidate_chats: frozenset[str] = frozenset()
+    group_posters: tuple[GroupPoster, ...] = ()
+    # Called after notices are committed, so the outbox worker sends them at once (given by the
+    # app factory; the CLI has no worker of its own).
     wake_outbox: Callable[[], None] = lambda: None
     # This replica (stable) and this process ("<instance>/<boot id>"), for claims.
     instance: str = ""
     worker_id: str = ""
+
+    @classmethod
+    def reaching(cls, reach: Reach, **kwargs: Any) -> Core:
+        """A Core whose channel capabilities are ``reach``."""
+        return cls(
+            staff_channels=set(reach.staff_channels),
+            candidate_chats=reach.candidate_chats,
+            group_posters=reach.group_posters,
+            **kwargs,
+        )
 
     def __post_init__(self) -> None:
         if not self.instance:

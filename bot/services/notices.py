@@ -8,26 +8,20 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.delivery import Audience, CandidateChannel, NoticeKind
 from bot.services.context import Core
-from bot.settings import Settings
 from storage import repo
 from storage.models import Candidate, Interview, Notice, NoticeStatus, Person, Todo
 
-EMAIL = "email"
-SMS = "sms"
-KF = "kf"
+EMAIL = CandidateChannel.email
+SMS = CandidateChannel.sms
+KF = CandidateChannel.kf  # the chat channel that reaches candidates, when one is configured (Core.candidate_chats)
 
 
-def enabled_candidate_channels(settings: Settings) -> set[str]:
-    """Channels configured well enough to reach candidates."""
-    on = set()
-    if settings.kf_enabled:
-        on.add(KF)
-    if settings.smtp_enabled:
-        on.add(EMAIL)
-    if settings.sms_enabled:
-        on.add(SMS)
-    return on
+def enabled_candidate_channels(core: Core) -> set[str]:
+    """Channels configured well enough to reach candidates: SMS and email by the settings, and the
+    chat channels that can (``Core.candidate_chats``, from the channel registry)."""
+    return core.settings.candidate_channels() | set(core.candidate_chats)
 
 
 @dataclass(frozen=True)
@@ -61,14 +55,14 @@ class NoticePlan:
         }
 
 
-def plan_for(candidate: Candidate, settings: Settings) -> NoticePlan:
+def plan_for(candidate: Candidate, core: Core) -> NoticePlan:
     """BOT_NOTICE_PLAN filtered by what the candidate has (mobile for SMS, email, a kf conversation)
     and by which channels are enabled. An empty plan means nothing can reach the candidate now."""
-    contacts = {EMAIL: candidate.email, SMS: candidate.mobile, KF: candidate.kf_contact}
-    enabled = enabled_candidate_channels(settings)
+    contacts: dict[str, str | None] = {EMAIL: candidate.email, SMS: candidate.mobile, KF: candidate.kf_contact}
+    enabled = enabled_candidate_channels(core)
     steps: list[tuple[str, str]] = []
     blocked: list[str] = []
-    for channel in settings.notice_channels:
+    for channel in core.settings.notice_channels:
         recipient = contacts.get(channel)
         if not recipient:
             blocked.append(f"{channel}:no_contact")
@@ -79,22 +73,20 @@ def plan_for(candidate: Candidate, settings: Settings) -> NoticePlan:
     return NoticePlan(steps=tuple(steps), blocked=tuple(blocked))
 
 
-def notice_outcome(
-    candidate: Candidate, interview: Interview, settings: Settings, *, reader: str | None
-) -> dict[str, Any]:
+def notice_outcome(candidate: Candidate, interview: Interview, core: Core, *, reader: str | None) -> dict[str, Any]:
     """Context for ``templates/chat/notice_outcome.txt.j2``: what happened to the candidate's notice,
     told to ``reader`` (a person key; the HR owner reads "your to-do")."""
     return {
-        "plan": plan_for(candidate, settings).as_context(),
+        "plan": plan_for(candidate, core).as_context(),
         "candidate_name": candidate.name,
         "has_owner": bool(interview.hr_key),
         "owner_is_me": bool(interview.hr_key) and interview.hr_key == reader,
     }
 
 
-def candidate_plan(candidate: Candidate, settings: Settings) -> list[tuple[str, str]]:
+def candidate_plan(candidate: Candidate, core: Core) -> list[tuple[str, str]]:
     """(channel, recipient) in the order to try (see ``plan_for``)."""
-    return list(plan_for(candidate, settings).steps)
+    return list(plan_for(candidate, core).steps)
 
 
 async def hr_contact_context(session: AsyncSession, core: Core, interview: Interview) -> dict[str, str]:
@@ -126,18 +118,19 @@ def _json_safe(value: Any) -> Any:
 # and these other kinds as listed. A rescheduled time outdates reminders planned for the old one
 # (the reminder rows themselves move with the time); a termination outdates everything that
 # speaks of the interview as still ahead.
-REMINDER_KINDS = frozenset({"before_1h", "at_start", "after_30m", "idle_warning"})
+K = NoticeKind
+REMINDER_KINDS: frozenset[str] = frozenset({K.before_1h, K.at_start, K.after_30m, K.idle_warning})
 SUPERSEDES: dict[str, frozenset[str]] = {
-    "rescheduled": REMINDER_KINDS,
-    "terminated": REMINDER_KINDS | {"guide", "rescheduled", "help_contact_hr"},
+    K.rescheduled: REMINDER_KINDS,
+    K.terminated: REMINDER_KINDS | {K.guide, K.rescheduled, K.help_contact_hr},
 }
 # Pending notices that stay useful after a newer one but quote what it changed: they are
 # re-rendered with the newer context instead (the operation guide keeps its instructions,
 # with the new time).
-REFRESHES: dict[str, frozenset[str]] = {"rescheduled": frozenset({"guide"})}
+REFRESHES: dict[str, frozenset[str]] = {K.rescheduled: frozenset({K.guide})}
 # Context a replacement keeps from the oldest notice it replaces: the candidate was never told
 # the times in between, so "原定" stays the time they last heard of.
-CARRIED: dict[str, tuple[str, ...]] = {"rescheduled": ("old_text",)}
+CARRIED: dict[str, tuple[str, ...]] = {K.rescheduled: ("old_text",)}
 
 
 def _render(core: Core, kind: str, ctx: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +160,7 @@ async def _replace_pending(
     carried: dict[str, Any] = {}
     for row in await repo.pending_notices(session, interview_id=interview.id, kinds=[*stale, *refresh]):
         assert row.id is not None
-        if row.payload.get("audience") != "candidate":
+        if row.payload.get("audience") != Audience.candidate:
             continue
         old_ctx: dict[str, Any] = dict(row.payload.get("ctx") or {})
         if row.kind in refresh:
@@ -230,14 +223,14 @@ async def notify_candidate(
     ctx.update(context)
     await _replace_pending(session, core, kind=kind, interview=interview, ctx=ctx, now=now)
     rendered = _render(core, kind, ctx)
-    route = plan_for(candidate, core.settings)
+    route = plan_for(candidate, core)
     plan = list(route.steps)
     channel, recipient = plan[0] if plan else ("none", "")
     # The render context goes with the notice: the SMS sender fills provider templates from it,
     # whichever channel the notice falls back to later.
     payload: dict[str, Any] = {
         "plan": plan,
-        "audience": "candidate",
+        "audience": Audience.candidate.value,
         "ctx": {key: _json_safe(value) for key, value in ctx.items()},
     }
     if rendered["sms_text"] is not None:
@@ -304,7 +297,7 @@ def notify_staff(
         recipient=user_id,
         interview_id=interview.id if interview else None,
         body=text,
-        payload={"audience": "staff", "msgtype": "text", **(payload or {})},
+        payload={"audience": Audience.staff.value, "msgtype": "text", **(payload or {})},
         destination=f"{platform}:user:{user_id}",
         dedupe_key=dedupe_key,
         next_attempt_at=now,
@@ -316,3 +309,57 @@ def notify_staff(
 
 def person_label(person: Person | None, fallback: str) -> str:
     return person.name if person else fallback
+
+
+# How candidate-notice channels are named in chat text.
+CHANNEL_NAMES: dict[str, str] = {KF: "微信客服", SMS: "短信", EMAIL: "邮件"}
+
+
+class DeliveryFailures:
+    """The services' ``bot.outbox.DeliveryPolicy``: a candidate nobody could reach becomes the HR
+    owner's to-do, and a candidate notice cut off by a crash is told to the HR owner in chat."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    async def _interview(self, session: AsyncSession, notice: Notice) -> tuple[Interview, str] | None:
+        if notice.payload.get("audience") != Audience.candidate or notice.interview_id is None:
+            return None
+        interview = await repo.get_interview_by_pk(session, interview_id=notice.interview_id)
+        if interview is None:
+            return None
+        candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
+        return interview, candidate.name if candidate else ""
+
+    async def dead(self, session: AsyncSession, notice: Notice, now: datetime) -> None:
+        """A candidate notice nobody could deliver becomes an HR to-do instead of vanishing."""
+        found = await self._interview(session, notice)
+        if found is not None:
+            interview, name = found
+            await undelivered_todo(session, interview=interview, candidate_name=name, now=now)
+
+    async def cut_off(
+        self, session: AsyncSession, notice: Notice, *, cut_off: str, moved_on: bool, now: datetime
+    ) -> None:
+        """The HR owner hears in chat that a candidate notice may not have arrived on ``cut_off``."""
+        found = await self._interview(session, notice)
+        if found is None:
+            return
+        interview, name = found
+        text = self.core.templates.render(
+            "chat/notice_cut_off.txt.j2",
+            candidate_name=name,
+            subject=notice.subject or notice.kind,
+            cut_off=CHANNEL_NAMES.get(cut_off, cut_off),
+            next_channel=CHANNEL_NAMES.get(notice.channel, notice.channel) if moved_on else "",
+        )
+        notify_staff(
+            session,
+            self.core,
+            kind=NoticeKind.notice_cut_off,
+            person_key=interview.hr_key,
+            interview=interview,
+            now=now,
+            text=text,
+            dedupe_key=f"notice-cut-off:{notice.id}:{cut_off}",
+        )

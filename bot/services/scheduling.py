@@ -150,7 +150,7 @@ async def reschedule(
                     operator=await people.display_name(session, operator),
                     start_text=start_text,
                     reopened=reopened,
-                    **notices.notice_outcome(candidate, interview, core.settings, reader=interview.hr_key),
+                    **notices.notice_outcome(candidate, interview, core, reader=interview.hr_key),
                 ),
                 dedupe_key=f"{notice.dedupe_key}:hr",
             )

@@ -8,9 +8,10 @@ appear: only names, positions and interview ids.
 
 Recipients: every person with role manager, in a 1:1 chat on their platform when that channel is
 connected, else by email when they have one; plus the group robots that are configured. A chart of
-exits by reason over 7 days goes where the channel takes images: a WeCom robot image message
-(base64 + md5); and with BOT_PUBLIC_BASE_URL a link to ``/charts/<token>.png`` on this service, shown
-as an image in DingTalk markdown and as a link elsewhere (WeCom app messages would need a media upload).
+exits by reason over 7 days goes where the channel takes images: a group robot that ``takes_images``
+(WeCom: an image message, base64 + md5); and with BOT_PUBLIC_BASE_URL a link to ``/charts/<token>.png``
+on this service, shown as an image in DingTalk markdown and as a link elsewhere (WeCom app messages
+would need a media upload). The group robots come from ``Core.group_posters`` (the channel registry).
 
 Each recipient is claimed by inserting its (day, recipient) row (unique); a claim left by a crashed
 replica expires and is taken over, and the notices carry a per-(day, recipient) dedupe key, so a
@@ -29,8 +30,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from bot import masking
-from bot.channels.dingtalk.sender import robot_notice as dingtalk_robot_notice
-from bot.channels.wecom.sender import robot_notice as wecom_robot_notice
+from bot.delivery import GroupPost, GroupPoster
 from bot.masking import KnownContacts, mask_contacts
 from bot.services import notices
 from bot.services.charts import render_exit_chart
@@ -158,8 +158,9 @@ async def render_chart(core: Core, data: SummaryData) -> bytes:
 @dataclass
 class _Target:
     key: str  # the (day, recipient) claim key
-    channel: str  # wecom, dingtalk, email, wecom_robot, dingtalk_robot
+    channel: str  # a staff chat channel, email, or a group robot's channel
     person: Person | None = None
+    poster: GroupPoster | None = None  # for a group robot
 
 
 async def _targets(core: Core) -> tuple[list[_Target], list[str]]:
@@ -173,11 +174,8 @@ async def _targets(core: Core) -> tuple[list[_Target], list[str]]:
             targets.append(_Target(key=m.key, channel="email", person=m))
         else:
             unreachable.append(m.key)
-    s = core.settings
-    if s.wecom_robot_key and s.wecom_robot_key.get_secret_value():
-        targets.append(_Target(key="robot:wecom_robot", channel="wecom_robot"))
-    if s.dingtalk_robot_webhook:
-        targets.append(_Target(key="robot:dingtalk_robot", channel="dingtalk_robot"))
+    for poster in core.group_posters:
+        targets.append(_Target(key=f"robot:{poster.channel}", channel=poster.channel, poster=poster))
     return targets, unreachable
 
 
@@ -209,7 +207,7 @@ async def send_daily_summary(core: Core, *, day: date) -> SummaryOutcome:
         log.warning("daily summary: manager %s has no connected chat and no email", key)
     with masking.collecting() as known:  # contacts of any candidate the summary was built from
         data = await build_summary(core, day=day)
-    needs_chart = bool(core.settings.public_base_url) or any(t.channel == "wecom_robot" for t in mine)
+    needs_chart = bool(core.settings.public_base_url) or any(t.poster and t.poster.takes_images for t in mine)
     chart = await render_chart(core, data) if needs_chart else None
     for target in mine:
         if await _queue(core, target, data, chart, worker, known):
@@ -237,20 +235,14 @@ async def _queue(
         ctx = data.context(chart_url)
         title = t.render("notices/daily_summary.subject.j2", company=s.company_name, **ctx)
         text = t.render("notices/daily_summary.txt.j2", **ctx)
-        if target.channel == "wecom_robot":
-            markdown = mask_contacts(t.render("notices/daily_summary.md.j2", **{**ctx, "chart_url": ""}), known)
-            session.add(wecom_robot_notice(kind=KIND, now=now, msgtype="markdown", text=markdown, dedupe_key=key))
-            if chart is not None:
-                image = wecom_robot_notice(kind=KIND, now=now, msgtype="image", image=chart, dedupe_key=f"{key}:image")
-                session.add(image)
-        elif target.channel == "dingtalk_robot":
-            markdown = mask_contacts(t.render("notices/daily_summary.md.j2", **ctx), known)  # a group robot
-            webhook = s.dingtalk_robot_webhook or ""
-            session.add(
-                dingtalk_robot_notice(
-                    webhook, kind=KIND, text=markdown, now=now, title=title, markdown=True, dedupe_key=key
-                )
-            )
+        if target.poster is not None:  # a group robot: contacts masked
+            # A robot that takes images gets the chart as one, and no link to it in the text.
+            image = chart if target.poster.takes_images else None
+            md_ctx = {**ctx, "chart_url": ""} if target.poster.takes_images else ctx
+            markdown = mask_contacts(t.render("notices/daily_summary.md.j2", **md_ctx), known)
+            post = GroupPost(kind=KIND, now=now, title=title, markdown=markdown, dedupe_key=key, image=image)
+            for notice in target.poster.build(post):
+                session.add(notice)
         elif target.channel == "email":
             assert target.person is not None and target.person.email
             email = target.person.email

@@ -455,7 +455,7 @@ async def _commit(core: Core, job: TerminationJob, reason: ExitReason, token: st
                 source=source,
                 answered=len(snapshot.get("answered", [])),
                 detail=shown_detail(detail, name=reason.name, code=reason.code),
-                **notices.notice_outcome(candidate, interview, core.settings, reader=interview.hr_key),
+                **notices.notice_outcome(candidate, interview, core, reader=interview.hr_key),
             ),
         )
         repo.audit(

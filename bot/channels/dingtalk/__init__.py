@@ -1,7 +1,8 @@
 """The DingTalk (钉钉) channel: internal-app robot (HTTP or Stream mode) and custom group robot.
 
-``setup(app)`` registers the HTTP callback route (routes must exist before the app starts)
-and the cleanup context that registers the outbox senders and runs the Stream connection.
+``CHANNEL`` (a ``DingTalkChannel``, listed in ``bot.channels.registry``) decides from the settings
+what is on, adds the HTTP callback route (routes must exist before the app starts), and
+``running(app, outbox)`` registers the outbox senders and runs the Stream connection.
 
 Modules: ``sign`` (HMAC), ``parse`` (callback → IncomingMessage), ``api`` (token, OpenAPI,
 webhooks), ``sender`` (outbox senders), ``inbound`` (durable take-in and processing),
@@ -11,67 +12,128 @@ webhooks), ``sender`` (outbox senders), ``inbound`` (durable take-in and process
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime
 
 from aiohttp import web
 
 from bot.channels.dingtalk.api import OpenApi
 from bot.channels.dingtalk.http import CALLBACK_PATH, INBOUND, callback
 from bot.channels.dingtalk.inbound import Inbound, InboundSender
-from bot.channels.dingtalk.sender import CHANNEL, DingTalkSender, RobotSender
+from bot.channels.dingtalk.sender import CHANNEL as APP_CHANNEL
+from bot.channels.dingtalk.sender import ROBOT_CHANNEL, DingTalkSender, RobotSender, robot_notice
 from bot.channels.dingtalk.stream import STREAM, StreamRunner
-from bot.keys import BACKGROUND, CORE, DISPATCHER, HTTP, OUTBOX, SETTINGS
+from bot.delivery import GroupPost, GroupPoster, Reach
+from bot.keys import BACKGROUND, CORE, DISPATCHER, HTTP
+from bot.outbox import Outbox
+from bot.settings import Settings
+from storage import repo
+from storage.db import AsyncSession
+from storage.models import Notice
 
 log = logging.getLogger(__name__)
 
-__all__ = ["INBOUND", "STREAM", "cleanup_ctx", "setup"]
+__all__ = ["CHANNEL", "INBOUND", "STREAM", "DingTalkChannel"]
 
 
-def setup(app: web.Application) -> None:
-    settings = app[SETTINGS]
-    if settings.dingtalk_enabled and settings.dingtalk_mode == "http":
-        app.router.add_post(CALLBACK_PATH, callback)
-    app.cleanup_ctx.append(cleanup_ctx)
+# --- this channel's settings (the DINGTALK_* fields of bot.settings.Settings) ----------------
 
 
-async def cleanup_ctx(app: web.Application) -> AsyncIterator[None]:
-    core, http, outbox = app[CORE], app[HTTP], app[OUTBOX]
-    s = core.settings
-    inbound: Inbound | None = None
-    runner: StreamRunner | None = None
-    if s.dingtalk_enabled and s.dingtalk_app_key and s.dingtalk_app_secret:
-        api = OpenApi(
-            http,
-            sessions=core.sessions,
-            clock=core.clock,
-            app_key=s.dingtalk_app_key,
-            app_secret=s.dingtalk_app_secret.get_secret_value(),
-            robot_code=s.dingtalk_robot_code or s.dingtalk_app_key,
-            base_url=s.dingtalk_api_base,
-        )
-        outbox.register(DingTalkSender(http, api, clock=core.clock, oapi_base=s.dingtalk_oapi_base))
-        outbox.register(InboundSender(core, app[DISPATCHER]))
-        core.staff_channels.add(CHANNEL)
-        inbound = Inbound(core, outbox, app[BACKGROUND])
-        app[INBOUND] = inbound
-        if s.dingtalk_mode == "stream":
-            runner = StreamRunner(
+def robot_problem(s: Settings) -> str | None:
+    """Why the internal-app robot is off (None when its key and secret are set)."""
+    secret = s.dingtalk_app_secret.get_secret_value() if s.dingtalk_app_secret else ""
+    missing = [
+        name for name, value in (("DINGTALK_APP_KEY", s.dingtalk_app_key), ("DINGTALK_APP_SECRET", secret)) if not value
+    ]
+    return f"{', '.join(missing)} not set" if missing else None
+
+
+def _enabled(s: Settings) -> bool:
+    return bool(s.dingtalk_app_key and s.dingtalk_app_secret)
+
+
+class DingTalkChannel:
+    name = "dingtalk"
+
+    def features(self, s: Settings) -> list[tuple[str, str | None]]:
+        """Start-up summary entries: None when on, else why it is off."""
+        return [
+            (f"DingTalk robot in {s.dingtalk_mode} mode", robot_problem(s)),
+            ("DingTalk custom robot", None if s.dingtalk_robot_webhook else "DINGTALK_ROBOT_WEBHOOK not set"),
+        ]
+
+    def reach(self, s: Settings) -> Reach:
+        posters: tuple[GroupPoster, ...] = ()
+        webhook = s.dingtalk_robot_webhook
+        if webhook:
+
+            def build(post: GroupPost) -> list[Notice]:
+                return [
+                    robot_notice(
+                        webhook,
+                        kind=post.kind,
+                        text=post.markdown,
+                        now=post.now,
+                        title=post.title,
+                        markdown=True,
+                        dedupe_key=post.dedupe_key,
+                    )
+                ]
+
+            # A chart goes as a link in the markdown (DingTalk shows it as an image).
+            posters = (GroupPoster(channel=ROBOT_CHANNEL, takes_images=False, build=build),)
+        return Reach(staff_channels=frozenset({APP_CHANNEL} if _enabled(s) else ()), group_posters=posters)
+
+    def routes(self, s: Settings) -> Iterable[web.AbstractRouteDef]:
+        if _enabled(s) and s.dingtalk_mode == "http":
+            return [web.post(CALLBACK_PATH, callback)]
+        return []
+
+    async def purge(self, session: AsyncSession, *, before: datetime) -> None:
+        await repo.purge_dingtalk_signs_and_commit(session, before=before)  # HTTP mode's replay guard
+
+    @asynccontextmanager
+    async def running(self, app: web.Application, outbox: Outbox) -> AsyncIterator[None]:
+        core, http = app[CORE], app[HTTP]
+        s = core.settings
+        inbound: Inbound | None = None
+        runner: StreamRunner | None = None
+        if _enabled(s) and s.dingtalk_app_key and s.dingtalk_app_secret:
+            api = OpenApi(
                 http,
+                sessions=core.sessions,
+                clock=core.clock,
                 app_key=s.dingtalk_app_key,
                 app_secret=s.dingtalk_app_secret.get_secret_value(),
-                api_base=s.dingtalk_api_base,
-                inbound=inbound,
+                robot_code=s.dingtalk_robot_code or s.dingtalk_app_key,
+                base_url=s.dingtalk_api_base,
             )
-            app[STREAM] = runner
-            runner.start()
-        log.info("DingTalk robot enabled (%s mode)", s.dingtalk_mode)
-    if s.dingtalk_robot_webhook:
-        secret = s.dingtalk_robot_secret.get_secret_value() if s.dingtalk_robot_secret else None
-        outbox.register(RobotSender(http, clock=core.clock, webhook=s.dingtalk_robot_webhook, secret=secret))
-        if secret is None:
-            log.warning("DINGTALK_ROBOT_SECRET is not set: custom robot posts are unsigned (加签 recommended)")
-    yield
-    if runner is not None:
-        await runner.stop()
-    if inbound is not None:
-        await inbound.close()
+            outbox.register(DingTalkSender(http, api, clock=core.clock, oapi_base=s.dingtalk_oapi_base))
+            outbox.register(InboundSender(core, app[DISPATCHER]))
+            inbound = Inbound(core, outbox, app[BACKGROUND])
+            app[INBOUND] = inbound
+            if s.dingtalk_mode == "stream":
+                runner = StreamRunner(
+                    http,
+                    app_key=s.dingtalk_app_key,
+                    app_secret=s.dingtalk_app_secret.get_secret_value(),
+                    api_base=s.dingtalk_api_base,
+                    inbound=inbound,
+                )
+                app[STREAM] = runner
+                runner.start()
+            log.info("DingTalk robot enabled (%s mode)", s.dingtalk_mode)
+        if s.dingtalk_robot_webhook:
+            secret = s.dingtalk_robot_secret.get_secret_value() if s.dingtalk_robot_secret else None
+            outbox.register(RobotSender(http, clock=core.clock, webhook=s.dingtalk_robot_webhook, secret=secret))
+            if secret is None:
+                log.warning("DINGTALK_ROBOT_SECRET is not set: custom robot posts are unsigned (加签 recommended)")
+        yield
+        if runner is not None:
+            await runner.stop()
+        if inbound is not None:
+            await inbound.close()
+
+
+CHANNEL = DingTalkChannel()

@@ -5,13 +5,12 @@
 - Webhooks (``oapi.dingtalk.com``): a message's ``sessionWebhook`` and the custom group robot.
   Errors come as HTTP 200 with a non-zero ``errcode``.
 
-The access token is cached in memory and in the ``shared_token`` table (replicas share it),
-fetched by one coroutine at a time, and dropped when DingTalk calls it invalid.
+The access token is kept by ``bot.channels.tokens`` (memory + shared ``shared_token`` row, fetched
+by one coroutine at a time) and dropped when DingTalk calls it invalid.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -21,8 +20,8 @@ from typing import Any
 import aiohttp
 
 from bot.channels.dingtalk.sign import dingtalk_sign
+from bot.channels.tokens import TokenCache
 from bot.clock import Clock
-from storage import repo
 from storage.db import SessionMaker
 
 log = logging.getLogger(__name__)
@@ -86,32 +85,18 @@ class OpenApi:
         self._app_secret = app_secret
         self.robot_code = robot_code
         self._base = base_url.rstrip("/")
-        self._token: tuple[str, datetime] | None = None
-        self._lock = asyncio.Lock()
+        # The stored expiry already has TOKEN_MARGIN_SECONDS taken off (see _fetch_token).
+        self.tokens = TokenCache(key=f"dingtalk:{app_key}", fetch=self._fetch_token, sessions=sessions, clock=clock)
 
     @property
     def token_key(self) -> str:
-        return f"dingtalk:{self._app_key}"
+        return self.tokens.key
 
     async def access_token(self) -> str:
-        cached = self._token
-        if cached and cached[1] > self._clock.now():
-            return cached[0]
-        async with self._lock:  # single flight: one fetch, the other callers reuse it
-            now = self._clock.now()
-            if self._token and self._token[1] > now:
-                return self._token[0]
-            async with self._sessions() as session:
-                row = await repo.get_shared_token(session, key=self.token_key)
-                if row is not None and row.expires_at > now:
-                    self._token = (row.value, row.expires_at)
-                    return row.value
-            value, expires_at = await self._fetch_token(now)
-            await self._store_token(value, expires_at, now)
-            self._token = (value, expires_at)
-            return value
+        return await self.tokens.get()
 
-    async def _fetch_token(self, now: datetime) -> tuple[str, datetime]:
+    async def _fetch_token(self) -> tuple[str, datetime]:
+        now = self._clock.now()
         url = f"{self._base}/v1.0/oauth2/accessToken"
         body = {"appKey": self._app_key, "appSecret": self._app_secret}
         async with self._http.post(url, json=body, timeout=TIMEOUT) as resp:
@@ -124,18 +109,9 @@ class OpenApi:
         log.info("fetched a DingTalk access token valid for %ss", expire_in)
         return str(data["accessToken"]), now + timedelta(seconds=max(60, expire_in - TOKEN_MARGIN_SECONDS))
 
-    async def _store_token(self, value: str, expires_at: datetime, now: datetime) -> None:
-        async with self._sessions() as session:
-            await repo.store_shared_token_and_commit(
-                session, key=self.token_key, value=value, expires_at=expires_at, now=now
-            )
-
     async def invalidate(self, token: str) -> None:
         """Forget a token DingTalk refused, here and for the other replicas."""
-        if self._token and self._token[0] == token:
-            self._token = None
-        async with self._sessions() as session:
-            await repo.expire_shared_token_and_commit(session, key=self.token_key, value=token, now=self._clock.now())
+        await self.tokens.invalidate(token)
 
     async def call(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST one OpenAPI call; a refused token is dropped and the call tried once more."""

@@ -1,15 +1,18 @@
 """WeCom (企业微信) channel: self-built app, AI bot (智能机器人) and group robot.
 
-``setup(app)`` adds the callback routes and the cleanup_ctx that wires everything to the
-app's database, HTTP session, dispatcher and outbox. Each part is switched on by its settings;
-a missing or unusable secret switches only that part off, with a WARNING at start-up, and its
-callback URL answers 503.
+``CHANNEL`` (a ``WeComChannel``, listed in ``bot.channels.registry``) decides from the settings
+what is on, adds the callback routes, and ``running(app, outbox)`` wires everything to the app's
+database, HTTP session, dispatcher and outbox. Each part is switched on by its settings; a missing
+or unusable secret switches only that part off, with a WARNING at start-up, and its callback URL
+answers 503.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime
 
 from aiohttp import web
 from pydantic import SecretStr
@@ -17,52 +20,154 @@ from pydantic import SecretStr
 from bot.channels.wecom.api import WeComApi
 from bot.channels.wecom.crypto import CallbackCrypto, ConfigError
 from bot.channels.wecom.inbox import InboxSender, WeComInbox
-from bot.channels.wecom.kf import KfSender, WeComKf
-from bot.channels.wecom.sender import APP_CHANNEL, WeComAiBotSender, WeComAppSender, WeComRobotSender
+from bot.channels.wecom.kf import KF_CHANNEL, KfSender, WeComKf
+from bot.channels.wecom.sender import (
+    APP_CHANNEL,
+    ROBOT_CHANNEL,
+    WeComAiBotSender,
+    WeComAppSender,
+    WeComRobotSender,
+    robot_notice,
+)
 from bot.channels.wecom.webhook import WECOM, WeComState, routes
-from bot.keys import BACKGROUND, CORE, DISPATCHER, HTTP, OUTBOX, SETTINGS
+from bot.delivery import GroupPost, GroupPoster, Reach
+from bot.keys import BACKGROUND, CORE, DISPATCHER, HTTP
+from bot.outbox import Outbox
+from bot.settings import Settings
+from storage.db import AsyncSession
+from storage.models import Notice
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 5.0
 
 
-def setup(app: web.Application) -> None:
-    app.add_routes(routes)
-    app.cleanup_ctx.append(wecom_ctx)
-
-
-def _crypto(what: str, token: str, aes_key: str, receive_id: str) -> CallbackCrypto | None:
-    try:
-        return CallbackCrypto(token, aes_key, receive_id)
-    except ConfigError as exc:
-        log.warning("disabled: %s (%s)", what, exc)
-        return None
-
-
 def _secret(value: SecretStr | None) -> str:
     return value.get_secret_value() if value is not None else ""
 
 
-def build_state(app: web.Application) -> WeComState:
-    settings = app[SETTINGS]
-    core, http, outbox = app[CORE], app[HTTP], app[OUTBOX]
-    app_crypto = bot_crypto = None
+def _unset(*pairs: tuple[str, object]) -> str | None:
+    missing = [name for name, value in pairs if not value]
+    return f"{', '.join(missing)} not set" if missing else None
+
+
+# --- this channel's settings (the WECOM_* fields of bot.settings.Settings) -------------------
+
+
+def app_problem(s: Settings) -> str | None:
+    """Why the self-built app is off (None when its settings are all there)."""
+    return _unset(
+        ("WECOM_CORP_ID", s.wecom_corp_id),
+        ("WECOM_AGENT_ID", s.wecom_agent_id),
+        ("WECOM_SECRET", _secret(s.wecom_secret)),
+        ("WECOM_TOKEN", _secret(s.wecom_token)),
+        ("WECOM_AES_KEY", _secret(s.wecom_aes_key)),
+    )
+
+
+def bot_problem(s: Settings) -> str | None:
+    return _unset(("WECOM_BOT_TOKEN", _secret(s.wecom_bot_token)), ("WECOM_BOT_AES_KEY", _secret(s.wecom_bot_aes_key)))
+
+
+def kf_problem(s: Settings) -> str | None:
+    if not s.wecom_kf_enabled:
+        return "WECOM_KF_ENABLED is off"
+    return None if app_problem(s) is None else "needs the WeCom app settings"
+
+
+def robot_key(s: Settings) -> str:
+    return _secret(s.wecom_robot_key)
+
+
+def _crypto(what: str, token: str, aes_key: str, receive_id: str, *, quiet: bool = False) -> CallbackCrypto | None:
+    try:
+        return CallbackCrypto(token, aes_key, receive_id)
+    except ConfigError as exc:
+        if not quiet:
+            log.warning("disabled: %s (%s)", what, exc)
+        return None
+
+
+def _app_crypto(s: Settings, *, quiet: bool = False) -> CallbackCrypto | None:
+    if app_problem(s) is not None:
+        return None
+    return _crypto(
+        "WeCom app callback (WECOM_AES_KEY)",
+        _secret(s.wecom_token),
+        _secret(s.wecom_aes_key),
+        s.wecom_corp_id or "",
+        quiet=quiet,
+    )
+
+
+def _bot_crypto(s: Settings) -> CallbackCrypto | None:
+    if bot_problem(s) is not None:
+        return None
+    return _crypto(
+        "WeCom AI bot callback (WECOM_BOT_AES_KEY)", _secret(s.wecom_bot_token), _secret(s.wecom_bot_aes_key), ""
+    )
+
+
+def _robot_rows(post: GroupPost) -> list[Notice]:
+    rows = [
+        robot_notice(kind=post.kind, now=post.now, msgtype="markdown", text=post.markdown, dedupe_key=post.dedupe_key)
+    ]
+    if post.image is not None:
+        rows.append(
+            robot_notice(
+                kind=post.kind, now=post.now, msgtype="image", image=post.image, dedupe_key=f"{post.dedupe_key}:image"
+            )
+        )
+    return rows
+
+
+class WeComChannel:
+    name = "wecom"
+
+    def features(self, s: Settings) -> list[tuple[str, str | None]]:
+        """Start-up summary entries: None when on, else why it is off."""
+        return [
+            ("WeCom app", app_problem(s)),
+            ("WeCom customer service kf", kf_problem(s)),
+            ("WeCom AI bot", bot_problem(s)),
+            ("WeCom group robot", None if robot_key(s) else "WECOM_ROBOT_KEY not set; robot posts wait in the outbox"),
+        ]
+
+    def reach(self, s: Settings) -> Reach:
+        # HR and managers registered on wecom get their notices (e.g. "interview terminated")
+        # when the app's callback can run.
+        staff = {APP_CHANNEL} if _app_crypto(s, quiet=True) is not None else set()
+        posters = (GroupPoster(channel=ROBOT_CHANNEL, takes_images=True, build=_robot_rows),) if robot_key(s) else ()
+        return Reach(
+            staff_channels=frozenset(staff),
+            candidate_chats=frozenset({KF_CHANNEL} if kf_problem(s) is None else ()),
+            group_posters=posters,
+        )
+
+    def routes(self, s: Settings) -> Iterable[web.AbstractRouteDef]:
+        return routes  # always: an unconfigured part answers 503
+
+    async def purge(self, session: AsyncSession, *, before: datetime) -> None:
+        """Nothing beside the shared dedupe keys and inbound rows."""
+
+    @asynccontextmanager
+    async def running(self, app: web.Application, outbox: Outbox) -> AsyncIterator[None]:
+        state = build_state(app, outbox)
+        app[WECOM] = state
+        yield
+        if state.inbox is not None:
+            state.inbox.work.stopping()
+            await state.inbox.stop()
+            # Let in-flight messages finish; anything cut off is finished by the outbox later.
+            await state.inbox.work.close(SHUTDOWN_GRACE_SECONDS)
+
+
+def build_state(app: web.Application, outbox: Outbox) -> WeComState:
+    core, http = app[CORE], app[HTTP]
+    settings = core.settings
     kf: WeComKf | None = None
-    if settings.wecom_app_enabled:
-        app_crypto = _crypto(
-            "WeCom app callback (WECOM_AES_KEY)",
-            _secret(settings.wecom_token),
-            _secret(settings.wecom_aes_key),
-            settings.wecom_corp_id or "",
-        )
-    if settings.wecom_bot_enabled:
-        bot_crypto = _crypto(
-            "WeCom AI bot callback (WECOM_BOT_AES_KEY)",
-            _secret(settings.wecom_bot_token),
-            _secret(settings.wecom_bot_aes_key),
-            "",
-        )
+    app_crypto = _app_crypto(settings)
+    bot_crypto = _bot_crypto(settings)
     if app_crypto is not None:
         api = WeComApi(
             http,
@@ -74,16 +179,14 @@ def build_state(app: web.Application) -> WeComState:
             clock=core.clock,
         )
         outbox.register(WeComAppSender(api, source=settings.company_name))
-        if settings.kf_enabled:
+        if kf_problem(settings) is None:
             kf = WeComKf(core, api, app[BACKGROUND])
             outbox.register(KfSender(core, api))
-        # HR and managers registered on wecom now get their notices (e.g. "interview terminated").
-        core.staff_channels.add(APP_CHANNEL)
     if bot_crypto is not None:
         outbox.register(WeComAiBotSender(http, api_base=settings.wecom_api_base))
-    robot_key = _secret(settings.wecom_robot_key)
-    if robot_key:  # when it is not set, the start-up summary says so
-        outbox.register(WeComRobotSender(http, base_url=settings.wecom_api_base, key=robot_key))
+    key = robot_key(settings)
+    if key:  # when it is not set, the start-up summary says so
+        outbox.register(WeComRobotSender(http, base_url=settings.wecom_api_base, key=key))
     inbox = None
     if app_crypto is not None or bot_crypto is not None:
         inbox = WeComInbox(
@@ -98,15 +201,6 @@ def build_state(app: web.Application) -> WeComState:
     return WeComState(clock=core.clock, inbox=inbox, app_crypto=app_crypto, bot_crypto=bot_crypto, kf=kf)
 
 
-async def wecom_ctx(app: web.Application) -> AsyncIterator[None]:
-    state = build_state(app)
-    app[WECOM] = state
-    yield
-    if state.inbox is not None:
-        state.inbox.work.stopping()
-        await state.inbox.stop()
-        # Let in-flight messages finish; anything cut off is finished by the outbox later.
-        await state.inbox.work.close(SHUTDOWN_GRACE_SECONDS)
+CHANNEL = WeComChannel()
 
-
-__all__ = ["WECOM", "setup", "wecom_ctx"]
+__all__ = ["CHANNEL", "WECOM", "WeComChannel"]

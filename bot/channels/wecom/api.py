@@ -1,9 +1,7 @@
 """WeCom server API over the app's one ``aiohttp.ClientSession``.
 
-- The access token comes from ``GET /cgi-bin/gettoken`` and is cached in memory and in the
-  ``shared_token`` table until shortly before it expires, so replicas reuse one token instead
-  of stampeding gettoken. Refreshes are single-flight per process (an ``asyncio.Lock``); a
-  replica first re-reads the table, so it takes a token another replica just stored.
+- The access token comes from ``GET /cgi-bin/gettoken`` and is kept by ``bot.channels.tokens``
+  (memory + shared ``shared_token`` row + single flight), renewed TOKEN_MARGIN before it expires.
 - A call answered 40014/42001/40001/41001 (token invalid, expired, bad credential, missing)
   drops that token, refreshes once and is retried once.
 - Errors carry ``retryable``: HTTP 5xx, network failures, timeouts, -1 (busy) and 45009
@@ -12,7 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -21,8 +18,8 @@ from typing import Any
 
 import aiohttp
 
+from bot.channels.tokens import TokenCache
 from bot.clock import Clock
-from storage import repo
 from storage.db import SessionMaker
 
 log = logging.getLogger(__name__)
@@ -103,32 +100,22 @@ class WeComApi:
         self._secret = secret
         self.sessions = sessions
         self.clock = clock
-        self.token_key = f"wecom:{corp_id}:{agent_id}"
-        self._token: tuple[str, datetime] | None = None
-        self._lock = asyncio.Lock()
+        self.tokens = TokenCache(
+            key=f"wecom:{corp_id}:{agent_id}",
+            fetch=self._fetch_token,
+            sessions=sessions,
+            clock=clock,
+            margin=TOKEN_MARGIN,
+        )
 
-    # --- access token -------------------------------------------------------
+    # --- access token (bot.channels.tokens) ------------------------------------
 
-    def _fresh(self, expires_at: datetime) -> bool:
-        return expires_at - TOKEN_MARGIN > self.clock.now()
+    @property
+    def token_key(self) -> str:
+        return self.tokens.key
 
     async def token(self) -> str:
-        cached = self._token
-        if cached and self._fresh(cached[1]):
-            return cached[0]
-        async with self._lock:
-            cached = self._token
-            if cached and self._fresh(cached[1]):
-                return cached[0]
-            async with self.sessions() as session:
-                row = await repo.get_shared_token(session, key=self.token_key)
-                if row is not None and self._fresh(row.expires_at):
-                    self._token = (row.value, row.expires_at)
-                    return row.value
-            value, expires_at = await self._fetch_token()
-            await self._store_token(value, expires_at)
-            self._token = (value, expires_at)
-            return value
+        return await self.tokens.get()
 
     async def _fetch_token(self) -> tuple[str, datetime]:
         data = _check(
@@ -149,21 +136,8 @@ class WeComApi:
         log.info("WeCom access token refreshed for agent %s (valid %ss)", self.agent_id, seconds)
         return token, self.clock.now() + timedelta(seconds=seconds)
 
-    async def _store_token(self, value: str, expires_at: datetime) -> None:
-        async with self.sessions() as session:
-            await repo.store_shared_token_and_commit(
-                session, key=self.token_key, value=value, expires_at=expires_at, now=self.clock.now()
-            )
-
     async def invalidate(self, token: str) -> None:
-        """Forget ``token`` (only if it is still the current one), here and in the shared table."""
-        async with self._lock:
-            if self._token and self._token[0] == token:
-                self._token = None
-            async with self.sessions() as session:
-                await repo.expire_shared_token_and_commit(
-                    session, key=self.token_key, value=token, now=self.clock.now()
-                )
+        await self.tokens.invalidate(token)
 
     async def call(self, path: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
         """POST ``payload`` to ``/cgi-bin/<path>?access_token=``; one refresh-and-retry on token errors."""
