@@ -17,8 +17,8 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.app import create_app
 from bot.bounded import check_day
-from bot.channels.base import ChatType
 from bot.channels.console import run_console
+from bot.chat.messages import ChatType
 from bot.clock import SystemClock
 from bot.dispatcher import Dispatcher
 from bot.logs import PathAccessLogger, access_logger, configure_logging

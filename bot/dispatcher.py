@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import difflib
 import logging
-import re
-import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from bot import masking
-from bot.channels.base import IncomingMessage, Reply
-from bot.masking import KnownContacts, mask_group_text
+from bot.chat import masking
+from bot.chat.masking import mask_reply
+from bot.chat.messages import IncomingMessage, Reply
+from bot.chat.text import clean_text, is_question
 from bot.services.context import Core
 from storage import repo
 from storage.models import PendingAction, Person, Role
@@ -82,33 +81,6 @@ class Router:
         return register
 
 
-# "@面试助手 终止面试 …", "＠bot …": a leading mention is noise in group chats.
-_MENTION = re.compile(r"^\s*@\S+\s+")
-_TRAILING = "。.!!??~~,,、 "
-
-
-def clean_text(text: str) -> str:
-    """Fold full-width forms and spaces, drop a leading @mention and trailing punctuation."""
-    folded = unicodedata.normalize("NFKC", text).replace("\u3000", " ")
-    folded = _MENTION.sub("", folded)
-    return " ".join(folded.split()).rstrip(_TRAILING)
-
-
-def mask_sensitive(text: str, known: KnownContacts | None = None) -> str:
-    """Hide phone numbers, emails and links before anything is posted to a group (bot/masking.py)."""
-    return mask_group_text(text, known)
-
-
-def _is_question(text: str) -> bool:
-    """A message that is only question marks (half- or full-width), after an optional @mention."""
-    folded = _MENTION.sub("", unicodedata.normalize("NFKC", text)).strip()
-    return bool(folded) and set(folded) <= {"?"}
-
-
-def mask_reply(reply: Reply, known: KnownContacts | None = None) -> Reply:
-    return replace(reply, text=mask_sensitive(reply.text, known), title=mask_sensitive(reply.title, known))
-
-
 class Dispatcher:
     def __init__(self, core: Core, routers: Iterable[Router]) -> None:
         self.core = core
@@ -156,7 +128,7 @@ class Dispatcher:
 
     async def _handle(self, msg: IncomingMessage, *, final: bool) -> list[Reply]:
         text = clean_text(msg.text)
-        if not text and _is_question(msg.text):
+        if not text and is_question(msg.text):
             text = "帮助"  # a lone ? or ？ asks for help
         if not text:
             return []

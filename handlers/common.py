@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.channels.base import Reply
+from bot.chat.messages import Reply
 from bot.dispatcher import MANAGERS, Context
 from bot.services.reasons import match_reason
 from storage import repo

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.channels.base import Reply
+from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
 from templates.labels import LABELS
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from bot.channels.base import Reply
+from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
 from bot.services import notices, scheduling, termination
 from bot.services.dates import Understood, day_text, full_text, understand

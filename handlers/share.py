@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.channels.base import Reply
+from bot.chat.messages import Reply
 from bot.dispatcher import MANAGERS, Context, Router
 from bot.services import notices
 from handlers.common import STATUS_LABELS, picked_interview, resolve_one

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.channels.base import Reply
+from bot.chat.messages import Reply
 from bot.dispatcher import MANAGERS, Context, Router
 from bot.services.reports import exit_report
 

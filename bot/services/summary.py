@@ -28,10 +28,10 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from bot import masking
 from bot.channels.dingtalk.sender import robot_notice as dingtalk_robot_notice
 from bot.channels.wecom.sender import robot_notice as wecom_robot_notice
-from bot.masking import KnownContacts, mask_contacts
+from bot.chat import masking
+from bot.chat.masking import KnownContacts, mask_contacts
 from bot.services import notices
 from bot.services.charts import render_exit_chart
 from bot.services.claims import CLAIM_FOR, local_text
