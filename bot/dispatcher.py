@@ -16,6 +16,7 @@ from bot.chat.masking import mask_reply
 from bot.chat.messages import IncomingMessage, Reply
 from bot.chat.text import clean_text, is_question
 from bot.services.context import Core
+from bot.services.errors import ServiceError
 from storage import repo
 from storage.models import PendingAction, Person, Role
 
@@ -166,6 +167,9 @@ class Dispatcher:
         assert handler is not None
         try:
             return await handler(ctx)
+        except ServiceError as exc:
+            # A refusal, not a failure: its message is the reply (one place for every handler).
+            return [Reply(exc.message)]
         except Exception:
             if not final:
                 log.warning("handler for %r failed (message %s); it will be retried", ctx.command, msg.msg_id)

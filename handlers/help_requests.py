@@ -66,18 +66,15 @@ async def on_pick_reason(ctx: Context) -> list[Reply]:
 
 
 async def _end(ctx: Context, platform_id: str, reason: ExitReason, words: str) -> list[Reply]:
-    try:
-        result = await termination.terminate(
-            ctx.core,
-            platform_id=platform_id,
-            reason_text=reason.code,
-            operator=ctx.actor,
-            source="candidate_request",
-            detail=words,
-            chat=ctx.chat,
-        )
-    except termination.TerminationError as exc:
-        return [Reply(exc.message)]
+    result = await termination.terminate(
+        ctx.core,
+        platform_id=platform_id,
+        reason_text=reason.code,
+        operator=ctx.actor,
+        source="candidate_request",
+        detail=words,
+        chat=ctx.chat,
+    )
     text = ctx.core.templates.render(
         "chat/help_terminated.txt.j2",
         reason=result.exit.reason,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
-from storage import repo
-from storage.models import Person, Role
+from bot.services import people
+from bot.services.people import Role
 
 router = Router("people")
 
@@ -33,34 +33,30 @@ async def grant(ctx: Context) -> list[Reply]:
     if role is None and not revoke:
         return [Reply(f"未知角色「{role_word}」,可选:管理员、经理、HR;撤销权限用「取消」。")]
     platform = ctx.msg.platform
-    now = ctx.core.clock.now()
-    async with ctx.core.sessions() as session:
-        found = await repo.people_named(session, platform=platform, name_or_id=who)
-        if len(found) > 1:
-            ids = "、".join(p.user_id for p in found)
-            return [Reply(f"有多位「{who}」({ids}),请改用用户ID。")]
-        if found and found[0].user_id == ctx.msg.sender_id:
-            return [Reply("不能修改自己的权限。")]
-        if revoke:
-            if not found:
-                return [Reply(f"找不到「{who}」。")]
-            await session.delete(found[0])
-            action, text = "person.revoked", f"已撤销 {found[0].name} 的权限。"
-        elif found:
-            found[0].role = role or found[0].role
-            action, text = "person.updated", f"已将 {found[0].name} 设为 {role_word}。"
-        elif rest:
-            session.add(Person(platform=platform, user_id=who, name=rest[0], role=role or "", created_at=now))
-            action, text = "person.added", f"已添加 {rest[0]}({who}),角色 {role_word}。"
-        else:
-            return [Reply(f"找不到「{who}」。添加新成员请用:授权 <用户ID> <角色> <姓名>")]
-        repo.audit(
-            session,
-            at=now,
-            actor=ctx.actor,
-            action=action,
-            chat=ctx.chat,
-            detail={"person": f"{platform}:{who}", "role": role},
+    found = await people.find(ctx.core, platform=platform, name_or_id=who)
+    if len(found) > 1:
+        ids = "、".join(p.user_id for p in found)
+        return [Reply(f"有多位「{who}」({ids}),请改用用户ID。")]
+    if revoke:
+        if not found:
+            return [Reply(f"找不到「{who}」。")]
+        gone = await people.revoke(
+            ctx.core, platform=platform, user_id=found[0].user_id, actor=ctx.actor, chat=ctx.chat
         )
-        await session.commit()
-    return [Reply(text)]
+        return [Reply(f"已撤销 {gone.name} 的权限。" if gone else f"找不到「{who}」。")]
+    assert role is not None
+    if not found and not rest:
+        return [Reply(f"找不到「{who}」。添加新成员请用:授权 <用户ID> <角色> <姓名>")]
+    user_id = found[0].user_id if found else who
+    saved = await people.register(
+        ctx.core,
+        platform=platform,
+        user_id=user_id,
+        role=role,
+        name=rest[0] if rest else None,
+        actor=ctx.actor,
+        chat=ctx.chat,
+    )
+    if saved.created:
+        return [Reply(f"已添加 {saved.person.name}({user_id}),角色 {role_word}。")]
+    return [Reply(f"已将 {saved.person.name} 设为 {role_word}。")]

@@ -162,12 +162,9 @@ async def _confirmed(ctx: Context, action: PendingAction) -> list[Reply]:
 
 
 async def _reschedule(ctx: Context, platform_id: str, when: datetime) -> list[Reply]:
-    try:
-        result = await scheduling.reschedule(
-            ctx.core, platform_id=platform_id, new_time=when, operator=ctx.actor, source="chat", chat=ctx.chat
-        )
-    except scheduling.RescheduleError as exc:
-        return [Reply(exc.message)]
+    result = await scheduling.reschedule(
+        ctx.core, platform_id=platform_id, new_time=when, operator=ctx.actor, source="chat", chat=ctx.chat
+    )
     text = ctx.core.templates.render(
         "chat/rescheduled.txt.j2",
         position=result.interview.position,
@@ -188,16 +185,13 @@ async def _answer_help(ctx: Context, params: dict[str, object], when: datetime) 
         interview = await repo.get_interview(session, platform_id=platform_id)
     if interview is not None and interview.status == "in_progress":
         reason = match_reason(str(params.get("reason", "")), reasons)
-        try:
-            await termination.terminate(
-                ctx.core,
-                platform_id=platform_id,
-                reason_text=reason.name if reason else HELP_FALLBACK_REASON,
-                operator=ctx.actor,
-                source="candidate_request",
-                detail=str(params.get("reason", "")),
-                chat=ctx.chat,
-            )
-        except termination.TerminationError as exc:
-            return [Reply(exc.message)]
+        await termination.terminate(
+            ctx.core,
+            platform_id=platform_id,
+            reason_text=reason.name if reason else HELP_FALLBACK_REASON,
+            operator=ctx.actor,
+            source="candidate_request",
+            detail=str(params.get("reason", "")),
+            chat=ctx.chat,
+        )
     return await _reschedule(ctx, platform_id, when)

@@ -125,18 +125,15 @@ async def confirm(ctx: Context) -> list[Reply]:
 @on_confirm("terminate")
 async def _terminate_confirmed(ctx: Context, action: PendingAction) -> list[Reply]:
     params = action.params
-    try:
-        result = await termination.terminate(
-            ctx.core,
-            platform_id=params["platform_id"],
-            reason_text=params["reason"],
-            operator=ctx.actor,
-            source=params.get("source", "chat"),
-            detail=params.get("detail", ""),
-            chat=ctx.chat,
-        )
-    except termination.TerminationError as exc:
-        return [Reply(exc.message)]
+    result = await termination.terminate(
+        ctx.core,
+        platform_id=params["platform_id"],
+        reason_text=params["reason"],
+        operator=ctx.actor,
+        source=params.get("source", "chat"),
+        detail=params.get("detail", ""),
+        chat=ctx.chat,
+    )
     text = ctx.core.templates.render(
         "chat/terminated.txt.j2",
         position=result.interview.position,
