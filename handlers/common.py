@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from bot.chat.messages import Reply
 from bot.dispatcher import MANAGERS, Context
-from bot.services.reasons import match_reason
-from storage import repo
-from storage.models import Candidate, ExitReason, Interview, PendingAction
+from bot.services import interviews, prompts, reasons
+from bot.services.interviews import OPEN, Candidate, Interview
+from bot.services.prompts import PendingAction
+from bot.services.reasons import ExitReason, match_reason
 from templates.labels import LABELS
 
 STATUS_LABELS = LABELS["interview_status"]
@@ -51,30 +52,20 @@ def choice_lines(ctx: Context, matches: Sequence[tuple[Interview, Candidate]]) -
     ]
 
 
-async def open_action(ctx: Context, action: str, params: dict[str, Any], ttl: int | None = None) -> PendingAction:
-    """Store a question or prompt that the asker answers in this chat."""
-    now = ctx.core.clock.now()
-    seconds = ttl if ttl is not None else ctx.core.settings.confirm_ttl_seconds
-    async with ctx.core.sessions() as session:
-        row = PendingAction(
-            requester=ctx.actor,
-            chat_id=ctx.msg.chat_id,
-            action=action,
-            params=params,
-            created_at=now,
-            expires_at=now + timedelta(seconds=seconds),
-        )
-        session.add(row)
-        await session.commit()
-        return row
+async def open_action(
+    ctx: Context, action: str, params: dict[str, Any], ttl: int | None = None, audit: prompts.Audit | None = None
+) -> PendingAction:
+    """Store a question or prompt that the asker answers in this chat (``audit`` in the same transaction)."""
+    return await prompts.open_prompt(
+        ctx.core, requester=ctx.actor, chat_id=ctx.msg.chat_id, action=action, params=params, ttl=ttl, audit=audit
+    )
 
 
 async def close_pending(ctx: Context, state: str = "answered") -> bool:
     """Close the question this message answers; False if someone (or something) closed it first."""
-    if ctx.pending is None or ctx.pending.id is None:
+    if ctx.pending is None:
         return False
-    async with ctx.core.sessions() as session:
-        return await repo.close_action(session, action_id=ctx.pending.id, state=state, now=ctx.core.clock.now())
+    return await prompts.close(ctx.core, ctx.pending.id, state)
 
 
 def pick_number(text: str, count: int) -> int | None:
@@ -85,14 +76,10 @@ def pick_number(text: str, count: int) -> int | None:
     return None
 
 
-OPEN = ("scheduled", "in_progress")
-
-
 async def find_interviews(
     ctx: Context, query: str, statuses: Sequence[str] = OPEN
 ) -> Sequence[tuple[Interview, Candidate]]:
-    async with ctx.core.sessions() as session:
-        return await repo.open_interviews_matching(session, query=query, hr_key=scope_of(ctx), statuses=statuses)
+    return await interviews.matching(ctx.core, query=query, hr_key=scope_of(ctx), statuses=statuses)
 
 
 async def resolve_one(
@@ -132,10 +119,9 @@ async def ask_reason(ctx: Context, *, then: str, params: dict[str, Any], head: s
     ``detail`` (the words typed, by HR or the candidate) travels with the question, so the
     pick does not replace it: ``picked_reason`` hands it back for the exit record.
     """
-    async with ctx.core.sessions() as session:
-        reasons = await repo.list_reasons(session)
+    offered = await reasons.active(ctx.core)
     await open_action(ctx, then, {**params, "detail": detail})
-    lines = [f"{head}回复序号或原因:", *(f"{n}. {r.name}" for n, r in enumerate(reasons, 1))]
+    lines = [f"{head}回复序号或原因:", *(f"{n}. {r.name}" for n, r in enumerate(offered, 1))]
     return [Reply("\n".join(lines))]
 
 
@@ -143,12 +129,11 @@ async def picked_reason(ctx: Context) -> tuple[ExitReason | None, str, list[Repl
     """For answer handlers of ``ask_reason``: the reason picked (by number or words), the detail
     to keep (the words typed before; else a worded answer), or a re-ask."""
     assert ctx.pending is not None
-    async with ctx.core.sessions() as session:
-        reasons = await repo.list_reasons(session)
-    index = pick_number(ctx.args, len(reasons))
-    reason = reasons[index] if index is not None else match_reason(ctx.args, reasons)
+    offered = await reasons.active(ctx.core)
+    index = pick_number(ctx.args, len(offered))
+    reason = offered[index] if index is not None else match_reason(ctx.args, offered)
     if reason is None:
-        return None, "", [Reply(f"没有这个原因。请回复 1 到 {len(reasons)} 的序号或原因名称,或发送「取消」。")]
+        return None, "", [Reply(f"没有这个原因。请回复 1 到 {len(offered)} 的序号或原因名称,或发送「取消」。")]
     if not await close_pending(ctx):
         return None, "", [Reply("这个选择已经处理过或已超时。")]
     detail = str(ctx.pending.params.get("detail") or "") or ("" if index is not None else ctx.args)

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
-from bot.services import notices, termination
+from bot.services import notices, prompts, reasons, termination
 from bot.services.help_requests import HELP_ACTION, close_siblings
-from bot.services.reasons import match_reason
+from bot.services.prompts import PendingAction
+from bot.services.reasons import ExitReason, match_reason
 from handlers.common import ask_reason, picked_reason
-from storage import repo
-from storage.models import ExitReason, PendingAction
 
 router = Router("help_requests")
 
 
 async def open_help_request(ctx: Context) -> PendingAction | None:
     """The asker's newest open help request (from any chat), left open."""
-    async with ctx.core.sessions() as session:
-        return await repo.latest_open_action(
-            session, requester=ctx.actor, chat_id=None, now=ctx.core.clock.now(), actions=[HELP_ACTION]
-        )
+    return await prompts.latest_open(ctx.core, requester=ctx.actor, chat_id=None, actions=[HELP_ACTION])
 
 
 async def take_help_request(ctx: Context) -> PendingAction | None:
@@ -40,9 +36,7 @@ async def confirm_exit(ctx: Context) -> list[Reply]:
     if action is None:
         return [Reply("没有等待你处理的候选人求助(可能已被他人处理)。")]
     words = str(action.params.get("reason", ""))
-    async with ctx.core.sessions() as session:
-        reasons = await repo.list_reasons(session)
-    reason = match_reason(words, reasons)
+    reason = match_reason(words, await reasons.active(ctx.core))
     if reason is None:
         said = f"候选人说「{words}」,对应不到已有原因。" if words else "候选人没有说明原因。"
         params = {"key": action.params["key"], "platform_id": action.params["platform_id"]}
@@ -89,14 +83,6 @@ async def assist(ctx: Context) -> list[Reply]:
     action = await take_help_request(ctx)
     if action is None:
         return [Reply("没有等待你处理的候选人求助(可能已被他人处理)。")]
-    async with ctx.core.sessions() as session:
-        repo.audit(
-            session,
-            at=ctx.core.clock.now(),
-            actor=ctx.actor,
-            action="help.assist",
-            chat=ctx.chat,
-            detail={"key": action.params["key"], "platform_id": action.params["platform_id"]},
-        )
-        await session.commit()
+    detail = {"key": action.params["key"], "platform_id": action.params["platform_id"]}
+    await prompts.audit(ctx.core, prompts.Audit(ctx.actor, "help.assist", chat=ctx.chat, detail=detail))
     return [Reply(f"好的,请联系候选人{action.params['candidate_name']}协助其继续面试。面试保持进行中。")]

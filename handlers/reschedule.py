@@ -12,13 +12,12 @@ from typing import Any
 
 from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
-from bot.services import notices, scheduling, termination
+from bot.services import interviews, notices, prompts, reasons, scheduling, termination
 from bot.services.dates import Understood, day_text, full_text, understand
 from bot.services.help_requests import HELP_ACTION, close_siblings
+from bot.services.prompts import PendingAction
 from bot.services.reasons import match_reason
 from handlers.common import close_pending, on_confirm, open_action, picked_interview, resolve_one
-from storage import repo
-from storage.models import PendingAction
 
 router = Router("reschedule")
 
@@ -38,10 +37,7 @@ CONFIRM_BUTTONS = (("确认改期", "确认"), ("取消", "取消"))
 async def ask_reschedule(ctx: Context) -> list[Reply]:
     core = ctx.core
     now = core.clock.now()
-    async with core.sessions() as session:
-        help_request = await repo.latest_open_action(
-            session, requester=ctx.actor, chat_id=None, now=now, actions=[HELP_ACTION]
-        )
+    help_request = await prompts.latest_open(core, requester=ctx.actor, chat_id=None, actions=[HELP_ACTION])
     if not ctx.args:
         if help_request is not None:  # the 求助 prompt's button: ask for the time
             return [Reply("请回复新的面试时间,例如:重新安排 明天下午2点")]
@@ -123,23 +119,19 @@ async def _prompt(ctx: Context, platform_id: str, when: datetime, help_params: d
     tz = core.settings.tz
     if when <= core.clock.now():
         return [Reply(f"{full_text(when, tz)} 已经过去了。新的面试时间必须晚于现在。")]
-    async with core.sessions() as session:
-        interview = await repo.get_interview(session, platform_id=platform_id)
-        if interview is None:
-            return [Reply(f"找不到面试 {platform_id}。")]
-        candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
-        assert candidate is not None
-        repo.audit(
-            session,
-            at=core.clock.now(),
-            actor=ctx.actor,
-            action="reschedule.requested",
-            interview_id=interview.id,
-            chat=ctx.chat,
-            detail={"at": when.isoformat(), "help": bool(help_params)},
-        )
-        await session.commit()
-    await open_action(ctx, CONFIRM_ACTION, {"platform_id": platform_id, "at": when.isoformat(), "help": help_params})
+    found = await interviews.get_with_candidate(core, platform_id)
+    if found is None:
+        return [Reply(f"找不到面试 {platform_id}。")]
+    interview, candidate = found
+    requested = prompts.Audit(
+        ctx.actor,
+        "reschedule.requested",
+        chat=ctx.chat,
+        interview_id=interview.id,
+        detail={"at": when.isoformat(), "help": bool(help_params)},
+    )
+    params = {"platform_id": platform_id, "at": when.isoformat(), "help": help_params}
+    await open_action(ctx, CONFIRM_ACTION, params, audit=requested)
     text = core.templates.render(
         "chat/confirm_reschedule.txt.j2",
         candidate_name=candidate.name,
@@ -180,11 +172,9 @@ async def _answer_help(ctx: Context, params: dict[str, object], when: datetime) 
     key, platform_id = str(params["key"]), str(params["platform_id"])
     if not await close_siblings(ctx.core, key, state="answered"):
         return [Reply("这条求助已被他人处理。")]
-    async with ctx.core.sessions() as session:
-        reasons = await repo.list_reasons(session)
-        interview = await repo.get_interview(session, platform_id=platform_id)
-    if interview is not None and interview.status == "in_progress":
-        reason = match_reason(str(params.get("reason", "")), reasons)
+    found = await interviews.get_with_candidate(ctx.core, platform_id)
+    if found is not None and found[0].status == "in_progress":
+        reason = match_reason(str(params.get("reason", "")), await reasons.active(ctx.core))
         await termination.terminate(
             ctx.core,
             platform_id=platform_id,

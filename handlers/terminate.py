@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
-from bot.services import notices, termination
-from bot.services.reasons import match_reason, shown_detail
+from bot.services import interviews, notices, prompts, reasons, termination
+from bot.services.prompts import PendingAction
+from bot.services.reasons import ExitReason, match_reason, shown_detail
 from handlers.common import (
     CONFIRMABLE,
     ask_reason,
@@ -15,8 +16,6 @@ from handlers.common import (
     picked_reason,
     resolve_one,
 )
-from storage import repo
-from storage.models import ExitReason, PendingAction
 
 router = Router("terminate")
 
@@ -46,9 +45,7 @@ async def on_pick_interview(ctx: Context) -> list[Reply]:
 
 
 async def _with_interview(ctx: Context, platform_id: str, reason_text: str) -> list[Reply]:
-    async with ctx.core.sessions() as session:
-        reasons = await repo.list_reasons(session)
-    reason = match_reason(reason_text, reasons) if reason_text else None
+    reason = match_reason(reason_text, await reasons.active(ctx.core)) if reason_text else None
     if reason is None:
         head = f"无法识别原因「{reason_text}」。" if reason_text else "请选择终止原因,"
         params = {"platform_id": platform_id}
@@ -67,24 +64,20 @@ async def on_pick_reason(ctx: Context) -> list[Reply]:
 
 async def _prompt(ctx: Context, platform_id: str, reason: ExitReason, detail: str) -> list[Reply]:
     core = ctx.core
-    async with core.sessions() as session:
-        interview = await repo.get_interview(session, platform_id=platform_id)
-        if interview is None:
-            return [Reply(f"找不到面试 {platform_id}。")]
-        candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
-        assert candidate is not None
-        repo.audit(
-            session,
-            at=core.clock.now(),
-            actor=ctx.actor,
-            action="terminate.requested",
-            interview_id=interview.id,
-            chat=ctx.chat,
-            detail={"reason": reason.name, "reason_code": reason.code, "detail": detail},
-        )
-        await session.commit()
+    found = await interviews.get_with_candidate(core, platform_id)
+    if found is None:
+        return [Reply(f"找不到面试 {platform_id}。")]
+    interview, candidate = found
+    requested = prompts.Audit(
+        ctx.actor,
+        "terminate.requested",
+        chat=ctx.chat,
+        interview_id=interview.id,
+        detail={"reason": reason.name, "reason_code": reason.code, "detail": detail},
+    )
     # The reason goes by its code (admins may rename reasons while the prompt waits).
-    await open_action(ctx, "terminate", {"platform_id": platform_id, "reason": reason.code, "detail": detail})
+    params = {"platform_id": platform_id, "reason": reason.code, "detail": detail}
+    await open_action(ctx, "terminate", params, audit=requested)
     ttl = core.settings.confirm_ttl_seconds
     text = core.templates.render(
         "chat/confirm_terminate.txt.j2",
@@ -101,17 +94,10 @@ async def _prompt(ctx: Context, platform_id: str, reason: ExitReason, detail: st
 
 async def _take(ctx: Context, actions: list[str], state: str) -> PendingAction | None:
     """Close the asker's newest open prompt of these kinds in this chat, once."""
-    now = ctx.core.clock.now()
     action_id = int(ctx.args) if ctx.args.isdigit() else None
-    async with ctx.core.sessions() as session:
-        action = await repo.latest_open_action(
-            session, requester=ctx.actor, chat_id=ctx.msg.chat_id, now=now, actions=actions, action_id=action_id
-        )
-        if action is None or action.id is None:
-            return None
-        if not await repo.close_action(session, action_id=action.id, state=state, now=now):
-            return None
-        return action
+    return await prompts.take(
+        ctx.core, requester=ctx.actor, chat_id=ctx.msg.chat_id, actions=actions, state=state, action_id=action_id
+    )
 
 
 @router.command("确认", usage="确认", example="确认")
@@ -149,17 +135,15 @@ async def _terminate_confirmed(ctx: Context, action: PendingAction) -> list[Repl
 async def cancel(ctx: Context) -> list[Reply]:
     dispatcher = ctx.dispatcher
     assert dispatcher is not None
-    action = await _take(ctx, [*CONFIRMABLE, *dispatcher.answers], "cancelled")
+    action_id = int(ctx.args) if ctx.args.isdigit() else None
+    action = await prompts.cancel(
+        ctx.core,
+        requester=ctx.actor,
+        chat_id=ctx.msg.chat_id,
+        actions=[*CONFIRMABLE, *dispatcher.answers],
+        chat=ctx.chat,
+        action_id=action_id,
+    )
     if action is None:
         return [Reply("没有可以取消的操作。")]
-    async with ctx.core.sessions() as session:
-        repo.audit(
-            session,
-            at=ctx.core.clock.now(),
-            actor=ctx.actor,
-            action=f"{action.action}.cancelled",
-            chat=ctx.chat,
-            detail=action.params,
-        )
-        await session.commit()
     return [Reply(CANCELLED.get(action.action, "已取消。"))]

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
+from bot.services import todos
+from bot.services.people import Role
+from bot.services.todos import Interview, Todo
 from handlers.common import local
-from storage import repo
-from storage.models import Interview, Role, Todo
 
 router = Router("todos")
 
 
 @router.command("待办", usage="待办", example="待办")
 async def my_todos(ctx: Context) -> list[Reply]:
-    async with ctx.core.sessions() as session:
-        rows = await repo.open_todos_with_interviews(session, assignee=ctx.actor)
+    rows = await todos.open_for(ctx.core, ctx.actor)
     if not rows:
         return [Reply("你没有未完成的待办。")]
     lines = [f"你的待办({len(rows)} 项):", *(_line(ctx, t, i) for t, i in rows), "完成后发送「完成 编号」。"]
@@ -35,14 +35,8 @@ async def finish(ctx: Context) -> list[Reply]:
     if not number.isdigit():
         return [Reply("用法:完成 <待办编号>,例如:完成 12(发送「待办」查看编号)")]
     is_admin = ctx.person is not None and ctx.person.role == Role.admin.value
-    now = ctx.core.clock.now()
-    async with ctx.core.sessions() as session:
-        done = await repo.finish_todo(session, todo_id=int(number), assignee=None if is_admin else ctx.actor, now=now)
-        if done:
-            repo.audit(
-                session, at=now, actor=ctx.actor, action="todo.done", chat=ctx.chat, detail={"todo": int(number)}
-            )
-        await session.commit()
+    assignee = None if is_admin else ctx.actor
+    done = await todos.finish(ctx.core, todo_id=int(number), assignee=assignee, actor=ctx.actor, chat=ctx.chat)
     if not done:
         return [Reply(f"没有你的未完成待办 #{number}。")]
     return [Reply(f"待办 #{number} 已完成。")]
