@@ -15,10 +15,11 @@ from bot.chat import masking
 from bot.chat.masking import mask_reply
 from bot.chat.messages import IncomingMessage, Reply
 from bot.chat.text import clean_text, is_question
+from bot.services import people, prompts
 from bot.services.context import Core
 from bot.services.errors import ServiceError
-from storage import repo
-from storage.models import PendingAction, Person, Role
+from bot.services.people import Person, Role
+from bot.services.prompts import PendingAction
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class Context:
 
 
 HandlerFn = Callable[[Context], Awaitable[list[Reply]]]
+# Whether the text in ``ctx.args`` answers the open question ``ctx.pending`` (besides a number).
+ClaimFn = Callable[[Context], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,14 @@ class Router:
     commands: list[Command] = field(default_factory=list)
     # PendingAction.action -> handler for a free-text answer (a number or a phrase).
     answers: dict[str, HandlerFn] = field(default_factory=dict)
+    # PendingAction.action -> which worded answers it takes even when they start with a command name.
+    claims: dict[str, ClaimFn] = field(default_factory=dict)
 
-    def answer(self, action: str) -> Callable[[HandlerFn], HandlerFn]:
+    def answer(self, action: str, *, claims: ClaimFn | None = None) -> Callable[[HandlerFn], HandlerFn]:
         def register(fn: HandlerFn) -> HandlerFn:
             self.answers[action] = fn
+            if claims is not None:
+                self.claims[action] = claims
             return fn
 
         return register
@@ -87,8 +94,10 @@ class Dispatcher:
         self.core = core
         self.commands: dict[str, Command] = {}
         self.answers: dict[str, HandlerFn] = {}
+        self.claims: dict[str, ClaimFn] = {}
         for router in routers:
             self.answers.update(router.answers)
+            self.claims.update(router.claims)
             for cmd in router.commands:
                 for name in cmd.names:
                     if name in self.commands:
@@ -116,6 +125,20 @@ class Dispatcher:
                 return self.commands[name], name, text[len(name) :].strip()
         return None, word, rest
 
+    async def _answers_pending(self, ctx: Context, pending: PendingAction, text: str) -> bool:
+        """An open question's answer is matched before command names: a number, or words its
+        handler claims (a reason named 完成度低 is not the command 完成). A message whose first
+        word is a command (取消, 确认, 查看 张三) stays that command."""
+        if text.partition(" ")[0].lower() in self.commands:
+            return False
+        if text.isdigit():
+            return True
+        claims = self.claims.get(pending.action)
+        if claims is None:
+            return False
+        probe = Context(core=self.core, msg=ctx.msg, person=ctx.person, args=text, dispatcher=self, pending=pending)
+        return await claims(probe)
+
     async def handle(self, msg: IncomingMessage, *, final: bool = True) -> list[Reply]:
         """The replies to ``msg``. With ``final=False`` (a try that will be retried) a handler error
         propagates, so the stored message is processed again instead of being answered with an
@@ -133,19 +156,16 @@ class Dispatcher:
             text = "帮助"  # a lone ? or ？ asks for help
         if not text:
             return []
-        async with self.core.sessions() as session:
-            person = await repo.get_person(session, platform=msg.platform, user_id=msg.sender_id)
-            pending = None
-            if person is not None and person.role in STAFF:
-                pending = await repo.latest_open_action(
-                    session,
-                    requester=msg.sender_key,
-                    chat_id=msg.chat_id,
-                    now=self.core.clock.now(),
-                    actions=list(self.answers),
-                )
+        person = await people.get(self.core, platform=msg.platform, user_id=msg.sender_id)
+        pending = None
+        if person is not None and person.role in STAFF:
+            pending = await prompts.latest_open(
+                self.core, requester=msg.sender_key, chat_id=msg.chat_id, actions=list(self.answers)
+            )
         ctx = Context(core=self.core, msg=msg, person=person, dispatcher=self)
         cmd, word, args = self._match(text)
+        if cmd is not None and pending is not None and await self._answers_pending(ctx, pending, text):
+            cmd = None
         handler: HandlerFn | None = cmd.handler if cmd else None
         render = self.core.templates.render
         if person is None:
@@ -183,14 +203,6 @@ class Dispatcher:
         return [Reply("抱歉,处理时出错了,请稍后重试。")]
 
     async def _refuse(self, ctx: Context) -> None:
-        async with self.core.sessions() as session:
-            repo.audit(
-                session,
-                at=self.core.clock.now(),
-                actor=ctx.actor,
-                action="command.refused",
-                chat=ctx.chat,
-                detail={"command": ctx.command, "role": ctx.person.role if ctx.person else None},
-            )
-            await session.commit()
+        detail = {"command": ctx.command, "role": ctx.person.role if ctx.person else None}
+        await prompts.audit(self.core, prompts.Audit(ctx.actor, "command.refused", chat=ctx.chat, detail=detail))
         log.info("refused %s for %s", ctx.command, ctx.actor)

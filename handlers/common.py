@@ -138,3 +138,8 @@ async def picked_reason(ctx: Context) -> tuple[ExitReason | None, str, list[Repl
         return None, "", [Reply("这个选择已经处理过或已超时。")]
     detail = str(ctx.pending.params.get("detail") or "") or ("" if index is not None else ctx.args)
     return reason, detail, []
+
+
+async def names_reason(ctx: Context) -> bool:
+    """For ``ask_reason`` questions: the words name an offered reason (so they answer the question)."""
+    return match_reason(ctx.args, await reasons.active(ctx.core)) is not None

@@ -8,7 +8,7 @@ from bot.services import notices, prompts, reasons, termination
 from bot.services.help_requests import HELP_ACTION, close_siblings
 from bot.services.prompts import PendingAction
 from bot.services.reasons import ExitReason, match_reason
-from handlers.common import ask_reason, picked_reason
+from handlers.common import ask_reason, names_reason, picked_reason
 
 router = Router("help_requests")
 
@@ -48,7 +48,7 @@ async def confirm_exit(ctx: Context) -> list[Reply]:
     return await _end(ctx, action.params["platform_id"], reason, words)
 
 
-@router.answer("help.pick_reason")
+@router.answer("help.pick_reason", claims=names_reason)
 async def on_pick_reason(ctx: Context) -> list[Reply]:
     assert ctx.pending is not None
     reason, detail, replies = await picked_reason(ctx)

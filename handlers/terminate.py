@@ -10,6 +10,7 @@ from bot.services.reasons import ExitReason, match_reason, shown_detail
 from handlers.common import (
     CONFIRMABLE,
     ask_reason,
+    names_reason,
     on_confirm,
     open_action,
     picked_interview,
@@ -53,7 +54,7 @@ async def _with_interview(ctx: Context, platform_id: str, reason_text: str) -> l
     return await _prompt(ctx, platform_id, reason, reason_text)
 
 
-@router.answer("terminate.pick_reason")
+@router.answer("terminate.pick_reason", claims=names_reason)
 async def on_pick_reason(ctx: Context) -> list[Reply]:
     assert ctx.pending is not None
     reason, detail, replies = await picked_reason(ctx)

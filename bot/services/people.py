@@ -14,7 +14,18 @@ from storage import repo
 from storage.models import Person, Role
 from templates.labels import LABELS
 
-__all__ = ["PeopleError", "Person", "Registered", "Role", "display_name", "display_names", "find", "register", "revoke"]
+__all__ = [
+    "PeopleError",
+    "Person",
+    "Registered",
+    "Role",
+    "display_name",
+    "display_names",
+    "find",
+    "get",
+    "register",
+    "revoke",
+]
 
 
 async def display_name(session: AsyncSession, key: str | None) -> str:
@@ -122,3 +133,9 @@ async def revoke(core: Core, *, platform: str, user_id: str, actor: str, chat: s
         )
         await session.commit()
         return person
+
+
+async def get(core: Core, *, platform: str, user_id: str) -> Person | None:
+    """The registered person ``platform:user_id``, or None."""
+    async with core.sessions() as session:
+        return await repo.get_person(session, platform=platform, user_id=user_id)
