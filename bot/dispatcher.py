@@ -20,8 +20,12 @@ from bot.services.context import Core
 from bot.services.errors import ServiceError
 from bot.services.people import Person, Role
 from bot.services.prompts import PendingAction
+from templates.labels import LABELS
 
 log = logging.getLogger(__name__)
+
+# What the sender reads when their message could not be processed (no template: it must not fail).
+APOLOGY = LABELS["chat"]["apology"]
 
 STAFF = frozenset({Role.admin.value, Role.manager.value, Role.hr.value})
 MANAGERS = frozenset({Role.admin.value, Role.manager.value})
@@ -37,6 +41,8 @@ class Context:
     dispatcher: Dispatcher | None = None
     # The open question this message answers (a numbered pick), for answer handlers.
     pending: PendingAction | None = None
+    # The command this message named (None for an answer to an open question).
+    cmd: Command | None = None
 
     @property
     def actor(self) -> str:
@@ -83,7 +89,9 @@ class Router:
         self, *names: str, roles: frozenset[str] = STAFF, usage: str = "", example: str = ""
     ) -> Callable[[HandlerFn], HandlerFn]:
         def register(fn: HandlerFn) -> HandlerFn:
-            self.commands.append(Command(names, fn, roles, usage or names[0], example or names[0]))
+            usage_ = usage or LABELS["command_usage"].get(names[0], names[0])
+            example_ = example or LABELS["command_example"].get(names[0], names[0])
+            self.commands.append(Command(names, fn, roles, usage_, example_))
             return fn
 
         return register
@@ -180,7 +188,7 @@ class Dispatcher:
             close = difflib.get_close_matches(word, self.names_for(person), n=1, cutoff=0.3)
             return [Reply(render("chat/unknown_command.txt.j2", word=word, hint=close[0] if close else ""))]
         else:
-            ctx.command, ctx.args = word, args
+            ctx.command, ctx.args, ctx.cmd = word, args, cmd
             if person.role not in cmd.roles:
                 await self._refuse(ctx)
                 return [Reply(render("chat/no_permission.txt.j2"))]
@@ -200,7 +208,7 @@ class Dispatcher:
     @staticmethod
     def apology() -> list[Reply]:
         """What the sender is told when their message could not be processed."""
-        return [Reply("抱歉,处理时出错了,请稍后重试。")]
+        return [Reply(APOLOGY)]
 
     async def _refuse(self, ctx: Context) -> None:
         detail = {"command": ctx.command, "role": ctx.person.role if ctx.person else None}

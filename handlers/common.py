@@ -37,18 +37,36 @@ def scope_of(ctx: Context) -> str | None:
     return None if ctx.person is not None and ctx.person.role in MANAGERS else ctx.actor
 
 
+def say(ctx: Context, name: str, **context: Any) -> Reply:
+    """A text reply rendered from ``templates/chat/<name>.txt.j2``."""
+    return Reply(ctx.core.templates.render(f"chat/{name}.txt.j2", **context))
+
+
+def usage_reply(ctx: Context) -> Reply:
+    """用法 and an example of the command this message named."""
+    assert ctx.cmd is not None
+    return say(ctx, "usage", usage=ctx.cmd.usage, example=ctx.cmd.example)
+
+
 def local(ctx: Context, when: datetime | None, fmt: str = "%m-%d %H:%M") -> str:
-    return when.astimezone(ctx.core.settings.tz).strftime(fmt) if when else "未排期"
+    return when.astimezone(ctx.core.settings.tz).strftime(fmt) if when else LABELS["chat"]["unscheduled"]
 
 
 def mobile_tail(candidate: Candidate) -> str:
     return (candidate.mobile or "")[-4:] or "----"
 
 
-def choice_lines(ctx: Context, matches: Sequence[tuple[Interview, Candidate]]) -> list[str]:
+def choices(ctx: Context, matches: Sequence[tuple[Interview, Candidate]]) -> list[dict[str, str]]:
+    """The interviews of a numbered pick, as the pick template shows them."""
     return [
-        f"{n}. {c.name} {i.position} {local(ctx, i.scheduled_at)} 尾号{mobile_tail(c)}({i.platform_id})"
-        for n, (i, c) in enumerate(matches, 1)
+        {
+            "name": c.name,
+            "position": i.position,
+            "when": local(ctx, i.scheduled_at),
+            "tail": mobile_tail(c),
+            "platform_id": i.platform_id,
+        }
+        for i, c in matches
     ]
 
 
@@ -92,25 +110,23 @@ async def resolve_one(
     """
     matches = await find_interviews(ctx, query, statuses)
     if not matches:
-        what = "未结束的" if tuple(statuses) == OPEN else ""
-        return None, [Reply(f"没有找到你负责的、{what}「{query}」的面试。")]
+        return None, [say(ctx, "pick/not_found", query=query, open=tuple(statuses) == OPEN)]
     if len(matches) == 1:
         return matches[0], []
     await open_action(ctx, then, {**params, "choices": [i.platform_id for i, _ in matches]})
-    lines = [f"有 {len(matches)} 场「{query}」的面试,请回复序号选择:", *choice_lines(ctx, matches)]
-    return None, [Reply("\n".join(lines))]
+    return None, [say(ctx, "pick/choices", query=query, choices=choices(ctx, matches))]
 
 
 async def picked_interview(ctx: Context) -> tuple[str | None, list[Reply]]:
     """For answer handlers of ``resolve_one``: the chosen platform id, or a re-ask."""
     assert ctx.pending is not None
-    choices: list[str] = ctx.pending.params.get("choices", [])
-    index = pick_number(ctx.args, len(choices))
+    picked: list[str] = ctx.pending.params.get("choices", [])
+    index = pick_number(ctx.args, len(picked))
     if index is None:
-        return None, [Reply(f"请回复 1 到 {len(choices)} 之间的序号,或发送「取消」。")]
+        return None, [say(ctx, "pick/out_of_range", count=len(picked))]
     if not await close_pending(ctx):
-        return None, [Reply("这个选择已经处理过或已超时。")]
-    return choices[index], []
+        return None, [say(ctx, "pick/stale")]
+    return picked[index], []
 
 
 async def ask_reason(ctx: Context, *, then: str, params: dict[str, Any], head: str, detail: str) -> list[Reply]:
@@ -121,8 +137,7 @@ async def ask_reason(ctx: Context, *, then: str, params: dict[str, Any], head: s
     """
     offered = await reasons.active(ctx.core)
     await open_action(ctx, then, {**params, "detail": detail})
-    lines = [f"{head}回复序号或原因:", *(f"{n}. {r.name}" for n, r in enumerate(offered, 1))]
-    return [Reply("\n".join(lines))]
+    return [say(ctx, "pick/reasons", head=head, reasons=offered)]
 
 
 async def picked_reason(ctx: Context) -> tuple[ExitReason | None, str, list[Reply]]:
@@ -133,9 +148,9 @@ async def picked_reason(ctx: Context) -> tuple[ExitReason | None, str, list[Repl
     index = pick_number(ctx.args, len(offered))
     reason = offered[index] if index is not None else match_reason(ctx.args, offered)
     if reason is None:
-        return None, "", [Reply(f"没有这个原因。请回复 1 到 {len(offered)} 的序号或原因名称,或发送「取消」。")]
+        return None, "", [say(ctx, "pick/unknown_reason", count=len(offered))]
     if not await close_pending(ctx):
-        return None, "", [Reply("这个选择已经处理过或已超时。")]
+        return None, "", [say(ctx, "pick/stale")]
     detail = str(ctx.pending.params.get("detail") or "") or ("" if index is not None else ctx.args)
     return reason, detail, []
 

@@ -16,20 +16,21 @@ from handlers.common import (
     picked_interview,
     picked_reason,
     resolve_one,
+    say,
+    usage_reply,
 )
+from templates.labels import LABELS
 
 router = Router("terminate")
 
-TERMINATE_USAGE = "终止面试 <姓名或面试编号> [原因]"
-CONFIRM_BUTTONS = (("确认终止", "确认"), ("取消", "取消"))
-CANCELLED = {"terminate": "已取消,面试继续进行。", "reschedule": "已取消,面试时间不变,没有通知候选人。"}
+CONFIRM_BUTTONS = ((LABELS["button"]["terminate"], "确认"), (LABELS["button"]["cancel"], "取消"))
 
 
-@router.command("终止面试", "结束面试", "停止面试", "终止", usage=TERMINATE_USAGE, example="终止面试 张三 候选人放弃")
+@router.command("终止面试", "结束面试", "停止面试", "终止")
 async def ask_terminate(ctx: Context) -> list[Reply]:
     who, _, reason_text = ctx.args.partition(" ")
     if not who:
-        return [Reply(f"用法:{TERMINATE_USAGE}\n例如:终止面试 张三 候选人放弃")]
+        return [usage_reply(ctx)]
     found, replies = await resolve_one(ctx, who, then="terminate.pick_interview", params={"reason": reason_text})
     if found is None:
         return replies
@@ -48,7 +49,7 @@ async def on_pick_interview(ctx: Context) -> list[Reply]:
 async def _with_interview(ctx: Context, platform_id: str, reason_text: str) -> list[Reply]:
     reason = match_reason(reason_text, await reasons.active(ctx.core)) if reason_text else None
     if reason is None:
-        head = f"无法识别原因「{reason_text}」。" if reason_text else "请选择终止原因,"
+        head = ctx.core.templates.render("chat/terminate/reason_head.txt.j2", words=reason_text)
         params = {"platform_id": platform_id}
         return await ask_reason(ctx, then="terminate.pick_reason", params=params, head=head, detail=reason_text)
     return await _prompt(ctx, platform_id, reason, reason_text)
@@ -67,7 +68,7 @@ async def _prompt(ctx: Context, platform_id: str, reason: ExitReason, detail: st
     core = ctx.core
     found = await interviews.get_with_candidate(core, platform_id)
     if found is None:
-        return [Reply(f"找不到面试 {platform_id}。")]
+        return [say(ctx, "interview_not_found", platform_id=platform_id)]
     interview, candidate = found
     requested = prompts.Audit(
         ctx.actor,
@@ -90,7 +91,7 @@ async def _prompt(ctx: Context, platform_id: str, reason: ExitReason, detail: st
         detail=shown_detail(detail, name=reason.name, code=reason.code),
         ttl_minutes=max(1, ttl // 60),
     )
-    return [Reply(text, kind="confirm", title="确认终止面试", buttons=CONFIRM_BUTTONS)]
+    return [Reply(text, kind="confirm", title=LABELS["reply_title"]["terminate"], buttons=CONFIRM_BUTTONS)]
 
 
 async def _take(ctx: Context, actions: list[str], state: str) -> PendingAction | None:
@@ -101,11 +102,11 @@ async def _take(ctx: Context, actions: list[str], state: str) -> PendingAction |
     )
 
 
-@router.command("确认", usage="确认", example="确认")
+@router.command("确认")
 async def confirm(ctx: Context) -> list[Reply]:
     action = await _take(ctx, list(CONFIRMABLE), "confirmed")
     if action is None:
-        return [Reply("没有等待你确认的操作(可能已超时、已处理或不是你发起的)。")]
+        return [say(ctx, "terminate/nothing_to_confirm")]
     return await CONFIRMABLE[action.action](ctx, action)
 
 
@@ -132,7 +133,7 @@ async def _terminate_confirmed(ctx: Context, action: PendingAction) -> list[Repl
     return [Reply(text)]
 
 
-@router.command("取消", usage="取消", example="取消")
+@router.command("取消")
 async def cancel(ctx: Context) -> list[Reply]:
     dispatcher = ctx.dispatcher
     assert dispatcher is not None
@@ -146,5 +147,5 @@ async def cancel(ctx: Context) -> list[Reply]:
         action_id=action_id,
     )
     if action is None:
-        return [Reply("没有可以取消的操作。")]
-    return [Reply(CANCELLED.get(action.action, "已取消。"))]
+        return [say(ctx, "terminate/nothing_to_cancel")]
+    return [say(ctx, "terminate/cancelled", action=action.action)]
