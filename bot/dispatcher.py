@@ -10,6 +10,7 @@ import difflib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.chat import masking
 from bot.chat.masking import mask_reply
@@ -43,6 +44,8 @@ class Context:
     pending: PendingAction | None = None
     # The command this message named (None for an answer to an open question).
     cmd: Command | None = None
+    # The arguments as the command's ``parse`` understood them.
+    value: Any = None
 
     @property
     def actor(self) -> str:
@@ -65,6 +68,10 @@ class Command:
     roles: frozenset[str]
     usage: str
     example: str
+    # Turns the text after the command into a typed value (``ctx.value``); None means bad input,
+    # answered with the ``bad_args`` template (given usage and example) before the handler runs.
+    parse: Callable[[str], Any] | None = None
+    bad_args: str = "chat/usage_inline.txt.j2"
 
 
 @dataclass
@@ -86,12 +93,18 @@ class Router:
         return register
 
     def command(
-        self, *names: str, roles: frozenset[str] = STAFF, usage: str = "", example: str = ""
+        self,
+        *names: str,
+        roles: frozenset[str] = STAFF,
+        usage: str = "",
+        example: str = "",
+        parse: Callable[[str], Any] | None = None,
+        bad_args: str = "chat/usage_inline.txt.j2",
     ) -> Callable[[HandlerFn], HandlerFn]:
         def register(fn: HandlerFn) -> HandlerFn:
             usage_ = usage or LABELS["command_usage"].get(names[0], names[0])
             example_ = example or LABELS["command_example"].get(names[0], names[0])
-            self.commands.append(Command(names, fn, roles, usage_, example_))
+            self.commands.append(Command(names, fn, roles, usage_, example_, parse, bad_args))
             return fn
 
         return register
@@ -192,6 +205,10 @@ class Dispatcher:
             if person.role not in cmd.roles:
                 await self._refuse(ctx)
                 return [Reply(render("chat/no_permission.txt.j2"))]
+            if cmd.parse is not None:
+                ctx.value = cmd.parse(args)
+                if ctx.value is None:
+                    return [Reply(render(cmd.bad_args, usage=cmd.usage, example=cmd.example))]
         assert handler is not None
         try:
             return await handler(ctx)

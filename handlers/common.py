@@ -15,6 +15,8 @@ from bot.services.reasons import ExitReason, match_reason
 from templates.labels import LABELS
 
 STATUS_LABELS = LABELS["interview_status"]
+# Between the items of an inline list (user ids, periods).
+LIST_SEP = LABELS["chat"]["list_separator"]
 
 
 # Prompts answered by 确认 / 取消 (handlers/terminate.py): PendingAction.action -> what 确认 does.
@@ -37,15 +39,15 @@ def scope_of(ctx: Context) -> str | None:
     return None if ctx.person is not None and ctx.person.role in MANAGERS else ctx.actor
 
 
-def say(ctx: Context, name: str, **context: Any) -> Reply:
-    """A text reply rendered from ``templates/chat/<name>.txt.j2``."""
-    return Reply(ctx.core.templates.render(f"chat/{name}.txt.j2", **context))
+def say(ctx: Context, template: str, /, **context: Any) -> Reply:
+    """A text reply rendered from ``templates/chat/<template>.txt.j2``."""
+    return Reply(ctx.core.templates.render(f"chat/{template}.txt.j2", **context))
 
 
-def usage_reply(ctx: Context) -> Reply:
-    """用法 and an example of the command this message named."""
+def usage_reply(ctx: Context, *, inline: bool = False) -> Reply:
+    """用法 and an example of the command this message named (on the next line, or after a comma)."""
     assert ctx.cmd is not None
-    return say(ctx, "usage", usage=ctx.cmd.usage, example=ctx.cmd.example)
+    return say(ctx, "usage_inline" if inline else "usage", usage=ctx.cmd.usage, example=ctx.cmd.example)
 
 
 def local(ctx: Context, when: datetime | None, fmt: str = "%m-%d %H:%M") -> str:

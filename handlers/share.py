@@ -9,15 +9,16 @@ from handlers.common import STATUS_LABELS, picked_interview, resolve_one
 
 router = Router("share")
 
-USAGE = "共享 <姓名或面试编号> <HR姓名或用户ID>"
+
+def two_words(args: str) -> tuple[str, str] | None:
+    """共享 张三 赵先生: the interview and the colleague."""
+    parts = args.split(" ")
+    return (parts[0], parts[1]) if len(parts) == 2 else None
 
 
-@router.command("共享", roles=MANAGERS, usage=USAGE, example="共享 张三 赵先生")
+@router.command("共享", roles=MANAGERS, parse=two_words)
 async def share(ctx: Context) -> list[Reply]:
-    parts = ctx.args.split(" ")
-    if len(parts) != 2:
-        return [Reply(f"用法:{USAGE},例如:共享 张三 赵先生")]
-    who, colleague = parts
+    who, colleague = ctx.value
     found, replies = await resolve_one(
         ctx, who, then="share.pick_interview", params={"to": colleague}, statuses=tuple(STATUS_LABELS)
     )

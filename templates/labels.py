@@ -138,12 +138,26 @@ LABELS: dict[str, dict[str, str]] = {
         "apology": "抱歉,处理时出错了,请稍后重试。",
         "unscheduled": "未排期",
         "none": "无",
+        "list_separator": "、",
     },
     # Titles of confirm replies (cards), keyed by the prompt's action.
     "reply_title": {
         "terminate": "确认终止面试",
         "reschedule": "确认重新安排",
     },
+    # What an admin may type for a role in 授权 (matched as typed, then lower-cased).
+    "role_words": {
+        "管理员": "admin",
+        "admin": "admin",
+        "经理": "manager",
+        "主管": "manager",
+        "manager": "manager",
+        "hr": "hr",
+        "HR": "hr",
+        "招聘": "hr",
+    },
+    # What an admin may type in 授权 to take someone's access away.
+    "revoke_words": {"取消": "revoke", "撤销": "revoke", "移除": "revoke"},
     # Button labels of confirm replies, keyed by what a press does.
     "button": {
         "terminate": "确认终止",
