@@ -15,9 +15,9 @@ from sqlmodel import col
 
 from bot.api import admin, charts, platform
 from bot.channels import registry
-from bot.channels.base import INBOUND_KIND
 from bot.channels.email import EmailSender
 from bot.channels.sms import build_sms_sender
+from bot.chat.messages import INBOUND_KIND
 from bot.clock import Clock, SystemClock
 from bot.dispatcher import Dispatcher
 from bot.jobs import register_jobs

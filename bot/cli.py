@@ -13,18 +13,18 @@ from collections.abc import Sequence
 from datetime import date
 
 from aiohttp import web
-from sqlalchemy.exc import IntegrityError
 
 from bot.app import create_app
 from bot.bounded import check_day
 from bot.channels import registry
-from bot.channels.base import ChatType
 from bot.channels.console import run_console
+from bot.chat.messages import ChatType
 from bot.clock import SystemClock
 from bot.delivery import Reach
 from bot.dispatcher import Dispatcher
 from bot.logs import PathAccessLogger, access_logger, configure_logging
 from bot.services import notice_check
+from bot.services import people as people_service
 from bot.services.context import Core
 from bot.services.reports import exit_report
 from bot.services.summary import send_daily_summary
@@ -33,7 +33,7 @@ from bot.templating import Templates
 from handlers import ROUTERS
 from storage import repo
 from storage.db import create_engine, migrate, session_maker
-from storage.models import NoticeStatus, Person, Role
+from storage.models import NoticeStatus, Role
 
 log = logging.getLogger("bot")
 
@@ -99,31 +99,21 @@ def _core(settings: Settings, *, reach: Reach | None = None) -> Core:
 
 async def _people_add(settings: Settings, args: argparse.Namespace) -> int:
     core = _core(settings)
-    now = core.clock.now()
-    async with core.sessions() as session:
-        person = await repo.get_person(session, platform=args.platform, user_id=args.user_id)
-        created = person is None
-        if person is None:
-            person = Person(
-                platform=args.platform, user_id=args.user_id, name=args.name, role=args.role, created_at=now
-            )
-        person.name, person.role = args.name, args.role
-        person.mobile = args.mobile or person.mobile
-        person.email = args.email or person.email
-        session.add(person)
-        repo.audit(
-            session,
-            at=now,
+    try:
+        saved = await people_service.register(
+            core,
+            platform=args.platform,
+            user_id=args.user_id,
+            role=args.role,
+            name=args.name,
+            mobile=args.mobile,
+            email=args.email,
             actor="cli",
-            action="person.added" if created else "person.updated",
-            detail={"person": f"{args.platform}:{args.user_id}", "role": args.role},
         )
-        try:
-            await session.commit()
-        except IntegrityError:
-            print("同一用户正在被另一个进程写入,请重试", file=sys.stderr)  # noqa: T201
-            return 1
-    print(f"{'已添加' if created else '已更新'} {args.platform}:{args.user_id} {args.name} ({args.role})")  # noqa: T201
+    except people_service.PeopleError as exc:
+        print(exc.message, file=sys.stderr)  # noqa: T201
+        return 1
+    print(f"{'已添加' if saved.created else '已更新'} {args.platform}:{args.user_id} {args.name} ({args.role})")  # noqa: T201
     return 0
 
 

@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import difflib
 import logging
-import re
-import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import Any
 
-from bot import masking
-from bot.channels.base import IncomingMessage, Reply
-from bot.masking import KnownContacts, mask_group_text
+from bot.chat import masking
+from bot.chat.masking import mask_reply
+from bot.chat.messages import IncomingMessage, Reply
+from bot.chat.text import clean_text, is_question
+from bot.services import people, prompts
 from bot.services.context import Core
-from storage import repo
-from storage.models import PendingAction, Person, Role
+from bot.services.errors import ServiceError
+from bot.services.people import Person, Role
+from bot.services.prompts import PendingAction
+from templates.labels import LABELS
 
 log = logging.getLogger(__name__)
+
+# What the sender reads when their message could not be processed (no template: it must not fail).
+APOLOGY = LABELS["chat"]["apology"]
 
 STAFF = frozenset({Role.admin.value, Role.manager.value, Role.hr.value})
 MANAGERS = frozenset({Role.admin.value, Role.manager.value})
@@ -36,6 +42,10 @@ class Context:
     dispatcher: Dispatcher | None = None
     # The open question this message answers (a numbered pick), for answer handlers.
     pending: PendingAction | None = None
+    # The command this message named (None for an answer to an open question).
+    cmd: Command | None = None
+    # The arguments as the command's ``parse`` understood them.
+    value: Any = None
 
     @property
     def actor(self) -> str:
@@ -47,6 +57,8 @@ class Context:
 
 
 HandlerFn = Callable[[Context], Awaitable[list[Reply]]]
+# Whether the text in ``ctx.args`` answers the open question ``ctx.pending`` (besides a number).
+ClaimFn = Callable[[Context], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,10 @@ class Command:
     roles: frozenset[str]
     usage: str
     example: str
+    # Turns the text after the command into a typed value (``ctx.value``); None means bad input,
+    # answered with the ``bad_args`` template (given usage and example) before the handler runs.
+    parse: Callable[[str], Any] | None = None
+    bad_args: str = "chat/usage_inline.txt.j2"
 
 
 @dataclass
@@ -64,49 +80,34 @@ class Router:
     commands: list[Command] = field(default_factory=list)
     # PendingAction.action -> handler for a free-text answer (a number or a phrase).
     answers: dict[str, HandlerFn] = field(default_factory=dict)
+    # PendingAction.action -> which worded answers it takes even when they start with a command name.
+    claims: dict[str, ClaimFn] = field(default_factory=dict)
 
-    def answer(self, action: str) -> Callable[[HandlerFn], HandlerFn]:
+    def answer(self, action: str, *, claims: ClaimFn | None = None) -> Callable[[HandlerFn], HandlerFn]:
         def register(fn: HandlerFn) -> HandlerFn:
             self.answers[action] = fn
+            if claims is not None:
+                self.claims[action] = claims
             return fn
 
         return register
 
     def command(
-        self, *names: str, roles: frozenset[str] = STAFF, usage: str = "", example: str = ""
+        self,
+        *names: str,
+        roles: frozenset[str] = STAFF,
+        usage: str = "",
+        example: str = "",
+        parse: Callable[[str], Any] | None = None,
+        bad_args: str = "chat/usage_inline.txt.j2",
     ) -> Callable[[HandlerFn], HandlerFn]:
         def register(fn: HandlerFn) -> HandlerFn:
-            self.commands.append(Command(names, fn, roles, usage or names[0], example or names[0]))
+            usage_ = usage or LABELS["command_usage"].get(names[0], names[0])
+            example_ = example or LABELS["command_example"].get(names[0], names[0])
+            self.commands.append(Command(names, fn, roles, usage_, example_, parse, bad_args))
             return fn
 
         return register
-
-
-# "@面试助手 终止面试 …", "＠bot …": a leading mention is noise in group chats.
-_MENTION = re.compile(r"^\s*@\S+\s+")
-_TRAILING = "。.!!??~~,,、 "
-
-
-def clean_text(text: str) -> str:
-    """Fold full-width forms and spaces, drop a leading @mention and trailing punctuation."""
-    folded = unicodedata.normalize("NFKC", text).replace("\u3000", " ")
-    folded = _MENTION.sub("", folded)
-    return " ".join(folded.split()).rstrip(_TRAILING)
-
-
-def mask_sensitive(text: str, known: KnownContacts | None = None) -> str:
-    """Hide phone numbers, emails and links before anything is posted to a group (bot/masking.py)."""
-    return mask_group_text(text, known)
-
-
-def _is_question(text: str) -> bool:
-    """A message that is only question marks (half- or full-width), after an optional @mention."""
-    folded = _MENTION.sub("", unicodedata.normalize("NFKC", text)).strip()
-    return bool(folded) and set(folded) <= {"?"}
-
-
-def mask_reply(reply: Reply, known: KnownContacts | None = None) -> Reply:
-    return replace(reply, text=mask_sensitive(reply.text, known), title=mask_sensitive(reply.title, known))
 
 
 class Dispatcher:
@@ -114,8 +115,10 @@ class Dispatcher:
         self.core = core
         self.commands: dict[str, Command] = {}
         self.answers: dict[str, HandlerFn] = {}
+        self.claims: dict[str, ClaimFn] = {}
         for router in routers:
             self.answers.update(router.answers)
+            self.claims.update(router.claims)
             for cmd in router.commands:
                 for name in cmd.names:
                     if name in self.commands:
@@ -143,6 +146,20 @@ class Dispatcher:
                 return self.commands[name], name, text[len(name) :].strip()
         return None, word, rest
 
+    async def _answers_pending(self, ctx: Context, pending: PendingAction, text: str) -> bool:
+        """An open question's answer is matched before command names: a number, or words its
+        handler claims (a reason named 完成度低 is not the command 完成). A message whose first
+        word is a command (取消, 确认, 查看 张三) stays that command."""
+        if text.partition(" ")[0].lower() in self.commands:
+            return False
+        if text.isdigit():
+            return True
+        claims = self.claims.get(pending.action)
+        if claims is None:
+            return False
+        probe = Context(core=self.core, msg=ctx.msg, person=ctx.person, args=text, dispatcher=self, pending=pending)
+        return await claims(probe)
+
     async def handle(self, msg: IncomingMessage, *, final: bool = True) -> list[Reply]:
         """The replies to ``msg``. With ``final=False`` (a try that will be retried) a handler error
         propagates, so the stored message is processed again instead of being answered with an
@@ -156,23 +173,20 @@ class Dispatcher:
 
     async def _handle(self, msg: IncomingMessage, *, final: bool) -> list[Reply]:
         text = clean_text(msg.text)
-        if not text and _is_question(msg.text):
+        if not text and is_question(msg.text):
             text = "帮助"  # a lone ? or ？ asks for help
         if not text:
             return []
-        async with self.core.sessions() as session:
-            person = await repo.get_person(session, platform=msg.platform, user_id=msg.sender_id)
-            pending = None
-            if person is not None and person.role in STAFF:
-                pending = await repo.latest_open_action(
-                    session,
-                    requester=msg.sender_key,
-                    chat_id=msg.chat_id,
-                    now=self.core.clock.now(),
-                    actions=list(self.answers),
-                )
+        person = await people.get(self.core, platform=msg.platform, user_id=msg.sender_id)
+        pending = None
+        if person is not None and person.role in STAFF:
+            pending = await prompts.latest_open(
+                self.core, requester=msg.sender_key, chat_id=msg.chat_id, actions=list(self.answers)
+            )
         ctx = Context(core=self.core, msg=msg, person=person, dispatcher=self)
         cmd, word, args = self._match(text)
+        if cmd is not None and pending is not None and await self._answers_pending(ctx, pending, text):
+            cmd = None
         handler: HandlerFn | None = cmd.handler if cmd else None
         render = self.core.templates.render
         if person is None:
@@ -187,13 +201,20 @@ class Dispatcher:
             close = difflib.get_close_matches(word, self.names_for(person), n=1, cutoff=0.3)
             return [Reply(render("chat/unknown_command.txt.j2", word=word, hint=close[0] if close else ""))]
         else:
-            ctx.command, ctx.args = word, args
+            ctx.command, ctx.args, ctx.cmd = word, args, cmd
             if person.role not in cmd.roles:
                 await self._refuse(ctx)
                 return [Reply(render("chat/no_permission.txt.j2"))]
+            if cmd.parse is not None:
+                ctx.value = cmd.parse(args)
+                if ctx.value is None:
+                    return [Reply(render(cmd.bad_args, usage=cmd.usage, example=cmd.example))]
         assert handler is not None
         try:
             return await handler(ctx)
+        except ServiceError as exc:
+            # A refusal, not a failure: its message is the reply (one place for every handler).
+            return [Reply(exc.message)]
         except Exception:
             if not final:
                 log.warning("handler for %r failed (message %s); it will be retried", ctx.command, msg.msg_id)
@@ -204,17 +225,9 @@ class Dispatcher:
     @staticmethod
     def apology() -> list[Reply]:
         """What the sender is told when their message could not be processed."""
-        return [Reply("抱歉,处理时出错了,请稍后重试。")]
+        return [Reply(APOLOGY)]
 
     async def _refuse(self, ctx: Context) -> None:
-        async with self.core.sessions() as session:
-            repo.audit(
-                session,
-                at=self.core.clock.now(),
-                actor=ctx.actor,
-                action="command.refused",
-                chat=ctx.chat,
-                detail={"command": ctx.command, "role": ctx.person.role if ctx.person else None},
-            )
-            await session.commit()
+        detail = {"command": ctx.command, "role": ctx.person.role if ctx.person else None}
+        await prompts.audit(self.core, prompts.Audit(ctx.actor, "command.refused", chat=ctx.chat, detail=detail))
         log.info("refused %s for %s", ctx.command, ctx.actor)

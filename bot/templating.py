@@ -29,7 +29,7 @@ class Templates:
         # {{ code|label("channel") }}: the Chinese label of a stored code (templates/labels.py).
         self.env.filters["label"] = label
 
-    def render(self, name: str, **context: Any) -> str:
+    def render(self, name: str, /, **context: Any) -> str:
         return self.env.get_template(name).render(**context).strip()
 
     def exists(self, name: str) -> bool:

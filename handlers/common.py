@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from bot.channels.base import Reply
+from bot.chat.messages import Reply
 from bot.dispatcher import MANAGERS, Context
-from bot.services.reasons import match_reason
-from storage import repo
-from storage.models import OPEN_INTERVIEW_STATUSES, ActionState, Candidate, ExitReason, Interview, PendingAction
+from bot.services import interviews, prompts, reasons
+from bot.services.interviews import OPEN, Candidate, Interview
+from bot.services.prompts import PendingAction
+from bot.services.reasons import ExitReason, match_reason
 from templates.labels import LABELS
 
 STATUS_LABELS = LABELS["interview_status"]
+# Between the items of an inline list (user ids, periods).
+LIST_SEP = LABELS["chat"]["list_separator"]
 
 
 # Prompts answered by 确认 / 取消 (handlers/terminate.py): PendingAction.action -> what 确认 does.
@@ -36,47 +39,53 @@ def scope_of(ctx: Context) -> str | None:
     return None if ctx.person is not None and ctx.person.role in MANAGERS else ctx.actor
 
 
+def say(ctx: Context, template: str, /, **context: Any) -> Reply:
+    """A text reply rendered from ``templates/chat/<template>.txt.j2``."""
+    return Reply(ctx.core.templates.render(f"chat/{template}.txt.j2", **context))
+
+
+def usage_reply(ctx: Context, *, inline: bool = False) -> Reply:
+    """用法 and an example of the command this message named (on the next line, or after a comma)."""
+    assert ctx.cmd is not None
+    return say(ctx, "usage_inline" if inline else "usage", usage=ctx.cmd.usage, example=ctx.cmd.example)
+
+
 def local(ctx: Context, when: datetime | None, fmt: str = "%m-%d %H:%M") -> str:
-    return when.astimezone(ctx.core.settings.tz).strftime(fmt) if when else "未排期"
+    return when.astimezone(ctx.core.settings.tz).strftime(fmt) if when else LABELS["chat"]["unscheduled"]
 
 
 def mobile_tail(candidate: Candidate) -> str:
     return (candidate.mobile or "")[-4:] or "----"
 
 
-def choice_lines(ctx: Context, matches: Sequence[tuple[Interview, Candidate]]) -> list[str]:
+def choices(ctx: Context, matches: Sequence[tuple[Interview, Candidate]]) -> list[dict[str, str]]:
+    """The interviews of a numbered pick, as the pick template shows them."""
     return [
-        f"{n}. {c.name} {i.position} {local(ctx, i.scheduled_at)} 尾号{mobile_tail(c)}({i.platform_id})"
-        for n, (i, c) in enumerate(matches, 1)
+        {
+            "name": c.name,
+            "position": i.position,
+            "when": local(ctx, i.scheduled_at),
+            "tail": mobile_tail(c),
+            "platform_id": i.platform_id,
+        }
+        for i, c in matches
     ]
 
 
-async def open_action(ctx: Context, action: str, params: dict[str, Any], ttl: int | None = None) -> PendingAction:
-    """Store a question or prompt that the asker answers in this chat."""
-    now = ctx.core.clock.now()
-    seconds = ttl if ttl is not None else ctx.core.settings.confirm_ttl_seconds
-    async with ctx.core.sessions() as session:
-        row = PendingAction(
-            requester=ctx.actor,
-            chat_id=ctx.msg.chat_id,
-            action=action,
-            params=params,
-            created_at=now,
-            expires_at=now + timedelta(seconds=seconds),
-        )
-        session.add(row)
-        await session.commit()
-        return row
+async def open_action(
+    ctx: Context, action: str, params: dict[str, Any], ttl: int | None = None, audit: prompts.Audit | None = None
+) -> PendingAction:
+    """Store a question or prompt that the asker answers in this chat (``audit`` in the same transaction)."""
+    return await prompts.open_prompt(
+        ctx.core, requester=ctx.actor, chat_id=ctx.msg.chat_id, action=action, params=params, ttl=ttl, audit=audit
+    )
 
 
-async def close_pending(ctx: Context, state: ActionState = ActionState.answered) -> bool:
+async def close_pending(ctx: Context, state: prompts.ActionState = prompts.ActionState.answered) -> bool:
     """Close the question this message answers; False if someone (or something) closed it first."""
-    if ctx.pending is None or ctx.pending.id is None:
+    if ctx.pending is None:
         return False
-    async with ctx.core.sessions() as session:
-        return await repo.close_action_and_commit(
-            session, action_id=ctx.pending.id, state=state, now=ctx.core.clock.now()
-        )
+    return await prompts.close(ctx.core, ctx.pending.id, state)
 
 
 def pick_number(text: str, count: int) -> int | None:
@@ -87,14 +96,10 @@ def pick_number(text: str, count: int) -> int | None:
     return None
 
 
-OPEN = OPEN_INTERVIEW_STATUSES
-
-
 async def find_interviews(
     ctx: Context, query: str, statuses: Sequence[str] = OPEN
 ) -> Sequence[tuple[Interview, Candidate]]:
-    async with ctx.core.sessions() as session:
-        return await repo.open_interviews_matching(session, query=query, hr_key=scope_of(ctx), statuses=statuses)
+    return await interviews.matching(ctx.core, query=query, hr_key=scope_of(ctx), statuses=statuses)
 
 
 async def resolve_one(
@@ -107,25 +112,23 @@ async def resolve_one(
     """
     matches = await find_interviews(ctx, query, statuses)
     if not matches:
-        what = "未结束的" if tuple(statuses) == OPEN else ""
-        return None, [Reply(f"没有找到你负责的、{what}「{query}」的面试。")]
+        return None, [say(ctx, "pick/not_found", query=query, open=tuple(statuses) == OPEN)]
     if len(matches) == 1:
         return matches[0], []
     await open_action(ctx, then, {**params, "choices": [i.platform_id for i, _ in matches]})
-    lines = [f"有 {len(matches)} 场「{query}」的面试,请回复序号选择:", *choice_lines(ctx, matches)]
-    return None, [Reply("\n".join(lines))]
+    return None, [say(ctx, "pick/choices", query=query, choices=choices(ctx, matches))]
 
 
 async def picked_interview(ctx: Context) -> tuple[str | None, list[Reply]]:
     """For answer handlers of ``resolve_one``: the chosen platform id, or a re-ask."""
     assert ctx.pending is not None
-    choices: list[str] = ctx.pending.params.get("choices", [])
-    index = pick_number(ctx.args, len(choices))
+    picked: list[str] = ctx.pending.params.get("choices", [])
+    index = pick_number(ctx.args, len(picked))
     if index is None:
-        return None, [Reply(f"请回复 1 到 {len(choices)} 之间的序号,或发送「取消」。")]
+        return None, [say(ctx, "pick/out_of_range", count=len(picked))]
     if not await close_pending(ctx):
-        return None, [Reply("这个选择已经处理过或已超时。")]
-    return choices[index], []
+        return None, [say(ctx, "pick/stale")]
+    return picked[index], []
 
 
 async def ask_reason(ctx: Context, *, then: str, params: dict[str, Any], head: str, detail: str) -> list[Reply]:
@@ -134,24 +137,26 @@ async def ask_reason(ctx: Context, *, then: str, params: dict[str, Any], head: s
     ``detail`` (the words typed, by HR or the candidate) travels with the question, so the
     pick does not replace it: ``picked_reason`` hands it back for the exit record.
     """
-    async with ctx.core.sessions() as session:
-        reasons = await repo.list_reasons(session)
+    offered = await reasons.active(ctx.core)
     await open_action(ctx, then, {**params, "detail": detail})
-    lines = [f"{head}回复序号或原因:", *(f"{n}. {r.name}" for n, r in enumerate(reasons, 1))]
-    return [Reply("\n".join(lines))]
+    return [say(ctx, "pick/reasons", head=head, reasons=offered)]
 
 
 async def picked_reason(ctx: Context) -> tuple[ExitReason | None, str, list[Reply]]:
     """For answer handlers of ``ask_reason``: the reason picked (by number or words), the detail
     to keep (the words typed before; else a worded answer), or a re-ask."""
     assert ctx.pending is not None
-    async with ctx.core.sessions() as session:
-        reasons = await repo.list_reasons(session)
-    index = pick_number(ctx.args, len(reasons))
-    reason = reasons[index] if index is not None else match_reason(ctx.args, reasons)
+    offered = await reasons.active(ctx.core)
+    index = pick_number(ctx.args, len(offered))
+    reason = offered[index] if index is not None else match_reason(ctx.args, offered)
     if reason is None:
-        return None, "", [Reply(f"没有这个原因。请回复 1 到 {len(reasons)} 的序号或原因名称,或发送「取消」。")]
+        return None, "", [say(ctx, "pick/unknown_reason", count=len(offered))]
     if not await close_pending(ctx):
-        return None, "", [Reply("这个选择已经处理过或已超时。")]
+        return None, "", [say(ctx, "pick/stale")]
     detail = str(ctx.pending.params.get("detail") or "") or ("" if index is not None else ctx.args)
     return reason, detail, []
+
+
+async def names_reason(ctx: Context) -> bool:
+    """For ``ask_reason`` questions: the words name an offered reason (so they answer the question)."""
+    return match_reason(ctx.args, await reasons.active(ctx.core)) is not None

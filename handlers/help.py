@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from bot.channels.base import Reply
+from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
 from templates.labels import LABELS
 
 router = Router("help")
 
 
-@router.command("帮助", "help", usage="帮助", example="帮助")
+@router.command("帮助", "help")
 async def show_help(ctx: Context) -> list[Reply]:
     dispatcher = ctx.dispatcher
     assert dispatcher is not None

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from bot.channels.base import Reply
+from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
-from bot.services import notices, termination
+from bot.services import notices, prompts, reasons, termination
 from bot.services.help_requests import HELP_ACTION, close_siblings
-from bot.services.reasons import match_reason
-from handlers.common import ask_reason, picked_reason
-from storage import repo
-from storage.models import ActionState, ExitReason, PendingAction
+from bot.services.prompts import PendingAction
+from bot.services.reasons import ExitReason, match_reason
+from handlers.common import ask_reason, names_reason, picked_reason, say
 
 router = Router("help_requests")
 
 
 async def open_help_request(ctx: Context) -> PendingAction | None:
     """The asker's newest open help request (from any chat), left open."""
-    async with ctx.core.sessions() as session:
-        return await repo.latest_open_action(
-            session, requester=ctx.actor, chat_id=None, now=ctx.core.clock.now(), actions=[HELP_ACTION]
-        )
+    return await prompts.latest_open(ctx.core, requester=ctx.actor, chat_id=None, actions=[HELP_ACTION])
 
 
 async def take_help_request(ctx: Context) -> PendingAction | None:
@@ -27,57 +23,50 @@ async def take_help_request(ctx: Context) -> PendingAction | None:
     action = await open_help_request(ctx)
     if action is None:
         return None
-    if not await close_siblings(ctx.core, action.params["key"], state=ActionState.answered):
+    if not await close_siblings(ctx.core, action.params["key"], state=prompts.ActionState.answered):
         return None  # someone else answered in the meantime
     return action
 
 
-@router.command("确认终止", usage="确认终止", example="确认终止")
+@router.command("确认终止")
 async def confirm_exit(ctx: Context) -> list[Reply]:
     """End the interview with the reason the candidate's words name; when they name none, HR picks
     from the numbered list first (the request stays open meanwhile, so 取消 loses nothing)."""
     action = await open_help_request(ctx)
     if action is None:
-        return [Reply("没有等待你处理的候选人求助(可能已被他人处理)。")]
+        return [say(ctx, "help_requests/none")]
     words = str(action.params.get("reason", ""))
-    async with ctx.core.sessions() as session:
-        reasons = await repo.list_reasons(session)
-    reason = match_reason(words, reasons)
+    reason = match_reason(words, await reasons.active(ctx.core))
     if reason is None:
-        said = f"候选人说「{words}」,对应不到已有原因。" if words else "候选人没有说明原因。"
+        head = ctx.core.templates.render("chat/help_requests/reason_head.txt.j2", words=words)
         params = {"key": action.params["key"], "platform_id": action.params["platform_id"]}
-        return await ask_reason(
-            ctx, then="help.pick_reason", params=params, head=f"{said}请选择终止原因,", detail=words
-        )
-    if not await close_siblings(ctx.core, action.params["key"], state=ActionState.answered):
-        return [Reply("没有等待你处理的候选人求助(可能已被他人处理)。")]
+        return await ask_reason(ctx, then="help.pick_reason", params=params, head=head, detail=words)
+    if not await close_siblings(ctx.core, action.params["key"], state=prompts.ActionState.answered):
+        return [say(ctx, "help_requests/none")]
     return await _end(ctx, action.params["platform_id"], reason, words)
 
 
-@router.answer("help.pick_reason")
+@router.answer("help.pick_reason", claims=names_reason)
 async def on_pick_reason(ctx: Context) -> list[Reply]:
     assert ctx.pending is not None
     reason, detail, replies = await picked_reason(ctx)
     if reason is None:
         return replies
-    if not await close_siblings(ctx.core, ctx.pending.params["key"], state=ActionState.answered):
-        return [Reply("这条求助已被他人处理。")]
+    if not await close_siblings(ctx.core, ctx.pending.params["key"], state=prompts.ActionState.answered):
+        return [say(ctx, "help_requests/taken")]
     return await _end(ctx, ctx.pending.params["platform_id"], reason, detail)
 
 
 async def _end(ctx: Context, platform_id: str, reason: ExitReason, words: str) -> list[Reply]:
-    try:
-        result = await termination.terminate(
-            ctx.core,
-            platform_id=platform_id,
-            reason_text=reason.code,
-            operator=ctx.actor,
-            source="candidate_request",
-            detail=words,
-            chat=ctx.chat,
-        )
-    except termination.TerminationError as exc:
-        return [Reply(exc.message)]
+    result = await termination.terminate(
+        ctx.core,
+        platform_id=platform_id,
+        reason_text=reason.code,
+        operator=ctx.actor,
+        source="candidate_request",
+        detail=words,
+        chat=ctx.chat,
+    )
     text = ctx.core.templates.render(
         "chat/help_terminated.txt.j2",
         reason=result.exit.reason,
@@ -87,19 +76,11 @@ async def _end(ctx: Context, platform_id: str, reason: ExitReason, words: str) -
     return [Reply(text)]
 
 
-@router.command("协助继续", usage="协助继续", example="协助继续")
+@router.command("协助继续")
 async def assist(ctx: Context) -> list[Reply]:
     action = await take_help_request(ctx)
     if action is None:
-        return [Reply("没有等待你处理的候选人求助(可能已被他人处理)。")]
-    async with ctx.core.sessions() as session:
-        repo.audit(
-            session,
-            at=ctx.core.clock.now(),
-            actor=ctx.actor,
-            action="help.assist",
-            chat=ctx.chat,
-            detail={"key": action.params["key"], "platform_id": action.params["platform_id"]},
-        )
-        await session.commit()
-    return [Reply(f"好的,请联系候选人{action.params['candidate_name']}协助其继续面试。面试保持进行中。")]
+        return [say(ctx, "help_requests/none")]
+    detail = {"key": action.params["key"], "platform_id": action.params["platform_id"]}
+    await prompts.audit(ctx.core, prompts.Audit(ctx.actor, "help.assist", chat=ctx.chat, detail=detail))
+    return [say(ctx, "help_requests/assist", candidate_name=action.params["candidate_name"])]

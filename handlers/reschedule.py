@@ -10,42 +10,37 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from bot.channels.base import Reply
+from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
-from bot.services import notices, scheduling, termination
+from bot.services import interviews, notices, prompts, reasons, scheduling, termination
 from bot.services.dates import Understood, day_text, full_text, understand
 from bot.services.help_requests import HELP_ACTION, close_siblings
+from bot.services.prompts import PendingAction
 from bot.services.reasons import match_reason
-from handlers.common import close_pending, on_confirm, open_action, picked_interview, resolve_one
-from storage import repo
-from storage.models import ActionState, InterviewStatus, PendingAction, ReasonCode
+from handlers.common import close_pending, on_confirm, open_action, picked_interview, resolve_one, say, usage_reply
+from templates.labels import LABELS
 
 router = Router("reschedule")
 
-USAGE = "重新安排 <姓名或面试编号> <时间>"
-EXAMPLE = "重新安排 张三 明天下午2点"
 # Reschedulable: not started yet, or ended early.
-STATUSES = (InterviewStatus.scheduled.value, InterviewStatus.terminated.value)
+STATUSES = ("scheduled", "terminated")
 # When rescheduling answers a 求助 whose reason is not recognised.
-HELP_FALLBACK_REASON = ReasonCode.process_change
+HELP_FALLBACK_REASON = "process_change"  # a reason code: admins may rename the reason
 # Open prompts: the confirmation (answered by 确认 / 取消) and the question for the hour.
 CONFIRM_ACTION = "reschedule"
 ASK_HOUR = "reschedule.ask_hour"
-CONFIRM_BUTTONS = (("确认改期", "确认"), ("取消", "取消"))
+CONFIRM_BUTTONS = ((LABELS["button"]["reschedule"], "确认"), (LABELS["button"]["cancel"], "取消"))
 
 
-@router.command("重新安排", "改期", usage=USAGE, example=EXAMPLE)
+@router.command("重新安排", "改期")
 async def ask_reschedule(ctx: Context) -> list[Reply]:
     core = ctx.core
     now = core.clock.now()
-    async with core.sessions() as session:
-        help_request = await repo.latest_open_action(
-            session, requester=ctx.actor, chat_id=None, now=now, actions=[HELP_ACTION]
-        )
+    help_request = await prompts.latest_open(core, requester=ctx.actor, chat_id=None, actions=[HELP_ACTION])
     if not ctx.args:
         if help_request is not None:  # the 求助 prompt's button: ask for the time
-            return [Reply("请回复新的面试时间,例如:重新安排 明天下午2点")]
-        return [Reply(f"用法:{USAGE},例如:{EXAMPLE}")]
+            return [say(ctx, "reschedule/ask_time")]
+        return [usage_reply(ctx, inline=True)]
     if help_request is not None:
         understood = await understand(ctx.args, now=now, tz=core.settings.tz)
         if understood is not None:
@@ -53,7 +48,8 @@ async def ask_reschedule(ctx: Context) -> list[Reply]:
     who, _, time_text = ctx.args.partition(" ")
     understood = await understand(time_text, now=now, tz=core.settings.tz) if time_text else None
     if understood is None:
-        return [Reply(f"没有看懂时间「{time_text}」。请写具体时间,例如:{EXAMPLE}、周五上午10:30、11月28日 14:00")]
+        assert ctx.cmd is not None
+        return [say(ctx, "reschedule/unknown_time", words=time_text, example=ctx.cmd.example)]
     found, replies = await resolve_one(
         ctx, who, then="reschedule.pick_interview", params=_time_params(understood), statuses=STATUSES
     )
@@ -93,10 +89,10 @@ async def _with_time(
     assert understood.day is not None
     today = ctx.core.clock.now().astimezone(ctx.core.settings.tz).date()
     if understood.day < today:
-        return [Reply(f"{day_text(understood.day)} 已经过去了。新的面试时间必须晚于现在。")]
+        return [say(ctx, "reschedule/past", when=day_text(understood.day))]
     params = {"platform_id": platform_id, "day": understood.day.isoformat(), "help": help_params}
     await open_action(ctx, ASK_HOUR, params)
-    return [Reply(f"请补充 {day_text(understood.day)} 的具体时间,例如:下午3点 或 15:00。回复「取消」放弃。")]
+    return [say(ctx, "reschedule/ask_hour", day=day_text(understood.day))]
 
 
 @router.answer(ASK_HOUR)
@@ -107,13 +103,9 @@ async def on_hour(ctx: Context) -> list[Reply]:
     core = ctx.core
     understood = await understand(ctx.args, now=core.clock.now(), tz=core.settings.tz, on_day=day)
     if understood is None or understood.at is None:
-        return [
-            Reply(
-                f"没有看懂时间「{ctx.args}」。请回复 {day_text(day)} 的具体时间,例如:下午3点 或 15:00,或发送「取消」。"
-            )
-        ]
+        return [say(ctx, "reschedule/unknown_hour", words=ctx.args, day=day_text(day))]
     if not await close_pending(ctx):
-        return [Reply("这个问题已经处理过或已超时。")]
+        return [say(ctx, "reschedule/stale")]
     return await _prompt(ctx, params["platform_id"], understood.at, params.get("help"))
 
 
@@ -122,34 +114,30 @@ async def _prompt(ctx: Context, platform_id: str, when: datetime, help_params: d
     core = ctx.core
     tz = core.settings.tz
     if when <= core.clock.now():
-        return [Reply(f"{full_text(when, tz)} 已经过去了。新的面试时间必须晚于现在。")]
-    async with core.sessions() as session:
-        interview = await repo.get_interview(session, platform_id=platform_id)
-        if interview is None:
-            return [Reply(f"找不到面试 {platform_id}。")]
-        candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
-        assert candidate is not None
-        repo.audit(
-            session,
-            at=core.clock.now(),
-            actor=ctx.actor,
-            action="reschedule.requested",
-            interview_id=interview.id,
-            chat=ctx.chat,
-            detail={"at": when.isoformat(), "help": bool(help_params)},
-        )
-        await session.commit()
-    await open_action(ctx, CONFIRM_ACTION, {"platform_id": platform_id, "at": when.isoformat(), "help": help_params})
+        return [say(ctx, "reschedule/past", when=full_text(when, tz))]
+    found = await interviews.get_with_candidate(core, platform_id)
+    if found is None:
+        return [say(ctx, "interview_not_found", platform_id=platform_id)]
+    interview, candidate = found
+    requested = prompts.Audit(
+        ctx.actor,
+        "reschedule.requested",
+        chat=ctx.chat,
+        interview_id=interview.id,
+        detail={"at": when.isoformat(), "help": bool(help_params)},
+    )
+    params = {"platform_id": platform_id, "at": when.isoformat(), "help": help_params}
+    await open_action(ctx, CONFIRM_ACTION, params, audit=requested)
     text = core.templates.render(
         "chat/confirm_reschedule.txt.j2",
         candidate_name=candidate.name,
         position=interview.position,
         start_text=full_text(when, tz),
         previous_text=full_text(interview.scheduled_at, tz) if interview.scheduled_at else "",
-        ends_current=bool(help_params) and interview.status == InterviewStatus.in_progress,
+        ends_current=bool(help_params) and interview.status == "in_progress",
         ttl_minutes=max(1, core.settings.confirm_ttl_seconds // 60),
     )
-    return [Reply(text, kind="confirm", title="确认重新安排", buttons=CONFIRM_BUTTONS)]
+    return [Reply(text, kind="confirm", title=LABELS["reply_title"]["reschedule"], buttons=CONFIRM_BUTTONS)]
 
 
 @on_confirm(CONFIRM_ACTION)
@@ -162,12 +150,9 @@ async def _confirmed(ctx: Context, action: PendingAction) -> list[Reply]:
 
 
 async def _reschedule(ctx: Context, platform_id: str, when: datetime) -> list[Reply]:
-    try:
-        result = await scheduling.reschedule(
-            ctx.core, platform_id=platform_id, new_time=when, operator=ctx.actor, source="chat", chat=ctx.chat
-        )
-    except scheduling.RescheduleError as exc:
-        return [Reply(exc.message)]
+    result = await scheduling.reschedule(
+        ctx.core, platform_id=platform_id, new_time=when, operator=ctx.actor, source="chat", chat=ctx.chat
+    )
     text = ctx.core.templates.render(
         "chat/rescheduled.txt.j2",
         position=result.interview.position,
@@ -181,23 +166,18 @@ async def _reschedule(ctx: Context, platform_id: str, when: datetime) -> list[Re
 async def _answer_help(ctx: Context, params: dict[str, object], when: datetime) -> list[Reply]:
     """A 求助 answered with a new time: end the current attempt (progress saved), then book the new one."""
     key, platform_id = str(params["key"]), str(params["platform_id"])
-    if not await close_siblings(ctx.core, key, state=ActionState.answered):
-        return [Reply("这条求助已被他人处理。")]
-    async with ctx.core.sessions() as session:
-        reasons = await repo.list_reasons(session)
-        interview = await repo.get_interview(session, platform_id=platform_id)
-    if interview is not None and interview.status == InterviewStatus.in_progress:
-        reason = match_reason(str(params.get("reason", "")), reasons)
-        try:
-            await termination.terminate(
-                ctx.core,
-                platform_id=platform_id,
-                reason_text=reason.code if reason else HELP_FALLBACK_REASON,
-                operator=ctx.actor,
-                source="candidate_request",
-                detail=str(params.get("reason", "")),
-                chat=ctx.chat,
-            )
-        except termination.TerminationError as exc:
-            return [Reply(exc.message)]
+    if not await close_siblings(ctx.core, key, state=prompts.ActionState.answered):
+        return [say(ctx, "help_requests/taken")]
+    found = await interviews.get_with_candidate(ctx.core, platform_id)
+    if found is not None and found[0].status == "in_progress":
+        reason = match_reason(str(params.get("reason", "")), await reasons.active(ctx.core))
+        await termination.terminate(
+            ctx.core,
+            platform_id=platform_id,
+            reason_text=reason.code if reason else HELP_FALLBACK_REASON,
+            operator=ctx.actor,
+            source="candidate_request",
+            detail=str(params.get("reason", "")),
+            chat=ctx.chat,
+        )
     return await _reschedule(ctx, platform_id, when)

@@ -4,27 +4,24 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.channels.base import Reply
+from bot.chat.messages import Reply
 from bot.dispatcher import MANAGERS, Context, Router
 from bot.services.reports import exit_report
+from handlers.common import say
 
 router = Router("stats")
 
 PERIODS = ("今天", "本周", "本月")
 
 
-@router.command("统计", roles=MANAGERS, usage="统计 [今天|本周|本月]", example="统计 本周")
+@router.command("统计", roles=MANAGERS)
 async def stats(ctx: Context) -> list[Reply]:
-    period = ctx.args.split(" ")[0] if ctx.args else "今天"
+    period = ctx.args.split(" ")[0] if ctx.args else PERIODS[0]
     if period not in PERIODS:
-        return [Reply(f"请选择统计范围:{'、'.join(PERIODS)},例如:统计 本周")]
+        assert ctx.cmd is not None
+        return [say(ctx, "stats/periods", periods=PERIODS, example=ctx.cmd.example)]
     today = ctx.core.clock.now().astimezone(ctx.core.settings.tz).date()
-    start = {"今天": today, "本周": today - timedelta(days=today.weekday()), "本月": today.replace(day=1)}[period]
-    report = await exit_report(ctx.core, start=start, end=today)
-    lines = [f"{period}退出统计({start} ~ {today}):共 {report.total} 场"]
-    for name, count in sorted(report.by_reason.items(), key=lambda kv: -kv[1]):
-        if count:
-            lines.append(f"· {name}:{count}")
-    if report.total == 0:
-        lines.append("暂无提前结束的面试。")
-    return [Reply("\n".join(lines))]
+    start = dict(zip(PERIODS, (today, today - timedelta(days=today.weekday()), today.replace(day=1)), strict=True))
+    report = await exit_report(ctx.core, start=start[period], end=today)
+    counts = [(name, n) for name, n in sorted(report.by_reason.items(), key=lambda kv: -kv[1]) if n]
+    return [say(ctx, "stats/report", period=period, start=start[period], end=today, total=report.total, counts=counts)]

@@ -2,90 +2,79 @@
 
 from __future__ import annotations
 
-from bot.channels.base import Reply
+from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
-from bot.services import people
+from bot.services import interviews
 from bot.services.reasons import shown_detail
-from handlers.common import STATUS_LABELS, local, mobile_tail, scope_of
-from storage import repo
-from storage.models import AttemptResult, InterviewStatus, NoticeStatus
+from handlers.common import STATUS_LABELS, local, mobile_tail, say, scope_of, usage_reply
 from templates.labels import label
 
 router = Router("status")
 
 
-@router.command("进行中", "正在进行的面试", usage="进行中", example="进行中")
+@router.command("进行中", "正在进行的面试")
 async def in_progress(ctx: Context) -> list[Reply]:
     now = ctx.core.clock.now()
-    async with ctx.core.sessions() as session:
-        rows = await repo.open_interviews_matching(
-            session, query=None, hr_key=scope_of(ctx), statuses=(InterviewStatus.in_progress.value,)
-        )
+    in_progress = (interviews.InterviewStatus.in_progress.value,)
+    rows = await interviews.matching(ctx.core, query=None, hr_key=scope_of(ctx), statuses=in_progress)
     if not rows:
-        return [Reply("当前没有进行中的面试。")]
-    lines = [f"进行中的面试({len(rows)} 场):"]
+        return [say(ctx, "status/none_in_progress")]
+    shown = []
     for interview, candidate in rows:
         started = interview.started_at or now
-        elapsed = int((now - started).total_seconds() // 60)
-        idle = int((now - (interview.last_activity_at or started)).total_seconds() // 60)
-        lines.append(
-            f"· {candidate.name} {interview.position}:已进行 {elapsed} 分钟,最近操作 {idle} 分钟前,"
-            f"已作答 {interview.answered_count} 题({interview.platform_id})"
+        shown.append(
+            {
+                "name": candidate.name,
+                "position": interview.position,
+                "elapsed": int((now - started).total_seconds() // 60),
+                "idle": int((now - (interview.last_activity_at or started)).total_seconds() // 60),
+                "answered": interview.answered_count,
+                "platform_id": interview.platform_id,
+            }
         )
-    return [Reply("\n".join(lines))]
+    return [say(ctx, "status/in_progress", rows=shown)]
 
 
-@router.command("查看", usage="查看 <姓名或面试编号>", example="查看 张三")
+@router.command("查看")
 async def show(ctx: Context) -> list[Reply]:
     query = ctx.args.split(" ")[0] if ctx.args else ""
     if not query:
-        return [Reply("用法:查看 <姓名或面试编号>,例如:查看 张三")]
+        return [usage_reply(ctx, inline=True)]
     blocks = []
-    async with ctx.core.sessions() as session:
-        rows = await repo.open_interviews_matching(
-            session, query=query, hr_key=scope_of(ctx), statuses=tuple(STATUS_LABELS)
+    found = await interviews.details(ctx.core, query=query, hr_key=scope_of(ctx), statuses=tuple(STATUS_LABELS))
+    for item in found:
+        interview, candidate, record = item.interview, item.candidate, item.exit
+        notices = []
+        for notice, attempts in item.notices:
+            parts = [label(notice.kind, "notice_kind"), label(notice.channel, "channel")]
+            lines = []
+            if notice.channel == "none" and notice.last_error:
+                lines.append(f"  · {notice.last_error}")
+            for attempt in attempts:
+                result = label(attempt.result, "attempt_result")
+                detail = f" {attempt.provider_id}" if attempt.provider_id else ""
+                if attempt.error and attempt.result != "sent":
+                    detail = f" {attempt.error[:60]}"
+                channel = label(attempt.channel, "channel")
+                lines.append(f"  · {local(ctx, attempt.started_at)} {channel} {result}{detail}")
+            notices.append({"head": " · ".join([*parts, label(notice.status, "notice_status")]), "lines": lines})
+        events = [f"  {local(ctx, e.at)} {label(e.action, 'audit_action')}({actor})" for e, actor in item.events]
+        text = ctx.core.templates.render(
+            "chat/status/detail.txt.j2",
+            c=candidate,
+            i=interview,
+            status=STATUS_LABELS.get(interview.status, interview.status),
+            scheduled=local(ctx, interview.scheduled_at),
+            tail=mobile_tail(candidate),
+            record=record,
+            operator=item.exit_operator,
+            exit_at=local(ctx, record.at) if record else "",
+            said=shown_detail(record.detail, name=record.reason, code=record.reason_code) if record else "",
+            superseded=item.superseded,
+            notices=notices,
+            events=events,
         )
-        for interview, candidate in rows:
-            assert interview.id is not None
-            lines = [
-                f"【{candidate.name}】{interview.position}({interview.platform_id})",
-                f"状态:{STATUS_LABELS.get(interview.status, interview.status)};流程:{candidate.pipeline_status}",
-                f"预约:{local(ctx, interview.scheduled_at)};已作答 {interview.answered_count} 题",
-                f"手机:{candidate.mobile or '无'};邮箱:{candidate.email or '无'};尾号{mobile_tail(candidate)}",
-            ]
-            record = await repo.get_exit(session, interview_id=interview.id)
-            if record:
-                operator = await people.display_name(session, record.operator)
-                lines.append(f"退出:{record.reason},操作人 {operator},{local(ctx, record.at)}")
-                if said := shown_detail(record.detail, name=record.reason, code=record.reason_code):
-                    lines.append(f"说明:{said}")
-            notices = [
-                n
-                for n in await repo.notices_for_interview(session, interview_id=interview.id)
-                if n.payload.get("audience") == "candidate"
-            ]
-            replaced = [n for n in notices if n.status == NoticeStatus.superseded.value]
-            notices = [n for n in notices if n not in replaced]
-            if replaced:
-                lines.append(f"通知:另有 {len(replaced)} 条未发出的旧通知已被更新的通知取代")
-            attempts = await repo.attempts_for_notices(session, notice_ids=[n.id for n in notices if n.id is not None])
-            for notice in notices:
-                parts = [label(notice.kind, "notice_kind"), label(notice.channel, "channel")]
-                lines.append(f"通知:{' · '.join([*parts, label(notice.status, 'notice_status')])}")
-                if notice.channel == "none" and notice.last_error:
-                    lines.append(f"  · {notice.last_error}")
-                for attempt in attempts.get(notice.id or 0, []):
-                    result = label(attempt.result, "attempt_result")
-                    detail = f" {attempt.provider_id}" if attempt.provider_id else ""
-                    if attempt.error and attempt.result != AttemptResult.sent:
-                        detail = f" {attempt.error[:60]}"
-                    channel = label(attempt.channel, "channel")
-                    lines.append(f"  · {local(ctx, attempt.started_at)} {channel} {result}{detail}")
-            events = await repo.audit_for_interview(session, interview_id=interview.id, limit=6)
-            for event in reversed(events):
-                actor = await people.display_name(session, event.actor)
-                lines.append(f"  {local(ctx, event.at)} {label(event.action, 'audit_action')}({actor})")
-            blocks.append("\n".join(lines))
+        blocks.append(text)
     if not blocks:
-        return [Reply(f"没有找到你可以查看的「{query}」的面试。")]
+        return [say(ctx, "status/not_found", query=query)]
     return [Reply("\n\n".join(blocks))]

@@ -2,34 +2,35 @@
 
 from __future__ import annotations
 
-from bot.channels.base import Reply
+from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
-from bot.services import notices, termination
-from bot.services.reasons import match_reason, shown_detail
+from bot.services import interviews, notices, prompts, reasons, termination
+from bot.services.prompts import PendingAction
+from bot.services.reasons import ExitReason, match_reason, shown_detail
 from handlers.common import (
     CONFIRMABLE,
     ask_reason,
+    names_reason,
     on_confirm,
     open_action,
     picked_interview,
     picked_reason,
     resolve_one,
+    say,
+    usage_reply,
 )
-from storage import repo
-from storage.models import ActionState, ExitReason, PendingAction
+from templates.labels import LABELS
 
 router = Router("terminate")
 
-TERMINATE_USAGE = "终止面试 <姓名或面试编号> [原因]"
-CONFIRM_BUTTONS = (("确认终止", "确认"), ("取消", "取消"))
-CANCELLED = {"terminate": "已取消,面试继续进行。", "reschedule": "已取消,面试时间不变,没有通知候选人。"}
+CONFIRM_BUTTONS = ((LABELS["button"]["terminate"], "确认"), (LABELS["button"]["cancel"], "取消"))
 
 
-@router.command("终止面试", "结束面试", "停止面试", "终止", usage=TERMINATE_USAGE, example="终止面试 张三 候选人放弃")
+@router.command("终止面试", "结束面试", "停止面试", "终止")
 async def ask_terminate(ctx: Context) -> list[Reply]:
     who, _, reason_text = ctx.args.partition(" ")
     if not who:
-        return [Reply(f"用法:{TERMINATE_USAGE}\n例如:终止面试 张三 候选人放弃")]
+        return [usage_reply(ctx)]
     found, replies = await resolve_one(ctx, who, then="terminate.pick_interview", params={"reason": reason_text})
     if found is None:
         return replies
@@ -46,17 +47,15 @@ async def on_pick_interview(ctx: Context) -> list[Reply]:
 
 
 async def _with_interview(ctx: Context, platform_id: str, reason_text: str) -> list[Reply]:
-    async with ctx.core.sessions() as session:
-        reasons = await repo.list_reasons(session)
-    reason = match_reason(reason_text, reasons) if reason_text else None
+    reason = match_reason(reason_text, await reasons.active(ctx.core)) if reason_text else None
     if reason is None:
-        head = f"无法识别原因「{reason_text}」。" if reason_text else "请选择终止原因,"
+        head = ctx.core.templates.render("chat/terminate/reason_head.txt.j2", words=reason_text)
         params = {"platform_id": platform_id}
         return await ask_reason(ctx, then="terminate.pick_reason", params=params, head=head, detail=reason_text)
     return await _prompt(ctx, platform_id, reason, reason_text)
 
 
-@router.answer("terminate.pick_reason")
+@router.answer("terminate.pick_reason", claims=names_reason)
 async def on_pick_reason(ctx: Context) -> list[Reply]:
     assert ctx.pending is not None
     reason, detail, replies = await picked_reason(ctx)
@@ -67,24 +66,20 @@ async def on_pick_reason(ctx: Context) -> list[Reply]:
 
 async def _prompt(ctx: Context, platform_id: str, reason: ExitReason, detail: str) -> list[Reply]:
     core = ctx.core
-    async with core.sessions() as session:
-        interview = await repo.get_interview(session, platform_id=platform_id)
-        if interview is None:
-            return [Reply(f"找不到面试 {platform_id}。")]
-        candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
-        assert candidate is not None
-        repo.audit(
-            session,
-            at=core.clock.now(),
-            actor=ctx.actor,
-            action="terminate.requested",
-            interview_id=interview.id,
-            chat=ctx.chat,
-            detail={"reason": reason.name, "reason_code": reason.code, "detail": detail},
-        )
-        await session.commit()
+    found = await interviews.get_with_candidate(core, platform_id)
+    if found is None:
+        return [say(ctx, "interview_not_found", platform_id=platform_id)]
+    interview, candidate = found
+    requested = prompts.Audit(
+        ctx.actor,
+        "terminate.requested",
+        chat=ctx.chat,
+        interview_id=interview.id,
+        detail={"reason": reason.name, "reason_code": reason.code, "detail": detail},
+    )
     # The reason goes by its code (admins may rename reasons while the prompt waits).
-    await open_action(ctx, "terminate", {"platform_id": platform_id, "reason": reason.code, "detail": detail})
+    params = {"platform_id": platform_id, "reason": reason.code, "detail": detail}
+    await open_action(ctx, "terminate", params, audit=requested)
     ttl = core.settings.confirm_ttl_seconds
     text = core.templates.render(
         "chat/confirm_terminate.txt.j2",
@@ -96,47 +91,37 @@ async def _prompt(ctx: Context, platform_id: str, reason: ExitReason, detail: st
         detail=shown_detail(detail, name=reason.name, code=reason.code),
         ttl_minutes=max(1, ttl // 60),
     )
-    return [Reply(text, kind="confirm", title="确认终止面试", buttons=CONFIRM_BUTTONS)]
+    return [Reply(text, kind="confirm", title=LABELS["reply_title"]["terminate"], buttons=CONFIRM_BUTTONS)]
 
 
-async def _take(ctx: Context, actions: list[str], state: ActionState) -> PendingAction | None:
+async def _take(ctx: Context, actions: list[str], state: prompts.ActionState) -> PendingAction | None:
     """Close the asker's newest open prompt of these kinds in this chat, once."""
-    now = ctx.core.clock.now()
     action_id = int(ctx.args) if ctx.args.isdigit() else None
-    async with ctx.core.sessions() as session:
-        action = await repo.latest_open_action(
-            session, requester=ctx.actor, chat_id=ctx.msg.chat_id, now=now, actions=actions, action_id=action_id
-        )
-        if action is None or action.id is None:
-            return None
-        if not await repo.close_action_and_commit(session, action_id=action.id, state=state, now=now):
-            return None
-        return action
+    return await prompts.take(
+        ctx.core, requester=ctx.actor, chat_id=ctx.msg.chat_id, actions=actions, state=state, action_id=action_id
+    )
 
 
-@router.command("确认", usage="确认", example="确认")
+@router.command("确认")
 async def confirm(ctx: Context) -> list[Reply]:
-    action = await _take(ctx, list(CONFIRMABLE), ActionState.confirmed)
+    action = await _take(ctx, list(CONFIRMABLE), prompts.ActionState.confirmed)
     if action is None:
-        return [Reply("没有等待你确认的操作(可能已超时、已处理或不是你发起的)。")]
+        return [say(ctx, "terminate/nothing_to_confirm")]
     return await CONFIRMABLE[action.action](ctx, action)
 
 
 @on_confirm("terminate")
 async def _terminate_confirmed(ctx: Context, action: PendingAction) -> list[Reply]:
     params = action.params
-    try:
-        result = await termination.terminate(
-            ctx.core,
-            platform_id=params["platform_id"],
-            reason_text=params["reason"],
-            operator=ctx.actor,
-            source=params.get("source", "chat"),
-            detail=params.get("detail", ""),
-            chat=ctx.chat,
-        )
-    except termination.TerminationError as exc:
-        return [Reply(exc.message)]
+    result = await termination.terminate(
+        ctx.core,
+        platform_id=params["platform_id"],
+        reason_text=params["reason"],
+        operator=ctx.actor,
+        source=params.get("source", "chat"),
+        detail=params.get("detail", ""),
+        chat=ctx.chat,
+    )
     text = ctx.core.templates.render(
         "chat/terminated.txt.j2",
         position=result.interview.position,
@@ -148,21 +133,19 @@ async def _terminate_confirmed(ctx: Context, action: PendingAction) -> list[Repl
     return [Reply(text)]
 
 
-@router.command("取消", usage="取消", example="取消")
+@router.command("取消")
 async def cancel(ctx: Context) -> list[Reply]:
     dispatcher = ctx.dispatcher
     assert dispatcher is not None
-    action = await _take(ctx, [*CONFIRMABLE, *dispatcher.answers], ActionState.cancelled)
+    action_id = int(ctx.args) if ctx.args.isdigit() else None
+    action = await prompts.cancel(
+        ctx.core,
+        requester=ctx.actor,
+        chat_id=ctx.msg.chat_id,
+        actions=[*CONFIRMABLE, *dispatcher.answers],
+        chat=ctx.chat,
+        action_id=action_id,
+    )
     if action is None:
-        return [Reply("没有可以取消的操作。")]
-    async with ctx.core.sessions() as session:
-        repo.audit(
-            session,
-            at=ctx.core.clock.now(),
-            actor=ctx.actor,
-            action=f"{action.action}.cancelled",
-            chat=ctx.chat,
-            detail=action.params,
-        )
-        await session.commit()
-    return [Reply(CANCELLED.get(action.action, "已取消。"))]
+        return [say(ctx, "terminate/nothing_to_cancel")]
+    return [say(ctx, "terminate/cancelled", action=action.action)]

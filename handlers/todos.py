@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from bot.channels.base import Reply
+from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
-from handlers.common import local
-from storage import repo
-from storage.models import Interview, Role, Todo
+from bot.services import todos
+from bot.services.people import Role
+from bot.services.todos import Interview, Todo
+from handlers.common import local, say
 
 router = Router("todos")
 
 
-@router.command("待办", usage="待办", example="待办")
+@router.command("待办")
 async def my_todos(ctx: Context) -> list[Reply]:
-    async with ctx.core.sessions() as session:
-        rows = await repo.open_todos_with_interviews(session, assignee=ctx.actor)
+    rows = await todos.open_for(ctx.core, ctx.actor)
     if not rows:
-        return [Reply("你没有未完成的待办。")]
-    lines = [f"你的待办({len(rows)} 项):", *(_line(ctx, t, i) for t, i in rows), "完成后发送「完成 编号」。"]
-    return [Reply("\n".join(lines))]
+        return [say(ctx, "todos/none")]
+    return [say(ctx, "todos/list", lines=[_line(ctx, t, i) for t, i in rows])]
 
 
 def _line(ctx: Context, todo: Todo, interview: Interview | None) -> str:
@@ -29,20 +28,21 @@ def _line(ctx: Context, todo: Todo, interview: Interview | None) -> str:
     return f"#{todo.id} {todo.title}({about})"
 
 
-@router.command("完成", usage="完成 <待办编号>", example="完成 12")
+def todo_number(args: str) -> int | None:
+    """完成 12, 完成 #12: the to-do's number."""
+    number = args.lstrip("#").split(" ")[0] if args else ""
+    try:
+        return int(number) if number.isdigit() else None
+    except ValueError:  # a digit int() does not read, such as ²
+        return None
+
+
+@router.command("完成", parse=todo_number, bad_args="chat/todos/usage.txt.j2")
 async def finish(ctx: Context) -> list[Reply]:
-    number = ctx.args.lstrip("#").split(" ")[0] if ctx.args else ""
-    if not number.isdigit():
-        return [Reply("用法:完成 <待办编号>,例如:完成 12(发送「待办」查看编号)")]
+    number: int = ctx.value
     is_admin = ctx.person is not None and ctx.person.role == Role.admin.value
-    now = ctx.core.clock.now()
-    async with ctx.core.sessions() as session:
-        done = await repo.finish_todo(session, todo_id=int(number), assignee=None if is_admin else ctx.actor, now=now)
-        if done:
-            repo.audit(
-                session, at=now, actor=ctx.actor, action="todo.done", chat=ctx.chat, detail={"todo": int(number)}
-            )
-        await session.commit()
+    assignee = None if is_admin else ctx.actor
+    done = await todos.finish(ctx.core, todo_id=number, assignee=assignee, actor=ctx.actor, chat=ctx.chat)
     if not done:
-        return [Reply(f"没有你的未完成待办 #{number}。")]
-    return [Reply(f"待办 #{number} 已完成。")]
+        return [say(ctx, "todos/not_yours", number=number)]
+    return [say(ctx, "todos/done", number=number)]

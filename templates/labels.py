@@ -114,6 +114,56 @@ LABELS: dict[str, dict[str, str]] = {
         "协助继续": "不结束面试,由你联系候选人协助继续",
         "帮助": "列出你能用的命令",
     },
+    # How each command is typed (帮助 and usage replies) and one example; keyed by its first name.
+    "command_usage": {
+        "终止面试": "终止面试 <姓名或面试编号> [原因]",
+        "重新安排": "重新安排 <姓名或面试编号> <时间>",
+        "统计": "统计 [今天|本周|本月]",
+        "完成": "完成 <待办编号>",
+        "授权": "授权 <姓名或用户ID> <管理员|经理|HR|取消>  新成员:授权 <用户ID> <角色> <姓名>",
+        "查看": "查看 <姓名或面试编号>",
+        "共享": "共享 <姓名或面试编号> <HR姓名或用户ID>",
+    },
+    "command_example": {
+        "终止面试": "终止面试 张三 候选人放弃",
+        "重新安排": "重新安排 张三 明天下午2点",
+        "统计": "统计 本周",
+        "完成": "完成 12",
+        "授权": "授权 hr02 HR 赵先生",
+        "查看": "查看 张三",
+        "共享": "共享 张三 赵先生",
+    },
+    # Words inside chat replies that code puts together.
+    "chat": {
+        "apology": "抱歉,处理时出错了,请稍后重试。",
+        "unscheduled": "未排期",
+        "none": "无",
+        "list_separator": "、",
+    },
+    # Titles of confirm replies (cards), keyed by the prompt's action.
+    "reply_title": {
+        "terminate": "确认终止面试",
+        "reschedule": "确认重新安排",
+    },
+    # What an admin may type for a role in 授权 (matched as typed, then lower-cased).
+    "role_words": {
+        "管理员": "admin",
+        "admin": "admin",
+        "经理": "manager",
+        "主管": "manager",
+        "manager": "manager",
+        "hr": "hr",
+        "HR": "hr",
+        "招聘": "hr",
+    },
+    # What an admin may type in 授权 to take someone's access away.
+    "revoke_words": {"取消": "revoke", "撤销": "revoke", "移除": "revoke"},
+    # Button labels of confirm replies, keyed by what a press does.
+    "button": {
+        "terminate": "确认终止",
+        "reschedule": "确认改期",
+        "cancel": "取消",
+    },
 }
 
 

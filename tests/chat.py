@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from bot.channels.base import ChatType, IncomingMessage, Reply
+from bot.chat.messages import ChatType, IncomingMessage, Reply
 from bot.keys import CORE, DISPATCHER
 from storage.models import Person
 

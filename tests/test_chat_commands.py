@@ -6,8 +6,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
+from bot.chat.masking import mask_sensitive
 from bot.clock import FrozenClock
-from bot.dispatcher import mask_sensitive
 from bot.keys import CORE
 from storage.models import AuditEvent, Person
 from tests.chat import ChatUser, add_person

@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from sqlalchemy import delete
 from sqlmodel import select
 
+from bot.chat.text import clean_text
 from bot.clock import FrozenClock
-from bot.dispatcher import Dispatcher, clean_text
+from bot.dispatcher import Dispatcher
 from bot.keys import CORE, DISPATCHER
 from storage.models import ExitRecord, Interview, PendingAction
 from tests.chat import ChatUser, add_person

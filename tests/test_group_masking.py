@@ -13,10 +13,9 @@ from aiohttp.test_utils import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.channels.base import Reply
+from bot.chat.masking import KnownContacts, mask_reply, mask_sensitive
+from bot.chat.messages import Reply
 from bot.clock import FrozenClock
-from bot.dispatcher import mask_reply, mask_sensitive
-from bot.masking import KnownContacts
 from bot.services.summary import send_daily_summary
 from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, eventually, started_interview

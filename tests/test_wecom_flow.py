@@ -201,8 +201,8 @@ async def test_ai_bot_one_to_one_stranger_is_refused(
 
 
 def test_several_ai_bot_replies_share_one_response_url() -> None:
-    from bot.channels.base import Reply
     from bot.channels.wecom.inbox import merge_replies
+    from bot.chat.messages import Reply
 
     merged = merge_replies([Reply("第一段"), Reply("第二段", kind="confirm", buttons=(("确认", "确认"),))])
     assert len(merged) == 1

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from bot.api.common import error, fail, parse_json_object
 from bot.bounded import ascii_equal, check_day
-from bot.channels.base import INBOUND_KIND
+from bot.chat.messages import INBOUND_KIND
 from bot.keys import CORE
 from bot.services import termination
 from bot.services.reports import exit_report

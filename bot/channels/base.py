@@ -1,51 +1,8 @@
-"""Neutral message types and the Channel protocol shared by every chat platform.
-
-Nothing platform-specific crosses this boundary: channels turn their wire format
-into an ``IncomingMessage`` and turn a ``Reply`` back into their wire format.
-"""
+"""The Channel protocol: a chat platform connection (neutral types live in ``bot.chat``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
-
-ChatType = Literal["direct", "group"]
-
-# Outbox rows that hold a received chat message until it is processed (durable intake).
-INBOUND_KIND = "inbound"
-ReplyKind = Literal["text", "markdown", "confirm"]
-
-
-@dataclass(frozen=True, slots=True)
-class IncomingMessage:
-    """One inbound chat message or button click, whatever the platform."""
-
-    platform: str  # "wecom", "dingtalk", "console"
-    sender_id: str  # the platform's user id (WeCom userid, DingTalk staffId)
-    chat_id: str  # conversation id; for 1:1 chats the sender id
-    chat_type: ChatType
-    text: str
-    msg_id: str
-    # Where a reply can go without an access token (response_url, sessionWebhook), if any.
-    reply_hint: Mapping[str, Any] = field(default_factory=dict)
-    raw: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def sender_key(self) -> str:
-        """The operator id written to audit logs: ``platform:user_id``."""
-        return f"{self.platform}:{self.sender_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What a handler wants said back. ``confirm`` carries button choices."""
-
-    text: str
-    kind: ReplyKind = "text"
-    title: str = ""
-    # For kind == "confirm": (button label, command text the click stands for).
-    buttons: tuple[tuple[str, str], ...] = ()
+from typing import Protocol
 
 
 class Channel(Protocol):

@@ -11,7 +11,7 @@ import itertools
 import sys
 from typing import TextIO
 
-from bot.channels.base import ChatType, IncomingMessage
+from bot.chat.messages import ChatType, IncomingMessage
 from bot.dispatcher import Dispatcher
 
 PROMPT = "你> "

@@ -8,7 +8,7 @@ from email.utils import make_msgid
 
 import aiosmtplib
 
-from bot.masking import mask_contacts
+from bot.chat.masking import mask_contacts
 from bot.outbox import SendError
 from bot.settings import Settings
 from storage.models import Notice

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import SQLModel, col, select
 
-from bot.channels.base import IncomingMessage, Reply
+from bot.chat.messages import IncomingMessage, Reply
 from bot.dispatcher import Dispatcher
 from bot.outbox import SendError
 from bot.services.context import Core

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from typing import Any
 
-from bot.channels.base import IncomingMessage, Reply
+from bot.chat.messages import IncomingMessage, Reply
+from bot.chat.payload import reply_to_payload
 from bot.services.context import Core
 from storage.models import Notice
-
-
-def reply_to_payload(reply: Reply) -> dict[str, Any]:
-    return asdict(reply)
-
-
-def reply_from_payload(data: Mapping[str, Any]) -> Reply:
-    return Reply(
-        text=data["text"],
-        kind=data.get("kind", "text"),
-        title=data.get("title", ""),
-        buttons=tuple((label, command) for label, command in data.get("buttons", ())),
-    )
 
 
 async def enqueue_replies(

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.base import Reply
-from bot.channels.replies import reply_to_payload
+from bot.chat.messages import Reply
+from bot.chat.payload import reply_to_payload
 from bot.services import notices, termination
 from bot.services.context import Core
 from bot.services.reasons import match_reason

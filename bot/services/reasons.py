@@ -5,7 +5,11 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 
+from bot.services.context import Core
+from storage import repo
 from storage.models import ExitReason
+
+__all__ = ["ExitReason", "active", "match_reason", "normalize", "shown_detail"]
 
 # Characters a hurried typist leaves around a phrase (stripped as a set, either end).
 TRAILING_PUNCTUATION = "。.!!??~~,,、"
@@ -50,3 +54,9 @@ def shown_detail(detail: str, *, name: str, code: str) -> str:
     if not text or normalize(text) in {normalize(name), code.lower()}:
         return ""
     return text
+
+
+async def active(core: Core) -> Sequence[ExitReason]:
+    """The exit reasons offered for a pick, in their configured order."""
+    async with core.sessions() as session:
+        return await repo.list_reasons(session)

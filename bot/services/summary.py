@@ -29,9 +29,9 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from bot import masking
+from bot.chat import masking
+from bot.chat.masking import KnownContacts, mask_contacts
 from bot.delivery import GroupPost, GroupPoster
-from bot.masking import KnownContacts, mask_contacts
 from bot.services import notices
 from bot.services.charts import render_exit_chart
 from bot.services.claims import CLAIM_FOR, local_text

@@ -32,7 +32,6 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from bot.channels.base import INBOUND_KIND
 from bot.channels.dingtalk.parse import PLATFORM, ParseError, dedupe_key, message_text, parse_callback
 from bot.channels.dingtalk.sender import CHANNEL
 from bot.channels.intake import (
@@ -45,6 +44,7 @@ from bot.channels.intake import (
     given_up,
 )
 from bot.channels.replies import enqueue_replies
+from bot.chat.messages import INBOUND_KIND
 from bot.dispatcher import Dispatcher
 from bot.outbox import Outbox, SendError
 from bot.services.context import Core

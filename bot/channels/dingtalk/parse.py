@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from bot.channels.base import ChatType, IncomingMessage
+from bot.chat.messages import ChatType, IncomingMessage
 
 PLATFORM = "dingtalk"
 # DingTalk's ids are short (msgId ~30 characters, staff ids ≤ 64, conversation ids ~40); longer ones

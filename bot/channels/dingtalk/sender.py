@@ -23,9 +23,9 @@ from urllib.parse import quote
 
 import aiohttp
 
-from bot.channels.base import Reply
 from bot.channels.dingtalk.api import DingTalkError, OpenApi, post_custom_robot, post_webhook
-from bot.channels.replies import reply_from_payload
+from bot.chat.messages import Reply
+from bot.chat.payload import reply_from_payload
 from bot.clock import Clock
 from bot.outbox import SendError
 from storage.models import Notice

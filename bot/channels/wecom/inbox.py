@@ -35,11 +35,11 @@ from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 
-from bot.channels.base import INBOUND_KIND, IncomingMessage, Reply
 from bot.channels.intake import INBOUND_GRACE, INBOUND_MAX_ATTEMPTS, BoundedWork, GroupCommit, dispatch_stored, given_up
 from bot.channels.replies import enqueue_replies
 from bot.channels.wecom.parse import Inbound
 from bot.channels.wecom.sender import AIBOT_CHANNEL, APP_CHANNEL, update_card_notice
+from bot.chat.messages import INBOUND_KIND, IncomingMessage, Reply
 from bot.dispatcher import Dispatcher
 from bot.services.context import Core
 from storage.models import Notice

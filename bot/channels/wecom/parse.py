@@ -27,8 +27,8 @@ from xml.parsers.expat import ExpatError
 
 from wechatpy.enterprise import parse_message
 
-from bot.channels.base import IncomingMessage
 from bot.channels.wecom.crypto import MalformedError
+from bot.chat.messages import IncomingMessage
 
 log = logging.getLogger(__name__)
 

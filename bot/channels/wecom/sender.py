@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot.channels.base import Reply
-from bot.channels.replies import reply_from_payload
 from bot.channels.wecom.api import DUPLICATE_CHECK_SECONDS, WeComApi, WeComError, aibot_respond, robot_send
 from bot.channels.wecom.parse import button_key
+from bot.chat.messages import Reply
+from bot.chat.payload import reply_from_payload
 from bot.outbox import SendError
 from storage.models import Notice
 

@@ -22,11 +22,12 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import event
 
+from bot.chat.messages import Reply
 from storage.models import Candidate
 
 LINK_MASK = "[链接仅私聊可见]"
@@ -169,3 +170,12 @@ def mask_contacts(text: str, known: KnownContacts | Iterable[str] | None = None)
 def mask_group_text(text: str, known: KnownContacts | Iterable[str] | None = None) -> str:
     """What a group may read: links hidden too (they can carry tokens or a candidate's join link)."""
     return mask_contacts(_sub(_URL, text, lambda _m: LINK_MASK), known)
+
+
+def mask_sensitive(text: str, known: KnownContacts | None = None) -> str:
+    """Hide phone numbers, emails and links before anything is posted to a group."""
+    return mask_group_text(text, known)
+
+
+def mask_reply(reply: Reply, known: KnownContacts | None = None) -> Reply:
+    return replace(reply, text=mask_sensitive(reply.text, known), title=mask_sensitive(reply.title, known))

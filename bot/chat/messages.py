@@ -1,0 +1,50 @@
+"""Neutral message types shared by every chat platform.
+
+Nothing platform-specific crosses this boundary: channels turn their wire format
+into an ``IncomingMessage`` and turn a ``Reply`` back into their wire format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ChatType = Literal["direct", "group"]
+
+# Outbox rows that hold a received chat message until it is processed (durable intake).
+INBOUND_KIND = "inbound"
+ReplyKind = Literal["text", "markdown", "confirm"]
+# A button of a confirm reply: (label shown, command text a press stands for).
+Button = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """One inbound chat message or button click, whatever the platform."""
+
+    platform: str  # "wecom", "dingtalk", "console"
+    sender_id: str  # the platform's user id (WeCom userid, DingTalk staffId)
+    chat_id: str  # conversation id; for 1:1 chats the sender id
+    chat_type: ChatType
+    text: str
+    msg_id: str
+    # Where a reply can go without an access token (response_url, sessionWebhook), if any.
+    reply_hint: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def sender_key(self) -> str:
+        """The operator id written to audit logs: ``platform:user_id``."""
+        return f"{self.platform}:{self.sender_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What a handler wants said back. ``confirm`` carries button choices."""
+
+    text: str
+    kind: ReplyKind = "text"
+    title: str = ""
+    # For kind == "confirm": (button label, command text the click stands for).
+    buttons: tuple[Button, ...] = ()

@@ -1,0 +1,135 @@
+"""Open questions a chat user answers (numbered picks, confirmations): open, find, close.
+
+A prompt that records why it was opened writes that audit event in the same transaction as
+the ``PendingAction`` row, so the two never disagree after a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from bot.services.context import Core
+from storage import repo
+from storage.models import ActionState, PendingAction
+
+__all__ = ["Audit", "PendingAction", "audit", "cancel", "close", "latest_open", "open_prompt", "take"]
+
+
+@dataclass(frozen=True)
+class Audit:
+    """An audit event to write with a prompt change."""
+
+    actor: str
+    action: str
+    chat: str | None = None
+    interview_id: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _write(session: Any, core: Core, entry: Audit) -> None:
+    repo.audit(
+        session,
+        at=core.clock.now(),
+        actor=entry.actor,
+        action=entry.action,
+        interview_id=entry.interview_id,
+        chat=entry.chat,
+        detail=entry.detail,
+    )
+
+
+async def audit(core: Core, entry: Audit) -> None:
+    """Write one audit event on its own (a refusal, a cancelled prompt, an acknowledged request)."""
+    async with core.sessions() as session:
+        _write(session, core, entry)
+        await session.commit()
+
+
+async def open_prompt(
+    core: Core,
+    *,
+    requester: str,
+    chat_id: str,
+    action: str,
+    params: dict[str, Any],
+    ttl: int | None = None,
+    audit: Audit | None = None,
+) -> PendingAction:
+    """Store a question that ``requester`` answers in ``chat_id``, with ``audit`` in the same transaction."""
+    now = core.clock.now()
+    seconds = ttl if ttl is not None else core.settings.confirm_ttl_seconds
+    async with core.sessions() as session:
+        row = PendingAction(
+            requester=requester,
+            chat_id=chat_id,
+            action=action,
+            params=params,
+            created_at=now,
+            expires_at=now + timedelta(seconds=seconds),
+        )
+        session.add(row)
+        if audit is not None:
+            _write(session, core, audit)
+        await session.commit()
+        return row
+
+
+async def latest_open(
+    core: Core,
+    *,
+    requester: str,
+    chat_id: str | None,
+    actions: Sequence[str] | None = None,
+    action_id: int | None = None,
+) -> PendingAction | None:
+    """The requester's newest open, unexpired prompt of these kinds (in this chat; any chat for None)."""
+    async with core.sessions() as session:
+        return await repo.latest_open_action(
+            session,
+            requester=requester,
+            chat_id=chat_id,
+            now=core.clock.now(),
+            actions=actions,
+            action_id=action_id,
+        )
+
+
+async def close(core: Core, action_id: int | None, state: ActionState = ActionState.answered) -> bool:
+    """Close one prompt; False if someone (or something) closed it first or it expired."""
+    if action_id is None:
+        return False
+    async with core.sessions() as session:
+        return await repo.close_action_and_commit(session, action_id=action_id, state=state, now=core.clock.now())
+
+
+async def take(
+    core: Core,
+    *,
+    requester: str,
+    chat_id: str,
+    actions: Sequence[str],
+    state: ActionState,
+    action_id: int | None = None,
+) -> PendingAction | None:
+    """Close the requester's newest open prompt of these kinds in this chat, once."""
+    action = await latest_open(core, requester=requester, chat_id=chat_id, actions=actions, action_id=action_id)
+    if action is None or action.id is None:
+        return None
+    if not await close(core, action.id, state):
+        return None
+    return action
+
+
+async def cancel(
+    core: Core, *, requester: str, chat_id: str, actions: Sequence[str], chat: str, action_id: int | None = None
+) -> PendingAction | None:
+    """Cancel the requester's newest open prompt of these kinds and audit ``<action>.cancelled``."""
+    action = await take(
+        core, requester=requester, chat_id=chat_id, actions=actions, state=ActionState.cancelled, action_id=action_id
+    )
+    if action is not None:
+        await audit(core, Audit(requester, f"{action.action}.cancelled", chat=chat, detail=action.params))
+    return action
