@@ -1,0 +1,112 @@
+"""The layering rules of docs/ARCHITECTURE.md, checked on the code's imports and names, so they stay."""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PLATFORMS = re.compile(r"wecom|dingtalk|feishu|lark", re.IGNORECASE)
+CJK = re.compile(r"[\u4e00-\u9fff]")
+MAX_CHAT_LITERALS = 40
+
+
+def files(*parts: str) -> list[Path]:
+    out: list[Path] = []
+    for part in parts:
+        path = ROOT / part
+        out.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
+    return [p for p in out if p.exists() and "migrations" not in p.parts]
+
+
+def imports(path: Path) -> Iterator[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+def offenders(paths: list[Path], banned: tuple[str, ...]) -> list[str]:
+    found = []
+    for path in paths:
+        for name in imports(path):
+            if any(name == b or name.startswith(b + ".") for b in banned):
+                found.append(f"{path.relative_to(ROOT)} imports {name}")
+    return sorted(set(found))
+
+
+def docstring_nodes(tree: ast.AST) -> set[int]:
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                ids.add(id(first.value))
+    return ids
+
+
+DELIVERY = ("bot/outbox.py", "bot/delivery")
+NEUTRAL_USERS = ("bot/services", "bot/dispatcher.py", "handlers", "storage", *DELIVERY)
+
+
+def test_nothing_below_the_channels_imports_them() -> None:
+    assert offenders(files(*NEUTRAL_USERS), ("bot.channels",)) == []
+
+
+def test_delivery_code_imports_no_services_or_handlers() -> None:
+    assert offenders(files(*DELIVERY), ("bot.services", "handlers", "bot.dispatcher")) == []
+
+
+def test_handlers_reach_data_only_through_services() -> None:
+    assert offenders(files("handlers"), ("storage", "sqlalchemy", "sqlmodel")) == []
+
+
+def test_storage_imports_nothing_above_it() -> None:
+    assert offenders(files("storage"), ("bot", "handlers")) == []
+
+
+def test_channels_use_no_orm_and_no_handlers() -> None:
+    assert offenders(files("bot/channels"), ("sqlalchemy", "sqlmodel", "handlers")) == []
+
+
+def test_app_cli_services_and_delivery_name_no_platform() -> None:
+    found = []
+    for path in files("bot/app.py", "bot/cli.py", "bot/services", *DELIVERY):
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source)
+        docs = {(n.lineno, n.col_offset) for n in ast.walk(tree) if id(n) in docstring_nodes(tree)}
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.STRING and tok.start in docs:
+                continue
+            if tok.type in (tokenize.NAME, tokenize.STRING) and PLATFORMS.search(tok.string):
+                found.append(f"{path.relative_to(ROOT)}:{tok.start[0]} {tok.string[:40]}")
+    assert found == []
+
+
+def decorator_nodes(tree: ast.AST) -> set[int]:
+    """Constants in decorators: command names, usage and examples (allowed to stay in code)."""
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for deco in node.decorator_list:
+                ids.update(id(n) for n in ast.walk(deco))
+    return ids
+
+
+def test_chat_text_lives_in_templates() -> None:
+    literals = []
+    for path in files("handlers", "bot/dispatcher.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skip = docstring_nodes(tree) | decorator_nodes(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+                if CJK.search(node.value):
+                    literals.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value[:20]}")
+    assert len(literals) <= MAX_CHAT_LITERALS, "\n".join(literals)
