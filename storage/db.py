@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 SessionMaker = async_sessionmaker[AsyncSession]
+# The session type, for code above storage that passes sessions to the repositories.
+Session = AsyncSession
 
 
 def _ensure_sqlite_dir(url: str) -> None:

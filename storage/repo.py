@@ -10,9 +10,17 @@ from storage.models import ReasonCode
 from storage.repos._sql import insert_or_nothing
 from storage.repos.audit import audit, audit_for_interview
 from storage.repos.claims import take_over_claims_and_commit
+from storage.repos.errors import Conflict
 from storage.repos.events import platform_event_seen
 from storage.repos.exits import exit_counts, exits_between, get_exit
-from storage.repos.inbound import claim_inbound_and_commit, dingtalk_sign_owner, purge_dingtalk_signs_and_commit
+from storage.repos.inbound import (
+    add_inbound,
+    claim_inbound_and_commit,
+    dingtalk_sign_owner,
+    note_inbound,
+    purge_dingtalk_signs_and_commit,
+    seen_inbound_keys,
+)
 from storage.repos.interviews import (
     claim_termination,
     find_candidate,
@@ -27,8 +35,18 @@ from storage.repos.interviews import (
     stuck_interviews,
 )
 from storage.repos.jobs import advance_job, open_termination_jobs, take_over_job_and_commit
+from storage.repos.kf import (
+    add_kf_conversation,
+    count_kf_reply_and_commit,
+    kf_conversation,
+    kf_cursor,
+    latest_candidate_by_mobile,
+    latest_interview_of,
+    save_kf_cursor_and_commit,
+)
 from storage.repos.notices import (
     add_notice,
+    add_notices_and_commit,
     attempts_for_notices,
     claim_notice_and_commit,
     due_notice_ids,
@@ -68,7 +86,11 @@ REASON_OTHER = ReasonCode.other
 __all__ = [
     "DEFAULT_REASONS",
     "REASON_OTHER",
+    "Conflict",
+    "add_inbound",
+    "add_kf_conversation",
     "add_notice",
+    "add_notices_and_commit",
     "advance_job",
     "attempts_for_notices",
     "audit",
@@ -79,6 +101,7 @@ __all__ = [
     "claim_summary_and_commit",
     "claim_termination",
     "close_action_and_commit",
+    "count_kf_reply_and_commit",
     "dingtalk_sign_owner",
     "due_notice_ids",
     "due_reminder_ids",
@@ -97,13 +120,18 @@ __all__ = [
     "get_shared_token",
     "idle_interviews",
     "insert_or_nothing",
+    "kf_conversation",
+    "kf_cursor",
     "last_attempt",
+    "latest_candidate_by_mobile",
+    "latest_interview_of",
     "latest_open_action",
     "list_interviews",
     "list_notices",
     "list_people",
     "list_reasons",
     "lock_interview",
+    "note_inbound",
     "notice_exists",
     "notices_for_interview",
     "open_actions",
@@ -119,6 +147,8 @@ __all__ = [
     "purge_processed_and_commit",
     "release_termination",
     "reminders_for_interview",
+    "save_kf_cursor_and_commit",
+    "seen_inbound_keys",
     "share_interview_and_commit",
     "store_shared_token_and_commit",
     "stuck_interviews",

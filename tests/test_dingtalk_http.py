@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -183,6 +184,24 @@ async def test_duplicate_msg_id_is_processed_once(
 
     await eventually(processed)
     assert len(await rows(app, Notice, kind="reply")) == 1
+
+
+async def test_one_sign_taken_by_two_messages_at_once_admits_one(
+    make_client: AppFactory, clock: FrozenClock, fake: FakeDingTalk
+) -> None:
+    """Two messages carrying the same sign race past the owner check: the binding the database
+    refuses (``repo.Conflict`` from the intake) turns the loser away, as a replayed sign."""
+    client = await hr_app(make_client, clock, fake)
+    app = client.server.app
+    ts = ms(clock) - 1000
+    first = fake.message("终止面试 张三 候选人放弃", clock, msg_id="msg-first")
+    second = fake.message("终止面试 张三 候选人放弃", clock, msg_id="msg-second")
+    answers = await asyncio.gather(
+        fake.post_callback(client, first, clock, timestamp=ts), fake.post_callback(client, second, clock, timestamp=ts)
+    )
+    assert sorted(resp.status for resp in answers) == [200, 401]
+    assert len(await rows(app, InboundMessage)) == 1
+    assert len(await rows(app, Notice, kind="inbound")) == 1
 
 
 async def test_expired_session_webhook_falls_back_to_the_openapi(

@@ -134,6 +134,39 @@ async def test_redelivered_message_is_processed_once(
     assert "可用命令" in sent["text"]["content"]
 
 
+async def test_message_processed_again_after_its_replies_were_queued_answers_once(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    """A crash after the replies were queued but before the stored message was marked done: the
+    retry finds its replies already queued (the intake's conflict), finishes the row, sends none twice."""
+    client = await make_client(**wecom_settings(fake_wecom))
+    app = client.server.app
+    assert app is not None
+    await add_person(app, "hr01", "王小姐", "hr")
+    assert (await post_text(client, clock, "hr01", "帮助", 777)).status == 200
+
+    async def inbox_row() -> Notice:
+        async with app[CORE].sessions() as session:
+            return (await session.exec(select(Notice).where(Notice.channel == "wecom_inbox"))).one()
+
+    async def done() -> bool:
+        return (await inbox_row()).status == "sent" and len(fake_wecom.sent("message/send")) == 1
+
+    await eventually(done)
+    # The state a crash before the mark-sent leaves: the row due again, its replies already queued.
+    async with app[CORE].sessions() as session:
+        row = await session.get(Notice, (await inbox_row()).id)
+        assert row is not None
+        row.status, row.next_attempt_at, row.locked_until, row.claimed_by = "pending", clock.now(), None, None
+        await session.commit()
+    app[CORE].wake_outbox()
+    await eventually(done)
+    assert (await inbox_row()).attempts == 2
+    async with app[CORE].sessions() as session:
+        assert len((await session.exec(select(Notice).where(Notice.kind == "reply"))).all()) == 1
+    assert "可用命令" in fake_wecom.sent("message/send")[0]["text"]["content"]
+
+
 async def test_unregistered_user_is_refused(make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom) -> None:
     client = await make_client(**wecom_settings(fake_wecom))
     resp = await post_text(client, clock, "stranger", "终止面试 张三 候选人放弃", 9001)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import delete
@@ -10,22 +11,44 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import DingTalkSign, InboundMessage
+from storage.repos._sql import insert_or_nothing
+from storage.repos.errors import Conflict
 
 
 async def claim_inbound_and_commit(session: AsyncSession, *, platform: str, dedupe_key: str, now: datetime) -> bool:
-    """Record an inbound message key and commit. False if it was seen before (a redelivery); any other
-    refusal of the database is raised, never taken for a redelivery."""
+    """Record an inbound message key and commit (with whatever else the session holds). False if it
+    was seen before (a redelivery); any other refusal of the database (e.g. a row stored with it
+    that conflicts) is raised as ``Conflict``, never taken for a redelivery."""
     session.add(InboundMessage(platform=platform, dedupe_key=dedupe_key, received_at=now))
     try:
         await session.commit()
-    except IntegrityError:
+    except IntegrityError as exc:
         await session.rollback()
         same = (InboundMessage.platform == platform) & (InboundMessage.dedupe_key == dedupe_key)
         seen = await session.exec(select(InboundMessage.id).where(same))
         if seen.first() is None:
-            raise
+            raise Conflict(f"{platform} message {dedupe_key[:80]} refused") from exc
         return False
     return True
+
+
+async def note_inbound(session: AsyncSession, *, platform: str, dedupe_key: str, now: datetime) -> bool:
+    """Record an inbound message key (not committed); False if it was seen before (a redelivery)."""
+    values = {"platform": platform, "dedupe_key": dedupe_key, "received_at": now}
+    return await insert_or_nothing(session, InboundMessage, values, conflict=("platform", "dedupe_key"))
+
+
+async def seen_inbound_keys(session: AsyncSession, *, platform: str, dedupe_keys: Iterable[str]) -> set[str]:
+    """Which of ``dedupe_keys`` were taken in before on ``platform``."""
+    stmt = select(InboundMessage.dedupe_key).where(
+        InboundMessage.platform == platform, col(InboundMessage.dedupe_key).in_(list(dedupe_keys))
+    )
+    return set((await session.exec(stmt)).all())
+
+
+def add_inbound(session: AsyncSession, *, platform: str, dedupe_key: str, now: datetime) -> None:
+    """Record an inbound message key known to be new (not committed)."""
+    session.add(InboundMessage(platform=platform, dedupe_key=dedupe_key, received_at=now))
 
 
 async def dingtalk_sign_owner(session: AsyncSession, *, sign: str) -> str | None:

@@ -7,15 +7,28 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Notice, NoticeAttempt, NoticeStatus
+from storage.repos.errors import Conflict
 
 
 def add_notice(session: AsyncSession, notice: Notice) -> Notice:
     session.add(notice)
     return notice
+
+
+async def add_notices_and_commit(session: AsyncSession, notices: Sequence[Notice]) -> None:
+    """Store ``notices`` and commit; ``Conflict`` (rolled back) if the database refuses them, e.g. a
+    dedupe key queued before."""
+    session.add_all(list(notices))
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise Conflict(f"{len(notices)} notice(s) refused") from exc
 
 
 async def notices_for_interview(session: AsyncSession, *, interview_id: int) -> Sequence[Notice]:

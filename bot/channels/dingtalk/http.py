@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from sqlalchemy.exc import IntegrityError
 
 from bot.bounded import BadInput, load_json
 from bot.channels.dingtalk.inbound import Inbound
@@ -85,6 +84,6 @@ async def callback(request: web.Request) -> web.Response:
         binding = [] if owner else [DingTalkSign(sign=sign.strip(), msg_id=msg.msg_id, seen_at=now)]
         try:
             await inbound.receive(body, binding)
-        except IntegrityError:  # the same sign taken by another message in the meantime
+        except repo.Conflict:  # the same sign taken by another message in the meantime
             return _unauthorized(request, "sign already used for another message")
     return web.json_response(EMPTY_ANSWER)

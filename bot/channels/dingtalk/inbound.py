@@ -2,12 +2,12 @@
 
 The crash window between the dedupe claim and the processing. A claimed ``msgId`` makes any
 redelivery a no-op, so a message claimed but never processed would be lost. We close that
-window by claiming and persisting the work in one transaction (``bot.channels.intake.GroupCommit``,
+window by claiming and persisting the work in one transaction (``bot.intake.GroupCommit``,
 shared with WeCom): ``accept`` adds an outbox row
 on the internal channel "dingtalk_inbound" (payload = the callback JSON) and commits it
 together with the ``inbound_message`` dedupe row. Only after that commit is the message
 acknowledged (HTTP 200). Processing then runs in a bounded background worker
-(``bot.channels.intake.BoundedWork``) through ``Outbox.deliver`` (claim the row, dispatch,
+(``bot.intake.BoundedWork``) through ``Outbox.deliver`` (claim the row, dispatch,
 queue the replies, mark it sent); a processing error is retried with backoff. If the
 process dies mid-way the row stays pending/sending, and the outbox worker picks it up again
 (this instance's next boot at once, another replica after the lock expires) with the same
@@ -30,24 +30,23 @@ from collections.abc import Coroutine, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from bot.channels.dingtalk.parse import PLATFORM, ParseError, dedupe_key, message_text, parse_callback
 from bot.channels.dingtalk.sender import CHANNEL
-from bot.channels.intake import (
+from bot.chat.messages import INBOUND_KIND
+from bot.dispatcher import Dispatcher
+from bot.intake import (
     INBOUND_GRACE,
     INBOUND_MAX_ATTEMPTS,
     BoundedWork,
     ExtraRows,
     GroupCommit,
     dispatch_stored,
+    enqueue_replies,
     given_up,
 )
-from bot.channels.replies import enqueue_replies
-from bot.chat.messages import INBOUND_KIND
-from bot.dispatcher import Dispatcher
 from bot.outbox import Outbox, SendError
 from bot.services.context import Core
+from storage import repo
 from storage.models import Notice
 
 log = logging.getLogger(__name__)
@@ -83,7 +82,7 @@ class InboundSender:
                 recipient=msg.sender_id,
                 destination=f"{PLATFORM}:{kind}:{msg.chat_id}",
             )
-        except IntegrityError:
+        except repo.Conflict:
             log.info("replies to DingTalk message %s were queued by an earlier attempt", msg.msg_id)
         if failure is not None:
             raise given_up(failure) from failure

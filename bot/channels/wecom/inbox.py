@@ -5,7 +5,7 @@ are committed in ONE transaction before the callback is acknowledged: an ``inbou
 row (unique platform + dedupe key, so replicas dedupe too) plus a ``notice`` row on the
 internal channel ``wecom_inbox`` that carries the neutral message. No schema change is needed.
 
-- Normal path: right after the ack a bounded background worker (``bot.channels.intake``) delivers
+- Normal path: right after the ack a bounded background worker (``bot.intake``) delivers
   the row through the outbox (pending → sending, with a lock): ``InboxSender`` runs the
   dispatcher, commits the replies to the outbox, and the row is marked sent.
 - Crash between ack and processing: the row stays pending (its ``next_attempt_at`` is a grace
@@ -33,15 +33,21 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy.exc import IntegrityError
-
-from bot.channels.intake import INBOUND_GRACE, INBOUND_MAX_ATTEMPTS, BoundedWork, GroupCommit, dispatch_stored, given_up
-from bot.channels.replies import enqueue_replies
 from bot.channels.wecom.parse import Inbound
 from bot.channels.wecom.sender import AIBOT_CHANNEL, APP_CHANNEL, update_card_notice
 from bot.chat.messages import INBOUND_KIND, IncomingMessage, Reply
 from bot.dispatcher import Dispatcher
+from bot.intake import (
+    INBOUND_GRACE,
+    INBOUND_MAX_ATTEMPTS,
+    BoundedWork,
+    GroupCommit,
+    dispatch_stored,
+    enqueue_replies,
+    given_up,
+)
 from bot.services.context import Core
+from storage import repo
 from storage.models import Notice
 
 log = logging.getLogger(__name__)
@@ -150,10 +156,9 @@ class WeComInbox:
                 dedupe=msg.msg_id,
             )
             async with core.sessions() as session:
-                session.add(card_row)
                 try:
-                    await session.commit()
-                except IntegrityError:
+                    await repo.add_notices_and_commit(session, [card_row])
+                except repo.Conflict:
                     log.warning("card update for %s was already queued", msg.msg_id)
         replies, failure = await dispatch_stored(self.dispatcher, msg, row)
         try:
@@ -177,7 +182,7 @@ class WeComInbox:
                 )
             else:
                 log.warning("no way to answer WeCom message %s: the app is not configured", msg.msg_id)
-        except IntegrityError:
+        except repo.Conflict:
             log.warning("replies to WeCom message %s were already queued (reprocessed after a crash)", msg.msg_id)
         core.wake_outbox()
         if failure is not None:

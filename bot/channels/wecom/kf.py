@@ -27,9 +27,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.parsers.expat import ExpatError
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 from wechatpy.enterprise import parse_message
 
 from bot.channels.wecom.api import WeComApi, WeComError
@@ -37,14 +34,14 @@ from bot.outbox import SendError, idem_key
 from bot.services import help_requests
 from bot.services.claims import local_text
 from bot.services.context import Core
+from storage import repo
+from storage.db import Session
 from storage.models import (
     OPEN_INTERVIEW_STATUSES,
     Candidate,
-    InboundMessage,
     Interview,
     InterviewStatus,
     KfConversation,
-    KfCursor,
     Notice,
 )
 
@@ -103,8 +100,7 @@ class WeComKf:
         handled = 0
         async with self._lock:
             async with self.core.sessions() as session:
-                row = await session.get(KfCursor, open_kfid)
-                cursor = row.cursor if row else ""
+                cursor = await repo.kf_cursor(session, open_kfid=open_kfid)
             while True:
                 payload: dict[str, Any] = {"token": token, "limit": 1000, "open_kfid": open_kfid}
                 if cursor:
@@ -122,12 +118,7 @@ class WeComKf:
 
     async def _save_cursor(self, open_kfid: str, cursor: str) -> None:
         async with self.core.sessions() as session:
-            row = await session.get(KfCursor, open_kfid)
-            if row is None:
-                session.add(KfCursor(open_kfid=open_kfid, cursor=cursor, updated_at=self.core.clock.now()))
-            else:
-                row.cursor, row.updated_at = cursor, self.core.clock.now()
-            await session.commit()
+            await repo.save_kf_cursor_and_commit(session, open_kfid=open_kfid, cursor=cursor, now=self.core.clock.now())
 
     async def _handle(self, msg: dict[str, Any], open_kfid: str) -> int:
         if msg.get("origin") != CUSTOMER_ORIGIN or not msg.get("external_userid") or not msg.get("msgid"):
@@ -138,23 +129,19 @@ class WeComKf:
         sent_at = datetime.fromtimestamp(int(msg.get("send_time") or now.timestamp()), UTC)
         text = str((msg.get("text") or {}).get("content") or "") if msg.get("msgtype") == "text" else ""
         async with self.core.sessions() as session:
-            session.add(InboundMessage(platform=KF_PLATFORM, dedupe_key=msgid[:300], received_at=now))
-            try:
-                await session.flush()
-            except IntegrityError:
-                await session.rollback()
-                return 0
-            conv = (
-                await session.exec(select(KfConversation).where(KfConversation.external_userid == external))
-            ).first()
+            if not await repo.note_inbound(session, platform=KF_PLATFORM, dedupe_key=msgid[:300], now=now):
+                return 0  # a message handled before
+            conv = await repo.kf_conversation(session, external_userid=external)
             if conv is None:
-                conv = KfConversation(
-                    external_userid=external, open_kfid=open_kfid, last_customer_msg_at=sent_at, created_at=now
+                conv = repo.add_kf_conversation(
+                    session,
+                    KfConversation(
+                        external_userid=external, open_kfid=open_kfid, last_customer_msg_at=sent_at, created_at=now
+                    ),
                 )
-                session.add(conv)
             # A new customer message opens a fresh 48 h window of 5 answers.
             conv.open_kfid, conv.last_customer_msg_at, conv.replies_in_window = open_kfid, max(sent_at, now), 0
-            candidate = await session.get(Candidate, conv.candidate_id) if conv.candidate_id else None
+            candidate = await repo.get_candidate(session, candidate_id=conv.candidate_id) if conv.candidate_id else None
             reply: tuple[str, dict[str, Any]]
             if candidate is None:
                 reply = await self._identify(session, conv, text, now)
@@ -162,7 +149,8 @@ class WeComKf:
                 reply = await self._answer(session, candidate, text, msgid, now)
             template, ctx = reply
             body = self.core.templates.render(f"kf/{template}.txt.j2", company=self.core.settings.company_name, **ctx)
-            session.add(
+            repo.add_notice(
+                session,
                 Notice(
                     kind=f"kf.{template}",
                     channel=KF_CHANNEL,
@@ -173,36 +161,32 @@ class WeComKf:
                     dedupe_key=f"kf:{msgid}"[:200],
                     next_attempt_at=now,
                     created_at=now,
-                )
+                ),
             )
             await session.commit()
         return 1
 
     async def _identify(
-        self, session: AsyncSession, conv: KfConversation, text: str, now: datetime
+        self, session: Session, conv: KfConversation, text: str, now: datetime
     ) -> tuple[str, dict[str, Any]]:
         match = MOBILE.search(text)
         if not match:
             return "ask_mobile", {}
         mobile = match.group()
-        candidate = (
-            await session.exec(
-                select(Candidate).where(Candidate.mobile == mobile).order_by(col(Candidate.id).desc()).limit(1)
-            )
-        ).first()
+        candidate = await repo.latest_candidate_by_mobile(session, mobile=mobile)
         if candidate is None:
             return "not_found", {}
         conv.candidate_id = candidate.id
         candidate.kf_contact = conv.external_userid
         candidate.updated_at = now
         log.info("kf conversation %s linked to candidate %s by mobile", conv.id, candidate.id)
-        interview = await self._latest_interview(session, candidate)
+        interview = await repo.latest_interview_of(session, candidate_id=candidate.id)
         return "linked", self._status_ctx(candidate, interview)
 
     async def _answer(
-        self, session: AsyncSession, candidate: Candidate, text: str, msgid: str, now: datetime
+        self, session: Session, candidate: Candidate, text: str, msgid: str, now: datetime
     ) -> tuple[str, dict[str, Any]]:
-        interview = await self._latest_interview(session, candidate)
+        interview = await repo.latest_interview_of(session, candidate_id=candidate.id)
         ctx = self._status_ctx(candidate, interview)
         if "求助" in text and interview is not None and interview.status in OPEN_INTERVIEW_STATUSES:
             await help_requests.open_help_request(
@@ -217,14 +201,6 @@ class WeComKf:
             )
             return "help", ctx
         return "status", ctx
-
-    @staticmethod
-    async def _latest_interview(session: AsyncSession, candidate: Candidate) -> Interview | None:
-        stmt = (
-            select(Interview).where(Interview.candidate_id == candidate.id).order_by(col(Interview.id).desc()).limit(1)
-        )
-        result: Interview | None = (await session.exec(stmt)).first()
-        return result
 
     def _status_ctx(self, candidate: Candidate, interview: Interview | None) -> dict[str, Any]:
         return {
@@ -248,9 +224,7 @@ class KfSender:
     async def send(self, notice: Notice) -> str | None:
         now = self.core.clock.now()
         async with self.core.sessions() as session:
-            conv = (
-                await session.exec(select(KfConversation).where(KfConversation.external_userid == notice.recipient))
-            ).first()
+            conv = await repo.kf_conversation(session, external_userid=notice.recipient)
             if conv is None:
                 raise SendError("微信客服:没有该候选人的会话", permanent=True)
             if now - conv.last_customer_msg_at > WINDOW:
@@ -270,6 +244,5 @@ class KfSender:
                 raise SendError(str(exc), permanent=not exc.retryable) from exc
             except Exception as exc:
                 raise SendError(f"微信客服不可用: {type(exc).__name__}: {exc}") from exc
-            conv.replies_in_window += 1
-            await session.commit()
+            await repo.count_kf_reply_and_commit(session, conv)
         return str(data.get("msgid") or "") or None

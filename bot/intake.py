@@ -1,4 +1,6 @@
-"""Bounded processing of stored inbound chat messages, shared by every chat channel.
+"""The one durable intake of every chat channel: storing callbacks, processing them, queueing replies.
+
+A channel supplies only parsing and how to reply; storing is done here.
 
 A channel takes a callback in by committing it as an outbox row (kind "inbound") together with
 its dedupe claim, acks, and hands the row id to ``BoundedWork``. Processing then runs in at most
@@ -17,17 +19,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlmodel import SQLModel, col, select
+from sqlmodel import SQLModel
 
 from bot.chat.messages import IncomingMessage, Reply
+from bot.chat.payload import reply_to_payload
 from bot.dispatcher import Dispatcher
 from bot.outbox import SendError
 from bot.services.context import Core
 from storage import repo
-from storage.models import InboundMessage, Notice
+from storage.models import Notice
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +172,8 @@ class GroupCommit:
 
     async def store(self, key: str, make_row: RowFactory, extra: ExtraRows = ()) -> int | None:
         """Claim ``key`` and store its row (and ``extra`` rows, not for a redelivery); the row id, or
-        None for a redelivery. Returns once committed."""
+        None for a redelivery. Returns once committed. ``repo.Conflict`` if the database refuses the
+        callback (e.g. an ``extra`` row taken by another message)."""
         writer = self._writer
         if writer is None or writer.done():
             return await self.store_one(key, make_row, extra)
@@ -220,18 +225,13 @@ class GroupCommit:
         rows: dict[str, Notice] = {}
         try:
             async with self.core.sessions() as session:
-                found = await session.exec(
-                    select(InboundMessage.dedupe_key).where(
-                        InboundMessage.platform == self.platform, col(InboundMessage.dedupe_key).in_(list(firsts))
-                    )
-                )
-                seen = set(found.all())
+                seen = await repo.seen_inbound_keys(session, platform=self.platform, dedupe_keys=firsts)
                 for key, (_, make_row, _, extra) in firsts.items():
                     if key not in seen:
                         rows[key] = make_row(now)
                         session.add(rows[key])
                         session.add_all(list(extra))
-                        session.add(InboundMessage(platform=self.platform, dedupe_key=key, received_at=now))
+                        repo.add_inbound(session, platform=self.platform, dedupe_key=key, now=now)
                 await session.commit()
             stored = True
         except Exception as exc:  # noqa: BLE001 - another replica's row, or one row the database refuses
@@ -260,7 +260,55 @@ class GroupCommit:
                 done.set_result(None)
 
 
+async def enqueue_replies(
+    core: Core,
+    *,
+    channel: str,
+    msg: IncomingMessage,
+    replies: Sequence[Reply],
+    recipient: str,
+    destination: str,
+    extra: Mapping[str, Any] | None = None,
+) -> list[Notice]:
+    """Store replies to ``msg`` as outbox rows for ``channel``'s sender and wake the worker.
+
+    Dedupe keys derive from the inbound message id, so a redelivered message that slipped
+    past the inbound dedupe still cannot produce a second reply: ``repo.Conflict`` then (the
+    replies were queued by an earlier try), and nothing is stored.
+    """
+    if not replies:
+        return []
+    now = core.clock.now()
+    rows = [
+        Notice(
+            kind="reply",
+            channel=channel,
+            recipient=recipient,
+            body=reply.text,
+            subject=reply.title,
+            payload={
+                "audience": "staff",
+                "reply": reply_to_payload(reply),
+                "chat_type": msg.chat_type,
+                "chat_id": msg.chat_id,
+                "sender_id": msg.sender_id,
+                "reply_hint": dict(msg.reply_hint),
+                **(extra or {}),
+            },
+            destination=destination,
+            dedupe_key=f"reply:{msg.platform}:{msg.msg_id}:{n}"[:200],
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for n, reply in enumerate(replies)
+    ]
+    async with core.sessions() as session:
+        await repo.add_notices_and_commit(session, rows)
+    core.wake_outbox()
+    return rows
+
+
 def _brief(exc: Exception) -> str:
     """An error for the log without the SQL parameters (they hold message text)."""
-    orig = getattr(exc, "orig", None) or exc
+    orig = getattr(exc, "orig", None) or getattr(exc.__cause__, "orig", None) or exc
     return f"{type(orig).__name__}: {str(orig).splitlines()[0][:200] if str(orig) else ''}"
