@@ -28,8 +28,11 @@ from bot.app import create_app
 from bot.clock import FrozenClock
 from bot.settings import Settings
 from storage.db import create_engine, migrate
+from tests.fakes.dingtalk_api import FakeDingTalk
 from tests.fakes.platform import FakePlatform
+from tests.fakes.sms_providers import FakeSmsProviders
 from tests.fakes.smtp import SmtpServer
+from tests.fakes.wecom_api import FakeWeCom
 from tests.faults import Faults
 
 ADMIN_TOKEN = "test-admin-token"
@@ -87,6 +90,33 @@ def smtp() -> Iterator[SmtpServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def fake_wecom(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
+    """A loopback WeCom API on the test clock."""
+    fake = FakeWeCom(clock=clock)
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def fake_dingtalk() -> AsyncIterator[FakeDingTalk]:
+    """A loopback DingTalk API (callbacks are signed with the clock each test passes)."""
+    fake = FakeDingTalk()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def sms_fake() -> AsyncIterator[FakeSmsProviders]:
+    """Loopback Aliyun and Tencent SMS endpoints."""
+    fake = FakeSmsProviders()
+    await fake.start()
+    yield fake
+    await fake.close()
 
 
 @pytest.fixture

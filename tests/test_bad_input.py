@@ -35,14 +35,6 @@ DEEP_OBJECT = b'{"a":' * 5_000 + b"1" + b"}" * 5_000
 
 
 @pytest.fixture
-async def fake_wecom() -> AsyncIterator[FakeWeCom]:
-    fake = FakeWeCom()
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
 async def fake_ding() -> AsyncIterator[FakeDingTalk]:
     fake = FakeDingTalk()
     await fake.start()

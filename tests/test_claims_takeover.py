@@ -4,10 +4,8 @@ moves on to the next channel of its plan, and the HR owner is told in chat."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
@@ -23,22 +21,6 @@ from tests.fakes.sms_providers import FakeSmsProviders
 from tests.fakes.smtp import SmtpServer
 from tests.fakes.wecom_api import AES_KEY, CORP_ID, TOKEN, FakeWeCom, WeComSide, text_xml, wecom_settings
 from tests.test_sms import attempts, sms_settings, terminate, wait_status
-
-
-@pytest.fixture
-async def fake_wecom() -> AsyncIterator[FakeWeCom]:
-    fake = FakeWeCom()
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
-async def sms_fake() -> AsyncIterator[FakeSmsProviders]:
-    fake = FakeSmsProviders()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 async def test_a_restart_takes_over_its_own_rows_at_once_and_leaves_other_replicas_rows(

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -116,22 +116,6 @@ async def eventually(check: Any, timeout: float, what: str) -> None:
     while not await check():
         assert time.monotonic() < deadline, what
         await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def fake_wecom() -> AsyncIterator[FakeWeCom]:
-    fake = FakeWeCom()
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
-async def fake_dingtalk() -> AsyncIterator[FakeDingTalk]:
-    fake = FakeDingTalk()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 async def test_wecom_reply_cut_off_by_kill_9_is_resent_within_the_dedupe_window_and_shown_once(

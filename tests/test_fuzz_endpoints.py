@@ -97,14 +97,6 @@ body = st.one_of(
 
 
 @pytest.fixture
-async def fake_wecom() -> AsyncIterator[FakeWeCom]:
-    fake = FakeWeCom()
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
 async def fake_ding() -> AsyncIterator[FakeDingTalk]:
     fake = FakeDingTalk()
     await fake.start()

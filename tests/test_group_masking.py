@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import AsyncIterator
 from datetime import datetime, time
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from hypothesis import given, settings
@@ -93,14 +91,6 @@ async def test_contacts_typed_into_a_group_are_not_echoed(make_client: AppFactor
         assert not reads_number(text, national), text
     text = await group.says("查看 bing@例子.中国")
     assert "bing@" not in text
-
-
-@pytest.fixture
-async def fake_dingtalk() -> AsyncIterator[FakeDingTalk]:
-    fake = FakeDingTalk()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 async def test_dingtalk_group_callback_is_masked(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlmodel import func, select
@@ -21,14 +20,6 @@ from tests.faults import Faults
 # At most 30 replies a minute go to one WeCom member (pacing): 30 callbacks from one HR.
 CALLBACKS = 30
 POISON = "坏消息"
-
-
-@pytest.fixture
-async def fake_wecom() -> AsyncIterator[FakeWeCom]:
-    fake = FakeWeCom()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 async def test_one_bad_callback_does_not_fail_its_batch(

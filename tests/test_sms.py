@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,14 +27,6 @@ TEMPLATES = {
     for i, kind in enumerate(CANDIDATE_NOTICE_KINDS, start=1)
 }
 TEMPLATES["terminated"] = {"code": "SMS_TERM", "params": ["candidate_name", "reason", "company"]}
-
-
-@pytest.fixture
-async def sms_fake() -> AsyncIterator[FakeSmsProviders]:
-    fake = FakeSmsProviders()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 def sms_settings(fake: FakeSmsProviders, provider: str, **overrides: Any) -> dict[str, Any]:

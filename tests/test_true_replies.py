@@ -6,10 +6,8 @@ asserting the text people read.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from aiohttp import web
 from sqlmodel import select
 
@@ -22,22 +20,6 @@ from tests.conftest import AppFactory, event, eventually, post_event, started_in
 from tests.fakes.sms_providers import FakeSmsProviders
 from tests.fakes.wecom_api import FakeWeCom, wecom_settings
 from tests.test_sms import sms_settings
-
-
-@pytest.fixture
-async def fake_wecom() -> AsyncIterator[FakeWeCom]:
-    fake = FakeWeCom()
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
-async def sms_fake() -> AsyncIterator[FakeSmsProviders]:
-    fake = FakeSmsProviders()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 async def team(make_client: AppFactory, clock: FrozenClock, **settings: object) -> web.Application:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,6 @@ from tests.conftest import AppFactory, eventually
 from tests.fakes.wecom_api import FakeWeCom, WeComSide, text_xml, wecom_settings
 
 VECTORS = json.loads((Path(__file__).parent / "fixtures" / "wecom_vectors.json").read_text())
-
-
-@pytest.fixture
-async def fake_wecom(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
-    fake = FakeWeCom(clock=clock)
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 async def count(client: TestClient, model: Any) -> int:

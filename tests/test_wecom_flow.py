@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlmodel import select
@@ -25,14 +23,6 @@ from tests.fakes.wecom_api import (
     text_xml,
     wecom_settings,
 )
-
-
-@pytest.fixture
-async def fake_wecom(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
-    fake = FakeWeCom(clock=clock)
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 async def bot_with_hr(

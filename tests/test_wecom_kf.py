@@ -3,10 +3,8 @@ candidate notices through send_msg within 48 h / 5 replies, falling back to SMS/
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlmodel import col, select
@@ -20,14 +18,6 @@ from tests.fakes.wecom_api import FakeWeCom, WeComSide, kf_event_xml, wecom_sett
 
 KF = "wkTESTKF"
 USER = "wmCANDIDATE1"
-
-
-@pytest.fixture
-async def fake_wecom(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
-    fake = FakeWeCom(clock=clock)
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 async def kf_client(make_client: AppFactory, clock: FrozenClock, fake: FakeWeCom) -> tuple[TestClient, web.Application]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlmodel import select
@@ -21,14 +19,6 @@ from storage.models import Notice, SharedToken
 from tests.chat import add_person
 from tests.conftest import AppFactory, eventually
 from tests.fakes.wecom_api import AGENT_ID, CORP_ID, SECRET, FakeWeCom, WeComSide, text_xml, wecom_settings
-
-
-@pytest.fixture
-async def fake_wecom(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
-    fake = FakeWeCom(clock=clock)
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 async def start(make_client: AppFactory, fake: FakeWeCom, **overrides: Any) -> tuple[TestClient, web.Application]:
