@@ -25,7 +25,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.clock import Clock, FrozenClock, SystemClock
 
-# A copy of ../shared/fixtures/dingtalk_samples.json, so a fresh clone runs the tests too.
+# The documented DingTalk samples, kept in tests/fixtures/ so a fresh clone runs the tests too.
 SAMPLES = json.loads((Path(__file__).parents[1] / "fixtures" / "dingtalk_samples.json").read_text())
 APP_KEY = "dingappkey123"
 APP_SECRET = "app-secret-for-tests"
