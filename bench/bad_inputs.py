@@ -321,24 +321,6 @@ def build_inputs(now: datetime) -> list[tuple[str, Raw]]:
     return out
 
 
-async def send_raw(port: int, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = [f"{method} {path} HTTP/1.1".encode(), b"Host: 127.0.0.1", b"Connection: close"]
-    head += [k + b": " + v for k, v in headers]
-    if body or method == "POST":
-        head.append(b"Content-Length: " + str(len(body)).encode())
-    writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
-    await writer.drain()
-    line = await reader.readline()
-    writer.close()
-    try:
-        await writer.wait_closed()
-    except ConnectionError:
-        pass
-    parts = line.split()
-    return int(parts[1]) if len(parts) > 1 else 0
-
-
 async def run(url: str | None, show: Callable[[str], None] = print) -> tuple[int, int]:
     from aiohttp.test_utils import TestServer
 
@@ -348,6 +330,7 @@ async def run(url: str | None, show: Callable[[str], None] = print) -> tuple[int
     from storage.db import create_engine, migrate
     from tests.fakes.dingtalk_api import APP_KEY, APP_SECRET
     from tests.fakes.wecom_api import AES_KEY, AGENT_ID, BOT_AES_KEY, BOT_TOKEN, CORP_ID, SECRET, TOKEN
+    from tests.rawhttp import send_raw
 
     tmp = tempfile.TemporaryDirectory()
     database_url = url or f"sqlite+aiosqlite:///{tmp.name}/probe.db"
@@ -386,7 +369,7 @@ async def run(url: str | None, show: Callable[[str], None] = print) -> tuple[int
     try:
         assert server.port is not None
         for name, (method, path, headers, body) in build_inputs(now):
-            status = await send_raw(server.port, method, quote(path, safe="/?&=%:"), headers, body)
+            status, _ = await send_raw(server.port, method, quote(path, safe="/?&=%:"), headers, body)
             tried += 1
             errors += status >= 500 or status == 0
             show(f"{status:>3}  {name}")

@@ -18,12 +18,11 @@ from bot.keys import CORE
 Headers = list[tuple[bytes, bytes]]
 
 
-async def raw_request(
-    client: TestClient, method: str, path: str, headers: Headers | None = None, body: bytes = b""
+async def send_raw(
+    port: int, method: str, path: str, headers: Headers | None = None, body: bytes = b""
 ) -> tuple[int, bytes]:
-    """Send one request on its own connection; (status, body). Status 0: no status line came back."""
-    assert client.server.port is not None
-    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    """Send one request to 127.0.0.1:``port`` on its own connection; (status, body). Status 0: no status line."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: 127.0.0.1", b"Connection: close"]
     lines += [name + b": " + value for name, value in headers or []]
     if body or method in {"POST", "PUT"}:
@@ -39,6 +38,14 @@ async def raw_request(
     head, _, rest = answer.partition(b"\r\n\r\n")
     parts = head.split(b"\r\n", 1)[0].split()
     return (int(parts[1]) if len(parts) > 1 else 0), rest
+
+
+async def raw_request(
+    client: TestClient, method: str, path: str, headers: Headers | None = None, body: bytes = b""
+) -> tuple[int, bytes]:
+    """``send_raw`` to the test client's server."""
+    assert client.server.port is not None
+    return await send_raw(client.server.port, method, path, headers, body)
 
 
 async def row_counts(app: web.Application) -> dict[str, int]:
