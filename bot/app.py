@@ -13,6 +13,7 @@ from aiohttp import web
 from sqlalchemy import delete, text
 from sqlmodel import col
 
+from bot import console
 from bot.api import admin, charts, platform
 from bot.channels import registry
 from bot.channels.email import EmailSender
@@ -46,6 +47,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(platform.routes)
     app.add_routes(admin.routes)
     app.add_routes(charts.routes)
+    console.add_routes(app)
     app.router.add_get("/healthz", healthz)
     for channel in registry.CHANNELS:  # their callback routes must exist before the app starts
         app.add_routes(channel.routes(settings))

@@ -54,7 +54,7 @@ LABELS: dict[str, dict[str, str]] = {
     },
     "source": {
         "chat": "聊天命令",
-        "console": "控制台",
+        "console": "网页后台",
         "timeout": "超时自动终止",
         "candidate_request": "候选人请求",
         "admin_api": "管理接口",
@@ -81,7 +81,19 @@ LABELS: dict[str, dict[str, str]] = {
         "notice.dead": "通知未送达",
         "help.assist": "协助继续",
         "interview.shared": "共享面试",
+        "todo.done": "完成待办",
+        "help.escalated": "求助升级",
     },
+    "role": {"admin": "管理员", "manager": "经理", "hr": "HR"},
+    "event_type": {
+        "interview.scheduled": "已预约",
+        "interview.started": "开始面试",
+        "interview.activity": "作答中",
+        "interview.answer_saved": "保存作答",
+        "interview.completed": "完成面试",
+        "interview.help_requested": "候选人求助",
+    },
+    "reminder_state": {"pending": "待发送", "claimed": "发送中", "sent": "已发送", "cancelled": "已取消"},
     # What a person's own id is called on each platform (for 你还没有登记).
     "account": {
         "wecom": "企业微信账号",
@@ -112,6 +124,7 @@ LABELS: dict[str, dict[str, str]] = {
         "共享": "让另一位 HR 也能查看和处理这场面试",
         "确认终止": "同意候选人的求助,结束其面试",
         "协助继续": "不结束面试,由你联系候选人协助继续",
+        "后台": "获取网页后台的一次性登录链接(仅单聊)",
         "帮助": "列出你能用的命令",
     },
     # How each command is typed (帮助 and usage replies) and one example; keyed by its first name.

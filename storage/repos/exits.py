@@ -31,3 +31,9 @@ async def exit_counts(session: AsyncSession, *, start: datetime, end: datetime) 
         .group_by(col(ExitRecord.reason), col(ExitRecord.source))
     )
     return [(reason, source, int(n)) for reason, source, n in (await session.exec(stmt)).all()]
+
+
+async def exits_for_interview(session: AsyncSession, *, interview_id: int) -> Sequence[ExitRecord]:
+    """Every exit of an interview, one per attempt, oldest first."""
+    stmt = select(ExitRecord).where(ExitRecord.interview_id == interview_id).order_by(col(ExitRecord.attempt))
+    return (await session.exec(stmt)).all()
