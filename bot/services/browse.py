@@ -167,6 +167,7 @@ class Timeline:
     exits: Sequence[ExitRecord]
     todos: Sequence[Todo]
     reminders: Sequence[Reminder]
+    hr_name: str = ""
 
     @property
     def latest_exit(self) -> ExitRecord | None:
@@ -199,9 +200,10 @@ async def timeline(core: Core, *, platform_id: str, scope: str | None) -> Timeli
         audit: Sequence[AuditEvent] = await repo.audit_for_interview(session, interview_id=interview.id, limit=500)
         for event in audit:
             items.append(TimelineItem(event.at, "audit", event, actor=await people.display_name(session, event.actor)))
+        hr_name = await people.display_name(session, interview.hr_key)
     order = {"event": 0, "audit": 1, "exit": 2, "todo": 3, "notice": 4, "reminder": 5}
     items.sort(key=lambda i: (i.at, order[i.kind]))
-    return Timeline(interview, candidate, items, exits=exits, todos=todos, reminders=reminders)
+    return Timeline(interview, candidate, items, exits=exits, todos=todos, reminders=reminders, hr_name=hr_name)
 
 
 def _due(reminder: Reminder) -> datetime:
