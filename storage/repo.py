@@ -21,7 +21,14 @@ from storage.repos.console import (
 )
 from storage.repos.errors import Conflict
 from storage.repos.events import events_for_interview, platform_event_seen
-from storage.repos.exits import exit_counts, exits_between, exits_for_interview, get_exit
+from storage.repos.exits import (
+    exit_counts,
+    exits_between,
+    exits_for_interview,
+    exits_with_interviews,
+    get_exit,
+    termination_audits,
+)
 from storage.repos.inbound import (
     add_inbound,
     claim_inbound_and_commit,
@@ -59,6 +66,7 @@ from storage.repos.notices import (
     add_notice,
     add_notices_and_commit,
     attempts_for_notices,
+    backlog_by_channel,
     claim_notice_and_commit,
     due_notice_ids,
     existing_dedupe_keys,
@@ -66,8 +74,11 @@ from storage.repos.notices import (
     list_notices,
     notice_exists,
     notices_for_interview,
+    notices_with_status,
     pending_notices,
     purge_processed_and_commit,
+    recent_failed_attempts,
+    requeue_dead_notice,
     update_pending_notice,
 )
 from storage.repos.people import get_person, list_people, people_named
@@ -77,7 +88,7 @@ from storage.repos.prompts import (
     open_actions,
     transition_action_and_commit,
 )
-from storage.repos.reasons import list_reasons
+from storage.repos.reasons import get_reason, list_reasons, reason_references
 from storage.repos.reminders import claim_reminder_and_commit, due_reminder_ids, reminders_for_interview
 from storage.repos.shares import share_interview_and_commit
 from storage.repos.summaries import claim_summary_and_commit, summaries_for_day, summary_chart
@@ -108,6 +119,7 @@ __all__ = [
     "attempts_for_notices",
     "audit",
     "audit_for_interview",
+    "backlog_by_channel",
     "claim_inbound_and_commit",
     "claim_notice_and_commit",
     "claim_reminder_and_commit",
@@ -125,6 +137,7 @@ __all__ = [
     "exit_counts",
     "exits_between",
     "exits_for_interview",
+    "exits_with_interviews",
     "expire_shared_token_and_commit",
     "find_candidate",
     "finish_todo",
@@ -135,6 +148,7 @@ __all__ = [
     "get_interview",
     "get_interview_by_pk",
     "get_person",
+    "get_reason",
     "get_shared_token",
     "idle_interviews",
     "insert_or_nothing",
@@ -152,6 +166,7 @@ __all__ = [
     "note_inbound",
     "notice_exists",
     "notices_for_interview",
+    "notices_with_status",
     "open_actions",
     "open_interviews_matching",
     "open_termination_jobs",
@@ -165,9 +180,12 @@ __all__ = [
     "purge_console_rows",
     "purge_dingtalk_signs_and_commit",
     "purge_processed_and_commit",
+    "reason_references",
+    "recent_failed_attempts",
     "recently_ended",
     "release_termination",
     "reminders_for_interview",
+    "requeue_dead_notice",
     "save_kf_cursor_and_commit",
     "seen_inbound_keys",
     "share_interview_and_commit",
@@ -178,6 +196,7 @@ __all__ = [
     "summary_chart",
     "take_over_claims_and_commit",
     "take_over_job_and_commit",
+    "termination_audits",
     "todos_for_interview",
     "transition_action_and_commit",
     "update_pending_notice",
