@@ -206,6 +206,8 @@ LABELS: dict[str, dict[str, str]] = {
         "manager": "经理",
         "hr": "HR",
     },
+    # Fields of a person, as the 人员 page's import preview names a change.
+    "person_field": {"name": "姓名", "role": "角色", "mobile": "手机", "email": "邮箱"},
     # Import preview rows (bot/services/people_import.py).
     "import_action": {
         "add": "新增",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from aiohttp import web
+from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
@@ -19,6 +19,7 @@ from tests.chat import ChatUser, add_person
 from tests.conftest import SHANGHAI, AppFactory, admin_headers, started_interview
 from tests.console import hidden_fields, login_token, sign_in, signed_in
 from tests.serve import run_cli, service_env
+from tests.test_console_services import dead_notice
 
 
 async def setup(make_client: AppFactory, clock: FrozenClock, **overrides: object) -> tuple[TestClient, web.Application]:
@@ -367,3 +368,152 @@ async def test_cli_prints_the_link_last(clean_db: str, tmp_path: object) -> None
     assert last.startswith("https://hr.example.com/console/login?token=") and len(last.split("token=")[1]) >= 40
     code, out, err = await run_cli(env, "console-link", "--platform", "wecom", "--user-id", "nobody")
     assert code == 1 and "还没有登记" in err and "token=" not in out
+
+
+# --- admin pages and 统计 -----------------------------------------------------------------------------
+
+ADMIN_PAGES = ("/console/reasons", "/console/people", "/console/notices", "/console/system")
+
+
+async def test_admin_pages_are_for_admins_only(make_client: AppFactory, clock: FrozenClock) -> None:
+    client, app = await setup(make_client, clock)
+    for user_id in ("hr01", "boss"):
+        client.session.cookie_jar.clear()
+        csrf = await signed_in(client, user_id)
+        nav = await (await client.get("/console")).text()
+        assert "/console/reasons" not in nav and "/console/stats" in nav
+        for path in ADMIN_PAGES:
+            assert (await client.get(path)).status == 403, path
+        data = {"csrf": csrf, "op": "add", "name": "新原因", "outcome": "未完成", "synonyms": "新词"}
+        assert (await client.post("/console/reasons", data=data)).status == 403
+        data = {"csrf": csrf, "op": "add", "platform": "wecom", "user_id": "x9", "name": "某人", "role": "admin"}
+        assert (await client.post("/console/people", data=data)).status == 403
+    async with app[CORE].sessions() as session:
+        assert "新原因" not in [r.name for r in await repo.list_reasons(session)]
+        assert await repo.get_person(session, platform="wecom", user_id="x9") is None
+    client.session.cookie_jar.clear()
+    await signed_in(client, "root")
+    for path in ADMIN_PAGES:
+        assert (await client.get(path)).status == 200, path
+
+
+async def test_reasons_page_changes_what_chat_understands(make_client: AppFactory, clock: FrozenClock) -> None:
+    client, app = await setup(make_client, clock)
+    csrf = await signed_in(client, "root")
+    data = {
+        "csrf": csrf,
+        "op": "add",
+        "name": "设备被占用",
+        "outcome": "需要重新面试",
+        "synonyms": "电脑被占用,借不到电脑",
+    }
+    resp = await client.post("/console/reasons", data=data, allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    html = await (await client.get("/console/reasons")).text()
+    assert "设备被占用" in html and "借不到电脑" in html
+    reply = await ChatUser(app, "hr01").says("终止面试 张三 借不到电脑")
+    assert "设备被占用" in reply and "确认" in reply
+    # The same phrase twice is refused with the service's words, and nothing changes.
+    clash = {"csrf": csrf, "op": "add", "name": "另一个", "outcome": "未完成", "synonyms": "借不到电脑"}
+    resp = await client.post("/console/reasons", data=clash)
+    assert resp.status == 409 and "借不到电脑" in await resp.text() and "无法区分" in await resp.text()
+    async with app[CORE].sessions() as session:
+        added = next(r for r in await repo.list_reasons(session) if r.name == "设备被占用")
+        assert "另一个" not in [r.name for r in await repo.list_reasons(session, active_only=False)]
+        events = (await session.exec(select(AuditEvent).where(AuditEvent.action == "reason.added"))).all()
+    assert [e.detail.get("source") for e in events] == ["console"] and events[0].actor == "wecom:root"
+    # Disabled: chat no longer takes it.
+    resp = await client.post("/console/reasons", data={"csrf": csrf, "op": "disable", "code": added.code})
+    assert resp.status == 200
+    assert "设备被占用" not in await ChatUser(app, "hr01").says("终止面试 李四 借不到电脑")
+
+
+async def test_people_page_adds_edits_imports_and_removes(make_client: AppFactory, clock: FrozenClock) -> None:
+    client, app = await setup(make_client, clock)
+    csrf = await signed_in(client, "root")
+    data = {"csrf": csrf, "op": "add", "platform": "wecom", "user_id": "hr09", "name": "钱小姐", "role": "hr"}
+    assert (await client.post("/console/people", data=data, allow_redirects=False)).status == 303
+    assert "还没有登记" not in await ChatUser(app, "hr09").says("待办")  # chat knows them at once
+    edit = {
+        "csrf": csrf,
+        "op": "edit",
+        "platform": "wecom",
+        "user_id": "hr09",
+        "role": "manager",
+        "email": "q@example.com",
+    }
+    assert (await client.post("/console/people", data=edit, allow_redirects=False)).status == 303
+    bad = {**edit, "email": "not-an-email"}
+    assert (await client.post("/console/people", data=bad)).status in (400, 409)
+    async with app[CORE].sessions() as session:
+        person = await repo.get_person(session, platform="wecom", user_id="hr09")
+    assert person is not None and person.role == "manager" and person.email == "q@example.com"
+
+    csv = "platform,user_id,name,role,mobile,email\nwecom,hr20,孙小姐,hr,,\nwecom,hr01,王小姐,manager,,\nqq,x,某,hr,,\n"
+    form = FormData()
+    form.add_field("csrf", csrf)
+    form.add_field("file", csv.encode(), filename="people.csv", content_type="text/csv")
+    preview = await client.post("/console/people/import", data=form)
+    html = await preview.text()
+    assert preview.status == 200 and "导入预览" in html and "新增 1" in html and "修改 1" in html and "错误 1" in html
+    async with app[CORE].sessions() as session:
+        assert await repo.get_person(session, platform="wecom", user_id="hr20") is None  # a preview writes nothing
+    fields = {k: v for k, v in hidden_fields(html.split('id="import-preview"')[1]).items()}
+    applied = await client.post("/console/people/import", data=fields)
+    assert applied.status == 200 and "新增 1 人,修改 1 人" in await applied.text()
+    async with app[CORE].sessions() as session:
+        assert (await repo.get_person(session, platform="wecom", user_id="hr20")) is not None
+        assert (await repo.get_person(session, platform="wecom", user_id="hr01")).role == "manager"  # type: ignore[union-attr]
+
+    remove = {"csrf": csrf, "op": "remove", "platform": "wecom", "user_id": "hr09"}
+    assert (await client.post("/console/people", data=remove, allow_redirects=False)).status == 303
+    myself = {"csrf": csrf, "op": "remove", "platform": "wecom", "user_id": "root"}
+    assert (await client.post("/console/people", data=myself)).status == 409
+    async with app[CORE].sessions() as session:
+        assert await repo.get_person(session, platform="wecom", user_id="hr09") is None
+        assert await repo.get_person(session, platform="wecom", user_id="root") is not None
+
+
+async def test_notices_page_retries_a_dead_notice(make_client: AppFactory, clock: FrozenClock) -> None:
+    client, app = await setup(make_client, clock)
+    dead = await dead_notice(app[CORE])
+    csrf = await signed_in(client, "root")
+    html = await (await client.get("/console/notices")).text()
+    assert f"notice-{dead.id}" in html and "SMTP 550" in html and "重试" in html
+    resp = await client.post(f"/console/notices/{dead.id}/retry", data={"csrf": csrf}, allow_redirects=False)
+    assert resp.status == 303
+    again = await client.post(f"/console/notices/{dead.id}/retry", data={"csrf": csrf})
+    assert again.status == 409  # no longer dead
+    async with app[CORE].sessions() as session:
+        event = (await session.exec(select(AuditEvent).where(AuditEvent.action == "notice.retried"))).one()
+    assert event.detail["source"] == "console"
+    system = await (await client.get("/console/system")).text()
+    assert ("数据库" in system and "sqlite" in system) or "postgresql" in system
+    assert "未启用" in system  # e.g. the platform API is not configured in tests
+
+
+async def test_stats_page_counts_and_downloads(make_client: AppFactory, clock: FrozenClock) -> None:
+    client, _ = await setup(make_client, clock)
+    for platform_id, reason in (("iv-1", "掉线"), ("iv-2", "候选人放弃")):
+        resp = await client.post(
+            f"/api/interviews/{platform_id}/terminate", json={"reason": reason}, headers=admin_headers()
+        )
+        assert resp.status == 200
+    await signed_in(client, "boss")
+    html = await (await client.get("/console/stats")).text()
+    assert '<strong id="total">2</strong>' in html and "系统故障" in html and "候选人放弃" in html
+    chart = await client.get("/console/stats/chart.png", params={"period": "week"})
+    assert chart.status == 200 and (await chart.read()).startswith(b"\x89PNG")
+    csv = await client.get("/console/stats/exits.csv", params={"period": "month"})
+    body = await csv.read()
+    assert (
+        csv.status == 200 and body.startswith("\ufeff".encode()) and "attachment" in csv.headers["Content-Disposition"]
+    )
+    assert len(body.decode("utf-8-sig").strip().splitlines()) == 3
+    assert (
+        await client.get("/console/stats", params={"period": "custom", "from": "2026-03-10", "to": "2026-03-01"})
+    ).status == 400
+    assert (await client.get("/console/stats", params={"period": "year"})).status == 400
+    client.session.cookie_jar.clear()
+    await signed_in(client, "hr01")  # HR: their own interviews' exits
+    assert '<strong id="total">1</strong>' in await (await client.get("/console/stats")).text()

@@ -25,13 +25,14 @@ from selenium.common.exceptions import NoSuchElementException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 from sqlmodel import select
 
 from bot.clock import FrozenClock
 from bot.keys import CORE
 from storage.models import Interview
-from tests.chat import add_person
+from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, admin_headers, started_interview
 from tests.console import login_token
 
@@ -88,7 +89,20 @@ class Browser:
         return url.removeprefix(self.base)
 
     async def click(self, css: str) -> None:
+        """Click something that stays on this page (a <summary>)."""
         await self.run(lambda: self.driver.find_element(By.CSS_SELECTOR, css).click())
+
+    async def submit(self, css: str) -> None:
+        """Click a button that loads another page, and wait until that page has loaded."""
+
+        def press() -> None:
+            old = self.driver.find_element(By.TAG_NAME, "html")
+            self.driver.find_element(By.CSS_SELECTOR, css).click()
+            wait = WebDriverWait(self.driver, 20)
+            wait.until(expected_conditions.staleness_of(old))
+            wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+        await self.run(press)
 
     async def choose(self, css: str, value: str) -> None:
         await self.run(lambda: Select(self.driver.find_element(By.CSS_SELECTOR, css)).select_by_value(value))
@@ -140,7 +154,7 @@ async def login(browser: Browser, app: web.Application, user_id: str) -> str:
     url = f"{browser.base}/console/login?token={await login_token(app, user_id)}"
     await browser.open(url)
     assert "一次性登录链接" in await browser.text()
-    await browser.click("main form button[type=submit]")
+    await browser.submit("main form button[type=submit]")
     assert await browser.path() == "/console", await browser.text()
     return url
 
@@ -177,7 +191,7 @@ async def test_terminate_from_the_live_page(driver: WebDriver, make_client: AppF
     await browser.click(f"{row} summary")
     await browser.choose(f"{row} select[name=reason]", "candidate_quit")
     await browser.type(f"{row} textarea[name=note]", "候选人说家里有事")
-    await browser.click(f"{row} form button[type=submit]")
+    await browser.submit(f"{row} form button[type=submit]")
     assert await browser.path() == "/console?done=terminated"
     shown = await browser.text(row)
     assert "已终止" in shown and "候选人放弃" in shown
@@ -210,7 +224,7 @@ async def test_hr_scope_and_csrf_in_the_browser(driver: WebDriver, make_client: 
     await browser.click("#row-iv-1 summary")
     await browser.choose("#row-iv-1 select[name=reason]", "candidate_quit")
     await browser.js("document.querySelector('#row-iv-1 input[name=csrf]').remove();")
-    await browser.click("#row-iv-1 form button[type=submit]")
+    await browser.submit("#row-iv-1 form button[type=submit]")
     assert "安全令牌" in await browser.text()
     assert await status_of(app, "iv-1") == "in_progress"
     with pytest.raises(NoSuchElementException):
@@ -247,3 +261,42 @@ async def test_pages_fit_a_phone_and_screenshots(
     await browser.click("#row-iv-1 summary")  # the terminate form, opened, fits too
     assert await browser.overflow() <= 0
     await browser.screenshot("console-live-phone.png")
+
+
+async def test_a_reason_added_on_the_page_is_understood_in_chat(
+    driver: WebDriver, make_client: AppFactory, clock: FrozenClock
+) -> None:
+    client, app = await setup(make_client, clock)
+    browser = await fresh(driver, client)
+    await login(browser, app, "root")
+    await browser.open("/console/reasons")
+    new = "#reason-new"
+    await browser.type(f"{new} input[name=name]", "设备被占用")
+    await browser.type(f"{new} textarea[name=synonyms]", "借不到电脑,电脑被占用")
+    await browser.choose(f"{new} select[name=outcome]", "需要重新面试")
+    await browser.submit(f"{new} button[type=submit]")
+    assert await browser.path() == "/console/reasons?done=add", await browser.text(".msg")
+    assert "设备被占用" in await browser.text() and "借不到电脑" in await browser.text()
+
+    # Right away, in chat: the synonym picks the new reason, and the terminate ends with it.
+    hr = ChatUser(app, "hr01")
+    assert "设备被占用" in await hr.says("终止面试 张三 借不到电脑")
+    await hr.says("确认")
+    api = await (await client.get("/api/interviews/iv-1", headers=admin_headers())).json()
+    assert api["status"] == "terminated" and api["exit"]["reason"] == "设备被占用"
+    assert api["exit"]["source"] == "chat"
+
+    # The 统计 page counts it under the new reason (and is the third screenshot).
+    resp = await client.post("/api/interviews/iv-2/terminate", json={"reason": "掉线"}, headers=admin_headers())
+    assert resp.status == 200
+    await browser.open("/console/stats?period=week")
+    by_reason = await browser.text("#by-reason")
+    assert "设备被占用\n1" in by_reason and "系统故障\n1" in by_reason and await browser.text("#total") == "2"
+    loaded = await browser.js("const i = document.querySelector('img.chart'); return i.complete && i.naturalWidth;")
+    assert loaded and int(loaded) > 100  # the chart PNG was served to the browser
+    await browser.full_page_screenshot("console-stats.png")
+
+    await browser.size(*PHONE, mobile=True)
+    for path in ("/console/stats", "/console/reasons", "/console/people", "/console/notices", "/console/system"):
+        await browser.open(path)
+        assert await browser.overflow() <= 0, path

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.console import interviews, login, todos
+from bot.console import admin, interviews, login, stats, todos
 
 
 def add_routes(app: web.Application) -> None:
-    for module in (login, interviews, todos):
+    for module in (login, interviews, todos, stats, admin):
         app.add_routes(module.routes)
