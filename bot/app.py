@@ -26,7 +26,7 @@ from bot.keys import BACKGROUND, CORE, DISPATCHER, ENGINE, HTTP, OUTBOX, SCHEDUL
 from bot.outbox import Outbox
 from bot.platform_client import PlatformClient
 from bot.scheduler import Scheduler
-from bot.services import notices
+from bot.services import console_auth, notices
 from bot.services.context import Core
 from bot.settings import Settings
 from bot.templating import Templates
@@ -143,6 +143,7 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
             await repo.purge_processed_and_commit(session, kind=INBOUND_KIND, before=cutoff)
             for channel in registry.CHANNELS:  # what each channel keeps beside them
                 await channel.purge(session, before=cutoff)
+        await console_auth.purge(core)  # console links and sessions expired a day ago
 
     scheduler.cron("housekeeping.purge_inbound", purge_inbound, hour=3, minute=17)
     register_jobs(scheduler, core)
