@@ -5,33 +5,24 @@ The real app on the test database; what a browser does is in tests/test_console_
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from aiohttp import FormData, web
-from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
 from bot.clock import FrozenClock
 from bot.keys import CORE
+from bot.services import console_auth
 from storage import repo
 from storage.models import AuditEvent, ConsoleLogin, ConsoleSession, ExitRecord, Interview, InterviewShare, Todo
-from tests.chat import ChatUser, add_person
+from tests.chat import ChatUser
 from tests.conftest import SHANGHAI, AppFactory, admin_headers, started_interview
-from tests.console import hidden_fields, login_token, sign_in, signed_in
+from tests.console import console_setup, hidden_fields, login_token, sign_in, signed_in
 from tests.serve import run_cli, service_env
 from tests.test_console_services import dead_notice
 
-
-async def setup(make_client: AppFactory, clock: FrozenClock, **overrides: object) -> tuple[TestClient, web.Application]:
-    client = await make_client(**overrides)
-    app = client.server.app
-    assert app is not None
-    await started_interview(client, clock, "iv-1")
-    await started_interview(client, clock, "iv-2", name="李四", hr=("wecom", "hr02"), email="li@example.com")
-    for user_id, name, role in (("hr01", "王小姐", "hr"), ("hr02", "赵先生", "hr"), ("boss", "陈经理", "manager")):
-        await add_person(app, user_id, name, role)
-    await add_person(app, "root", "管理员甲", "admin")
-    return client, app
+setup = console_setup
 
 
 async def interview(app: web.Application, platform_id: str) -> Interview:
@@ -517,3 +508,16 @@ async def test_stats_page_counts_and_downloads(make_client: AppFactory, clock: F
     client.session.cookie_jar.clear()
     await signed_in(client, "hr01")  # HR: their own interviews' exits
     assert '<strong id="total">1</strong>' in await (await client.get("/console/stats")).text()
+
+
+async def test_two_presses_of_one_link_at_once_open_one_session(make_client: AppFactory, clock: FrozenClock) -> None:
+    _, app = await setup(make_client, clock)
+    token = await login_token(app, "hr01")
+    results = await asyncio.gather(
+        *(console_auth.sign_in(app[CORE], token=token) for _ in range(4)), return_exceptions=True
+    )
+    opened = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, console_auth.LinkRefused)]
+    assert len(opened) == 1 and len(refused) == 3, results
+    async with app[CORE].sessions() as session:
+        assert len((await session.exec(select(ConsoleSession))).all()) == 1

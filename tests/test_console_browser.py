@@ -32,9 +32,9 @@ from sqlmodel import select
 from bot.clock import FrozenClock
 from bot.keys import CORE
 from storage.models import Interview
-from tests.chat import ChatUser, add_person
+from tests.chat import ChatUser
 from tests.conftest import AppFactory, admin_headers, started_interview
-from tests.console import login_token
+from tests.console import console_setup, login_token
 
 CHROMIUM = os.environ.get("BOT_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("BOT_TEST_CHROMEDRIVER", shutil.which("chromedriver") or "/usr/bin/chromedriver")
@@ -160,15 +160,9 @@ async def login(browser: Browser, app: web.Application, user_id: str) -> str:
 
 
 async def setup(make_client: AppFactory, clock: FrozenClock) -> tuple[TestClient, web.Application]:
-    client = await make_client()
-    app = client.server.app
-    assert app is not None
-    await started_interview(client, clock, "iv-1")
-    await started_interview(client, clock, "iv-2", name="李四", hr=("wecom", "hr02"), email="li@example.com")
+    """tests/console.py's people and interviews, 9 minutes into both interviews."""
+    client, app = await console_setup(make_client, clock)
     clock.advance(minutes=9)
-    for user_id, name, role in (("hr01", "王小姐", "hr"), ("hr02", "赵先生", "hr"), ("boss", "陈经理", "manager")):
-        await add_person(app, user_id, name, role)
-    await add_person(app, "root", "管理员甲", "admin")
     return client, app
 
 

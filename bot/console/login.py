@@ -90,6 +90,11 @@ async def welcome(request: web.Request) -> web.StreamResponse:
     return render(request, "welcome", status=401)
 
 
+@routes.get(f"{PREFIX}/")
+async def slash(request: web.Request) -> web.StreamResponse:
+    raise redirect(PREFIX)
+
+
 @routes.get(f"{PREFIX}/static/{{name}}")
 async def static(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
