@@ -62,6 +62,7 @@ from storage.repos.kf import (
     latest_interview_of,
     save_kf_cursor_and_commit,
 )
+from storage.repos.leases import get_lease, hold_lease_and_commit, release_lease_and_commit
 from storage.repos.notices import (
     add_notice,
     add_notices_and_commit,
@@ -147,9 +148,11 @@ __all__ = [
     "get_exit",
     "get_interview",
     "get_interview_by_pk",
+    "get_lease",
     "get_person",
     "get_reason",
     "get_shared_token",
+    "hold_lease_and_commit",
     "idle_interviews",
     "insert_or_nothing",
     "kf_conversation",
@@ -183,6 +186,7 @@ __all__ = [
     "reason_references",
     "recent_failed_attempts",
     "recently_ended",
+    "release_lease_and_commit",
     "release_termination",
     "reminders_for_interview",
     "requeue_dead_notice",

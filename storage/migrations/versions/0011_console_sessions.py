@@ -1,7 +1,7 @@
 """web console: one-time login links and server-side sessions
 
 Revision ID: 0011
-Revises: 0010
+Revises: 0014
 Create Date: 2026-12-01 11:50:00
 """
 
@@ -15,7 +15,7 @@ import storage.types
 
 
 revision: str = '0011'
-down_revision: str | None = '0010'
+down_revision: str | None = '0014'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
