@@ -521,3 +521,49 @@ async def test_two_presses_of_one_link_at_once_open_one_session(make_client: App
     assert len(opened) == 1 and len(refused) == 3, results
     async with app[CORE].sessions() as session:
         assert len((await session.exec(select(ConsoleSession))).all()) == 1
+
+
+async def test_bad_input_gets_a_4xx_and_changes_nothing(make_client: AppFactory, clock: FrozenClock) -> None:
+    client, app = await setup(make_client, clock)
+    csrf = await signed_in(client, "root")
+    long_id = "x" * 5000
+    gets = [
+        "/console/interviews?page=-5",
+        "/console/interviews?page=99999999999999999999999",
+        "/console/interviews?from=0001-01-01",
+        "/console/interviews?q=" + "%" * 500,
+        f"/console/interviews/{long_id}",
+        "/console/interviews/%00",
+        "/console/stats?period=custom&from=2026-01-01&to=2030-01-01",
+        "/console/stats/chart.png?period=nope",
+        "/console/stats/exits.csv?from=bad&period=custom",
+        "/console/static/../../settings.py",
+        "/console/login?token=%00",
+    ]
+    for path in gets:
+        resp = await client.get(path)
+        assert resp.status < 500, (path, resp.status)
+    posts: list[tuple[str, dict[str, str]]] = [
+        (f"/console/interviews/{long_id}/terminate", {"reason": "candidate_quit"}),
+        ("/console/interviews/iv-1/terminate", {"reason": "x" * 10000, "note": "\x00" * 600}),
+        ("/console/interviews/iv-1/reschedule", {"when": "9999-12-31T23:59"}),
+        ("/console/interviews/iv-1/reschedule", {"when": "\x00"}),
+        ("/console/todos/99999999999999999999/done", {}),
+        ("/console/todos/１２/done", {}),
+        ("/console/notices/abc/retry", {}),
+        ("/console/notices/123456/retry", {}),
+        ("/console/reasons", {"op": "edit", "code": "nope", "name": "x"}),
+        ("/console/reasons", {"op": "explode"}),
+        ("/console/people", {"op": "edit", "platform": "wecom", "user_id": "nobody", "role": "hr"}),
+        ("/console/people", {"op": "add", "platform": "qq", "user_id": "a", "name": "b", "role": "hr"}),
+        ("/console/people/import", {"data": "!!!not base64!!!", "fingerprint": "x"}),
+        ("/console/people/import", {}),
+        ("/console/login", {"token": "t", "csrf": "c"}),
+    ]
+    for path, data in posts:
+        resp = await client.post(path, data={"csrf": csrf, **data})
+        assert 400 <= resp.status < 500, (path, resp.status, (await resp.text())[:300])
+    assert (await interview(app, "iv-1")).status == "in_progress"
+    async with app[CORE].sessions() as session:
+        actions = {e.action for e in (await session.exec(select(AuditEvent))).all()}
+    assert not {a for a in actions if a.startswith(("reason.", "person.", "notice.", "interview.term"))}

@@ -62,9 +62,12 @@ async def interview_list(request: web.Request, user: ConsoleUser) -> web.StreamR
         return render(request, "bad_request", status=400, user=user, what="status")
     try:
         start, end = _day(q.get("from")), _day(q.get("to"))
-        number = int(q.get("page", "1") or "1")
+        raw_page = q.get("page", "1") or "1"
+        number = int(raw_page) if raw_page.isascii() and raw_page.isdigit() and len(raw_page) <= 6 else 0
     except (web.HTTPBadRequest, ValueError):
         return render(request, "bad_request", status=400, user=user, what="date")
+    if number < 1:
+        return render(request, "bad_request", status=400, user=user, what="page")
     if start and end and end < start:
         return render(request, "bad_request", status=400, user=user, what="range")
     query = q.get("q", "").strip()[:64]
