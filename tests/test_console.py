@@ -19,6 +19,7 @@ from storage.models import AuditEvent, ConsoleLogin, ConsoleSession, ExitRecord,
 from tests.chat import ChatUser
 from tests.conftest import SHANGHAI, AppFactory, admin_headers, started_interview
 from tests.console import console_setup, hidden_fields, login_token, sign_in, signed_in
+from tests.fakes.platform import FakePlatform
 from tests.serve import run_cli, service_env
 from tests.test_console_services import dead_notice
 
@@ -567,3 +568,22 @@ async def test_bad_input_gets_a_4xx_and_changes_nothing(make_client: AppFactory,
     async with app[CORE].sessions() as session:
         actions = {e.action for e in (await session.exec(select(AuditEvent))).all()}
     assert not {a for a in actions if a.startswith(("reason.", "person.", "notice.", "interview.term"))}
+
+
+async def test_a_failed_save_shows_what_chat_shows(
+    make_client: AppFactory, clock: FrozenClock, fake_platform: FakePlatform
+) -> None:
+    assert fake_platform.server is not None
+    client, app = await setup(make_client, clock, platform_api_base=str(fake_platform.server.make_url("")))
+    fake_platform.save_status = 400  # refused: not retried
+    chat = ChatUser(app, "boss")
+    await chat.says("终止面试 李四 候选人放弃")
+    said = await chat.says("确认")
+    assert "未终止面试" in said
+    csrf = await signed_in(client, "hr01")
+    resp = await client.post("/console/interviews/iv-1/terminate", data={"csrf": csrf, "reason": "candidate_quit"})
+    html = await resp.text()
+    assert resp.status == 502
+    assert said in html, (said, html[:2000])  # the service's refusal, word for word
+    assert (await interview(app, "iv-1")).status == "in_progress"
+    assert fake_platform.actions().count("terminate") == 0
