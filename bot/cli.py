@@ -23,7 +23,7 @@ from bot.clock import SystemClock
 from bot.delivery import Reach
 from bot.dispatcher import Dispatcher
 from bot.logs import PathAccessLogger, access_logger, configure_logging
-from bot.services import console_auth, notice_check, people_import
+from bot.services import console_admin, console_auth, notice_check, people_import
 from bot.services import people as people_service
 from bot.services import reasons as reason_service
 from bot.services.context import Core
@@ -130,6 +130,11 @@ def _parser() -> argparse.ArgumentParser:
     to.add_argument("--to-email", metavar="ADDRESS", help="send by email (SMTP)")
     to.add_argument("--to-mobile", metavar="NUMBER", help="send by SMS")
     test.add_argument("--wait", type=float, default=60.0, metavar="SECONDS", help="how long to wait for the result")
+    notice.add_parser("problems", help="list pending and dead notices with their attempts")
+    retry = notice.add_parser("retry", help="send a dead notice again (the running service's outbox sends it)")
+    retry.add_argument("notice_id", type=int)
+
+    sub.add_parser("system", help="features on and off, intake and outbox backlog, last errors, version, database")
     return p
 
 
@@ -386,6 +391,30 @@ async def _notice_test(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
+async def _notice_retry(settings: Settings, args: argparse.Namespace) -> int:
+    core = _core(settings)
+    try:
+        notice = await console_admin.retry_notice(core, notice_id=args.notice_id, actor=CLI, source=CLI)
+    except console_admin.NoticeRetryError as exc:
+        return _fail(exc.message)
+    print(f"通知 #{notice.id} 已放回发件箱(已尝试 {notice.attempts} 次),运行中的服务会再发一次。")  # noqa: T201
+    return 0
+
+
+async def _notice_problems(settings: Settings) -> int:
+    core = _core(settings)
+    groups = await console_admin.problem_notices(core)
+    print(core.templates.render("admin/notices.txt.j2", groups=groups, tz=settings.tz))  # noqa: T201
+    return 0
+
+
+async def _system(settings: Settings) -> int:
+    core = _core(settings)
+    snap = await console_admin.system_snapshot(core, features=registry.feature_status(settings))
+    print(core.templates.render("admin/system.txt.j2", snap=snap, tz=settings.tz))  # noqa: T201
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -431,7 +460,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_summary_send(settings, args))
     if args.command == "notice":
         migrate(settings.database_url)
+        if args.notice_command == "retry":
+            return asyncio.run(_notice_retry(settings, args))
+        if args.notice_command == "problems":
+            return asyncio.run(_notice_problems(settings))
         return asyncio.run(_notice_test(settings, args))
+    if args.command == "system":
+        migrate(settings.database_url)
+        return asyncio.run(_system(settings))
     if args.command == "report":
         migrate(settings.database_url)
         return asyncio.run(_report_exits(settings, args))

@@ -10,7 +10,7 @@ from sqlmodel import col, select
 
 from bot.clock import FrozenClock
 from bot.keys import CORE
-from storage.models import AuditEvent, Person
+from storage.models import AuditEvent, Notice, NoticeStatus, Person
 from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, admin_headers, started_interview
 from tests.test_cli import run_cli
@@ -123,3 +123,48 @@ async def test_people_import_shows_the_preview_and_applies_with_yes(
     assert code == 1 and "没有找到人员" in err
     code, _, err = await run_cli(clean_db, "people", "import", "/nonexistent/people.csv")
     assert code == 2 and "无法读取" in err
+
+
+async def test_notice_problems_retry_and_system_on_the_command_line(
+    make_client: AppFactory, clock: FrozenClock, clean_db: str
+) -> None:
+    client = await make_client()
+    app = client.server.app
+    assert app is not None
+    core = app[CORE]
+    now = clock.now()
+    async with core.sessions() as session:
+        notice = Notice(
+            kind="terminated",
+            channel="sms",
+            recipient="13800001234",
+            body="x",
+            status=NoticeStatus.dead.value,
+            attempts=3,
+            next_attempt_at=now,
+            created_at=now,
+            last_error="isv.BUSINESS_LIMIT_CONTROL",
+        )
+        session.add(notice)
+        await session.commit()
+        await session.refresh(notice)
+    code, out, err = await run_cli(clean_db, "notice", "problems")
+    assert code == 0, err
+    assert (
+        f"#{notice.id} 面试终止通知 → 短信 13800001234,已尝试 3 次,最近错误:isv.BUSINESS_LIMIT_CONTROL(可重试)" in out
+    )
+    code, out, err = await run_cli(clean_db, "notice", "retry", str(notice.id))
+    assert code == 0 and f"通知 #{notice.id} 已放回发件箱(已尝试 3 次)" in out, err
+    code, _, err = await run_cli(clean_db, "notice", "retry", str(notice.id))
+    assert code == 1 and "只有未送达的通知可以重试" in err
+    async with core.sessions() as session:
+        row = await session.get(Notice, notice.id, populate_existing=True)
+        audit = (await session.exec(select(AuditEvent).where(AuditEvent.action == "notice.retried"))).one()
+    assert row is not None and (row.status, row.attempts) == ("pending", 3)
+    assert (audit.actor, audit.detail["source"]) == ("cli", "cli")
+
+    code, out, err = await run_cli(clean_db, "system")
+    assert code == 0, err
+    assert "版本 0.1.0,数据库 " + ("postgresql" if clean_db.startswith("postgresql") else "sqlite") in out
+    assert "✗ SMS notices(SMS_PROVIDER is not set)" in out
+    assert "发件箱积压:短信 1" in out

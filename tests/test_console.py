@@ -15,9 +15,10 @@ from bot.clock import FrozenClock
 from bot.keys import CORE
 from bot.services import console_auth
 from storage import repo
-from storage.models import AuditEvent, ConsoleLogin, ConsoleSession, ExitRecord, Interview, InterviewShare, Todo
+from storage.db import create_engine, session_maker
+from storage.models import AuditEvent, ConsoleLogin, ConsoleSession, ExitRecord, Interview, InterviewShare, Person, Todo
 from tests.chat import ChatUser
-from tests.conftest import SHANGHAI, AppFactory, admin_headers, started_interview
+from tests.conftest import CLOCK_START, SHANGHAI, AppFactory, admin_headers, started_interview
 from tests.console import console_setup, hidden_fields, login_token, sign_in, signed_in
 from tests.fakes.platform import FakePlatform
 from tests.serve import run_cli, service_env
@@ -348,12 +349,13 @@ async def test_chat_sends_the_link_in_a_direct_chat_only(make_client: AppFactory
     assert "/console/login" not in await ChatUser(app, "stranger").says("后台")  # not registered: no link
 
 
-async def test_cli_prints_the_link_last(clean_db: str, tmp_path: object) -> None:
+async def test_cli_prints_the_link_last(clean_db: str) -> None:
+    engine = create_engine(clean_db)
+    async with session_maker(engine)() as session:
+        session.add(Person(platform="wecom", user_id="hr01", name="王小姐", role="hr", created_at=CLOCK_START))
+        await session.commit()
+    await engine.dispose()
     env = service_env(clean_db, BOT_PUBLIC_BASE_URL="https://hr.example.com/")
-    code, out, err = await run_cli(
-        env, "people", "add", "--platform", "wecom", "--user-id", "hr01", "--name", "王小姐", "--role", "hr"
-    )
-    assert code == 0, err
     code, out, err = await run_cli(env, "console-link", "--platform", "wecom", "--user-id", "hr01")
     assert code == 0, err
     last = out.strip().splitlines()[-1]

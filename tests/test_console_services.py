@@ -3,6 +3,7 @@ then does with their changes."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import timedelta
@@ -18,7 +19,7 @@ from bot.clock import FrozenClock
 from bot.keys import CORE
 from bot.services import console_admin, people, people_import, reasons, sharing, stats, termination
 from bot.services.context import Core
-from storage.models import AuditEvent, Notice, NoticeAttempt, NoticeStatus, Person
+from storage.models import AuditEvent, ExitReason, Notice, NoticeAttempt, NoticeStatus, Person
 from tests.chat import ChatUser, add_person
 from tests.conftest import CLOCK_START, SHANGHAI, AppFactory, admin_headers, event, post_event, started_interview
 
@@ -218,6 +219,7 @@ async def test_people_edit_contact_and_role_and_remove(make_client: AppFactory, 
         )
     # The changed role is what chat checks from the next message on.
     assert "今天退出统计" in await ChatUser(app, "hr01").says("统计")
+    assert people.scope_key(saved.person) is None
     assert await people.revoke(core, platform="wecom", user_id="hr01", actor="wecom:root", source="console")
     assert "你还没有登记" in await ChatUser(app, "hr01").says("进行中")
     changes = [(a.action, a.detail["source"]) for a in await audits(core, "person.")]
@@ -349,7 +351,9 @@ async def test_stats_by_reason_owner_and_position_in_scope(make_client: AppFacto
     assert [(c.name, c.count) for c in everyone.by_owner] == [("王小姐", 2), ("赵先生", 2)]
     assert [(c.name, c.count) for c in everyone.by_position] == [("Java后端工程师", 4)]
 
-    mine = await stats.exit_stats(core, start=today - timedelta(days=6), end=today, hr_key="wecom:hr01")
+    hr01 = await people.get(core, platform="wecom", user_id="hr01")
+    assert hr01 is not None and people.scope_key(hr01) == "wecom:hr01"
+    mine = await stats.exit_stats(core, start=today - timedelta(days=6), end=today, hr_key=people.scope_key(hr01))
     assert mine.total == 4  # own three (one two days ago) and the shared one, not hr02's other
     assert {c.name: c.count for c in mine.by_reason}["系统故障"] == 2
     assert mine.chart_days[-1] == today and len(mine.chart_days) == 7
@@ -471,6 +475,28 @@ async def test_system_snapshot(make_client: AppFactory, clock: FrozenClock, data
     assert expected and snap.outbox_backlog == expected
     assert snap.intake_backlog == 0
     assert [a.error for a in snap.last_errors] == ["SMTP 550"]
+    assert snap.intake_errors == []
+    now = clock.now()
+    async with core.sessions() as session:
+        for status, error in (("pending", "KeyError: x"), ("dead", "处理失败(共尝试 4 次)"), ("sent", None)):
+            session.add(
+                Notice(
+                    kind="inbound",
+                    channel="wecom_inbox",
+                    recipient="hr01",
+                    body="{}",
+                    status=status,
+                    payload={"audience": "internal"},
+                    next_attempt_at=now,
+                    created_at=now,
+                    last_error=error,
+                )
+            )
+        await session.commit()
+    snap = await console_admin.system_snapshot(core, features=features)
+    assert snap.intake_backlog == 1  # the pending one; a dead row is no backlog
+    assert [n.last_error for n in snap.intake_errors] == ["处理失败(共尝试 4 次)", "KeyError: x"]
+    assert snap.outbox_backlog == expected  # inbound rows are not outbox backlog
     assert snap.database == ("postgresql" if database_url.startswith("postgresql") else "sqlite")
     assert snap.version == "0.1.0"
 
@@ -494,3 +520,21 @@ async def test_people_added_by_the_service_can_use_chat(make_client: AppFactory,
     async with app[CORE].sessions() as session:
         person = (await session.exec(select(Person).where(Person.user_id == "hr09"))).one()
     assert person.name == "新同事"
+
+
+async def test_two_admins_adding_the_same_reason_at_once_get_one(make_client: AppFactory, clock: FrozenClock) -> None:
+    _, app = await app_of(make_client, clock)
+    core = app[CORE]
+    results = await asyncio.gather(
+        *(
+            reasons.add(core, name="已接受其他offer", outcome="未完成", actor=f"wecom:admin{n}", source="console")
+            for n in range(2)
+        ),
+        return_exceptions=True,
+    )
+    added = [r for r in results if isinstance(r, ExitReason)]
+    refused = [r for r in results if isinstance(r, reasons.ReasonConflict)]
+    assert (len(added), len(refused)) == (1, 1), results
+    assert "已有名为「已接受其他offer」的原因" in refused[0].message
+    assert [r.reason.name for r in await reasons.list_all(core)].count("已接受其他offer") == 1
+    assert len(await audits(core, "reason.added")) == 1

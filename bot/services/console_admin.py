@@ -114,7 +114,9 @@ class SystemSnapshot:
     features: list[Feature]
     intake_backlog: int  # chat messages taken in and not processed yet
     outbox_backlog: dict[str, int]  # notices pending or being sent, by channel
-    last_errors: list[NoticeAttempt] = field(default_factory=list)
+    last_errors: list[NoticeAttempt] = field(default_factory=list)  # failed delivery attempts, newest first
+    # Chat messages whose processing failed (retrying or given up), newest first; their error is last_error.
+    intake_errors: list[Notice] = field(default_factory=list)
     version: str = ""
     database: str = ""  # "sqlite" or "postgresql"
 
@@ -139,11 +141,13 @@ async def system_snapshot(
         intake = await repo.backlog_by_channel(session, kind=INBOUND_KIND)
         outbox = await repo.backlog_by_channel(session, exclude_kind=INBOUND_KIND)
         failed = await repo.recent_failed_attempts(session, limit=errors)
+        intake_failed = await repo.failing_notices(session, kind=INBOUND_KIND, limit=errors)
     return SystemSnapshot(
         features=[Feature(name, why is None, why) for name, why in features],
         intake_backlog=sum(intake.values()),
         outbox_backlog=dict(sorted(outbox.items())),
         last_errors=list(failed),
+        intake_errors=list(intake_failed),
         version=package_version(),
         database=database_kind(core),
     )

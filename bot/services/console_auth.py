@@ -18,6 +18,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from bot.services import people
 from bot.services.context import Core
 from bot.services.errors import ServiceError
 from storage import repo
@@ -83,14 +84,14 @@ class ConsoleUser:
         return self.person.role == Role.admin.value
 
     @property
-    def sees_all(self) -> bool:
-        """Managers and admins see and act on every interview; HR on their own and shared ones."""
-        return self.person.role in (Role.admin.value, Role.manager.value)
+    def scope(self) -> str | None:
+        """The ``hr_key`` to limit interview lists by (None: all), as chat's role rules."""
+        return people.scope_key(self.person)
 
     @property
-    def scope(self) -> str | None:
-        """The ``hr_key`` to limit interview lists by (None: all)."""
-        return None if self.sees_all else self.key
+    def sees_all(self) -> bool:
+        """Managers and admins see and act on every interview; HR on their own and shared ones."""
+        return self.scope is None
 
 
 def _hash(token: str) -> str:

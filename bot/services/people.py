@@ -30,6 +30,7 @@ __all__ = [
     "list_all",
     "register",
     "revoke",
+    "scope_key",
     "update",
 ]
 
@@ -308,6 +309,12 @@ async def revoke(
         )
         await session.commit()
         return person
+
+
+def scope_key(person: Person) -> str | None:
+    """Whose interviews ``person`` sees and acts on: None (all) for managers and admins, else their own
+    key (their own and shared interviews), as chat's role rules."""
+    return None if person.role in (Role.manager.value, Role.admin.value) else person.key
 
 
 async def list_all(core: Core) -> Sequence[Person]:

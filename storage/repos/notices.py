@@ -220,3 +220,18 @@ async def recent_failed_attempts(session: AsyncSession, *, limit: int = 20) -> S
         .limit(limit)
     )
     return (await session.exec(stmt)).all()
+
+
+async def failing_notices(session: AsyncSession, *, kind: str, limit: int = 20) -> Sequence[Notice]:
+    """Notices of ``kind`` whose last try failed and that are not sent (waiting to retry, or dead), newest first."""
+    stmt = (
+        select(Notice)
+        .where(
+            col(Notice.kind) == kind,
+            col(Notice.last_error).is_not(None),
+            col(Notice.status).in_([NoticeStatus.pending.value, NoticeStatus.dead.value]),
+        )
+        .order_by(col(Notice.id).desc())
+        .limit(limit)
+    )
+    return (await session.exec(stmt)).all()
