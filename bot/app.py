@@ -13,6 +13,7 @@ from aiohttp import web
 from sqlalchemy import delete, text
 from sqlmodel import col
 
+from bot import console
 from bot.api import admin, charts, platform
 from bot.channels import registry
 from bot.channels.email import EmailSender
@@ -25,7 +26,7 @@ from bot.keys import BACKGROUND, CORE, DISPATCHER, ENGINE, HTTP, OUTBOX, SCHEDUL
 from bot.outbox import Outbox
 from bot.platform_client import PlatformClient
 from bot.scheduler import Scheduler
-from bot.services import notices
+from bot.services import console_auth, notices
 from bot.services.context import Core
 from bot.settings import Settings
 from bot.templating import Templates
@@ -46,6 +47,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(platform.routes)
     app.add_routes(admin.routes)
     app.add_routes(charts.routes)
+    console.add_routes(app)
     app.router.add_get("/healthz", healthz)
     for channel in registry.CHANNELS:  # their callback routes must exist before the app starts
         app.add_routes(channel.routes(settings))
@@ -141,6 +143,7 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
             await repo.purge_processed_and_commit(session, kind=INBOUND_KIND, before=cutoff)
             for channel in registry.CHANNELS:  # what each channel keeps beside them
                 await channel.purge(session, before=cutoff)
+        await console_auth.purge(core)  # console links and sessions expired a day ago
 
     scheduler.cron("housekeeping.purge_inbound", purge_inbound, hour=3, minute=17)
     register_jobs(scheduler, core)

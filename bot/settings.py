@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     # Where this service is reachable from outside (DingTalk fetches chart images from it).
     public_base_url: str | None = Field(None, validation_alias="BOT_PUBLIC_BASE_URL")
     chart_font: str | None = Field(None, validation_alias="BOT_CHART_FONT")  # a CJK font file for chart labels
+    # Web console (/console): how long a browser stays signed in after opening a login link.
+    console_session_hours: int = Field(12, ge=1, le=24 * 30, validation_alias="BOT_CONSOLE_SESSION_HOURS")
 
     # Candidate notices (issue 7): channel order, filtered by what the candidate has and what is enabled.
     notice_plan: str = Field("kf,sms,email", validation_alias="BOT_NOTICE_PLAN")
