@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,6 +211,7 @@ class Dispatcher:
                 if ctx.value is None:
                     return [Reply(render(cmd.bad_args, usage=cmd.usage, example=cmd.example))]
         assert handler is not None
+        started = time.perf_counter()
         try:
             return await handler(ctx)
         except ServiceError as exc:
@@ -221,6 +223,9 @@ class Dispatcher:
                 raise
             log.exception("handler for %r failed (message %s)", ctx.command, msg.msg_id)
             return self.apology()
+        finally:
+            name = ctx.cmd.names[0] if ctx.cmd else ctx.command  # one series per command, aliases together
+            self.core.metrics.command_seconds.labels(command=name).observe(time.perf_counter() - started)
 
     @staticmethod
     def apology() -> list[Reply]:

@@ -59,6 +59,8 @@ from storage.repos.notices import (
     purge_processed_and_commit,
     update_pending_notice,
 )
+from storage.repos.ops import OutboxCounts, outbox_counts
+from storage.repos.pacing import purge_pace_marks_and_commit, take_pace_slot
 from storage.repos.people import get_person, list_people, people_named
 from storage.repos.prompts import (
     close_action_and_commit,
@@ -87,6 +89,7 @@ __all__ = [
     "DEFAULT_REASONS",
     "REASON_OTHER",
     "Conflict",
+    "OutboxCounts",
     "add_inbound",
     "add_kf_conversation",
     "add_notice",
@@ -140,10 +143,12 @@ __all__ = [
     "open_todo_counts",
     "open_todos",
     "open_todos_with_interviews",
+    "outbox_counts",
     "pending_notices",
     "people_named",
     "platform_event_seen",
     "purge_dingtalk_signs_and_commit",
+    "purge_pace_marks_and_commit",
     "purge_processed_and_commit",
     "release_termination",
     "reminders_for_interview",
@@ -156,6 +161,7 @@ __all__ = [
     "summary_chart",
     "take_over_claims_and_commit",
     "take_over_job_and_commit",
+    "take_pace_slot",
     "todos_for_interview",
     "transition_action_and_commit",
     "update_pending_notice",

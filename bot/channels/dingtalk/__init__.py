@@ -34,6 +34,9 @@ from storage.models import Notice
 
 log = logging.getLogger(__name__)
 
+# The name of the Stream connection in bot_channel_connected and /readyz.
+STREAM_CONNECTION = "dingtalk_stream"
+
 __all__ = ["CHANNEL", "INBOUND", "STREAM", "DingTalkChannel"]
 
 
@@ -123,6 +126,7 @@ class DingTalkChannel:
                 )
                 app[STREAM] = runner
                 runner.start()
+                core.metrics.connections.watch(STREAM_CONNECTION, runner.state)
             log.info("DingTalk robot enabled (%s mode)", s.dingtalk_mode)
         if s.dingtalk_robot_webhook:
             secret = s.dingtalk_robot_secret.get_secret_value() if s.dingtalk_robot_secret else None
@@ -131,6 +135,7 @@ class DingTalkChannel:
                 log.warning("DINGTALK_ROBOT_SECRET is not set: custom robot posts are unsigned (加签 recommended)")
         yield
         if runner is not None:
+            core.metrics.connections.forget(STREAM_CONNECTION)
             await runner.stop()
         if inbound is not None:
             await inbound.close()
