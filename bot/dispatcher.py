@@ -17,6 +17,7 @@ from bot.chat import masking
 from bot.chat.masking import mask_reply
 from bot.chat.messages import IncomingMessage, Reply
 from bot.chat.text import clean_text, is_question
+from bot.logs import log_context
 from bot.services import people, prompts
 from bot.services.context import Core
 from bot.services.errors import ServiceError
@@ -165,12 +166,13 @@ class Dispatcher:
         """The replies to ``msg``. With ``final=False`` (a try that will be retried) a handler error
         propagates, so the stored message is processed again instead of being answered with an
         apology; the last try (``final=True``) answers 抱歉,处理时出错了."""
-        if msg.chat_type != "group":
-            return await self._handle(msg, final=final)
-        # A group reply hides contact details, and above all those of the candidates it was made from.
-        with masking.collecting() as known:
-            replies = await self._handle(msg, final=final)
-        return [mask_reply(r, known) for r in replies]
+        with log_context(message_id=msg.msg_id, sender=msg.sender_key):
+            if msg.chat_type != "group":
+                return await self._handle(msg, final=final)
+            # A group reply hides contact details, and above all those of the candidates it was made from.
+            with masking.collecting() as known:
+                replies = await self._handle(msg, final=final)
+            return [mask_reply(r, known) for r in replies]
 
     async def _handle(self, msg: IncomingMessage, *, final: bool) -> list[Reply]:
         text = clean_text(msg.text)

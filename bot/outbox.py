@@ -30,6 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.delivery import CANDIDATE_CHANNELS, Audience
+from bot.logs import bind, log_context
 from bot.metrics import Metrics
 from bot.settings import Settings
 from storage import repo
@@ -204,6 +205,10 @@ class Outbox:
                 task.cancel()
 
     async def _deliver(self, notice_id: int, *, first: bool = False) -> int:
+        with log_context(notice_id=notice_id):
+            return await self._deliver_row(notice_id, first=first)
+
+    async def _deliver_row(self, notice_id: int, *, first: bool) -> int:
         now = self.core.clock.now()
         async with self.core.sessions() as session:
             won = await repo.claim_notice_and_commit(
@@ -218,6 +223,7 @@ class Outbox:
                 return 0
             notice = await session.get(Notice, notice_id)
             assert notice is not None
+            bind(interview_row=notice.interview_id)
             sender = self.senders[notice.channel]
             attempt: NoticeAttempt | None = None
             last: NoticeAttempt | None = None
