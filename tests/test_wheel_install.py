@@ -84,11 +84,18 @@ def test_wheel_in_a_clean_venv_serves_as_non_root_with_a_read_only_home(world_re
     if find_cjk_font() is None:
         pytest.skip("no CJK font installed on this machine")
     base = world_readable_dir
-    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", base / "dist", ROOT, cwd=base)
+    # Built from a copy: setuptools leaves build/ in the tree it builds, and a stale build/lib
+    # (a module since deleted) would end up in the next wheel.
+    src = base / "src"
+    junk = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "data", ".*_cache")
+    shutil.copytree(ROOT, src, ignore=junk)
+    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", base / "dist", src, cwd=base)
     [wheel] = list((base / "dist").glob("interview_exit_bot-*.whl"))
     venv = base / "venv"
     run(_interpreter_for_others(), "-m", "venv", venv)
     run(venv / "bin" / "pip", "install", "-q", wheel, cwd=base)
+    size = run("du", "-sm", venv).stdout.split()[0]
+    print(f"clean venv with the wheel and its dependencies: {size} MB")  # noqa: T201 - shown with -s
 
     home = base / "home"  # read-only for everyone
     home.mkdir()
