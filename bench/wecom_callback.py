@@ -43,10 +43,10 @@ async def _serve(tmp: str, ports: Any, stop: Any) -> None:
     import logging
 
     from bot.app import create_app
+    from bot.channels.registry import AppSettings as Settings
     from bot.channels.wecom.crypto import CallbackCrypto, CallbackError
     from bot.channels.wecom.parse import parse_app_xml
     from bot.keys import CORE
-    from bot.settings import Settings
     from storage import repo
     from storage.db import create_engine, migrate, session_maker
     from storage.models import Person

@@ -7,19 +7,17 @@ commands, the outbox counts attempts, the scheduler times sweeps. Gauges that co
 database (pending inbound messages, pending outbox rows by channel, dead notices) are computed
 by one grouped query at most every ``DB_GAUGES_TTL`` seconds, not per scrape line or per scrape.
 
-Long connections (a chat platform's Stream/WebSocket) report their state through
-``Connections``: a channel calls ``core.metrics.connections.watch(name, state)`` when it starts
-one, where ``state()`` returns "up", "standby" (deliberately not connected, e.g. another replica
-holds the platform's single connection) or "down", and ``forget(name)`` when it stops it. Both
-``bot_channel_connected{channel}`` (1 up, 0 otherwise) and ``/readyz`` (ready unless "down")
-read them.
+Long connections (a chat platform's Stream/WebSocket) report their states through the channel
+contract (``bot.channels.registry.connections(app)``: up, connecting, standby, stopped); the
+``/metrics`` handler passes them to ``exposition`` for ``bot_channel_connected{channel}`` (1 when
+up, else 0), and ``/readyz`` reads them too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, exposition, generate_latest
@@ -30,24 +28,7 @@ from storage.db import SessionMaker
 
 CONTENT_TYPE = exposition.CONTENT_TYPE_LATEST
 DB_GAUGES_TTL = 5.0
-ConnectionState = Literal["up", "standby", "down"]
 CallbackResult = Literal["accepted", "duplicate", "rejected"]
-
-
-class Connections:
-    """The long connections this process keeps, by name, each with a function giving its state."""
-
-    def __init__(self) -> None:
-        self._states: dict[str, Callable[[], ConnectionState]] = {}
-
-    def watch(self, name: str, state: Callable[[], ConnectionState]) -> None:
-        self._states[name] = state
-
-    def forget(self, name: str) -> None:
-        self._states.pop(name, None)
-
-    def states(self) -> dict[str, ConnectionState]:
-        return {name: state() for name, state in sorted(self._states.items())}
 
 
 class Metrics:
@@ -85,7 +66,6 @@ class Metrics:
         self.channel_connected = Gauge(
             "bot_channel_connected", "1 when the long connection is up, else 0", ["channel"], registry=r
         )
-        self.connections = Connections()
         self._db_at: float | None = None
         self._db_lock = asyncio.Lock()
         self._outbox_channels: set[str] = set()
@@ -113,8 +93,9 @@ class Metrics:
             self._outbox_channels |= set(counts.pending_by_channel)
             self._db_at = time.monotonic()
 
-    def exposition(self) -> bytes:
-        states = self.connections.states()
+    def exposition(self, connections: Mapping[str, str]) -> bytes:
+        """The text format; ``connections``: each long connection's state (``LinkState`` values)."""
+        states = dict(connections)
         for name in self._connection_names - set(states):
             self.channel_connected.remove(name)  # stopped: no series rather than a stale one
         for name, state in states.items():

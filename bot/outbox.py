@@ -260,7 +260,6 @@ class Outbox:
                 await self._failed(session, notice, exc, attempt)
                 return 0
             done = self.core.clock.now()
-            self.core.metrics.attempt(notice.channel, AttemptResult.sent)
             notice.status = NoticeStatus.sent.value
             notice.sent_at = done
             notice.provider_id = provider_id
@@ -272,6 +271,7 @@ class Outbox:
                 attempt.provider_id = provider_id
                 attempt.finished_at = done
             await session.commit()
+            self.core.metrics.attempt(notice.channel, AttemptResult.sent)  # counted once it is recorded
             log.info("notice %s sent by %s", notice_id, notice.channel)
             return 1
 
@@ -301,7 +301,6 @@ class Outbox:
     async def _unknown_outcome(self, session: AsyncSession, notice: Notice, last: NoticeAttempt, now: datetime) -> None:
         """A crash left this channel's attempt 'started': maybe sent, so never resend it here."""
         last.result = AttemptResult.unknown.value
-        self.core.metrics.attempt(notice.channel, AttemptResult.unknown)
         last.error = "发送中途进程停止,是否送达未知;不在此渠道重发"
         last.finished_at = now
         notice.locked_until = None
@@ -314,6 +313,7 @@ class Outbox:
         if is_candidate_notice(notice):
             await self.policy.cut_off(session, notice, cut_off=cut_off, moved_on=moved_on, now=now)
         await session.commit()
+        self.core.metrics.attempt(cut_off, AttemptResult.unknown)
 
     def _next_in_plan(self, notice: Notice) -> tuple[str, str] | None:
         plan = [(str(c), str(r)) for c, r in notice.payload.get("plan") or []]
@@ -360,7 +360,7 @@ class Outbox:
         sender = self.senders.get(notice.channel)
         max_attempts = getattr(sender, "max_attempts", None) or self.core.settings.outbox_max_attempts
         gives_up = permanent or notice.attempts >= max_attempts
-        self.core.metrics.attempt(notice.channel, AttemptResult.rejected if gives_up else AttemptResult.failed)
+        tried_on = notice.channel  # before a fallback moves it
         if attempt is not None:
             attempt.result = (AttemptResult.rejected if gives_up else AttemptResult.failed).value
             attempt.error = notice.last_error
@@ -374,6 +374,7 @@ class Outbox:
             notice.next_attempt_at = now + timedelta(seconds=delay)
             log.warning("notice %s attempt %d failed, retry in %.1fs: %s", notice.id, notice.attempts, delay, exc)
         await session.commit()
+        self.core.metrics.attempt(tried_on, AttemptResult.rejected if gives_up else AttemptResult.failed)
 
     async def _dead(self, session: AsyncSession, notice: Notice, now: datetime) -> None:
         notice.status = NoticeStatus.dead.value

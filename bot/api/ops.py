@@ -2,8 +2,9 @@
 
 ``/healthz`` (in ``bot.app``) is liveness: the process answers and reaches its database.
 ``/readyz`` is readiness, for a load balancer deciding whether to send this replica traffic: the
-database answers, its schema is at the newest migration, and every enabled long connection is up
-(or deliberately on standby). It answers 200 ``{"status": "ready", ...}`` or 503 with
+database answers, its schema is at the newest migration, and no enabled long connection that this
+replica should hold is still connecting (up, standby — another replica holds it — and stopped on
+purpose are ready). It answers 200 ``{"status": "ready", ...}`` or 503 with
 ``"not_ready"`` naming each part that is not.
 
 ``/metrics`` needs ``Authorization: Bearer`` BOT_METRICS_TOKEN, or the admin token when that is
@@ -18,8 +19,10 @@ from typing import Any
 from aiohttp import web
 
 from bot.bounded import ascii_equal
+from bot.channels import registry
 from bot.keys import CORE, ENGINE
 from bot.metrics import CONTENT_TYPE
+from bot.services.leases import LinkState
 from storage.db import schema_head, schema_revision
 
 log = logging.getLogger(__name__)
@@ -45,14 +48,13 @@ async def metrics(request: web.Request) -> web.Response:
         await core.metrics.refresh_db_gauges(core.sessions)
     except Exception as exc:  # noqa: BLE001 - the process metrics still help when the database is away
         log.error("metrics: database gauges not refreshed: %s", type(exc).__name__)
-    resp = web.Response(body=core.metrics.exposition())
+    resp = web.Response(body=core.metrics.exposition(registry.connections(request.app)))
     resp.headers["Content-Type"] = CONTENT_TYPE
     return resp
 
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    core = request.app[CORE]
     problems: dict[str, str] = {}
     body: dict[str, Any] = {}
     try:
@@ -64,11 +66,11 @@ async def readyz(request: web.Request) -> web.Response:
         body["schema"] = revision
         if revision != head:
             problems["migrations"] = f"database at {revision}, code expects {head}"
-    connections = core.metrics.connections.states()
+    connections = registry.connections(request.app)
     body["connections"] = connections
     for name, state in connections.items():
-        if state == "down":
-            problems[name] = "down"
+        if state == LinkState.connecting:  # this replica should hold it and has not got it
+            problems[name] = state
     if problems:
         log.warning("not ready: %s", problems)
         return web.json_response({"status": "not_ready", "not_ready": problems, **body}, status=503)

@@ -26,6 +26,7 @@ from aiohttp import web
 from bot.bounded import BadInput, load_json
 from bot.channels.dingtalk.inbound import Inbound
 from bot.channels.dingtalk.parse import PLATFORM, ParseError, parse_callback
+from bot.channels.dingtalk.settings import dingtalk_settings
 from bot.channels.dingtalk.sign import verify_callback
 from bot.keys import CORE
 from storage import repo
@@ -47,7 +48,7 @@ def _unauthorized(request: web.Request, problem: str) -> web.Response:
 
 async def callback(request: web.Request) -> web.Response:
     core = request.app[CORE]
-    settings = core.settings
+    settings = dingtalk_settings(core.settings)
     secret = settings.dingtalk_app_secret
     if secret is None:
         raise web.HTTPNotFound()

@@ -35,7 +35,6 @@ from dingtalk_stream.version import VERSION_STRING
 
 from bot.channels.dingtalk.api import TIMEOUT, DingTalkError
 from bot.channels.dingtalk.inbound import Inbound
-from bot.metrics import ConnectionState
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ class StreamRunner:
         )
         self.client.register_callback_handler(ChatbotMessage.TOPIC, ChatbotCallback(inbound))
         self.connections = 0  # WebSocket connections made so far (for logs and tests)
-        self.connected = False  # a WebSocket is open now (metrics and /readyz)
+        self.connected = False  # a connection is open now
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -152,11 +151,11 @@ class StreamRunner:
             endpoint, params={"ticket": ticket}, heartbeat=HEARTBEAT_SECONDS, timeout=WS_TIMEOUT
         ) as ws:
             self.connections += 1
+            self.connected = True
             self.client.websocket = _AckSocket(ws)
             log.info("connected to the DingTalk stream")
-            self.connected = True
+            served = False
             try:
-                served = False
                 async for message in ws:
                     if message.type == aiohttp.WSMsgType.ERROR:
                         raise ws.exception() or ConnectionError("websocket error")
@@ -166,13 +165,10 @@ class StreamRunner:
                     if await self._route(message.data) == DingTalkStreamClient.TAG_DISCONNECT:
                         log.info("DingTalk asked for a new stream connection")
                         return "disconnect"
-                log.info("the DingTalk stream closed (code %s)", ws.close_code)
-                return "served" if served else "closed"
             finally:
                 self.connected = False
-
-    def state(self) -> ConnectionState:
-        return "up" if self.connected else "down"
+            log.info("the DingTalk stream closed (code %s)", ws.close_code)
+            return "served" if served else "closed"
 
     async def _route(self, raw: str) -> str:
         try:

@@ -1,7 +1,7 @@
 """pace_mark: per-destination sends shared by replicas (outbox pacing through the database)
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0014
 Create Date: 2026-12-01 12:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import storage.types
 
 revision: str = '0013'
-down_revision: str | None = '0010'
+down_revision: str | None = '0014'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
