@@ -14,7 +14,7 @@ from sqlalchemy import delete, text
 from sqlmodel import col
 
 from bot import console
-from bot.api import admin, charts, platform
+from bot.api import admin, charts, ops, platform
 from bot.channels import registry
 from bot.channels.email import EmailSender
 from bot.channels.sms import build_sms_sender
@@ -48,6 +48,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(admin.routes)
     app.add_routes(charts.routes)
     console.add_routes(app)
+    app.add_routes(ops.routes)
     app.router.add_get("/healthz", healthz)
     for channel in registry.CHANNELS:  # their callback routes must exist before the app starts
         app.add_routes(channel.routes(settings))
@@ -132,7 +133,8 @@ async def _delivery_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     core = app[CORE]
-    scheduler = Scheduler(core.settings.timezone)
+    sweeps = core.metrics.sweep_seconds
+    scheduler = Scheduler(core.settings.timezone, timed=lambda job, seconds: sweeps.labels(sweep=job).observe(seconds))
 
     async def purge_inbound() -> None:
         """Dedupe keys and processed chat messages (they hold message text) are kept 7 days."""
@@ -143,6 +145,8 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
             await repo.purge_processed_and_commit(session, kind=INBOUND_KIND, before=cutoff)
             for channel in registry.CHANNELS:  # what each channel keeps beside them
                 await channel.purge(session, before=cutoff)
+            # Pacing windows are a minute or so: a day of marks is plenty.
+            await repo.purge_pace_marks_and_commit(session, before=core.clock.now() - timedelta(days=1))
         await console_auth.purge(core)  # console links and sessions expired a day ago
 
     scheduler.cron("housekeeping.purge_inbound", purge_inbound, hour=3, minute=17)

@@ -415,6 +415,12 @@ async def _system(settings: Settings) -> int:
     return 0
 
 
+def _log_banner(text: str) -> None:
+    for line in text.splitlines():
+        if line.strip("= "):
+            log.info("%s", line.strip("= "))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -422,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"配置错误 / bad settings: {exc}", file=sys.stderr)  # noqa: T201
         return 2
-    configure_logging(settings.tz)
+    configure_logging(settings.tz, json_lines=settings.log_format == "json")
     if args.command in ("serve", "migrate"):
         migrate(settings.database_url)
         if args.command == "serve":
@@ -432,6 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 port=settings.port,
                 access_log=access_logger() if settings.access_log else None,
                 access_log_class=PathAccessLogger,
+                # aiohttp prints its "Running on …" banner; with JSON logs it is a log line too.
+                print=_log_banner if settings.log_format == "json" else print,
             )
         return 0
     if args.command == "people":

@@ -119,6 +119,10 @@ class Settings(BaseSettings):
 
     # Logs (issue 10): one line per HTTP request (path only, never the query string) when on.
     access_log: bool = Field(False, validation_alias="BOT_ACCESS_LOG")
+    # Issue 15: "json" writes one JSON object per log line (with the message / interview being worked on).
+    log_format: Literal["text", "json"] = Field("text", validation_alias="BOT_LOG_FORMAT")
+    # Bearer token of GET /metrics; unset: the admin token is accepted there.
+    metrics_token: SecretStr | None = Field(None, validation_alias="BOT_METRICS_TOKEN")
 
     @field_validator("timezone")
     @classmethod

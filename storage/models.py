@@ -553,3 +553,15 @@ class ConsoleSession(SQLModel, table=True):
     created_at: datetime = _dt()
     expires_at: datetime = _dt(index=True)
     ended_at: datetime | None = _dt(default=None)
+
+
+class PaceMark(SQLModel, table=True):
+    """One send to a paced destination (a WeCom member, a group robot, an SMS number), shared by
+    replicas: the outbox counts a destination's marks in the platform's window before each send."""
+
+    __tablename__ = "pace_mark"
+    __table_args__ = (Index("ix_pace_mark_destination_at", "destination", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    destination: str = Field(max_length=600)
+    at: datetime = _dt()

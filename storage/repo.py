@@ -84,6 +84,8 @@ from storage.repos.notices import (
     requeue_dead_notice,
     update_pending_notice,
 )
+from storage.repos.ops import OutboxCounts, outbox_counts
+from storage.repos.pacing import purge_pace_marks_and_commit, take_pace_slot
 from storage.repos.people import get_person, list_people, people_named
 from storage.repos.prompts import (
     close_action_and_commit,
@@ -112,6 +114,7 @@ __all__ = [
     "DEFAULT_REASONS",
     "REASON_OTHER",
     "Conflict",
+    "OutboxCounts",
     "add_console_login",
     "add_console_session",
     "add_inbound",
@@ -180,12 +183,14 @@ __all__ = [
     "open_todo_counts",
     "open_todos",
     "open_todos_with_interviews",
+    "outbox_counts",
     "page_interviews",
     "pending_notices",
     "people_named",
     "platform_event_seen",
     "purge_console_rows",
     "purge_dingtalk_signs_and_commit",
+    "purge_pace_marks_and_commit",
     "purge_processed_and_commit",
     "reason_references",
     "recent_failed_attempts",
@@ -204,6 +209,7 @@ __all__ = [
     "summary_chart",
     "take_over_claims_and_commit",
     "take_over_job_and_commit",
+    "take_pace_slot",
     "termination_audits",
     "todos_for_interview",
     "transition_action_and_commit",
