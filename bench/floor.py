@@ -71,9 +71,7 @@ async def serve(db_path: str, port: int, token: str, aes_key: str, corp_id: str)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    server = site._server
-    assert server is not None
-    print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)  # type: ignore[union-attr]
+    print(f"listening {runner.addresses[0][1]}", flush=True)
     try:
         await asyncio.Event().wait()
     finally:
