@@ -325,8 +325,8 @@ async def run(url: str | None, show: Callable[[str], None] = print) -> tuple[int
     from aiohttp.test_utils import TestServer
 
     from bot.app import create_app
+    from bot.channels.registry import AppSettings as Settings
     from bot.clock import FrozenClock
-    from bot.settings import Settings
     from storage.db import create_engine, migrate
     from tests.fakes.dingtalk_api import APP_KEY, APP_SECRET
     from tests.fakes.wecom_api import AES_KEY, AGENT_ID, BOT_AES_KEY, BOT_TOKEN, CORP_ID, SECRET, TOKEN

@@ -28,12 +28,12 @@ from typing import Any
 from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 
+from bot.channels.registry import AppSettings as Settings
 from bot.clock import SystemClock
 from bot.services.context import Core
 from bot.services.reminders import sweep_reminders
 from bot.services.summary import build_summary
 from bot.services.timeouts import sweep_idle
-from bot.settings import Settings
 from bot.templating import Templates
 from storage import repo
 from storage.db import create_engine, migrate, session_maker

@@ -28,7 +28,7 @@ from bot.services import people as people_service
 from bot.services.context import Core
 from bot.services.reports import exit_report
 from bot.services.summary import send_daily_summary
-from bot.settings import Settings, load_settings
+from bot.settings import Settings
 from bot.templating import Templates
 from handlers import ROUTERS
 from storage import repo
@@ -213,7 +213,7 @@ async def _notice_test(settings: Settings, args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings()
+        settings = registry.load_settings()
     except ValueError as exc:
         print(f"配置错误 / bad settings: {exc}", file=sys.stderr)  # noqa: T201
         return 2

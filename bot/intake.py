@@ -3,15 +3,17 @@
 A channel supplies only parsing and how to reply; storing is done here.
 
 A channel takes a callback in by committing it as an outbox row (kind "inbound") together with
-its dedupe claim, acks, and hands the row id to ``BoundedWork``. Processing then runs in at most
-``PROCESS_LIMIT`` tasks at once per process, and only while no callback is waiting to be stored:
-under a burst the store-and-ack path gets a database connection at once, and the rows wait
-(durably, holding nothing) for a free worker. A task waiting for its turn holds no connection.
+its dedupe claim (``GroupCommit``: callbacks arriving together share one transaction), acks, and
+hands the row id to ``BatchWork``, which processes what is queued in batches beside the callbacks
+still arriving: one statement claims a batch, the dispatcher runs for each message (one sender's
+in order; lookups of the sender and their open question remembered until something commits, see
+``bot.services.memo``), and one transaction stores every reply with the rows marked done.
 
-A row's processing goes through ``Outbox.deliver``: a processing error leaves the row for a retry
-with backoff (``INBOUND_MAX_ATTEMPTS`` in all); only the last attempt turns a handler error into
-the "抱歉,处理时出错了" reply (see ``dispatch_stored``), and a row that still fails then is dead,
-visible in ``GET /api/notices?status=dead&kind=inbound``.
+A processing error leaves the row for a retry with backoff through the outbox (``Outbox.fail``,
+``INBOUND_MAX_ATTEMPTS`` in all; retries and rows another replica or a restart takes over go
+through ``Outbox.deliver`` and the channel's inbound sender); only the last attempt turns a handler
+error into the "抱歉,处理时出错了" reply (see ``dispatch_stored``), and a row that still fails then
+is dead, visible in ``GET /api/notices?status=dead&kind=inbound``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,7 +48,11 @@ INBOUND_GRACE = timedelta(seconds=60)
 # one sender's messages are processed in the order they came.
 PROCESS_LIMIT = 4
 # Most stored messages claimed, processed and completed (replies and done marks) in one go.
-PROCESS_BATCH = 100
+PROCESS_BATCH = 200
+# How long a batch waits, at most, for callbacks being stored to be done first.
+INTAKE_FIRST_SECONDS = 0.1
+# ... and after each message, at most.
+INTAKE_FIRST_PER_MESSAGE = 0.002
 # Tries of one inbound message before the sender is told it failed.
 INBOUND_MAX_ATTEMPTS = 4
 SHUTDOWN_GRACE_SECONDS = 5.0
@@ -73,7 +79,7 @@ async def dispatch_stored(
 
 
 def given_up(failure: Exception) -> SendError:
-    return SendError(f"处理失败(共尝试 {INBOUND_MAX_ATTEMPTS} 次): {_brief(failure)}", permanent=True)
+    return SendError(f"processing failed ({INBOUND_MAX_ATTEMPTS} attempts): {_brief(failure)}", permanent=True)
 
 
 @dataclass
@@ -111,10 +117,12 @@ class BatchWork:
         process: ProcessFn,
         fail: FailFn,
         name: str,
+        intake: GroupCommit | None = None,
         batch: int = PROCESS_BATCH,
         senders: int = PROCESS_LIMIT,
     ) -> None:
         self.core = core
+        self._intake = intake
         self._background = background
         self._process = process
         self._fail = fail
@@ -125,11 +133,6 @@ class BatchWork:
         self._ready = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._stopping = False
-
-    @contextlib.asynccontextmanager
-    async def taking_in(self) -> AsyncIterator[None]:
-        """Around storing a callback (kept for the channels; processing no longer waits for it)."""
-        yield
 
     def submit(self, row_id: int) -> None:
         """Process the stored row ``row_id`` soon (its first try)."""
@@ -148,6 +151,9 @@ class BatchWork:
                 self._ready.clear()
                 await self._ready.wait()
                 continue
+            # Callbacks being stored go first, for a moment: under a steady stream the batch
+            # starts anyway (and is larger), so processing keeps up instead of waiting for a lull.
+            await self._let_intake_first(INTAKE_FIRST_SECONDS)
             ids, self._queue = self._queue[: self._batch], self._queue[self._batch :]
             try:
                 await self.run_batch(ids)
@@ -155,6 +161,14 @@ class BatchWork:
                 raise
             except Exception:
                 log.exception("processing %d inbound messages failed; they stay in the outbox for a retry", len(ids))
+
+    async def _let_intake_first(self, most: float) -> None:
+        intake = self._intake
+        if intake is None or intake.idle.is_set():
+            await asyncio.sleep(0)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(intake.idle.wait(), most)
 
     async def run_batch(self, ids: Sequence[int]) -> None:
         core = self.core
@@ -184,12 +198,18 @@ class BatchWork:
                         results[row.id] = await self._process(row)
                     except Exception as exc:  # noqa: BLE001 - recorded on the row by ``fail``
                         results[row.id] = exc
+                    # Callbacks waiting to be taken in go first (for a moment): a message's work
+                    # may not have waited on anything (remembered lookups, reads done in place).
+                    await self._let_intake_first(INTAKE_FIRST_PER_MESSAGE)
 
         # The sender's person and open question are looked up once per batch until something commits.
         with memo.remembering():
             await asyncio.gather(*(run(group) for group in by_sender.values()))
         await self._complete(results)
-        core.wake_outbox()
+        if not self._queue:
+            # Sending waits while messages are queued here (taking in and processing come first);
+            # meanwhile the outbox's own poll still sends every few seconds.
+            core.wake_outbox()
 
     async def _complete(self, results: Mapping[int, Processed | Exception]) -> None:
         done = self.core.clock.now()
@@ -267,6 +287,10 @@ class GroupCommit:
         self._background = background
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        # Set while no callback is being stored (``BatchWork`` lets these go first).
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._storing = 0
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name=f"intake:{self.platform}")
@@ -289,6 +313,16 @@ class GroupCommit:
         """Claim ``key`` and store its row (and ``extra`` rows, not for a redelivery); the row id, or
         None for a redelivery. Returns once committed. ``repo.Conflict`` if the database refuses the
         callback (e.g. an ``extra`` row taken by another message)."""
+        self._storing += 1
+        self.idle.clear()
+        try:
+            return await self._store(key, make_row, extra)
+        finally:
+            self._storing -= 1
+            if not self._storing:
+                self.idle.set()
+
+    async def _store(self, key: str, make_row: RowFactory, extra: ExtraRows) -> int | None:
         writer = self._writer
         if writer is None or writer.done():
             return await self.store_one(key, make_row, extra)

@@ -1,9 +1,14 @@
-"""Service settings, read from the environment by ``load_settings`` (never at import)."""
+"""The service's own settings (core: database, notices, schedule, SMS, SMTP, …).
+
+Each chat channel carries its own settings model (``bot/channels/<name>/settings.py``);
+``bot.channels.registry.AppSettings`` mixes them into these, and ``registry.load_settings`` reads
+them all from the environment (never at import).
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, TypeAdapter, field_validator
@@ -102,35 +107,6 @@ class Settings(BaseSettings):
     # Kept as text and parsed in sms_problem(): bad JSON disables SMS loudly instead of stopping the service.
     sms_templates: str = Field("{}", validation_alias="SMS_TEMPLATES")
 
-    # WeCom (企业微信) self-built app, AI bot and group robot.
-    wecom_corp_id: str | None = Field(None, validation_alias="WECOM_CORP_ID")
-    wecom_agent_id: int | None = Field(None, validation_alias="WECOM_AGENT_ID")
-    wecom_secret: SecretStr | None = Field(None, validation_alias="WECOM_SECRET")
-    wecom_token: SecretStr | None = Field(None, validation_alias="WECOM_TOKEN")
-    wecom_aes_key: SecretStr | None = Field(None, validation_alias="WECOM_AES_KEY")
-    wecom_bot_token: SecretStr | None = Field(None, validation_alias="WECOM_BOT_TOKEN")
-    wecom_bot_aes_key: SecretStr | None = Field(None, validation_alias="WECOM_BOT_AES_KEY")
-    wecom_robot_key: SecretStr | None = Field(None, validation_alias="WECOM_ROBOT_KEY")
-    wecom_api_base: str = Field("https://qyapi.weixin.qq.com", validation_alias="WECOM_API_BASE")
-    # 微信客服 through the self-built app (its secret must be granted the customer-service API).
-    wecom_kf_enabled: bool = Field(False, validation_alias="WECOM_KF_ENABLED")
-    wecom_kf_link: str | None = Field(None, validation_alias="WECOM_KF_LINK")  # https://work.weixin.qq.com/kfid/...
-
-    # DingTalk (钉钉) internal app robot (HTTP or Stream mode) and custom group robot.
-    dingtalk_mode: Literal["http", "stream"] = Field("http", validation_alias="DINGTALK_MODE")
-    dingtalk_app_key: str | None = Field(None, validation_alias="DINGTALK_APP_KEY")
-    dingtalk_app_secret: SecretStr | None = Field(None, validation_alias="DINGTALK_APP_SECRET")
-    dingtalk_robot_code: str | None = Field(None, validation_alias="DINGTALK_ROBOT_CODE")
-    dingtalk_robot_webhook: str | None = Field(None, validation_alias="DINGTALK_ROBOT_WEBHOOK")
-    dingtalk_robot_secret: SecretStr | None = Field(None, validation_alias="DINGTALK_ROBOT_SECRET")
-    dingtalk_api_base: str = Field("https://api.dingtalk.com", validation_alias="DINGTALK_API_BASE")
-    dingtalk_oapi_base: str = Field("https://oapi.dingtalk.com", validation_alias="DINGTALK_OAPI_BASE")
-
-    # DingTalk HTTP mode signs only the timestamp, so a signed pair carries any body while it is
-    # fresh. DingTalk delivers within seconds; 300 s leaves room for clock drift (as the platform
-    # events' PLATFORM_MAX_SKEW_SECONDS does) against DingTalk's own hour. At most 3600.
-    dingtalk_sign_window_seconds: int = Field(300, ge=1, le=3600, validation_alias="DINGTALK_SIGN_WINDOW_SECONDS")
-
     # How candidate notices tell the candidate to reach the HR owner (always by name):
     # none (name only), mobile, email or both of the HR's registered contacts.
     notice_hr_contact: Literal["none", "mobile", "email", "both"] = Field(
@@ -154,9 +130,6 @@ class Settings(BaseSettings):
     @field_validator(
         "platform_api_base",
         "sms_endpoint",
-        "wecom_api_base",
-        "dingtalk_api_base",
-        "dingtalk_oapi_base",
         "public_base_url",
     )
     @classmethod
@@ -255,6 +228,15 @@ class Settings(BaseSettings):
         return {c.value for c, on in usable if on}
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment (and .env); overrides win."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+M = TypeVar("M", bound=BaseModel)
+
+
+def part(settings: Settings, model: type[M]) -> M:
+    """The settings of one part (a channel's ``settings_model``) from the application's settings.
+
+    The application's settings class is ``Settings`` with every channel's model mixed in
+    (``bot.channels.registry.AppSettings``; load them with ``registry.load_settings``).
+    """
+    if not isinstance(settings, model):
+        raise TypeError(f"settings lack {model.__name__}: load them with bot.channels.registry.load_settings")
+    return settings

@@ -379,6 +379,18 @@ class SharedToken(SQLModel, table=True):
     updated_at: datetime = _dt()
 
 
+class Lease(SQLModel, table=True):
+    """A named lease one process holds while it renews it, e.g. the one long connection to a
+    platform that allows a single connection per bot (the others stand by)."""
+
+    __tablename__ = "lease"
+
+    name: str = Field(primary_key=True, max_length=100)
+    holder: str = Field(max_length=200)  # "<instance>/<boot id>" (bot.services.claims)
+    expires_at: datetime = _dt()
+    acquired_at: datetime = _dt()
+
+
 # --- scheduled work (reminders, daily summary) -----------------------------------
 
 

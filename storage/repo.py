@@ -44,6 +44,7 @@ from storage.repos.kf import (
     latest_interview_of,
     save_kf_cursor_and_commit,
 )
+from storage.repos.leases import get_lease, hold_lease_and_commit, release_lease_and_commit
 from storage.repos.notices import (
     add_notice,
     add_notices_and_commit,
@@ -121,8 +122,10 @@ __all__ = [
     "get_exit",
     "get_interview",
     "get_interview_by_pk",
+    "get_lease",
     "get_person",
     "get_shared_token",
+    "hold_lease_and_commit",
     "idle_interviews",
     "insert_or_nothing",
     "kf_conversation",
@@ -151,6 +154,7 @@ __all__ = [
     "platform_event_seen",
     "purge_dingtalk_signs_and_commit",
     "purge_processed_and_commit",
+    "release_lease_and_commit",
     "release_termination",
     "reminders_for_interview",
     "save_kf_cursor_and_commit",

@@ -14,6 +14,7 @@ Plugged in by ``storage.db.create_engine`` through the dialect's ``async_creator
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -64,7 +65,9 @@ class OneTripCursor:
         raw = connection.raw_if_idle()
         if raw is not None and connection.wal and not many and sql.lstrip()[:6].upper() == "SELECT":
             # A read outside a transaction: in WAL mode it never waits for a lock, so it runs here
-            # at once instead of being handed to the thread and back.
+            # instead of being handed to the thread and back; other tasks get their turn first,
+            # as they would while the thread ran it.
+            await asyncio.sleep(0)
             result = self._run(raw, sql, parameters, many)
         else:
             result = await connection.run(partial(self._run, sql=sql, parameters=parameters, many=many))

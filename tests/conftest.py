@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from bot.app import create_app
+from bot.channels import registry
 from bot.clock import FrozenClock
 from bot.settings import Settings
 from storage.db import create_engine, migrate
@@ -140,7 +141,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "company_name": "测试科技",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return registry.load_settings(_env_file=None, **values)
 
 
 AppFactory = Callable[..., Awaitable[TestClient]]

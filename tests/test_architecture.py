@@ -81,7 +81,8 @@ def test_app_cli_services_and_delivery_name_no_platform() -> None:
     for path in files("bot/app.py", "bot/cli.py", "bot/services", *DELIVERY):
         source = path.read_text(encoding="utf-8")
         tree = ast.parse(source)
-        docs = {(n.lineno, n.col_offset) for n in ast.walk(tree) if id(n) in docstring_nodes(tree)}
+        doc_ids = docstring_nodes(tree)
+        docs = {(n.lineno, n.col_offset) for n in ast.walk(tree) if id(n) in doc_ids}
         for tok in tokenize.generate_tokens(io.StringIO(source).readline):
             if tok.type == tokenize.STRING and tok.start in docs:
                 continue

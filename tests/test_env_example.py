@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import Settings
+from bot.channels.registry import AppSettings as Settings
 
 EXAMPLE = Path(__file__).parents[1] / ".env.example"
 SETTING = re.compile(r"# ([A-Z][A-Z0-9_]*)=(.*)")

@@ -169,6 +169,9 @@ async def test_kill9_during_platform_call_resumes_after_restart(
         SMTP_FROM="hr-bot@example.com",
         BOT_SWEEP_INTERVAL_SECONDS="0.2",
         BOT_OUTBOX_POLL_SECONDS="0.2",
+        # The service runs on the real clock while the events carry the test clock's dates, so
+        # the interview would look idle for months: the idle sweep must not race the HR's 确认.
+        BOT_IDLE_TIMEOUT_SECONDS="0",
         BOT_PORT=str(free_port()),
     )
     service = Service(env, int(env["BOT_PORT"]), tmp_path)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 from aiohttp import web
+from pydantic import BaseModel, create_model
 
 from bot.channels import dingtalk, wecom
 from bot.delivery import Reach
@@ -25,6 +26,13 @@ class Channel(Protocol):
     """A chat platform, decided by its own settings and started and stopped with the application."""
 
     name: str  # the platform of IncomingMessage and Person ("wecom", …)
+
+    @property
+    def settings_model(self) -> type[BaseModel]:
+        """Its own settings: a pydantic model whose fields carry their environment names (e.g.
+        WECOM_CORP_ID), mixed into ``AppSettings``; the channel reads them back with
+        ``bot.settings.part(settings, <model>)``."""
+        ...
 
     def features(self, s: Settings) -> list[tuple[str, str | None]]:
         """Its switchable parts for the start-up summary: None when on, else why it is off."""
@@ -42,6 +50,12 @@ class Channel(Protocol):
         """Housekeeping: forget what it keeps of messages received before ``before`` (commits)."""
         ...
 
+    def connections(self, app: web.Application) -> dict[str, str]:
+        """Its long connections (none for callback-only channels) by name, each a
+        ``bot.services.leases.LinkState`` value: up, connecting, standby (another replica holds
+        it) or stopped. For the readiness check and the metrics."""
+        ...
+
     def running(self, app: web.Application, outbox: Outbox) -> AbstractAsyncContextManager[None]:
         """Registers its outbox senders (including the one that sends replies to its messages),
         starts its connections and workers; on exit stops them. Entered before the outbox worker
@@ -53,6 +67,35 @@ CHANNELS: tuple[Channel, ...] = (
     wecom.CHANNEL,
     dingtalk.CHANNEL,
 )
+
+
+def _app_settings() -> type[Settings]:
+    bases: tuple[type[BaseModel], ...] = (Settings, *(c.settings_model for c in CHANNELS))
+    # Mixed-in models share one namespace: a field or validator defined twice would silently
+    # shadow the other, so prefix them with the channel's name (wecom_…, _wecom_…).
+    seen: dict[str, str] = {}
+    for model in bases:
+        own = [*model.model_fields, *model.__pydantic_decorators__.field_validators]
+        for name in own:
+            if name in seen and seen[name] != model.__name__:
+                raise TypeError(f"{model.__name__}.{name} is also defined by {seen[name]}")
+            seen[name] = model.__name__
+    composed: type[BaseModel] = create_model("AppSettings", __base__=bases, __module__=__name__)
+    return cast("type[Settings]", composed)
+
+
+# The application's settings: the core ``Settings`` with every channel's own model mixed in.
+AppSettings = _app_settings()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read every setting from the environment (and .env); overrides (by field name) win."""
+    return AppSettings(**overrides)  # type: ignore[arg-type]
+
+
+def connections(app: web.Application) -> dict[str, str]:
+    """Every channel's long connections and their states (``Channel.connections``)."""
+    return {name: state for c in CHANNELS for name, state in c.connections(app).items()}
 
 
 def names() -> list[str]:

@@ -23,10 +23,12 @@ from bot.channels.dingtalk.http import CALLBACK_PATH, INBOUND, callback
 from bot.channels.dingtalk.inbound import Inbound, InboundSender
 from bot.channels.dingtalk.sender import CHANNEL as APP_CHANNEL
 from bot.channels.dingtalk.sender import ROBOT_CHANNEL, DingTalkSender, RobotSender, robot_notice
+from bot.channels.dingtalk.settings import DingTalkSettings, dingtalk_settings
 from bot.channels.dingtalk.stream import STREAM, StreamRunner
 from bot.delivery import GroupPost, GroupPoster, Reach
 from bot.keys import BACKGROUND, CORE, DISPATCHER, HTTP
 from bot.outbox import Outbox
+from bot.services.leases import LinkState
 from bot.settings import Settings
 from storage import repo
 from storage.db import AsyncSession
@@ -37,10 +39,10 @@ log = logging.getLogger(__name__)
 __all__ = ["CHANNEL", "INBOUND", "STREAM", "DingTalkChannel"]
 
 
-# --- this channel's settings (the DINGTALK_* fields of bot.settings.Settings) ----------------
+# --- what this channel's settings (settings.py) switch on -----------------------------------
 
 
-def robot_problem(s: Settings) -> str | None:
+def robot_problem(s: DingTalkSettings) -> str | None:
     """Why the internal-app robot is off (None when its key and secret are set)."""
     secret = s.dingtalk_app_secret.get_secret_value() if s.dingtalk_app_secret else ""
     missing = [
@@ -49,21 +51,24 @@ def robot_problem(s: Settings) -> str | None:
     return f"{', '.join(missing)} not set" if missing else None
 
 
-def _enabled(s: Settings) -> bool:
+def _enabled(s: DingTalkSettings) -> bool:
     return bool(s.dingtalk_app_key and s.dingtalk_app_secret)
 
 
 class DingTalkChannel:
     name = "dingtalk"
+    settings_model = DingTalkSettings
 
-    def features(self, s: Settings) -> list[tuple[str, str | None]]:
+    def features(self, settings: Settings) -> list[tuple[str, str | None]]:
         """Start-up summary entries: None when on, else why it is off."""
+        s = dingtalk_settings(settings)
         return [
             (f"DingTalk robot in {s.dingtalk_mode} mode", robot_problem(s)),
             ("DingTalk custom robot", None if s.dingtalk_robot_webhook else "DINGTALK_ROBOT_WEBHOOK not set"),
         ]
 
-    def reach(self, s: Settings) -> Reach:
+    def reach(self, settings: Settings) -> Reach:
+        s = dingtalk_settings(settings)
         posters: tuple[GroupPoster, ...] = ()
         webhook = s.dingtalk_robot_webhook
         if webhook:
@@ -85,7 +90,8 @@ class DingTalkChannel:
             posters = (GroupPoster(channel=ROBOT_CHANNEL, takes_images=False, build=build),)
         return Reach(staff_channels=frozenset({APP_CHANNEL} if _enabled(s) else ()), group_posters=posters)
 
-    def routes(self, s: Settings) -> Iterable[web.AbstractRouteDef]:
+    def routes(self, settings: Settings) -> Iterable[web.AbstractRouteDef]:
+        s = dingtalk_settings(settings)
         if _enabled(s) and s.dingtalk_mode == "http":
             return [web.post(CALLBACK_PATH, callback)]
         return []
@@ -93,10 +99,16 @@ class DingTalkChannel:
     async def purge(self, session: AsyncSession, *, before: datetime) -> None:
         await repo.purge_dingtalk_signs_and_commit(session, before=before)  # HTTP mode's replay guard
 
+    def connections(self, app: web.Application) -> dict[str, str]:
+        runner = app.get(STREAM)
+        if runner is None:
+            return {}
+        return {"dingtalk stream": (LinkState.up if runner.connected else LinkState.connecting).value}
+
     @asynccontextmanager
     async def running(self, app: web.Application, outbox: Outbox) -> AsyncIterator[None]:
         core, http = app[CORE], app[HTTP]
-        s = core.settings
+        s = dingtalk_settings(core.settings)
         inbound: Inbound | None = None
         runner: StreamRunner | None = None
         if _enabled(s) and s.dingtalk_app_key and s.dingtalk_app_secret:

@@ -26,6 +26,7 @@ from aiohttp import web
 from bot.bounded import BadInput, load_json
 from bot.channels.dingtalk.inbound import Inbound
 from bot.channels.dingtalk.parse import ParseError, parse_callback
+from bot.channels.dingtalk.settings import dingtalk_settings
 from bot.channels.dingtalk.sign import verify_callback
 from bot.keys import CORE
 from storage import repo
@@ -41,12 +42,12 @@ EMPTY_ANSWER = {"msgtype": "empty"}
 
 def _unauthorized(request: web.Request, problem: str) -> web.Response:
     log.warning("rejected a DingTalk callback from %s: %s", request.remote, problem)
-    return web.json_response({"error": "unauthorized", "message": "签名无效或已过期"}, status=401)
+    return web.json_response({"error": "unauthorized", "message": "invalid or expired signature"}, status=401)
 
 
 async def callback(request: web.Request) -> web.Response:
     core = request.app[CORE]
-    settings = core.settings
+    settings = dingtalk_settings(core.settings)
     secret = settings.dingtalk_app_secret
     if secret is None:
         raise web.HTTPNotFound()
@@ -69,21 +70,19 @@ async def callback(request: web.Request) -> web.Response:
         msg = parse_callback(body)
     except (BadInput, ParseError) as exc:
         log.info("refused a DingTalk callback: %s", exc)
-        answer = {"error": "malformed_callback", "message": f"请求体不是钉钉机器人消息: {exc}"}
+        answer = {"error": "malformed_callback", "message": f"not a DingTalk robot message: {exc}"}
         return web.json_response(answer, status=400)
     ours = settings.dingtalk_robot_code or settings.dingtalk_app_key
     if ours and body.get("robotCode") != ours:
         return _unauthorized(request, "robotCode is not ours")
     inbound = request.app[INBOUND]
-    # Binding the sign is part of taking the callback in: processing yields to it (intake.BoundedWork).
-    async with inbound.work.taking_in():
-        async with core.sessions() as session:
-            owner = await repo.dingtalk_sign_owner(session, sign=sign.strip())
-        if owner is not None and owner != msg.msg_id:
-            return _unauthorized(request, "sign already used for another message")
-        binding = [] if owner else [DingTalkSign(sign=sign.strip(), msg_id=msg.msg_id, seen_at=now)]
-        try:
-            await inbound.receive(body, binding)
-        except repo.Conflict:  # the same sign taken by another message in the meantime
-            return _unauthorized(request, "sign already used for another message")
+    async with core.sessions() as session:
+        owner = await repo.dingtalk_sign_owner(session, sign=sign.strip())
+    if owner is not None and owner != msg.msg_id:
+        return _unauthorized(request, "sign already used for another message")
+    binding = [] if owner else [DingTalkSign(sign=sign.strip(), msg_id=msg.msg_id, seen_at=now)]
+    try:
+        await inbound.receive(body, binding)
+    except repo.Conflict:  # the same sign taken by another message in the meantime
+        return _unauthorized(request, "sign already used for another message")
     return web.json_response(EMPTY_ANSWER)

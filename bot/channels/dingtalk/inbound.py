@@ -73,7 +73,7 @@ class InboundSender:
         try:
             msg = parse_callback(notice.payload["callback"])
         except (ParseError, KeyError, TypeError, AttributeError) as exc:
-            raise SendError(f"无法解析钉钉消息: {exc}", permanent=True) from exc
+            raise SendError(f"cannot parse the DingTalk message: {exc}", permanent=True) from exc
         replies, failure = await dispatch_stored(self._dispatcher, msg, notice)
         kind = "group" if msg.chat_type == "group" else "user"
         rows = reply_rows(
@@ -106,8 +106,10 @@ class Inbound:
         self._background = background
         self._tasks: set[asyncio.Task[None]] = set()  # Stream-mode take-ins
         # Stored messages are processed in batches beside the intake (failures go to Outbox.fail).
-        self.work = BatchWork(core, background, process=sender.process, fail=outbox.fail, name=PLATFORM)
         self.intake = GroupCommit(core, PLATFORM, background)
+        self.work = BatchWork(
+            core, background, process=sender.process, fail=outbox.fail, name=PLATFORM, intake=self.intake
+        )
         self.intake.start()
 
     def _row(self, body: Mapping[str, Any], now: datetime) -> Notice:
@@ -127,8 +129,7 @@ class Inbound:
     async def accept(self, body: Mapping[str, Any], extra: ExtraRows = ()) -> int | None:
         """Claim the message and store its work row (and ``extra`` rows) in one transaction (group
         commit with other callbacks arriving together); None for a redelivery."""
-        async with self.work.taking_in():
-            return await self.intake.store(dedupe_key(body), lambda now: self._row(body, now), extra)
+        return await self.intake.store(dedupe_key(body), lambda now: self._row(body, now), extra)
 
     async def receive(self, body: Mapping[str, Any], extra: ExtraRows = ()) -> bool:
         """Accept, then process in the background. False for a redelivery or a non-message."""

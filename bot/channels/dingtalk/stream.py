@@ -95,6 +95,7 @@ class StreamRunner:
         )
         self.client.register_callback_handler(ChatbotMessage.TOPIC, ChatbotCallback(inbound))
         self.connections = 0  # WebSocket connections made so far (for logs and tests)
+        self.connected = False  # a connection is open now
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -150,18 +151,22 @@ class StreamRunner:
             endpoint, params={"ticket": ticket}, heartbeat=HEARTBEAT_SECONDS, timeout=WS_TIMEOUT
         ) as ws:
             self.connections += 1
+            self.connected = True
             self.client.websocket = _AckSocket(ws)
             log.info("connected to the DingTalk stream")
             served = False
-            async for message in ws:
-                if message.type == aiohttp.WSMsgType.ERROR:
-                    raise ws.exception() or ConnectionError("websocket error")
-                if message.type != aiohttp.WSMsgType.TEXT:
-                    continue
-                served = True
-                if await self._route(message.data) == DingTalkStreamClient.TAG_DISCONNECT:
-                    log.info("DingTalk asked for a new stream connection")
-                    return "disconnect"
+            try:
+                async for message in ws:
+                    if message.type == aiohttp.WSMsgType.ERROR:
+                        raise ws.exception() or ConnectionError("websocket error")
+                    if message.type != aiohttp.WSMsgType.TEXT:
+                        continue
+                    served = True
+                    if await self._route(message.data) == DingTalkStreamClient.TAG_DISCONNECT:
+                        log.info("DingTalk asked for a new stream connection")
+                        return "disconnect"
+            finally:
+                self.connected = False
             log.info("the DingTalk stream closed (code %s)", ws.close_code)
             return "served" if served else "closed"
 

@@ -29,6 +29,7 @@ from bot.channels.wecom.sender import (
     WeComRobotSender,
     robot_notice,
 )
+from bot.channels.wecom.settings import WeComSettings, wecom_settings
 from bot.channels.wecom.webhook import WECOM, WeComState, routes
 from bot.delivery import GroupPost, GroupPoster, Reach
 from bot.keys import BACKGROUND, CORE, DISPATCHER, HTTP
@@ -51,10 +52,10 @@ def _unset(*pairs: tuple[str, object]) -> str | None:
     return f"{', '.join(missing)} not set" if missing else None
 
 
-# --- this channel's settings (the WECOM_* fields of bot.settings.Settings) -------------------
+# --- what this channel's settings (settings.py) switch on -----------------------------------
 
 
-def app_problem(s: Settings) -> str | None:
+def app_problem(s: WeComSettings) -> str | None:
     """Why the self-built app is off (None when its settings are all there)."""
     return _unset(
         ("WECOM_CORP_ID", s.wecom_corp_id),
@@ -65,17 +66,17 @@ def app_problem(s: Settings) -> str | None:
     )
 
 
-def bot_problem(s: Settings) -> str | None:
+def bot_problem(s: WeComSettings) -> str | None:
     return _unset(("WECOM_BOT_TOKEN", _secret(s.wecom_bot_token)), ("WECOM_BOT_AES_KEY", _secret(s.wecom_bot_aes_key)))
 
 
-def kf_problem(s: Settings) -> str | None:
+def kf_problem(s: WeComSettings) -> str | None:
     if not s.wecom_kf_enabled:
         return "WECOM_KF_ENABLED is off"
     return None if app_problem(s) is None else "needs the WeCom app settings"
 
 
-def robot_key(s: Settings) -> str:
+def robot_key(s: WeComSettings) -> str:
     return _secret(s.wecom_robot_key)
 
 
@@ -88,7 +89,7 @@ def _crypto(what: str, token: str, aes_key: str, receive_id: str, *, quiet: bool
         return None
 
 
-def _app_crypto(s: Settings, *, quiet: bool = False) -> CallbackCrypto | None:
+def _app_crypto(s: WeComSettings, *, quiet: bool = False) -> CallbackCrypto | None:
     if app_problem(s) is not None:
         return None
     return _crypto(
@@ -100,7 +101,7 @@ def _app_crypto(s: Settings, *, quiet: bool = False) -> CallbackCrypto | None:
     )
 
 
-def _bot_crypto(s: Settings) -> CallbackCrypto | None:
+def _bot_crypto(s: WeComSettings) -> CallbackCrypto | None:
     if bot_problem(s) is not None:
         return None
     return _crypto(
@@ -123,9 +124,11 @@ def _robot_rows(post: GroupPost) -> list[Notice]:
 
 class WeComChannel:
     name = "wecom"
+    settings_model = WeComSettings
 
-    def features(self, s: Settings) -> list[tuple[str, str | None]]:
+    def features(self, settings: Settings) -> list[tuple[str, str | None]]:
         """Start-up summary entries: None when on, else why it is off."""
+        s = wecom_settings(settings)
         return [
             ("WeCom app", app_problem(s)),
             ("WeCom customer service kf", kf_problem(s)),
@@ -133,7 +136,8 @@ class WeComChannel:
             ("WeCom group robot", None if robot_key(s) else "WECOM_ROBOT_KEY not set; robot posts wait in the outbox"),
         ]
 
-    def reach(self, s: Settings) -> Reach:
+    def reach(self, settings: Settings) -> Reach:
+        s = wecom_settings(settings)
         # HR and managers registered on wecom get their notices (e.g. "interview terminated")
         # when the app's callback can run.
         staff = {APP_CHANNEL} if _app_crypto(s, quiet=True) is not None else set()
@@ -150,6 +154,9 @@ class WeComChannel:
     async def purge(self, session: AsyncSession, *, before: datetime) -> None:
         """Nothing beside the shared dedupe keys and inbound rows."""
 
+    def connections(self, app: web.Application) -> dict[str, str]:
+        return {}  # callbacks only
+
     @asynccontextmanager
     async def running(self, app: web.Application, outbox: Outbox) -> AsyncIterator[None]:
         state = build_state(app, outbox)
@@ -164,7 +171,7 @@ class WeComChannel:
 
 def build_state(app: web.Application, outbox: Outbox) -> WeComState:
     core, http = app[CORE], app[HTTP]
-    settings = core.settings
+    settings = wecom_settings(core.settings)
     kf: WeComKf | None = None
     app_crypto = _app_crypto(settings)
     bot_crypto = _bot_crypto(settings)
@@ -178,7 +185,7 @@ def build_state(app: web.Application, outbox: Outbox) -> WeComState:
             sessions=core.sessions,
             clock=core.clock,
         )
-        outbox.register(WeComAppSender(api, source=settings.company_name))
+        outbox.register(WeComAppSender(api, source=core.settings.company_name))
         if kf_problem(settings) is None:
             kf = WeComKf(core, api, app[BACKGROUND])
             outbox.register(KfSender(core, api))

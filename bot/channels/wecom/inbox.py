@@ -101,8 +101,8 @@ class WeComInbox:
         # Whether app messages can be sent (the "wecom" sender exists).
         self.app_replies = app_replies
         # Stored messages are processed in batches beside the intake (failures go to Outbox.fail).
-        self.work = BatchWork(core, background, process=self.process, fail=fail, name="wecom")
         self.intake = GroupCommit(core, "wecom", background)
+        self.work = BatchWork(core, background, process=self.process, fail=fail, name="wecom", intake=self.intake)
 
     def _row(self, inbound: Inbound, source: Source, now: datetime) -> Notice:
         msg = inbound.msg
@@ -127,8 +127,7 @@ class WeComInbox:
     async def accept(self, inbound: Inbound, *, source: Source) -> int | None:
         """Claim and store one callback (group commit, see ``GroupCommit``). The row id to process,
         or None for a redelivery. Returns only once the claim and the message are committed."""
-        async with self.work.taking_in():
-            return await self.intake.store(inbound.dedupe_key, lambda now: self._row(inbound, source, now))
+        return await self.intake.store(inbound.dedupe_key, lambda now: self._row(inbound, source, now))
 
     def start(self) -> None:
         self.intake.start()
