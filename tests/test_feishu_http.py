@@ -286,7 +286,7 @@ async def test_expired_token_is_fetched_again_once_and_rate_limits_retried(
     assert (await fake.post(client, fake.message("帮助"))).status == 200
 
     async def deferred() -> bool:
-        replies = await rows(app, Notice, kind="reply")
+        replies = sorted(await rows(app, Notice, kind="reply"), key=lambda r: r.id)
         return len(replies) == 2 and replies[1].status == "pending" and replies[1].attempts == 1
 
     await eventually(deferred)

@@ -14,6 +14,8 @@ from aiohttp.test_utils import TestClient
 
 from bot.channels import registry
 from bot.channels.feishu import LINK
+from bot.channels.feishu.frames import Frame, FrameError
+from bot.channels.feishu.ws import ping_frame
 from bot.clock import FrozenClock
 from storage.models import InboundMessage, Notice
 from tests.chat import add_person
@@ -164,3 +166,28 @@ async def test_a_second_replica_stands_by(make_client: AppFactory, clock: Frozen
     await eventually(decided)
     assert fake.connections == 1 and fake.endpoint_calls == 1
     assert first.server.app[LINK].holding and not second.server.app[LINK].holding
+
+
+async def test_frame_codec_matches_the_sdk() -> None:
+    # Imported in the event loop (see tests/fakes/feishu_api.new_frame).
+    from lark_oapi.ws.pb.pbbp2_pb2 import Frame as SdkFrame
+
+    sdk = SdkFrame(SeqID=2**40 + 3, LogID=7, service=-5, method=1, payload=b'\x00{"a": 1}', LogIDNew="log-1")
+    for key, value in (("type", "event"), ("message_id", "m-1"), ("sum", "1"), ("标题", "值")):
+        h = sdk.headers.add()
+        h.key, h.value = key, value
+    ours = Frame.decode(sdk.SerializeToString())
+    assert (ours.seq_id, ours.log_id, ours.service, ours.method) == (2**40 + 3, 7, -5, 1)
+    assert ours.headers == [("type", "event"), ("message_id", "m-1"), ("sum", "1"), ("标题", "值")]
+    assert ours.payload == b'\x00{"a": 1}' and ours.log_id_new == "log-1"
+    back = SdkFrame()
+    back.ParseFromString(ours.encode())
+    assert back == sdk
+    assert ours.encode() == sdk.SerializeToString()  # the same bytes, field for field
+    assert Frame.decode(ping_frame(7).encode()) == ping_frame(7)
+    with pytest.raises(FrameError):
+        Frame.decode(b"\x08")  # truncated
+    with pytest.raises(FrameError):
+        Frame.decode(
+            SdkFrame(SeqID=1, LogID=1, service=1, method=0).SerializeToString()[:-2]
+        )  # a required field cut off

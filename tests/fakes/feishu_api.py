@@ -91,6 +91,7 @@ class FakeFeishu:
     # --- life cycle ---------------------------------------------------------------
 
     async def start(self) -> str:
+        new_frame()  # import the SDK now (seconds, blocking the loop), not while serving a socket
         app = web.Application()
         app.router.add_post("/open-apis/auth/v3/tenant_access_token/internal", self._token)
         app.router.add_post("/open-apis/im/v1/messages", self._create)

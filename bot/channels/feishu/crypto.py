@@ -3,9 +3,10 @@
 With an Encrypt Key set, Feishu sends ``{"encrypt": base64(iv + AES-256-CBC(json))}`` with the
 key sha256(Encrypt Key), PKCS#7 padding, and signs every callback except url_verification with
 ``X-Lark-Signature = hex(sha256(X-Lark-Request-Timestamp + X-Lark-Request-Nonce + key + body))``
-over the raw body bytes. Decryption uses the official SDK's ``AESCipher`` (lark-oapi); the
-signature is compared in constant time on bytes. The SDK is imported on first use: importing it
-loads the whole SDK (seconds), which only Feishu deployments should pay for.
+over the raw body bytes. The signature is compared in constant time on bytes; decryption (with
+``cryptography``, strict about length and padding like the SDK's ``AESCipher``) is checked against
+lark-oapi's own code in the tests. The SDK is not imported at run time: importing any part of it
+loads all of it, blocking the event loop for seconds — longer than Feishu waits for an answer.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from typing import Any
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+BLOCK = 16
 
 TIMESTAMP_HEADER = "X-Lark-Request-Timestamp"
 NONCE_HEADER = "X-Lark-Request-Nonce"
@@ -44,16 +49,22 @@ def verify_signature(headers: Mapping[str, str], encrypt_key: str, body: bytes) 
 
 
 def decrypt(encrypted: Any, encrypt_key: str) -> bytes:
-    """The plaintext JSON bytes of an ``encrypt`` field."""
-    from lark_oapi.core.utils.decryptor import AESCipher  # the SDK's own decryption
-
+    """The plaintext JSON bytes of an ``encrypt`` field: base64(iv + AES-256-CBC(PKCS#7(json)))."""
     if not isinstance(encrypted, str) or not encrypted or len(encrypted) > MAX_CIPHERTEXT:
         raise CryptoError("encrypt is not a ciphertext")
     try:
         raw = base64.b64decode(encrypted, validate=True)
-        return bytes(AESCipher(encrypt_key).decrypt(raw))
     except (binascii.Error, ValueError) as exc:
-        raise CryptoError(f"cannot decrypt: {exc}") from exc
+        raise CryptoError("encrypt is not base64") from exc
+    if len(raw) < 2 * BLOCK or len(raw) % BLOCK:
+        raise CryptoError("invalid ciphertext length")
+    key = hashlib.sha256(encrypt_key.encode()).digest()
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(raw[:BLOCK])).decryptor()
+    padded = decryptor.update(raw[BLOCK:]) + decryptor.finalize()
+    pad = padded[-1]
+    if not 1 <= pad <= BLOCK or padded[-pad:] != bytes([pad]) * pad:
+        raise CryptoError("invalid padding (wrong Encrypt Key?)")
+    return padded[:-pad]
 
 
 def token_matches(given: Any, expected: str) -> bool:

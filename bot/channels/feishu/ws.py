@@ -1,7 +1,7 @@
 """Long-connection mode (FEISHU_MODE=ws): we open a WebSocket to Feishu, no public address needed.
 
-The protocol is the one of the official SDK (``lark_oapi.ws.client``), whose protobuf ``Frame``
-class (``lark_oapi.ws.pb.pbbp2_pb2``) we use for every frame:
+The protocol is the one of the official SDK (``lark_oapi.ws.client``); its protobuf ``Frame`` is
+encoded by ``frames`` (checked against the SDK's generated class in the tests):
 
 1. ``POST {FEISHU_API_BASE}/callback/ws/endpoint`` with ``{"AppID", "AppSecret"}`` answers the
    socket URL (its query carries ``device_id`` and ``service_id``) and a ``ClientConfig``
@@ -28,7 +28,7 @@ import json
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -36,11 +36,9 @@ import aiohttp
 from bot.bounded import BadInput, load_json
 from bot.channels.feishu.api import TIMEOUT, FeishuError
 from bot.channels.feishu.crypto import CryptoError, decrypt
+from bot.channels.feishu.frames import Frame, FrameError
 from bot.channels.feishu.inbound import Inbound
 from bot.channels.feishu.parse import ParseError
-
-if TYPE_CHECKING:
-    from lark_oapi.ws.pb.pbbp2_pb2 import Frame
 
 log = logging.getLogger(__name__)
 
@@ -53,21 +51,8 @@ SPLIT_TTL_SECONDS = 5.0  # parts of one split event are kept this long (as the S
 WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)
 
 
-def _frame_class() -> type[Frame]:
-    from lark_oapi.ws.pb.pbbp2_pb2 import Frame  # the SDK's frame; importing it loads the SDK
-
-    return Frame
-
-
-def headers_of(frame: Frame) -> dict[str, str]:
-    return {h.key: h.value for h in frame.headers}
-
-
 def ping_frame(service_id: int) -> Frame:
-    frame = _frame_class()(SeqID=0, LogID=0, service=service_id, method=CONTROL)
-    header = frame.headers.add()
-    header.key, header.value = "type", "ping"
-    return frame
+    return Frame(seq_id=0, log_id=0, service=service_id, method=CONTROL, headers=[("type", "ping")])
 
 
 class WsRunner:
@@ -183,16 +168,15 @@ class WsRunner:
 
     async def _send(self, ws: aiohttp.ClientWebSocketResponse, frame: Frame) -> None:
         async with self._send_lock:
-            await ws.send_bytes(frame.SerializeToString())
+            await ws.send_bytes(frame.encode())
 
     def _frame(self, ws: aiohttp.ClientWebSocketResponse, raw: bytes) -> None:
-        frame = _frame_class()()
         try:
-            frame.ParseFromString(raw)
-        except Exception as exc:  # noqa: BLE001 - the SDK's protobuf raises its own DecodeError
-            log.warning("skipping a Feishu frame that is not a Frame: %s", type(exc).__name__)
+            frame = Frame.decode(raw)
+        except FrameError as exc:
+            log.warning("skipping a Feishu frame that is not a Frame: %s", exc)
             return
-        headers = headers_of(frame)
+        headers = dict(frame.headers)
         if frame.method == CONTROL:
             if headers.get("type") == "pong" and frame.payload:
                 try:
@@ -236,8 +220,7 @@ class WsRunner:
     ) -> None:
         started = time.monotonic()
         code, answer = await self._take_in(headers.get("type", ""), payload)
-        biz = frame.headers.add()
-        biz.key, biz.value = "biz_rt", str(int((time.monotonic() - started) * 1000))
+        frame.headers.append(("biz_rt", str(int((time.monotonic() - started) * 1000))))
         response: dict[str, Any] = {"code": code}
         if answer is not None:
             response["data"] = base64.b64encode(json.dumps(answer).encode()).decode()
