@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
+from datetime import time as clock_time
 from typing import Any
 
 import pytest
@@ -16,9 +18,10 @@ from bot.channels.feishu.crypto import CryptoError, decrypt, signature, verify_s
 from bot.channels.feishu.parse import parse_event
 from bot.clock import FrozenClock
 from bot.keys import CORE
+from bot.services.summary import send_daily_summary
 from storage.models import InboundMessage, Notice, SharedToken
 from tests.chat import add_person
-from tests.conftest import AppFactory, admin_headers, eventually, started_interview
+from tests.conftest import CLOCK_START, SHANGHAI, AppFactory, admin_headers, eventually, started_interview
 from tests.fakes.feishu_api import BOT_OPEN_ID, ENCRYPT_KEY, VERIFICATION_TOKEN, FakeFeishu, encrypt
 from tests.fakes.smtp import SmtpServer
 
@@ -350,3 +353,44 @@ async def test_callback_route_needs_feishu_configured(make_client: AppFactory, f
     await client.close()
     ws_mode = await make_client(**fake.settings(feishu_mode="ws"))
     assert (await ws_mode.post("/feishu/callback", data=b"{}")).status == 404
+
+
+async def test_staff_notices_go_by_open_id_or_user_id(
+    make_client: AppFactory, clock: FrozenClock, fake: FakeFeishu
+) -> None:
+    client = await make_client(**fake.settings())
+    app = client.server.app
+    await add_person(app, "ou_hr09", "赵女士", "hr", platform="feishu")
+    await add_person(app, "hr01", "王小姐", "hr", platform="feishu")
+    for n, hr in ((1, "ou_hr09"), (2, "hr01")):
+        await started_interview(client, clock, f"iv-{n}", hr=("feishu", hr), name=f"候选人{n}")
+        resp = await client.post(
+            f"/api/interviews/iv-{n}/terminate", json={"reason": "系统故障"}, headers=admin_headers()
+        )
+        assert resp.status == 200, await resp.text()
+    await shown(fake, 2)
+    sent = sorted((m["receive_id_type"], m["receive_id"], m["msg_type"]) for m in fake.messages)
+    assert sent == [("open_id", "ou_hr09", "text"), ("user_id", "hr01", "text")]
+    assert all(m["via"] == "create" and m["uuid"] for m in fake.messages)
+
+
+async def test_daily_summary_goes_to_the_group_with_its_chart(
+    make_client: AppFactory, clock: FrozenClock, fake: FakeFeishu
+) -> None:
+    client = await make_client(**fake.settings(feishu_summary_chat_id="oc_summary"))
+    core = client.server.app[CORE]
+    day = CLOCK_START.astimezone(SHANGHAI).date()
+    await started_interview(client, clock)
+    resp = await client.post("/api/interviews/iv-1/terminate", json={"reason": "系统故障"}, headers=admin_headers())
+    assert resp.status == 200
+    clock.set(datetime.combine(day, clock_time(18, 5), SHANGHAI))
+    outcome = await send_daily_summary(core, day=day)
+    assert outcome.sent == ["robot:feishu_group"]
+    await shown(fake, 2)
+    by_type = {m["msg_type"]: m for m in fake.messages}
+    assert set(by_type) == {"interactive", "image"}
+    assert all(m["receive_id_type"] == "chat_id" and m["receive_id"] == "oc_summary" for m in fake.messages)
+    assert "面试退出日报" in card_text(by_type["interactive"])
+    assert by_type["image"]["content"] == {"image_key": "img_v2_1"}
+    assert fake.images[0].startswith(b"\x89PNG\r\n\x1a\n")
+    assert "/charts/" not in card_text(by_type["interactive"])  # the chart goes as an image, not a link
