@@ -44,7 +44,7 @@ INBOUND = web.AppKey("feishu_inbound", Inbound)
 def _refuse(request: web.Request, status: int, problem: str) -> web.Response:
     log.warning("refused a Feishu callback from %s: %s", request.remote, problem)
     error = "unauthorized" if status == 401 else "malformed_callback"
-    message = "签名或令牌无效" if status == 401 else "请求体不是飞书事件"
+    message = "invalid signature or token" if status == 401 else f"not a Feishu event: {problem}"
     return web.json_response({"error": error, "message": message}, status=status)
 
 

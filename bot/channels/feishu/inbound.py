@@ -65,7 +65,7 @@ class InboundSender:
         try:
             msg = parse_event(notice.payload["event"])
         except (ParseError, KeyError, TypeError, AttributeError) as exc:
-            raise SendError(f"无法解析飞书事件: {exc}", permanent=True) from exc
+            raise SendError(f"cannot parse the Feishu event: {exc}", permanent=True) from exc
         hint = msg.reply_hint
         if msg.chat_type == "group" and not hint.get("card"):
             try:

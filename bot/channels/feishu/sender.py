@@ -86,7 +86,7 @@ def _send_error(exc: Exception, what: str) -> SendError:
     if isinstance(exc, FeishuError):
         retry = exc.retry_after or (THROTTLE_RETRY_SECONDS if exc.throttled else None)
         return SendError(f"{what}: {exc}", permanent=exc.permanent, retry_after=retry)
-    return SendError(f"{what}: 飞书接口不可用: {type(exc).__name__}: {exc}")
+    return SendError(f"{what}: Feishu API unavailable: {type(exc).__name__}: {exc}")
 
 
 async def _guarded(call: Awaitable[T], what: str) -> T:
@@ -170,7 +170,7 @@ class FeishuGroupSender:
         payload = notice.payload
         chat_id = str(payload.get("chat_id") or "")
         if not chat_id:
-            raise SendError("飞书群消息缺少 chat_id", permanent=True)
+            raise SendError("group post without chat_id", permanent=True)
         uuid = idem_key(notice)
         if payload.get("msgtype") == "image":
             try:
