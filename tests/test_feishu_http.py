@@ -4,15 +4,12 @@ fake's encryption and signatures checked against lark-oapi's own decrypt and ver
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime
 from datetime import time as clock_time
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
-from sqlmodel import select
 
 from bot.channels.feishu.crypto import CryptoError, decrypt, signature, verify_signature
 from bot.channels.feishu.parse import parse_event
@@ -24,14 +21,12 @@ from tests.chat import add_person
 from tests.conftest import CLOCK_START, SHANGHAI, AppFactory, admin_headers, eventually, started_interview
 from tests.fakes.feishu_api import BOT_OPEN_ID, ENCRYPT_KEY, VERIFICATION_TOKEN, FakeFeishu, encrypt
 from tests.fakes.smtp import SmtpServer
+from tests.test_dingtalk_http import interview, rows
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeFeishu]:
-    fake = FakeFeishu()
-    await fake.start()
-    yield fake
-    await fake.close()
+def fake(fake_feishu: FakeFeishu) -> FakeFeishu:
+    return fake_feishu
 
 
 async def hr_app(make_client: AppFactory, clock: FrozenClock, fake: FakeFeishu, **extra: Any) -> TestClient:
@@ -40,20 +35,6 @@ async def hr_app(make_client: AppFactory, clock: FrozenClock, fake: FakeFeishu, 
     await add_person(client.server.app, "hr01", "王小姐", "hr", platform="feishu")
     await started_interview(client, clock, hr=("feishu", "hr01"))
     return client
-
-
-async def interview(client: TestClient) -> dict[str, Any]:
-    resp = await client.get("/api/interviews/iv-1", headers=admin_headers())
-    assert resp.status == 200
-    return await resp.json()
-
-
-async def rows(app: web.Application, model: Any, **where: Any) -> list[Any]:
-    async with app[CORE].sessions() as session:
-        stmt = select(model)
-        for name, value in where.items():
-            stmt = stmt.where(getattr(model, name) == value)
-        return list((await session.exec(stmt)).all())
 
 
 async def shown(fake: FakeFeishu, n: int) -> None:
@@ -101,6 +82,12 @@ async def test_fake_crypto_matches_lark_oapi_and_ours() -> None:
         == headers["X-Lark-Signature"]
     )
     verify_signature(headers, ENCRYPT_KEY, raw)
+    # A signature made by our code over another body is accepted by lark-oapi too.
+    other = RawRequest()
+    other.body = b'{"encrypt": "x"}'
+    other.headers = {**headers, "X-Lark-Signature": signature("1773108001", "n-2", ENCRYPT_KEY, other.body)}
+    other.headers.update({"X-Lark-Request-Timestamp": "1773108001", "X-Lark-Request-Nonce": "n-2"})
+    EventDispatcherHandler()._verify_sign(other, ENCRYPT_KEY)
     tampered = RawRequest()
     tampered.headers, tampered.body = headers, raw + b" "
     with pytest.raises(Exception, match="signature"):
@@ -270,6 +257,15 @@ async def test_bad_signature_or_token_is_refused_and_nothing_stored(
     other_app["header"]["app_id"] = "cli_someone_else"
     assert (await fake.post(client, other_app)).status == 401
     assert (await client.post("/feishu/callback", data=b"[1, 2")).status == 400
+    no_id = fake.message("帮助")
+    del no_id["event"]["message"]["message_id"]
+    assert (await fake.post(client, no_id)).status == 400
+    # Well-formed but not for us: acknowledged (so Feishu does not push it again), not stored.
+    from_app = fake.message("帮助")
+    from_app["event"]["sender"]["sender_type"] = "app"
+    assert (await fake.post(client, from_app)).status == 200
+    bot_added = {"schema": "2.0", "header": fake.header("im.chat.member.bot.added_v1"), "event": {"chat_id": "oc_1"}}
+    assert (await fake.post(client, bot_added)).status == 200
 
     assert await rows(app, InboundMessage) == []
     assert await rows(app, Notice, kind="inbound") == []

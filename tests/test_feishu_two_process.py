@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,11 +39,8 @@ TAKEOVER_SECONDS = 60
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeFeishu]:
-    fake = FakeFeishu()
-    await fake.start()
-    yield fake
-    await fake.close()
+def fake(fake_feishu: FakeFeishu) -> FakeFeishu:
+    return fake_feishu
 
 
 async def seed(url: str) -> None:

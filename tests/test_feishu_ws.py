@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,15 +20,13 @@ from storage.models import InboundMessage, Notice
 from tests.chat import add_person
 from tests.conftest import AppFactory, eventually, started_interview
 from tests.fakes.feishu_api import FakeFeishu
-from tests.test_feishu_http import buttons, interview, rows, shown
+from tests.test_dingtalk_http import interview, rows
+from tests.test_feishu_http import buttons, shown
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeFeishu]:
-    fake = FakeFeishu()
-    await fake.start()
-    yield fake
-    await fake.close()
+def fake(fake_feishu: FakeFeishu) -> FakeFeishu:
+    return fake_feishu
 
 
 async def ws_app(make_client: AppFactory, clock: FrozenClock, fake: FakeFeishu, **extra: Any) -> TestClient:

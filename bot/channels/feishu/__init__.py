@@ -85,8 +85,6 @@ class FeishuChannel:
         s = feishu_settings(settings)
         problem = bot_problem(s)
         summary = None if s.feishu_summary_chat_id else "FEISHU_SUMMARY_CHAT_ID not set"
-        if problem is None and s.feishu_mode == "http" and not s.feishu_encrypt_key:
-            log.warning("FEISHU_ENCRYPT_KEY is not set: Feishu callbacks are neither encrypted nor signed")
         return [(f"Feishu bot in {s.feishu_mode} mode", problem), ("Feishu summary group", problem or summary)]
 
     def reach(self, settings: Settings) -> Reach:
@@ -154,6 +152,8 @@ class FeishuChannel:
                 app[RUNNER], app[LINK] = runner, link
                 link.start()
             log.info("Feishu bot enabled (%s mode)", s.feishu_mode)
+            if s.feishu_mode == "http" and not s.feishu_encrypt_key:
+                log.warning("FEISHU_ENCRYPT_KEY is not set: Feishu callbacks are neither encrypted nor signed")
         yield
         if link is not None:
             await link.stop()

@@ -31,7 +31,7 @@ from bot.channels.feishu.crypto import (
     verify_signature,
 )
 from bot.channels.feishu.inbound import Inbound
-from bot.channels.feishu.parse import CARD_EVENT, MESSAGE_EVENT, URL_VERIFICATION, ParseError, envelope
+from bot.channels.feishu.parse import CARD_EVENT, MESSAGE_EVENT, URL_VERIFICATION, NotForUs, ParseError, envelope
 from bot.channels.feishu.settings import feishu_settings
 from bot.keys import CORE
 
@@ -102,6 +102,8 @@ async def callback(request: web.Request) -> web.Response:
         return web.json_response({})
     try:
         await request.app[INBOUND].receive(body)
+    except NotForUs as exc:
+        log.info("ignoring a Feishu event: %s", exc)
     except ParseError as exc:
         return _refuse(request, 400, str(exc))
     # A card callback may answer with a toast or a new card; an empty object leaves the card as is.

@@ -36,6 +36,10 @@ class ParseError(ValueError):
     """The event lacks what every event of its type has."""
 
 
+class NotForUs(ParseError):
+    """A well-formed event the bot does not act on (e.g. a message sent by an app)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """The 2.0 schema header of one event."""
@@ -156,7 +160,7 @@ def _message(env: Envelope) -> IncomingMessage:
     if not isinstance(sender, Mapping) or not isinstance(message, Mapping):
         raise ParseError("message event without sender or message")
     if sender.get("sender_type") not in (None, "", "user"):
-        raise ParseError("message from an app, not a person")
+        raise NotForUs("message from an app, not a person")
     user_id, open_id = _user(sender.get("sender_id"))
     if not (user_id or open_id):
         raise ParseError("sender has neither user_id nor open_id")
@@ -243,7 +247,7 @@ def parse_event(body: Mapping[str, Any]) -> IncomingMessage:
         return _message(env)
     if env.event_type == CARD_EVENT:
         return _card(env)
-    raise ParseError(f"event {env.event_type} is not handled")
+    raise NotForUs(f"event {env.event_type} is not handled")
 
 
 def with_sender(msg: IncomingMessage, sender_id: str, *, text: str | None = None) -> IncomingMessage:
