@@ -81,6 +81,7 @@ class FakeFeishu:
     endpoint_code: int = 0
     sockets: list[web.WebSocketResponse] = field(default_factory=list)
     connections: int = 0
+    most_open: int = 0  # the most sockets open at one time
     pings: int = 0
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # by frame message_id
     answered: asyncio.Event = field(default_factory=asyncio.Event)
@@ -393,6 +394,7 @@ class FakeFeishu:
         await ws.prepare(request)
         self.connections += 1
         self.sockets.append(ws)
+        self.most_open = max(self.most_open, len(self.sockets))
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.BINARY:
