@@ -37,6 +37,7 @@ LABELS: dict[str, dict[str, str]] = {
         "email": "邮件",
         "wecom": "企业微信",
         "dingtalk": "钉钉",
+        "feishu": "飞书",
         "none": "无可用渠道",
     },
     "notice_status": {
@@ -114,6 +115,7 @@ LABELS: dict[str, dict[str, str]] = {
     "account": {
         "wecom": "企业微信账号",
         "dingtalk": "钉钉 userId",
+        "feishu": "飞书 user_id(或 open_id)",
         "console": "控制台用户名",
     },
     # Why a channel of the notice plan cannot reach the candidate.

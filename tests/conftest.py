@@ -30,6 +30,7 @@ from bot.clock import FrozenClock
 from bot.settings import Settings
 from storage.db import create_engine, migrate
 from tests.fakes.dingtalk_api import FakeDingTalk
+from tests.fakes.feishu_api import FakeFeishu
 from tests.fakes.platform import FakePlatform
 from tests.fakes.sms_providers import FakeSmsProviders
 from tests.fakes.smtp import SmtpServer
@@ -106,6 +107,15 @@ async def fake_wecom(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
 async def fake_dingtalk() -> AsyncIterator[FakeDingTalk]:
     """A loopback DingTalk API (callbacks are signed with the clock each test passes)."""
     fake = FakeDingTalk()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def fake_feishu() -> AsyncIterator[FakeFeishu]:
+    """A loopback Feishu open platform (API, long connection) that also builds signed callbacks."""
+    fake = FakeFeishu()
     await fake.start()
     yield fake
     await fake.close()

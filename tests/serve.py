@@ -21,7 +21,11 @@ from tests.fakes.smtp import SmtpServer, free_port
 
 def service_env(database_url: str, smtp: SmtpServer | None = None, **extra: str) -> dict[str, str]:
     """This process's environment without any bot setting, plus the test database and ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_", "SMS_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_", "FEISHU_", "SMS_"))
+    }
     env.update(BOT_DATABASE_URL=database_url, BOT_ADMIN_TOKEN=ADMIN_TOKEN, PLATFORM_WEBHOOK_SECRET=PLATFORM_SECRET)
     if smtp is not None:
         env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp.port), SMTP_FROM="hr-bot@example.com")

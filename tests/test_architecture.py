@@ -126,3 +126,14 @@ def test_chat_text_lives_in_templates() -> None:
                 if CJK.search(node.value):
                     literals.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value[:20]}")
     assert len(literals) <= MAX_CHAT_LITERALS, "\n".join(literals)
+
+
+def test_every_channel_has_its_chinese_names() -> None:
+    """The checklist's labels: a channel's name and what a person's id is called on it."""
+    from bot.channels import registry
+    from templates.labels import LABELS
+
+    missing = [
+        f"{group}:{name}" for name in registry.names() for group in ("channel", "account") if name not in LABELS[group]
+    ]
+    assert missing == []

@@ -106,7 +106,9 @@ async def test_two_processes_send_each_reminder_and_summary_once(
     clean_db: str, smtp: SmtpServer, tmp_path: Path
 ) -> None:
     await seed(clean_db)
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_"))}
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_", "FEISHU_"))
+    }
     base.update(
         BOT_DATABASE_URL=clean_db,
         SMTP_HOST="127.0.0.1",

@@ -15,7 +15,7 @@ from typing import Protocol, cast
 from aiohttp import web
 from pydantic import BaseModel, create_model
 
-from bot.channels import dingtalk, wecom
+from bot.channels import dingtalk, feishu, wecom
 from bot.delivery import Reach
 from bot.outbox import Outbox
 from bot.settings import Settings
@@ -66,6 +66,7 @@ class Channel(Protocol):
 CHANNELS: tuple[Channel, ...] = (
     wecom.CHANNEL,
     dingtalk.CHANNEL,
+    feishu.CHANNEL,
 )
 
 
