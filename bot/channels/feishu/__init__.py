@@ -136,8 +136,9 @@ class FeishuChannel:
             )
             outbox.register(FeishuSender(api))
             outbox.register(FeishuGroupSender(api))
-            outbox.register(InboundSender(core, app[DISPATCHER], api))
-            inbound = Inbound(core, outbox, app[BACKGROUND])
+            inbound_sender = InboundSender(core, app[DISPATCHER], api)
+            outbox.register(inbound_sender)
+            inbound = Inbound(core, outbox, app[BACKGROUND], inbound_sender)
             app[INBOUND] = inbound
             if s.feishu_mode == "ws":
                 runner = WsRunner(

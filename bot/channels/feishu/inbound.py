@@ -4,8 +4,9 @@
 "inbound") together with its dedupe claim (``bot.intake.GroupCommit``: ``msg:<message_id>`` or
 ``event:<event_id>``), and only then is Feishu answered (HTTP 200, or the frame's ack on the long
 connection), so an event Feishu saw acknowledged is never lost; a redelivery finds its key and is
-dropped. Processing runs in ``bot.intake.BoundedWork`` through ``Outbox.deliver``, retried with
-backoff, and any replica's outbox worker finishes what a dead process left.
+dropped. Processing runs in ``bot.intake.BatchWork`` (batches of stored rows, replies queued and
+rows marked sent together), retried with backoff through ``Outbox.fail``; any replica's outbox
+worker finishes what a dead process left.
 
 Processing (``InboundSender``): in a group only a message that @-mentions the bot is acted on (the
 bot's open_id from ``bot/v3/info``), with the mention removed; a card click is acted on as its
@@ -32,11 +33,13 @@ from bot.dispatcher import Dispatcher
 from bot.intake import (
     INBOUND_GRACE,
     INBOUND_MAX_ATTEMPTS,
-    BoundedWork,
+    BatchWork,
     GroupCommit,
+    Processed,
     dispatch_stored,
     enqueue_replies,
     given_up,
+    reply_rows,
 )
 from bot.outbox import Outbox, SendError
 from bot.services import people
@@ -61,7 +64,8 @@ class InboundSender:
         self._dispatcher = dispatcher
         self._api = api
 
-    async def send(self, notice: Notice) -> str | None:
+    async def process(self, notice: Notice) -> Processed:
+        """Dispatch one stored event: its reply rows (not stored), and the failure of a last try."""
         try:
             msg = parse_event(notice.payload["event"])
         except (ParseError, KeyError, TypeError, AttributeError) as exc:
@@ -75,24 +79,30 @@ class InboundSender:
             mentioned, text = without_mention(hint, bot_open_id)
             if not mentioned:
                 log.debug("Feishu group message %s does not mention the bot; ignored", msg.msg_id)
-                return None
+                return Processed([], None)
             msg = with_sender(msg, msg.sender_id, text=text)
         msg = await self._registered(msg)
         replies, failure = await dispatch_stored(self._dispatcher, msg, notice)
         kind = "group" if msg.chat_type == "group" else "user"
+        rows = reply_rows(
+            self._core,
+            channel=CHANNEL,
+            msg=msg,
+            replies=replies,
+            recipient=msg.sender_id,
+            destination=f"{PLATFORM}:{kind}:{msg.chat_id}",
+        )
+        return Processed(rows, failure)
+
+    async def send(self, notice: Notice) -> str | None:
+        """The outbox's path (rows left by a dead process): process, then queue the replies."""
+        done = await self.process(notice)
         try:
-            await enqueue_replies(
-                self._core,
-                channel=CHANNEL,
-                msg=msg,
-                replies=replies,
-                recipient=msg.sender_id,
-                destination=f"{PLATFORM}:{kind}:{msg.chat_id}",
-            )
+            await enqueue_replies(self._core, done.rows)
         except repo.Conflict:
-            log.info("replies to Feishu message %s were queued by an earlier attempt", msg.msg_id)
-        if failure is not None:
-            raise given_up(failure) from failure
+            log.info("replies to Feishu row %s were queued by an earlier attempt", notice.id)
+        if done.failure is not None:
+            raise given_up(done.failure) from done.failure
         return None
 
     async def _registered(self, msg: IncomingMessage) -> IncomingMessage:
@@ -106,11 +116,13 @@ class InboundSender:
 class Inbound:
     """Accepts events (HTTP body or long-connection payload) and processes them in the background."""
 
-    def __init__(self, core: Core, outbox: Outbox, background: set[asyncio.Task[None]]) -> None:
+    def __init__(self, core: Core, outbox: Outbox, background: set[asyncio.Task[None]], sender: InboundSender) -> None:
         self._core = core
         self._outbox = outbox
-        self.work = BoundedWork(background)
         self.intake = GroupCommit(core, PLATFORM, background)
+        self.work = BatchWork(
+            core, background, process=sender.process, fail=outbox.fail, name=PLATFORM, intake=self.intake
+        )
         self.intake.start()
 
     def _row(self, body: Mapping[str, Any], msg: IncomingMessage, now: datetime) -> Notice:
@@ -132,12 +144,10 @@ class Inbound:
         redelivery; ``ParseError`` for an event that is not a message or one of our card clicks."""
         msg = parse_event(body)
         key = envelope(body).dedupe_key
-        async with self.work.taking_in():
-            job_id = await self.intake.store(key, lambda now: self._row(body, msg, now))
+        job_id = await self.intake.store(key, lambda now: self._row(body, msg, now))
         if job_id is None:
             return False
-        outbox = self._outbox
-        self.work.spawn(lambda: outbox.deliver(job_id, first=True), name=f"feishu-inbound-{job_id}")
+        self.work.submit(job_id)
         return True
 
     async def close(self) -> None:
