@@ -21,11 +21,14 @@ from bot.channels import registry
 from bot.channels.wecom import WECOM
 from bot.clock import FrozenClock
 from bot.keys import CORE
+from bot.services.summary import send_daily_summary
 from storage.models import ExitRecord, InboundMessage, Interview
 from tests.chat import add_person
 from tests.conftest import AppFactory, admin_headers, eventually, started_interview
 from tests.fakes.smtp import SmtpServer
 from tests.fakes.wecom_aibot_ws import BOT_ID, BOT_SECRET, FakeAiBotGateway
+from tests.sched import core_of
+from tests.test_summary import DAY, add_people, at, exit_at
 
 
 @pytest.fixture
@@ -272,3 +275,46 @@ async def test_fake_gateway_speaks_to_the_sdk_client(gateway: FakeAiBotGateway) 
     finally:
         await wrong.disconnect()
     assert json.dumps(gateway.subscribes[-1]) == json.dumps({"bot_id": BOT_ID, "secret": "wrong"})
+
+
+async def test_staff_notices_and_the_daily_summary_are_pushed(
+    make_client: AppFactory, clock: FrozenClock, gateway: FakeAiBotGateway
+) -> None:
+    client = await make_client(**gateway.settings(wecom_bot_summary_chatid="grp-managers"))
+    await gateway.wait_subscribed()
+    await add_people(client, ("wecom", "hr01", "王小姐", "hr", None), ("wecom", "mgr1", "周经理", "manager", None))
+    await exit_at(client, clock, 1, at(DAY, 10), "系统故障")  # terminated by an admin: HR hr01 is told
+
+    async def hr_told() -> bool:
+        return any(f["body"]["chatid"] == "hr01" for f in gateway.sends)
+
+    await eventually(hr_told)
+    [to_hr] = [f for f in gateway.sends if f["body"]["chatid"] == "hr01"]
+    assert to_hr["body"]["msgtype"] == "markdown" and "候选人1" in gateway.content(to_hr)
+
+    clock.set(at(DAY, 18, 5))
+    outcome = await send_daily_summary(core_of(client), day=DAY)
+    assert "robot:wecom_aibot_ws" in outcome.sent
+
+    async def posted() -> bool:
+        chats = [f["body"]["chatid"] for f in gateway.sends]
+        return "grp-managers" in chats and "mgr1" in chats
+
+    await eventually(posted)
+    [group] = [f for f in gateway.sends if f["body"]["chatid"] == "grp-managers"]
+    assert f"{DAY} 面试退出日报" in gateway.content(group)
+    assert gateway.responds == []  # nothing here answered a message: everything was pushed
+
+
+async def test_a_req_id_wecom_refuses_falls_back_to_a_push(
+    make_client: AppFactory, clock: FrozenClock, gateway: FakeAiBotGateway
+) -> None:
+    client = await bot_with_hr(make_client, clock, gateway)
+    assert client.server.app is not None
+    gateway.refuse_responds = True  # e.g. the req_id expired on WeCom's side
+    await gateway.message("hr01", "帮助", msgid="late-1")
+    await said(gateway, 1)
+    assert [f["cmd"] for f in gateway.rejected] == ["aibot_respond_msg"]
+    [pushed] = gateway.said
+    assert pushed["cmd"] == "aibot_send_msg" and pushed["body"]["chatid"] == "hr01"
+    assert "终止面试" in gateway.content(pushed)

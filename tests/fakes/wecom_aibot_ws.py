@@ -55,6 +55,7 @@ class FakeAiBotGateway:
     refused: int = 0
     pings: int = 0
     answer_pings: bool = True
+    refuse_responds: bool = False  # answer every aibot_respond_msg with 846605
     responds: list[dict[str, Any]] = field(default_factory=list)  # aibot_respond_msg frames
     updates: list[dict[str, Any]] = field(default_factory=list)  # aibot_respond_update_msg frames
     sends: list[dict[str, Any]] = field(default_factory=list)  # aibot_send_msg frames
@@ -141,7 +142,7 @@ class FakeAiBotGateway:
         if cmd in ("aibot_respond_msg", "aibot_respond_update_msg"):
             # A message's req_id takes messages; an event's (a card click) takes a card update.
             allowed = conn.callbacks if cmd == "aibot_respond_msg" else conn.events
-            if req_id not in allowed:
+            if req_id not in allowed or (self.refuse_responds and cmd == "aibot_respond_msg"):
                 self.rejected.append(frame)
                 await self._answer(conn, req_id, INVALID_REQ_ID, "invalid req_id")
                 return

@@ -139,9 +139,13 @@ class AiBotWsSender:
     def __init__(self, conn: AiBotLongConn, *, source: str) -> None:
         self.link = conn.link
         self.source = source
-        self._answered: set[str] = set()  # req_ids answered by this process (a first reply only)
+        # req_ids of the current connection answered by this process (only a first reply answers).
+        self._answered: set[str] = set()
+        self._answered_on: str | None = None
 
     def _usable(self, hint: Mapping[str, Any]) -> str | None:
+        if self._answered_on != self.link.conn_id:  # a new connection: the old req_ids are gone anyway
+            self._answered, self._answered_on = set(), self.link.conn_id
         req_id = hint.get("req_id")
         if not isinstance(req_id, str) or not req_id or req_id in self._answered:
             return None
