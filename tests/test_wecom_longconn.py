@@ -318,3 +318,31 @@ async def test_a_req_id_wecom_refuses_falls_back_to_a_push(
     [pushed] = gateway.said
     assert pushed["cmd"] == "aibot_send_msg" and pushed["body"]["chatid"] == "hr01"
     assert "终止面试" in gateway.content(pushed)
+
+
+async def test_a_message_stored_before_a_crash_is_answered_after_the_restart(
+    make_client: AppFactory, clock: FrozenClock, gateway: FakeAiBotGateway
+) -> None:
+    client = await bot_with_hr(make_client, clock, gateway)
+    app = client.server.app
+    assert app is not None
+    await gateway.wait_subscribed()
+    inbox = app[WECOM].inbox
+    assert inbox is not None
+    inbox.work.stopping()  # from here on nothing is processed, as when the process dies after storing
+    await gateway.message("hr01", "帮助", msgid="crash-1")
+
+    async def stored() -> bool:
+        async with app[CORE].sessions() as session:
+            return len((await session.exec(select(InboundMessage))).all()) == 1
+
+    await eventually(stored)
+    await client.close()
+    assert gateway.said == []
+
+    await make_client(**gateway.settings())  # the same instance starts again
+    await said(gateway, 1)
+    [reply] = gateway.said
+    # Its req_id belonged to the old connection: the answer is pushed to the chat instead.
+    assert reply["cmd"] == "aibot_send_msg" and reply["body"]["chatid"] == "hr01"
+    assert "终止面试" in gateway.content(reply) and gateway.rejected == []
