@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,14 +33,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 TAKEOVER_LIMIT = 60.0  # lease 30 s + renewals every 10 s, well inside a minute
-
-
-@pytest.fixture
-async def gateway() -> AsyncIterator[FakeAiBotGateway]:
-    fake = FakeAiBotGateway()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 async def seed(url: str) -> None:

@@ -8,11 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlmodel import select
@@ -29,14 +27,6 @@ from tests.fakes.smtp import SmtpServer
 from tests.fakes.wecom_aibot_ws import BOT_ID, BOT_SECRET, FakeAiBotGateway
 from tests.sched import core_of
 from tests.test_summary import DAY, add_people, at, exit_at
-
-
-@pytest.fixture
-async def gateway() -> AsyncIterator[FakeAiBotGateway]:
-    fake = FakeAiBotGateway()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 async def bot_with_hr(make_client: AppFactory, clock: FrozenClock, gateway: FakeAiBotGateway, **kw: Any) -> TestClient:

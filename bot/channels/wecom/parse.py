@@ -131,20 +131,25 @@ def parse_aibot_json(data: Mapping[str, Any]) -> Inbound | None:
     if text is None:
         log.debug("ignoring AI bot %s from %s", msgtype, user)
         return None
-    group = data.get("chattype") == "group" and bool(data.get("chatid"))
     response_url = _text(data.get("response_url"))
-    msg_id = f"aibot:{msgid}"
-    msg = IncomingMessage(
+    msg = _aibot_message(data, user, text, f"aibot:{msgid}", {"response_url": response_url} if response_url else {})
+    return Inbound(msg, msg.msg_id)
+
+
+def _aibot_message(
+    data: Mapping[str, Any], user: str, text: str, msg_id: str, reply_hint: Mapping[str, Any]
+) -> IncomingMessage:
+    group = data.get("chattype") == "group" and bool(data.get("chatid"))
+    return IncomingMessage(
         platform=PLATFORM,
         sender_id=user,
         chat_id=_id(data.get("chatid"), "chatid") if group else user,
         chat_type="group" if group else "direct",
         text=text,
         msg_id=msg_id,
-        reply_hint={"response_url": response_url} if response_url else {},
+        reply_hint=reply_hint,
         raw=dict(data),
     )
-    return Inbound(msg, msg_id)
 
 
 def _aibot_text(msgtype: str, data: Mapping[str, Any]) -> str | None:
@@ -185,15 +190,5 @@ def parse_aibot_event(data: Mapping[str, Any]) -> Inbound | None:
     msgid = _id(data.get("msgid"), "msgid")
     if not msgid:
         msgid = "card:" + hashlib.sha1(f"{task_id}\n{event_key}\n{user}".encode()).hexdigest()  # noqa: S324 - a key
-    group = data.get("chattype") == "group" and bool(data.get("chatid"))
-    msg_id = f"aibot:{msgid}"
-    msg = IncomingMessage(
-        platform=PLATFORM,
-        sender_id=user,
-        chat_id=_id(data.get("chatid"), "chatid") if group else user,
-        chat_type="group" if group else "direct",
-        text=command,
-        msg_id=msg_id,
-        raw=dict(data),
-    )
-    return Inbound(msg, msg_id, {"task_id": task_id, "event_key": event_key})
+    msg = _aibot_message(data, user, command, f"aibot:{msgid}", {})
+    return Inbound(msg, msg.msg_id, {"task_id": task_id, "event_key": event_key})
