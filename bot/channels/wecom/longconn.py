@@ -62,6 +62,7 @@ MISSED_PINGS = 2
 ACK_TIMEOUT = 10.0
 SUBSCRIBE_TIMEOUT = 10.0
 BACKOFF_FIRST = 1.0
+STABLE_SECONDS = 60.0  # a connection up this long resets the backoff
 BACKOFF_MAX = 60.0
 AUTH_BACKOFF_FIRST = 60.0
 AUTH_BACKOFF_MAX = 900.0
@@ -187,7 +188,8 @@ class AiBotLink:
             return False
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse, conn_id: str) -> str:
-        served = False
+        served = False  # it carried a callback, or stayed up a while: the backoff starts over
+        opened = time.monotonic()
         async for msg in ws:
             if msg.type == aiohttp.WSMsgType.ERROR:
                 raise ws.exception() or ConnectionError("websocket error")
@@ -212,7 +214,7 @@ class AiBotLink:
             if fut is not None and not fut.done():
                 fut.set_result(frame)
         log.info("the WeCom AI bot connection closed (code %s)", ws.close_code)
-        return "served" if served else "closed"
+        return "served" if served or time.monotonic() - opened > STABLE_SECONDS else "closed"
 
     def _spawn(self, frame: Frame, conn_id: str) -> None:
         # Not awaited here: taking a frame in may send requests whose answers this loop reads.
