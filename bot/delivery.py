@@ -77,6 +77,24 @@ CANDIDATE_NOTICE_KINDS: tuple[NoticeKind, ...] = (
 )
 
 
+class SendProblem(StrEnum):
+    """Why a delivery failed, where people can act on it (shown to HR by its label in
+    ``templates/labels.py``; the rest of an error is the operator's English detail)."""
+
+    no_conversation = "no_conversation"  # the candidate never opened a chat with us
+    window_closed = "window_closed"  # the platform's reply window after the candidate's last message
+    reply_quota = "reply_quota"  # the platform's quota of replies per candidate message
+    recipient_refused = "recipient_refused"  # the mail server refused the address
+
+
+def problem_of(error: str | None) -> SendProblem | None:
+    """The ``SendProblem`` a stored error starts with (``bot.outbox.SendError`` puts it there)."""
+    for code in (error or "").split(": ", 2)[:2]:  # "window_closed: …" or "SendError: window_closed: …"
+        if code in SendProblem.__members__:
+            return SendProblem(code)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class GroupPost:
     """One post to a group robot: markdown text, and a PNG for robots that take images."""

@@ -67,7 +67,7 @@ async def dispatch_stored(
 
 
 def given_up(failure: Exception) -> SendError:
-    return SendError(f"处理失败(共尝试 {INBOUND_MAX_ATTEMPTS} 次): {_brief(failure)}", permanent=True)
+    return SendError(f"processing failed ({INBOUND_MAX_ATTEMPTS} attempts): {_brief(failure)}", permanent=True)
 
 
 class BoundedWork:

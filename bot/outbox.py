@@ -29,7 +29,7 @@ from typing import Protocol
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
-from bot.delivery import CANDIDATE_CHANNELS, Audience
+from bot.delivery import CANDIDATE_CHANNELS, Audience, SendProblem
 from bot.settings import Settings
 from storage import repo
 from storage.db import SessionMaker
@@ -42,12 +42,22 @@ UNAVAILABLE_RECHECK = timedelta(minutes=5)
 
 
 class SendError(Exception):
-    """A delivery failed. ``retry_after`` lets a sender ask for a specific delay."""
+    """A delivery failed (an English message for operators). ``retry_after`` lets a sender ask for
+    a specific delay; ``problem`` names a cause people can act on, and prefixes the stored error
+    (``"window_closed: …"``) so that chat can show it in Chinese (``bot.delivery.problem_of``)."""
 
-    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        problem: SendProblem | None = None,
+    ) -> None:
+        super().__init__(f"{problem.value}: {message}" if problem else message)
         self.permanent = permanent
         self.retry_after = retry_after
+        self.problem = problem
 
 
 def idem_key(notice: Notice) -> str:
@@ -195,7 +205,7 @@ class Outbox:
                     continue
                 notice = await session.get(Notice, notice_id)
                 assert notice is not None
-                notice.last_error = f"{notice.channel}: 渠道未启用"
+                notice.last_error = f"{notice.channel}: channel not enabled"
                 if not is_candidate_notice(notice) or not await self._fall_back(session, notice, now):
                     notice.status = NoticeStatus.pending.value
                     notice.locked_until = None
@@ -292,7 +302,7 @@ class Outbox:
         window = getattr(sender, "dedupe_seconds", None)
         if window and not is_candidate_notice(notice) and now - last.started_at < timedelta(seconds=window * 0.9):
             last.result = AttemptResult.unknown.value
-            last.error = "发送中途进程停止;平台在去重时间内会丢弃重复消息,重发一次"
+            last.error = "the process stopped while sending; resent once (the platform drops duplicates)"
             last.finished_at = now
             log.warning("notice %s: attempt cut off by a crash, resent within the platform's dedupe window", notice.id)
             return True
@@ -302,7 +312,7 @@ class Outbox:
     async def _unknown_outcome(self, session: AsyncSession, notice: Notice, last: NoticeAttempt, now: datetime) -> None:
         """A crash left this channel's attempt 'started': maybe sent, so never resend it here."""
         last.result = AttemptResult.unknown.value
-        last.error = "发送中途进程停止,是否送达未知;不在此渠道重发"
+        last.error = "the process stopped while sending; delivery unknown, not resent on this channel"
         last.finished_at = now
         notice.locked_until = None
         notice.last_error = f"{notice.channel}: {last.error}"

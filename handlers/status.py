@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.chat.messages import Reply
+from bot.delivery import problem_of
 from bot.dispatcher import Context, Router
 from bot.services import interviews
 from bot.services.reasons import shown_detail
@@ -53,8 +54,9 @@ async def show(ctx: Context) -> list[Reply]:
             for attempt in attempts:
                 result = label(attempt.result, "attempt_result")
                 detail = f" {attempt.provider_id}" if attempt.provider_id else ""
-                if attempt.error and attempt.result != "sent":
-                    detail = f" {attempt.error[:60]}"
+                problem = problem_of(attempt.error) if attempt.result != "sent" else None
+                if problem is not None:  # causes people can act on; the rest is for operators
+                    detail = f" {label(problem.value, 'send_problem')}"
                 channel = label(attempt.channel, "channel")
                 lines.append(f"  · {local(ctx, attempt.started_at)} {channel} {result}{detail}")
             notices.append({"head": " · ".join([*parts, label(notice.status, "notice_status")]), "lines": lines})

@@ -52,6 +52,13 @@ LABELS: dict[str, dict[str, str]] = {
         "rejected": "失败,此渠道放弃",
         "unknown": "结果未知,不重发",
     },
+    # Delivery failures people can act on (bot.delivery.SendProblem).
+    "send_problem": {
+        "no_conversation": "候选人没有微信客服会话",
+        "window_closed": "距候选人最后一条消息已超过48小时",
+        "reply_quota": "本轮已回复5条,需等候选人再次发消息",
+        "recipient_refused": "收件人被拒绝",
+    },
     "source": {
         "chat": "聊天命令",
         "console": "控制台",

@@ -211,6 +211,6 @@ async def test_dingtalk_reply_cut_off_by_kill_9_is_not_resent(
     [(row, tries)] = await replies(clean_db)
     # The sessionWebhook has no dedupe: the outcome is unknown and it is not sent again.
     assert row.status == "dead" and [t.result for t in tries] == ["unknown"]
-    assert "是否送达未知" in (row.last_error or "")
+    assert "delivery unknown" in (row.last_error or "")
     await asyncio.sleep(0.3)  # a few outbox polls of the restarted process
     assert len(fake_dingtalk.session_posts) == 1

@@ -117,7 +117,7 @@ async def test_provider_throttling_is_retried_not_dropped(
     await eventually(throttled)
     notice = await the_notice(app)
     assert notice.status == "pending" and notice.channel == "sms"
-    assert "限流" in (notice.last_error or "")
+    assert "throttled" in (notice.last_error or "")
     assert (notice.next_attempt_at - clock.now()).total_seconds() == pytest.approx(60, abs=1)
 
     clock.advance(seconds=61)
@@ -268,4 +268,4 @@ async def test_notice_queued_for_sms_moves_on_when_sms_is_switched_off(
     assert [(a.channel, a.result) for a in await attempts(app2)] == [("sms", "failed"), ("email", "sent")]
     async with app2[CORE].sessions() as session:
         fallbacks = (await session.exec(select(AuditEvent).where(AuditEvent.action == "notice.fallback"))).all()
-    assert [e.detail["error"] for e in fallbacks] == ["sms: 渠道未启用"]
+    assert [e.detail["error"] for e in fallbacks] == ["sms: channel not enabled"]

@@ -10,8 +10,10 @@ from aiohttp.test_utils import TestClient
 from sqlmodel import col, select
 
 from bot.clock import FrozenClock
+from bot.delivery import SendProblem, problem_of
 from bot.keys import CORE, OUTBOX
 from storage.models import Candidate, KfConversation, KfCursor, Notice, NoticeAttempt, Todo
+from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, admin_headers, eventually, started_interview
 from tests.fakes.smtp import SmtpServer
 from tests.fakes.wecom_api import FakeWeCom, WeComSide, kf_event_xml, wecom_settings
@@ -142,7 +144,12 @@ async def test_notices_go_by_kf_first_then_fall_back_after_five_replies(
         second = (await session.exec(select(Notice).where(Notice.kind == "terminated").order_by(col(Notice.id)))).all()
     tail: list[Any] = [(a.channel, a.result) for a in rows if a.notice_id == second[1].id]
     assert tail == [("kf", "rejected"), ("email", "sent")]
-    assert "5条" in (next(a.error for a in rows if a.result == "rejected") or "")
+    refused = next(a.error for a in rows if a.result == "rejected")
+    assert problem_of(refused) == SendProblem.reply_quota, refused
+    # An admin reading 查看 sees the cause in Chinese, not the operator's English detail.
+    await add_person(app, "root", "管理员甲", "admin")
+    shown = await ChatUser(app, "root").says("查看 iv-2")
+    assert "失败,此渠道放弃 本轮已回复5条,需等候选人再次发消息" in shown and "WeCom kf" not in shown
 
 
 async def test_kf_answers_stop_48_hours_after_the_last_message(

@@ -9,6 +9,7 @@ from email.utils import make_msgid
 import aiosmtplib
 
 from bot.chat.masking import mask_contacts
+from bot.delivery import SendProblem
 from bot.outbox import SendError
 from bot.settings import Settings
 from storage.models import Notice
@@ -58,10 +59,12 @@ class EmailSender:
         except aiosmtplib.SMTPRecipientsRefused as exc:
             # The refusal names the address; errors are logged, and logs never hold a candidate's contact.
             answers = "; ".join(f"{r.code} {mask_contacts(r.message, [r.recipient])}" for r in exc.recipients)
-            raise SendError(f"收件人被拒绝: {answers}", permanent=True) from exc
+            raise SendError(
+                f"recipient refused: {answers}", permanent=True, problem=SendProblem.recipient_refused
+            ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             message = mask_contacts(exc.message, [notice.recipient])
             raise SendError(f"SMTP {exc.code}: {message}", permanent=exc.code in PERMANENT_CODES) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise SendError(f"SMTP 不可用: {type(exc).__name__}: {exc}") from exc
+            raise SendError(f"SMTP unavailable: {type(exc).__name__}: {exc}") from exc
         return str(msg["Message-ID"])

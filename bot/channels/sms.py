@@ -66,7 +66,7 @@ class _SmsSender:
     def template(self, notice: Notice) -> SmsTemplate:
         template = self._templates.get(notice.kind)
         if template is None:
-            raise SendError(f"没有短信模板: {notice.kind}", permanent=True)
+            raise SendError(f"no SMS template for {notice.kind}", permanent=True)
         return template
 
     def endpoint(self) -> tuple[str, str] | None:
@@ -116,26 +116,26 @@ class AliyunSmsSender(_SmsSender):
         try:
             response = self._client.send_sms_with_options(request, runtime)
         except exceptions.ThrottlingException as exc:
-            raise SendError(f"阿里云短信限流: {exc.code}", retry_after=THROTTLE_RETRY_SECONDS) from exc
+            raise SendError(f"Aliyun SMS throttled: {exc.code}", retry_after=THROTTLE_RETRY_SECONDS) from exc
         except exceptions.ClientException as exc:
             code = str(exc.code)
             if code in ALIYUN_THROTTLED:
-                raise SendError(f"阿里云短信限流: {code}", retry_after=THROTTLE_RETRY_SECONDS) from exc
-            raise SendError(f"阿里云短信拒绝: {code} {exc.message}", permanent=True) from exc
+                raise SendError(f"Aliyun SMS throttled: {code}", retry_after=THROTTLE_RETRY_SECONDS) from exc
+            raise SendError(f"Aliyun SMS rejected: {code} {exc.message}", permanent=True) from exc
         except exceptions.AlibabaCloudException as exc:
-            raise SendError(f"阿里云短信服务错误: {exc.code}") from exc
+            raise SendError(f"Aliyun SMS server error: {exc.code}") from exc
         except Exception as exc:
-            raise SendError(f"阿里云短信不可用: {type(exc).__name__}: {exc}") from exc
+            raise SendError(f"Aliyun SMS unavailable: {type(exc).__name__}: {exc}") from exc
         body = response.body
         code = str(body.code) if body else ""
         if code == "OK":
             return str(body.biz_id)
         message = body.message if body else ""
         if code in ALIYUN_THROTTLED:
-            raise SendError(f"阿里云短信限流: {code} {message}", retry_after=THROTTLE_RETRY_SECONDS)
+            raise SendError(f"Aliyun SMS throttled: {code} {message}", retry_after=THROTTLE_RETRY_SECONDS)
         if code in ALIYUN_TRANSIENT:
-            raise SendError(f"阿里云短信暂时失败: {code} {message}")
-        raise SendError(f"阿里云短信拒绝: {code} {message}", permanent=True)
+            raise SendError(f"Aliyun SMS failed for now: {code} {message}")
+        raise SendError(f"Aliyun SMS rejected: {code} {message}", permanent=True)
 
     async def send(self, notice: Notice) -> str | None:
         return await asyncio.to_thread(self._send_blocking, notice)
@@ -178,26 +178,26 @@ class TencentSmsSender(_SmsSender):
         except TencentCloudSDKException as exc:
             code = str(exc.get_code() or "")
             if code.startswith(TENCENT_THROTTLED_PREFIXES):
-                raise SendError(f"腾讯云短信限流: {code}", retry_after=THROTTLE_RETRY_SECONDS) from exc
+                raise SendError(f"Tencent SMS throttled: {code}", retry_after=THROTTLE_RETRY_SECONDS) from exc
             if code.startswith(TENCENT_TRANSIENT_PREFIXES) or code in {"ClientNetworkError", "ServerNetworkError"}:
-                raise SendError(f"腾讯云短信暂时失败: {code} {exc.get_message()}") from exc
+                raise SendError(f"Tencent SMS failed for now: {code} {exc.get_message()}") from exc
             if code.startswith(("AuthFailure", "UnauthorizedOperation", "FailedOperation", "InvalidParameter")):
-                raise SendError(f"腾讯云短信拒绝: {code} {exc.get_message()}", permanent=True) from exc
-            raise SendError(f"腾讯云短信不可用: {code} {exc.get_message()}") from exc
+                raise SendError(f"Tencent SMS rejected: {code} {exc.get_message()}", permanent=True) from exc
+            raise SendError(f"Tencent SMS unavailable: {code} {exc.get_message()}") from exc
         except Exception as exc:
-            raise SendError(f"腾讯云短信不可用: {type(exc).__name__}: {exc}") from exc
+            raise SendError(f"Tencent SMS unavailable: {type(exc).__name__}: {exc}") from exc
         statuses = response.SendStatusSet or []
         if not statuses:
-            raise SendError("腾讯云短信没有返回发送状态")
+            raise SendError("Tencent SMS returned no send status")
         status = statuses[0]
         code = str(status.Code)
         if code == "Ok":
             return str(status.SerialNo)
         if code.startswith(TENCENT_THROTTLED_PREFIXES):
-            raise SendError(f"腾讯云短信限流: {code} {status.Message}", retry_after=THROTTLE_RETRY_SECONDS)
+            raise SendError(f"Tencent SMS throttled: {code} {status.Message}", retry_after=THROTTLE_RETRY_SECONDS)
         if code.startswith(TENCENT_TRANSIENT_PREFIXES):
-            raise SendError(f"腾讯云短信暂时失败: {code} {status.Message}")
-        raise SendError(f"腾讯云短信拒绝: {code} {status.Message}", permanent=True)
+            raise SendError(f"Tencent SMS failed for now: {code} {status.Message}")
+        raise SendError(f"Tencent SMS rejected: {code} {status.Message}", permanent=True)
 
     async def send(self, notice: Notice) -> str | None:
         return await asyncio.to_thread(self._send_blocking, notice)

@@ -42,7 +42,7 @@ EMPTY_ANSWER = {"msgtype": "empty"}
 
 def _unauthorized(request: web.Request, problem: str) -> web.Response:
     log.warning("rejected a DingTalk callback from %s: %s", request.remote, problem)
-    return web.json_response({"error": "unauthorized", "message": "签名无效或已过期"}, status=401)
+    return web.json_response({"error": "unauthorized", "message": "invalid or expired signature"}, status=401)
 
 
 async def callback(request: web.Request) -> web.Response:
@@ -70,7 +70,7 @@ async def callback(request: web.Request) -> web.Response:
         msg = parse_callback(body)
     except (BadInput, ParseError) as exc:
         log.info("refused a DingTalk callback: %s", exc)
-        answer = {"error": "malformed_callback", "message": f"请求体不是钉钉机器人消息: {exc}"}
+        answer = {"error": "malformed_callback", "message": f"not a DingTalk robot message: {exc}"}
         return web.json_response(answer, status=400)
     ours = settings.dingtalk_robot_code or settings.dingtalk_app_key
     if ours and body.get("robotCode") != ours:

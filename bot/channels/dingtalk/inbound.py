@@ -70,7 +70,7 @@ class InboundSender:
         try:
             msg = parse_callback(notice.payload["callback"])
         except (ParseError, KeyError, TypeError, AttributeError) as exc:
-            raise SendError(f"无法解析钉钉消息: {exc}", permanent=True) from exc
+            raise SendError(f"cannot parse the DingTalk message: {exc}", permanent=True) from exc
         replies, failure = await dispatch_stored(self._dispatcher, msg, notice)
         kind = "group" if msg.chat_type == "group" else "user"
         try:

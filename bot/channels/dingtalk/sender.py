@@ -118,7 +118,7 @@ async def _guarded(call: Awaitable[T], what: str) -> T:
     except DingTalkError as exc:
         raise SendError(f"{what}: {exc}", permanent=exc.permanent, retry_after=_retry_after(exc)) from exc
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise SendError(f"{what}: 钉钉接口不可用: {type(exc).__name__}: {exc}") from exc
+        raise SendError(f"{what}: DingTalk API unavailable: {type(exc).__name__}: {exc}") from exc
 
 
 def _now_ms(clock: Clock) -> int:
@@ -154,12 +154,12 @@ class DingTalkSender:
                     raise SendError(f"sessionWebhook: {exc}", retry_after=_retry_after(exc)) from exc
                 log.warning("sessionWebhook refused notice %s (%s); using the OpenAPI", notice.id, exc)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                raise SendError(f"sessionWebhook 不可用: {type(exc).__name__}: {exc}") from exc
+                raise SendError(f"sessionWebhook unavailable: {type(exc).__name__}: {exc}") from exc
         msg_key, param = openapi_message(reply)
         if group:
             conversation_id = str(hint.get("conversation_id") or payload.get("chat_id") or "")
             if not conversation_id:
-                raise SendError("群消息缺少 openConversationId", permanent=True)
+                raise SendError("group message without openConversationId", permanent=True)
             data = await _guarded(self._api.group_send(conversation_id, msg_key, param), "groupMessages/send")
             return str(data.get("processQueryKey") or "") or None
         return await self._to_user(notice.recipient, msg_key, param)
@@ -178,9 +178,9 @@ class DingTalkSender:
     async def _to_user(self, user_id: str, msg_key: str, param: Mapping[str, Any]) -> str | None:
         data = await _guarded(self._api.batch_send([user_id], msg_key, param), "oToMessages/batchSend")
         if user_id in (data.get("invalidStaffIdList") or []):
-            raise SendError(f"钉钉用户 {user_id} 无效或不可见", permanent=True)
+            raise SendError(f"DingTalk user {user_id} is invalid or not visible to the app", permanent=True)
         if user_id in (data.get("flowControlledStaffIdList") or []):
-            raise SendError(f"钉钉对用户 {user_id} 限流", retry_after=60.0)
+            raise SendError(f"DingTalk throttled messages to user {user_id}", retry_after=60.0)
         return str(data.get("processQueryKey") or "") or None
 
 
@@ -231,8 +231,8 @@ class RobotSender:
             await post_custom_robot(self._http, self._webhook, body, secret=self._secret, now_ms=_now_ms(self._clock))
         except DingTalkError as exc:
             if exc.throttled:
-                raise SendError(f"钉钉群机器人限流: {exc}", retry_after=ROBOT_BLOCK_SECONDS) from exc
-            raise SendError(f"钉钉群机器人: {exc}", permanent=exc.code in ROBOT_PERMANENT_CODES) from exc
+                raise SendError(f"DingTalk group robot throttled: {exc}", retry_after=ROBOT_BLOCK_SECONDS) from exc
+            raise SendError(f"DingTalk group robot: {exc}", permanent=exc.code in ROBOT_PERMANENT_CODES) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SendError(f"钉钉群机器人不可用: {type(exc).__name__}: {exc}") from exc
+            raise SendError(f"DingTalk group robot unavailable: {type(exc).__name__}: {exc}") from exc
         return None

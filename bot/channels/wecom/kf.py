@@ -30,6 +30,7 @@ from xml.parsers.expat import ExpatError
 from wechatpy.enterprise import parse_message
 
 from bot.channels.wecom.api import WeComApi, WeComError
+from bot.delivery import SendProblem
 from bot.outbox import SendError, idem_key
 from bot.services import help_requests
 from bot.services.claims import local_text
@@ -226,11 +227,21 @@ class KfSender:
         async with self.core.sessions() as session:
             conv = await repo.kf_conversation(session, external_userid=notice.recipient)
             if conv is None:
-                raise SendError("微信客服:没有该候选人的会话", permanent=True)
+                raise SendError(
+                    "WeCom kf: no conversation with this candidate", permanent=True, problem=SendProblem.no_conversation
+                )
             if now - conv.last_customer_msg_at > WINDOW:
-                raise SendError("微信客服:距候选人最后一条消息已超过48小时", permanent=True)
+                raise SendError(
+                    "WeCom kf: more than 48 hours since the candidate's last message",
+                    permanent=True,
+                    problem=SendProblem.window_closed,
+                )
             if conv.replies_in_window >= MAX_REPLIES:
-                raise SendError("微信客服:本轮已回复5条,需等候选人再次发消息", permanent=True)
+                raise SendError(
+                    "WeCom kf: 5 replies sent since the candidate's last message",
+                    permanent=True,
+                    problem=SendProblem.reply_quota,
+                )
             payload = {
                 "touser": notice.recipient,
                 "open_kfid": conv.open_kfid,
@@ -243,6 +254,6 @@ class KfSender:
             except WeComError as exc:
                 raise SendError(str(exc), permanent=not exc.retryable) from exc
             except Exception as exc:
-                raise SendError(f"微信客服不可用: {type(exc).__name__}: {exc}") from exc
+                raise SendError(f"WeCom kf unavailable: {type(exc).__name__}: {exc}") from exc
             await repo.count_kf_reply_and_commit(session, conv)
         return str(data.get("msgid") or "") or None

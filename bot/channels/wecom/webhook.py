@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 # seven days inbound dedupe keys are kept (bot.app.INBOUND_KEEP).
 MAX_SKEW = timedelta(hours=24)
 
-APP_MISSING = "企业微信自建应用未配置(需要 WECOM_CORP_ID、WECOM_AGENT_ID、WECOM_SECRET、WECOM_TOKEN、WECOM_AES_KEY)"
-BOT_MISSING = "企业微信智能机器人未配置(需要 WECOM_BOT_TOKEN、WECOM_BOT_AES_KEY)"
+APP_MISSING = "WeCom app not configured (needs WECOM_CORP_ID, WECOM_AGENT_ID, WECOM_SECRET, WECOM_TOKEN, WECOM_AES_KEY)"
+BOT_MISSING = "WeCom AI bot not configured (needs WECOM_BOT_TOKEN, WECOM_BOT_AES_KEY)"
 
 
 @dataclass
