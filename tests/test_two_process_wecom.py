@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from storage.db import create_engine, session_maker
-from storage.models import Lease, Person
+from storage.models import Lease, NoticeAttempt, Person
 from tests.fakes.smtp import free_port
 from tests.fakes.wecom_aibot_ws import BOT_ID, FakeAiBotGateway
 from tests.test_two_process import wait_healthy
@@ -49,6 +49,14 @@ async def lease_holder(url: str) -> str:
         lease = (await session.exec(select(Lease).where(Lease.name == f"wecom_aibot:{BOT_ID}"))).one()
     await engine.dispose()
     return lease.holder
+
+
+async def failed_attempts(url: str) -> list[str | None]:
+    engine = create_engine(url)
+    async with session_maker(engine)() as session:
+        rows = (await session.exec(select(NoticeAttempt).where(NoticeAttempt.result != "sent"))).all()
+    await engine.dispose()
+    return [a.error for a in rows]
 
 
 async def send_all(gateway: FakeAiBotGateway, first: int, last: int) -> dict[str, str]:
@@ -116,6 +124,8 @@ async def test_two_processes_hold_one_connection_and_answer_each_message_once(
         sent.update(await send_all(gateway, 10, 20))
         await answered(gateway, sent, 20, time.monotonic() + 20)
         assert gateway.max_live == 1 and len(gateway.subscribes) == 2
+        # The standby never tried to send what only the holder's connection can.
+        assert await failed_attempts(clean_db) == []
     finally:
         for proc in procs.values():
             proc.send_signal(signal.SIGINT)

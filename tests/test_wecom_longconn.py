@@ -20,7 +20,7 @@ from bot.channels.wecom import WECOM
 from bot.clock import FrozenClock
 from bot.keys import CORE
 from bot.services.summary import send_daily_summary
-from storage.models import ExitRecord, InboundMessage, Interview
+from storage.models import ExitRecord, InboundMessage, Interview, Notice, NoticeAttempt
 from tests.chat import add_person
 from tests.conftest import AppFactory, admin_headers, eventually, started_interview
 from tests.fakes.smtp import SmtpServer
@@ -183,8 +183,15 @@ async def test_wrong_secret_backs_off_and_the_service_keeps_serving(
     assert gateway.refused == 1  # backing off (a minute at first), not hammering WeCom
     assert registry.connections(app) == {"wecom aibot": "connecting"}
     assert (await client.get("/healthz")).status == 200
-    await started_interview(client, clock)  # platform events are still taken in
-    assert (await interview(app)).status == "in_progress"
+    await add_people(client, ("wecom", "hr01", "王小姐", "hr", None))
+    await exit_at(client, clock, 1, at(DAY, 10), "系统故障")  # the admin API and platform events work
+    await asyncio.sleep(0.5)
+    async with app[CORE].sessions() as session:
+        [to_hr] = (await session.exec(select(Notice).where(Notice.kind == "hr_terminated"))).all()
+        tried = (await session.exec(select(NoticeAttempt))).all()
+    # Nothing can go out without the connection: the HR notice waits for it, with no attempt made.
+    assert to_hr.channel == "wecom" and to_hr.status == "pending" and to_hr.attempts == 0
+    assert [a for a in tried if a.notice_id == to_hr.id] == []
     started = time.monotonic()
     await client.close()  # while the loop sleeps in its backoff
     assert time.monotonic() - started < 2.0

@@ -13,8 +13,9 @@ answered, or WeCom says so) the reply is pushed to the chat with ``aibot_send_ms
 notices (outbox channel ``wecom`` when the self-built app is not configured) and the daily
 summary (to ``WECOM_BOT_SUMMARY_CHATID``) are pushed with ``aibot_send_msg`` too.
 
-Only the replica holding the connection's lease can send; on another one a row waits
-(``retry_after``) without anything having gone out, and the holder's outbox sends it.
+Only the replica holding the connection's lease can send: the senders are ``ready`` only while the
+connection is up here, so the other replicas' outboxes leave the rows alone (should one try in
+the moment the connection drops, the row waits ``retry_after`` with nothing having gone out).
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ from storage.models import Notice
 log = logging.getLogger(__name__)
 
 NOT_HERE_RETRY = 2.0  # seconds before a row this replica cannot send is tried again
-MAX_ATTEMPTS = 30  # tries that found no connection here count too
 DRAIN_SECONDS = 5.0
 
 
@@ -134,7 +134,6 @@ class AiBotWsSender:
 
     channel = AIBOT_WS_CHANNEL
     rate: tuple[int, float] | None = (20, 60.0)
-    max_attempts = MAX_ATTEMPTS
 
     def __init__(self, conn: AiBotLongConn, *, source: str) -> None:
         self.link = conn.link
@@ -142,6 +141,10 @@ class AiBotWsSender:
         # req_ids of the current connection answered by this process (only a first reply answers).
         self._answered: set[str] = set()
         self._answered_on: str | None = None
+
+    def ready(self) -> bool:
+        """Only the process holding the connection sends (``bot.outbox`` leaves the rows to it)."""
+        return self.link.conn_id is not None
 
     def _usable(self, hint: Mapping[str, Any]) -> str | None:
         if self._answered_on != self.link.conn_id:  # a new connection: the old req_ids are gone anyway
