@@ -1,4 +1,4 @@
-"""Command line: ``python -m bot serve | migrate | people … | report exits … | notice test …``."""
+"""Command line: ``python -m bot serve | migrate | people … | reasons … | report exits … | notice test …``."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ from bot.clock import SystemClock
 from bot.delivery import Reach
 from bot.dispatcher import Dispatcher
 from bot.logs import PathAccessLogger, access_logger, configure_logging
-from bot.services import notice_check
+from bot.services import console_admin, notice_check, people_import
 from bot.services import people as people_service
+from bot.services import reasons as reason_service
 from bot.services.context import Core
 from bot.services.reports import exit_report
 from bot.services.summary import send_daily_summary
@@ -36,6 +37,9 @@ from storage.db import create_engine, migrate, session_maker
 from storage.models import NoticeStatus, Role
 
 log = logging.getLogger("bot")
+
+# The actor and source of changes made on the command line (audit).
+CLI = "cli"
 
 
 def day(value: str) -> date:
@@ -60,6 +64,40 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--mobile")
     add.add_argument("--email")
     people.add_parser("list", help="list people")
+    people_import_cmd = people.add_parser("import", help="import people from a CSV file (preview, then apply)")
+    people_import_cmd.add_argument("file", metavar="FILE.csv", help="columns platform,user_id,name,role,mobile,email")
+    people_import_cmd.add_argument("--yes", action="store_true", help="apply without asking")
+    edit_person = people.add_parser("edit", help="change a person's role, name or contact")
+    edit_person.add_argument("--platform", required=True, choices=registry.names())
+    edit_person.add_argument("--user-id", required=True)
+    edit_person.add_argument("--name")
+    edit_person.add_argument("--role", choices=[r.value for r in Role])
+    edit_person.add_argument("--mobile", help='"" clears it')
+    edit_person.add_argument("--email", help='"" clears it')
+    remove_person = people.add_parser("remove", help="remove a person")
+    remove_person.add_argument("--platform", required=True, choices=registry.names())
+    remove_person.add_argument("--user-id", required=True)
+
+    reasons = sub.add_parser("reasons", help="exit reasons (退出原因)").add_subparsers(
+        dest="reasons_command", required=True
+    )
+    reasons.add_parser("list", help="list every reason in order")
+    add_reason = reasons.add_parser("add", help="add a reason")
+    add_reason.add_argument("--name", required=True)
+    add_reason.add_argument("--outcome", required=True, choices=reason_service.OUTCOMES)
+    add_reason.add_argument("--synonyms", default="", help="separated by commas or 、")
+    add_reason.add_argument("--code", help="lower-case letters, digits, _ (made up when not given)")
+    edit_reason = reasons.add_parser("edit", help="rename, change synonyms, outcome, order, enable")
+    edit_reason.add_argument("code")
+    edit_reason.add_argument("--name")
+    edit_reason.add_argument("--synonyms", help='the whole list, separated by commas or 、 ("" for none)')
+    edit_reason.add_argument("--outcome", choices=reason_service.OUTCOMES)
+    edit_reason.add_argument("--enable", action="store_true", help="enable a disabled reason")
+    edit_reason.add_argument("--move", type=int, metavar="N", help="move N places (negative: up)")
+    disable_reason = reasons.add_parser("disable", help="disable a reason (chat no longer offers it)")
+    disable_reason.add_argument("code")
+    delete_reason = reasons.add_parser("delete", help="delete a disabled reason nothing refers to")
+    delete_reason.add_argument("code")
 
     chat = sub.add_parser("chat", help="talk to the bot in this terminal (console channel)")
     chat.add_argument(
@@ -87,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     to.add_argument("--to-email", metavar="ADDRESS", help="send by email (SMTP)")
     to.add_argument("--to-mobile", metavar="NUMBER", help="send by SMS")
     test.add_argument("--wait", type=float, default=60.0, metavar="SECONDS", help="how long to wait for the result")
+    notice.add_parser("problems", help="list pending and dead notices with their attempts")
+    retry = notice.add_parser("retry", help="send a dead notice again (the running service's outbox sends it)")
+    retry.add_argument("notice_id", type=int)
+
+    sub.add_parser("system", help="features on and off, intake and outbox backlog, last errors, version, database")
     return p
 
 
@@ -108,11 +151,12 @@ async def _people_add(settings: Settings, args: argparse.Namespace) -> int:
             name=args.name,
             mobile=args.mobile,
             email=args.email,
-            actor="cli",
+            actor=CLI,
+            source=CLI,
+            platforms=registry.names(),
         )
     except people_service.PeopleError as exc:
-        print(exc.message, file=sys.stderr)  # noqa: T201
-        return 1
+        return _fail(exc.message)
     print(f"{'已添加' if saved.created else '已更新'} {args.platform}:{args.user_id} {args.name} ({args.role})")  # noqa: T201
     return 0
 
@@ -125,6 +169,126 @@ async def _people_list(settings: Settings) -> int:
         print(f"{p.platform}:{p.user_id}\t{p.name}\t{p.role}\t{p.mobile or ''}\t{p.email or ''}")  # noqa: T201
     if not people:
         print("(还没有人员,请用 people add 添加)")  # noqa: T201
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr)  # noqa: T201
+    return 1
+
+
+def _read_upload(path: str, limit: int) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(limit)
+
+
+async def _people_import(settings: Settings, args: argparse.Namespace) -> int:
+    core = _core(settings)
+    try:
+        data = _read_upload(args.file, people_import.MAX_BYTES + 1)
+    except OSError as exc:
+        print(f"无法读取 {args.file}: {exc.strerror}", file=sys.stderr)  # noqa: T201
+        return 2
+    platforms = registry.names()
+    try:
+        shown = await people_import.preview(core, data, platforms=platforms, actor=CLI)
+    except people_import.ImportRefused as exc:
+        return _fail(exc.message)
+    print(core.templates.render("admin/import_preview.txt.j2", preview=shown, file=args.file))  # noqa: T201
+    if not shown.of(people_import.RowAction.add) and not shown.of(people_import.RowAction.change):
+        return 0 if not shown.of(people_import.RowAction.error) else 1
+    if not args.yes:
+        print("确认导入以上新增和修改?输入 y 确认:", end=" ", flush=True)  # noqa: T201
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes", "是"):
+            print("未导入。")  # noqa: T201
+            return 1
+    try:
+        result = await people_import.apply(
+            core, data, platforms=platforms, fingerprint=shown.fingerprint, actor=CLI, source=CLI
+        )
+    except people_import.ImportRefused as exc:
+        return _fail(exc.message)
+    print(  # noqa: T201
+        f"已导入:新增 {result.added} 人,修改 {result.changed} 人,不变 {result.unchanged} 人,跳过 {result.skipped} 行。"
+    )
+    return 0
+
+
+async def _people_edit(settings: Settings, args: argparse.Namespace) -> int:
+    core = _core(settings)
+    try:
+        saved = await people_service.update(
+            core,
+            platform=args.platform,
+            user_id=args.user_id,
+            role=args.role,
+            name=args.name,
+            mobile=args.mobile,
+            email=args.email,
+            actor=CLI,
+            source=CLI,
+        )
+    except people_service.PeopleError as exc:
+        return _fail(exc.message)
+    if not saved.changes:
+        print(f"{saved.person.key} 没有变化")  # noqa: T201
+        return 0
+    changed = ",".join(f"{k}: {before or '-'} → {after or '-'}" for k, (before, after) in saved.changes.items())
+    print(f"已更新 {saved.person.key} {saved.person.name}:{changed}")  # noqa: T201
+    return 0
+
+
+async def _people_remove(settings: Settings, args: argparse.Namespace) -> int:
+    core = _core(settings)
+    gone = await people_service.revoke(core, platform=args.platform, user_id=args.user_id, actor=CLI, source=CLI)
+    if gone is None:
+        return _fail(f"没有找到人员 {args.platform}:{args.user_id}")
+    print(f"已移除 {gone.key} {gone.name}")  # noqa: T201
+    return 0
+
+
+async def _reasons(settings: Settings, args: argparse.Namespace) -> int:
+    core = _core(settings)
+    async with core.sessions() as session:
+        await repo.ensure_default_reasons(session)
+    command = args.reasons_command
+    try:
+        if command == "add":
+            added = await reason_service.add(
+                core,
+                name=args.name,
+                outcome=args.outcome,
+                synonyms=reason_service.split_synonyms(args.synonyms),
+                code=args.code,
+                actor=CLI,
+                source=CLI,
+            )
+            print(f"已添加原因「{added.name}」({added.code})")  # noqa: T201
+        elif command == "edit":
+            edited = await reason_service.edit(
+                core,
+                code=args.code,
+                name=args.name,
+                synonyms=None if args.synonyms is None else reason_service.split_synonyms(args.synonyms),
+                outcome=args.outcome,
+                active=True if args.enable else None,
+                actor=CLI,
+                source=CLI,
+            )
+            if args.move:
+                await reason_service.move(core, code=args.code, offset=args.move, actor=CLI, source=CLI)
+            print(f"已保存原因「{edited.name}」({edited.code})")  # noqa: T201
+        elif command == "disable":
+            disabled = await reason_service.edit(core, code=args.code, active=False, actor=CLI, source=CLI)
+            print(f"已停用原因「{disabled.name}」({disabled.code})")  # noqa: T201
+        elif command == "delete":
+            deleted = await reason_service.delete(core, code=args.code, actor=CLI, source=CLI)
+            print(f"已删除原因「{deleted.name}」({deleted.code})")  # noqa: T201
+    except reason_service.ReasonError as exc:
+        return _fail(exc.message)
+    if command == "list":
+        print(core.templates.render("admin/reasons_list.txt.j2", rows=await reason_service.list_all(core)))  # noqa: T201
     return 0
 
 
@@ -210,6 +374,30 @@ async def _notice_test(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
+async def _notice_retry(settings: Settings, args: argparse.Namespace) -> int:
+    core = _core(settings)
+    try:
+        notice = await console_admin.retry_notice(core, notice_id=args.notice_id, actor=CLI, source=CLI)
+    except console_admin.NoticeRetryError as exc:
+        return _fail(exc.message)
+    print(f"通知 #{notice.id} 已放回发件箱(已尝试 {notice.attempts} 次),运行中的服务会再发一次。")  # noqa: T201
+    return 0
+
+
+async def _notice_problems(settings: Settings) -> int:
+    core = _core(settings)
+    groups = await console_admin.problem_notices(core)
+    print(core.templates.render("admin/notices.txt.j2", groups=groups, tz=settings.tz))  # noqa: T201
+    return 0
+
+
+async def _system(settings: Settings) -> int:
+    core = _core(settings)
+    snap = await console_admin.system_snapshot(core, features=registry.feature_status(settings))
+    print(core.templates.render("admin/system.txt.j2", snap=snap, tz=settings.tz))  # noqa: T201
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -231,9 +419,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "people":
         migrate(settings.database_url)
-        if args.people_command == "add":
-            return asyncio.run(_people_add(settings, args))
+        people_commands = {
+            "add": _people_add,
+            "import": _people_import,
+            "edit": _people_edit,
+            "remove": _people_remove,
+        }
+        if args.people_command in people_commands:
+            return asyncio.run(people_commands[args.people_command](settings, args))
         return asyncio.run(_people_list(settings))
+    if args.command == "reasons":
+        migrate(settings.database_url)
+        return asyncio.run(_reasons(settings, args))
     if args.command == "chat":
         logging.getLogger().setLevel(logging.WARNING)
         migrate(settings.database_url)
@@ -243,7 +440,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_summary_send(settings, args))
     if args.command == "notice":
         migrate(settings.database_url)
+        if args.notice_command == "retry":
+            return asyncio.run(_notice_retry(settings, args))
+        if args.notice_command == "problems":
+            return asyncio.run(_notice_problems(settings))
         return asyncio.run(_notice_test(settings, args))
+    if args.command == "system":
+        migrate(settings.database_url)
+        return asyncio.run(_system(settings))
     if args.command == "report":
         migrate(settings.database_url)
         return asyncio.run(_report_exits(settings, args))

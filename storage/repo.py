@@ -12,7 +12,7 @@ from storage.repos.audit import audit, audit_for_interview
 from storage.repos.claims import take_over_claims_and_commit
 from storage.repos.errors import Conflict
 from storage.repos.events import platform_event_seen
-from storage.repos.exits import exit_counts, exits_between, get_exit
+from storage.repos.exits import exit_counts, exits_between, exits_with_interviews, get_exit, termination_audits
 from storage.repos.inbound import (
     add_inbound,
     claim_inbound_and_commit,
@@ -28,6 +28,7 @@ from storage.repos.interviews import (
     get_interview,
     get_interview_by_pk,
     idle_interviews,
+    in_scope_of,
     list_interviews,
     lock_interview,
     open_interviews_matching,
@@ -49,15 +50,20 @@ from storage.repos.notices import (
     add_notice,
     add_notices_and_commit,
     attempts_for_notices,
+    backlog_by_channel,
     claim_notice_and_commit,
     due_notice_ids,
     existing_dedupe_keys,
+    failing_notices,
     last_attempt,
     list_notices,
     notice_exists,
     notices_for_interview,
+    notices_with_status,
     pending_notices,
     purge_processed_and_commit,
+    recent_failed_attempts,
+    requeue_dead_notice,
     update_pending_notice,
 )
 from storage.repos.people import get_person, list_people, people_named
@@ -67,7 +73,7 @@ from storage.repos.prompts import (
     open_actions,
     transition_action_and_commit,
 )
-from storage.repos.reasons import list_reasons
+from storage.repos.reasons import get_reason, list_reasons, reason_references
 from storage.repos.reminders import claim_reminder_and_commit, due_reminder_ids, reminders_for_interview
 from storage.repos.shares import share_interview_and_commit
 from storage.repos.summaries import claim_summary_and_commit, summaries_for_day, summary_chart
@@ -96,6 +102,7 @@ __all__ = [
     "attempts_for_notices",
     "audit",
     "audit_for_interview",
+    "backlog_by_channel",
     "claim_inbound_and_commit",
     "claim_notice_and_commit",
     "claim_reminder_and_commit",
@@ -110,7 +117,9 @@ __all__ = [
     "existing_dedupe_keys",
     "exit_counts",
     "exits_between",
+    "exits_with_interviews",
     "expire_shared_token_and_commit",
+    "failing_notices",
     "find_candidate",
     "finish_todo",
     "get_candidate",
@@ -119,9 +128,11 @@ __all__ = [
     "get_interview_by_pk",
     "get_lease",
     "get_person",
+    "get_reason",
     "get_shared_token",
     "hold_lease_and_commit",
     "idle_interviews",
+    "in_scope_of",
     "insert_or_nothing",
     "kf_conversation",
     "kf_cursor",
@@ -137,6 +148,7 @@ __all__ = [
     "note_inbound",
     "notice_exists",
     "notices_for_interview",
+    "notices_with_status",
     "open_actions",
     "open_interviews_matching",
     "open_termination_jobs",
@@ -148,9 +160,12 @@ __all__ = [
     "platform_event_seen",
     "purge_dingtalk_signs_and_commit",
     "purge_processed_and_commit",
+    "reason_references",
+    "recent_failed_attempts",
     "release_lease_and_commit",
     "release_termination",
     "reminders_for_interview",
+    "requeue_dead_notice",
     "save_kf_cursor_and_commit",
     "seen_inbound_keys",
     "share_interview_and_commit",
@@ -160,6 +175,7 @@ __all__ = [
     "summary_chart",
     "take_over_claims_and_commit",
     "take_over_job_and_commit",
+    "termination_audits",
     "todos_for_interview",
     "transition_action_and_commit",
     "update_pending_notice",

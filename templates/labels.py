@@ -88,6 +88,16 @@ LABELS: dict[str, dict[str, str]] = {
         "notice.dead": "通知未送达",
         "help.assist": "协助继续",
         "interview.shared": "共享面试",
+        "notice.retried": "重试通知",
+        "reason.added": "新增退出原因",
+        "reason.updated": "修改退出原因",
+        "reason.enabled": "启用退出原因",
+        "reason.disabled": "停用退出原因",
+        "reason.reordered": "调整原因顺序",
+        "reason.deleted": "删除退出原因",
+        "person.added": "添加人员",
+        "person.updated": "修改人员",
+        "person.revoked": "移除人员",
     },
     # What a person's own id is called on each platform (for 你还没有登记).
     "account": {
@@ -165,6 +175,39 @@ LABELS: dict[str, dict[str, str]] = {
     },
     # What an admin may type in 授权 to take someone's access away.
     "revoke_words": {"取消": "revoke", "撤销": "revoke", "移除": "revoke"},
+    # The 统计 page and its CSV export (bot/services/stats.py).
+    "stats": {
+        "no_owner": "未指定HR",
+        "no_position": "未填写岗位",
+    },
+    "stats_period": {
+        "today": "今天",
+        "week": "本周",
+        "month": "本月",
+        "custom": "自定义",
+    },
+    "exit_csv": {
+        "at": "时间",
+        "candidate": "候选人",
+        "position": "岗位",
+        "reason": "原因",
+        "outcome": "结果",
+        "operator": "操作人",
+        "source": "来源",
+        "note": "备注",
+    },
+    "role": {
+        "admin": "管理员",
+        "manager": "经理",
+        "hr": "HR",
+    },
+    # Import preview rows (bot/services/people_import.py).
+    "import_action": {
+        "add": "新增",
+        "change": "修改",
+        "unchanged": "不变",
+        "error": "错误,跳过",
+    },
     # Button labels of confirm replies, keyed by what a press does.
     "button": {
         "terminate": "确认终止",

@@ -9,7 +9,8 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import ExitRecord
+from storage.models import AuditEvent, Candidate, ExitRecord, Interview
+from storage.repos.interviews import in_scope_of
 
 
 async def get_exit(session: AsyncSession, *, interview_id: int) -> ExitRecord | None:
@@ -31,3 +32,30 @@ async def exit_counts(session: AsyncSession, *, start: datetime, end: datetime) 
         .group_by(col(ExitRecord.reason), col(ExitRecord.source))
     )
     return [(reason, source, int(n)) for reason, source, n in (await session.exec(stmt)).all()]
+
+
+async def exits_with_interviews(
+    session: AsyncSession, *, start: datetime, end: datetime, hr_key: str | None = None
+) -> list[tuple[ExitRecord, Interview, Candidate]]:
+    """Exits in [start, end) with their interview and candidate, oldest first; with ``hr_key``
+    only those of interviews that HR owns or that are shared with them."""
+    stmt = (
+        select(ExitRecord, Interview, Candidate)
+        .join(Interview, col(Interview.id) == col(ExitRecord.interview_id))
+        .join(Candidate, col(Candidate.id) == col(Interview.candidate_id))
+        .where(col(ExitRecord.at) >= start, col(ExitRecord.at) < end)
+        .order_by(col(ExitRecord.at), col(ExitRecord.id))
+    )
+    if hr_key is not None:
+        stmt = stmt.where(in_scope_of(hr_key))
+    return [(e, i, c) for e, i, c in (await session.exec(stmt)).all()]
+
+
+async def termination_audits(session: AsyncSession, *, interview_ids: list[int]) -> Sequence[AuditEvent]:
+    """The ``interview.terminated`` audit events of these interviews (they record the pipeline outcome)."""
+    if not interview_ids:
+        return []
+    stmt = select(AuditEvent).where(
+        col(AuditEvent.action) == "interview.terminated", col(AuditEvent.interview_id).in_(interview_ids)
+    )
+    return (await session.exec(stmt)).all()

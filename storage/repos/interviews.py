@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import ColumnElement, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -104,15 +104,18 @@ async def open_interviews_matching(
     if query is not None:
         stmt = stmt.where(or_(col(Interview.platform_id) == query, col(Candidate.name) == query))
     if hr_key is not None:
-        platform, _, user_id = hr_key.partition(":")
-        shared = select(InterviewShare.interview_id).where(InterviewShare.person_key == hr_key)
-        stmt = stmt.where(
-            or_(
-                (col(Interview.hr_platform) == platform) & (col(Interview.hr_user_id) == user_id),
-                col(Interview.id).in_(shared),
-            )
-        )
+        stmt = stmt.where(in_scope_of(hr_key))
     return [(i, c) for i, c in (await session.exec(stmt)).all()]
+
+
+def in_scope_of(hr_key: str) -> ColumnElement[bool]:
+    """A WHERE clause on ``Interview``: owned by the HR ``platform:user_id`` or shared with them."""
+    platform, _, user_id = hr_key.partition(":")
+    shared = select(InterviewShare.interview_id).where(InterviewShare.person_key == hr_key)
+    return or_(
+        (col(Interview.hr_platform) == platform) & (col(Interview.hr_user_id) == user_id),
+        col(Interview.id).in_(shared),
+    )
 
 
 async def idle_interviews(

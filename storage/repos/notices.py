@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Notice, NoticeAttempt, NoticeStatus
+from storage.models import AttemptResult, Notice, NoticeAttempt, NoticeStatus
 from storage.repos.errors import Conflict
 
 
@@ -165,3 +165,73 @@ async def purge_processed_and_commit(session: AsyncSession, *, kind: str, before
     result = await session.exec(stmt)
     await session.commit()
     return int(result.rowcount or 0)
+
+
+async def notices_with_status(
+    session: AsyncSession, *, statuses: Sequence[str], exclude_kind: str | None = None, limit: int = 200
+) -> Sequence[Notice]:
+    """Notices in these statuses, newest first."""
+    stmt = select(Notice).where(col(Notice.status).in_(list(statuses))).order_by(col(Notice.id).desc()).limit(limit)
+    if exclude_kind:
+        stmt = stmt.where(Notice.kind != exclude_kind)
+    return (await session.exec(stmt)).all()
+
+
+async def requeue_dead_notice(session: AsyncSession, *, notice_id: int, now: datetime) -> bool:
+    """Put a dead notice back to pending, due now, its attempts kept; False unless it was dead. No commit."""
+    stmt = (
+        update(Notice)
+        .where(col(Notice.id) == notice_id, col(Notice.status) == NoticeStatus.dead.value)
+        .values(status=NoticeStatus.pending.value, next_attempt_at=now, locked_until=None)
+    )
+    result = await session.exec(stmt)
+    return bool(result.rowcount == 1)
+
+
+async def backlog_by_channel(
+    session: AsyncSession, *, kind: str | None = None, exclude_kind: str | None = None
+) -> dict[str, int]:
+    """Notices waiting or being sent (pending, sending), counted by channel."""
+    stmt = (
+        select(Notice.channel, func.count())
+        .where(col(Notice.status).in_([NoticeStatus.pending.value, NoticeStatus.sending.value]))
+        .group_by(col(Notice.channel))
+    )
+    if kind:
+        stmt = stmt.where(Notice.kind == kind)
+    if exclude_kind:
+        stmt = stmt.where(Notice.kind != exclude_kind)
+    return {channel: int(n) for channel, n in (await session.exec(stmt)).all()}
+
+
+PROBLEM_RESULTS = (AttemptResult.failed, AttemptResult.rejected, AttemptResult.unknown)
+
+
+async def recent_failed_attempts(session: AsyncSession, *, limit: int = 20) -> Sequence[NoticeAttempt]:
+    """The newest delivery attempts that failed, were rejected or ended unknown."""
+    stmt = (
+        select(NoticeAttempt)
+        .where(
+            col(NoticeAttempt.result).in_(
+                [AttemptResult.failed.value, AttemptResult.rejected.value, AttemptResult.unknown.value]
+            )
+        )
+        .order_by(col(NoticeAttempt.started_at).desc(), col(NoticeAttempt.id).desc())
+        .limit(limit)
+    )
+    return (await session.exec(stmt)).all()
+
+
+async def failing_notices(session: AsyncSession, *, kind: str, limit: int = 20) -> Sequence[Notice]:
+    """Notices of ``kind`` whose last try failed and that are not sent (waiting to retry, or dead), newest first."""
+    stmt = (
+        select(Notice)
+        .where(
+            col(Notice.kind) == kind,
+            col(Notice.last_error).is_not(None),
+            col(Notice.status).in_([NoticeStatus.pending.value, NoticeStatus.dead.value]),
+        )
+        .order_by(col(Notice.id).desc())
+        .limit(limit)
+    )
+    return (await session.exec(stmt)).all()

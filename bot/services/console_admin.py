@@ -1,0 +1,153 @@
+"""The admin's 通知 and 系统 views: notices that did not go out, retrying a dead one, and a snapshot
+of how the service is doing. Channel names and their features come from the caller (the app layer
+reads ``bot.channels.registry``); services never import a channel."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+
+from sqlalchemy.engine import make_url
+
+from bot.chat.messages import INBOUND_KIND
+from bot.services.context import Core
+from bot.services.errors import ServiceError
+from storage import repo
+from storage.models import AttemptResult, Notice, NoticeAttempt, NoticeStatus
+from templates.labels import label
+
+PACKAGE = "interview-exit-bot"
+
+
+class NoticeRetryError(ServiceError):
+    code = "notice_retry_refused"
+
+
+def _refuse(core: Core, error: str, *, http: int = 409, **context: object) -> NoticeRetryError:
+    exc = NoticeRetryError(core.templates.render("admin/errors.txt.j2", error=error, **context), error=error)
+    exc.http_status = http
+    return exc
+
+
+@dataclass
+class NoticeView:
+    notice: Notice
+    attempts: list[NoticeAttempt]
+
+    @property
+    def retryable(self) -> bool:
+        """Dead, and its last attempt did not end with an unknown outcome (maybe delivered)."""
+        last = self.attempts[-1] if self.attempts else None
+        return self.notice.status == NoticeStatus.dead.value and not (
+            last is not None and last.result == AttemptResult.unknown.value and last.channel == self.notice.channel
+        )
+
+
+async def problem_notices(
+    core: Core, *, include_inbound: bool = False, limit: int = 200
+) -> dict[str, list[NoticeView]]:
+    """Pending (including ones waiting to retry and being sent) and dead notices, newest first,
+    each with every delivery attempt, under "pending" and "dead". Inbound chat messages waiting to
+    be processed are left out unless ``include_inbound`` (the 系统 view counts them)."""
+    exclude = None if include_inbound else INBOUND_KIND
+    out: dict[str, list[NoticeView]] = {}
+    async with core.sessions() as session:
+        for group, statuses in (
+            ("pending", [NoticeStatus.pending.value, NoticeStatus.sending.value]),
+            ("dead", [NoticeStatus.dead.value]),
+        ):
+            rows = await repo.notices_with_status(session, statuses=statuses, exclude_kind=exclude, limit=limit)
+            attempts = await repo.attempts_for_notices(session, notice_ids=[n.id for n in rows if n.id is not None])
+            out[group] = [NoticeView(n, attempts.get(n.id or 0, [])) for n in rows]
+    return out
+
+
+async def retry_notice(core: Core, *, notice_id: int, actor: str, source: str) -> Notice:
+    """Send a dead notice again: back to pending, due now, on the channel it died on, its attempts
+    kept (so one more failure makes it dead again). Refused for a notice that is not dead, and for
+    one whose last attempt was cut off mid-send (it may have arrived; never sent twice). Audited."""
+    now = core.clock.now()
+    async with core.sessions() as session:
+        notice = await session.get(Notice, notice_id)
+        if notice is None:
+            raise _refuse(core, "notice_not_found", http=404, notice_id=notice_id)
+        if notice.status != NoticeStatus.dead.value:
+            raise _refuse(core, "notice_not_dead", notice_id=notice_id, status=label(notice.status, "notice_status"))
+        last = await repo.last_attempt(session, notice_id=notice_id, channel=notice.channel)
+        if last is not None and last.result == AttemptResult.unknown.value:
+            raise _refuse(core, "notice_unknown_outcome", notice_id=notice_id, channel=label(notice.channel, "channel"))
+        if not await repo.requeue_dead_notice(session, notice_id=notice_id, now=now):
+            await session.rollback()
+            raise _refuse(
+                core, "notice_not_dead", notice_id=notice_id, status=label(NoticeStatus.sending, "notice_status")
+            )
+        repo.audit(
+            session,
+            at=now,
+            actor=actor,
+            action="notice.retried",
+            interview_id=notice.interview_id,
+            detail={
+                "source": source,
+                "notice_id": notice_id,
+                "channel": notice.channel,
+                "attempts": notice.attempts,
+                "error": notice.last_error,
+            },
+        )
+        await session.commit()
+        await session.refresh(notice)
+    core.wake_outbox()
+    return notice
+
+
+@dataclass
+class Feature:
+    name: str
+    enabled: bool
+    why_not: str | None
+
+
+@dataclass
+class SystemSnapshot:
+    features: list[Feature]
+    intake_backlog: int  # chat messages taken in and not processed yet
+    outbox_backlog: dict[str, int]  # notices pending or being sent, by channel
+    last_errors: list[NoticeAttempt] = field(default_factory=list)  # failed delivery attempts, newest first
+    # Chat messages whose processing failed (retrying or given up), newest first; their error is last_error.
+    intake_errors: list[Notice] = field(default_factory=list)
+    version: str = ""
+    database: str = ""  # "sqlite" or "postgresql"
+
+
+def package_version() -> str:
+    try:
+        return metadata.version(PACKAGE)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def database_kind(core: Core) -> str:
+    return make_url(core.settings.database_url).get_backend_name()
+
+
+async def system_snapshot(
+    core: Core, *, features: Sequence[tuple[str, str | None]], errors: int = 10
+) -> SystemSnapshot:
+    """``features``: every switchable feature with None when on, else why it is off (the app layer
+    passes ``registry.feature_status(settings)``)."""
+    async with core.sessions() as session:
+        intake = await repo.backlog_by_channel(session, kind=INBOUND_KIND)
+        outbox = await repo.backlog_by_channel(session, exclude_kind=INBOUND_KIND)
+        failed = await repo.recent_failed_attempts(session, limit=errors)
+        intake_failed = await repo.failing_notices(session, kind=INBOUND_KIND, limit=errors)
+    return SystemSnapshot(
+        features=[Feature(name, why is None, why) for name, why in features],
+        intake_backlog=sum(intake.values()),
+        outbox_backlog=dict(sorted(outbox.items())),
+        last_errors=list(failed),
+        intake_errors=list(intake_failed),
+        version=package_version(),
+        database=database_kind(core),
+    )

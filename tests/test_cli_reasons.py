@@ -1,0 +1,170 @@
+"""``python -m bot reasons …`` and ``python -m bot people import|edit|remove``, run as real
+subprocesses against the test database while the service runs: what another process changes is
+what the service's chat matches on the next message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlmodel import col, select
+
+from bot.clock import FrozenClock
+from bot.keys import CORE
+from storage.models import AuditEvent, Notice, NoticeStatus, Person
+from tests.chat import ChatUser, add_person
+from tests.conftest import AppFactory, admin_headers, started_interview
+from tests.test_cli import run_cli
+
+FIXTURE = Path(__file__).parent / "fixtures" / "people_import.csv"
+
+
+async def test_reasons_cli_changes_what_the_running_service_matches(
+    make_client: AppFactory, clock: FrozenClock, clean_db: str
+) -> None:
+    client = await make_client()
+    app = client.server.app
+    assert app is not None
+    await started_interview(client, clock)
+    await add_person(app, "hr01", "王小姐", "hr")
+    hr = ChatUser(app, "hr01")
+    assert "无法识别原因「接了别家offer」" in await hr.says("终止面试 张三 接了别家offer")
+
+    code, out, err = await run_cli(
+        clean_db,
+        "reasons",
+        "add",
+        "--name",
+        "已接受其他offer",
+        "--outcome",
+        "未完成",
+        "--synonyms",
+        "接了别家offer,拿到offer",
+    )
+    assert code == 0, err
+    assert "已添加原因「已接受其他offer」" in out
+    [prompt] = await hr.say("终止面试 张三 接了别家offer")  # the service process sees it at once
+    assert prompt.kind == "confirm" and "已接受其他offer" in prompt.text
+    await hr.says("取消")
+
+    code, out, _ = await run_cli(clean_db, "reasons", "list")
+    lines = out.splitlines()
+    assert lines[0].startswith("1. 候选人放弃  [candidate_quit]  未完成  启用  内置")
+    assert "已接受其他offer" in lines[-2] and lines[-1].strip() == "同义词:接了别家offer、拿到offer"
+
+    code, out, err = await run_cli(
+        clean_db, "reasons", "edit", "unfamiliar", "--synonyms", "不会操作、找不到按钮", "--move", "-1"
+    )
+    assert code == 0, err
+    code, out, _ = await run_cli(clean_db, "reasons", "list")
+    assert out.splitlines()[2].startswith("2. 操作不熟悉")
+    [prompt] = await hr.say("终止面试 张三 找不到按钮")
+    assert "操作不熟悉" in prompt.text
+    await hr.says("取消")
+
+    code, out, err = await run_cli(clean_db, "reasons", "disable", "unfamiliar")
+    assert code == 0 and "已停用原因「操作不熟悉」" in out
+    assert "无法识别原因「找不到按钮」" in await hr.says("终止面试 张三 找不到按钮")
+    code, _, err = await run_cli(clean_db, "reasons", "delete", "unfamiliar")
+    assert code == 1 and "系统内置原因,不能删除" in err
+    code, _, err = await run_cli(
+        clean_db, "reasons", "add", "--name", "网络差", "--outcome", "未完成", "--synonyms", "网络"
+    )
+    assert code == 1 and "「网络」已经是原因「系统故障」的名称或同义词" in err
+    code, _, err = await run_cli(clean_db, "reasons", "add", "--name", "x", "--outcome", "已完成")
+    assert code == 2 and "invalid choice" in err
+    code, out, err = await run_cli(clean_db, "reasons", "edit", "unfamiliar", "--enable")
+    assert code == 0, err
+    assert "操作不熟悉" in (await hr.say("终止面试 张三 找不到按钮"))[0].text
+
+    async with app[CORE].sessions() as session:
+        rows = (await session.exec(select(AuditEvent).where(col(AuditEvent.action).startswith("reason.")))).all()
+    assert [(a.action, a.actor, a.detail["source"]) for a in rows] == [
+        ("reason.added", "cli", "cli"),
+        ("reason.updated", "cli", "cli"),
+        ("reason.reordered", "cli", "cli"),
+        ("reason.disabled", "cli", "cli"),
+        ("reason.enabled", "cli", "cli"),
+    ]
+    body = await (await client.get("/api/interviews/iv-1", headers=admin_headers())).json()
+    assert body["status"] == "in_progress"  # nothing was confirmed
+
+
+async def test_people_import_shows_the_preview_and_applies_with_yes(
+    make_client: AppFactory, clock: FrozenClock, clean_db: str
+) -> None:
+    client = await make_client()
+    app = client.server.app
+    assert app is not None
+    await add_person(app, "hr01", "王小姐", "hr")
+
+    code, out, _ = await run_cli(clean_db, "people", "import", str(FIXTURE), stdin="n\n")
+    assert code == 1 and "未导入" in out
+    assert out.splitlines()[0].endswith("新增 3 人,修改 1 人,不变 0 人,错误 6 行")
+    assert "第 2 行 [修改] wecom:hr01 王小姐 HR" in out and "mobile: - → 13800000001" in out
+    assert "第 5 行 [错误,跳过] qq:x1 某人 HR" in out and "未知平台「qq」" in out
+    assert "第 10 行 [错误,跳过]" in out and "这一行有 3 列,表头有 6 列" in out
+    async with app[CORE].sessions() as session:
+        assert len((await session.exec(select(Person))).all()) == 1  # answered no: nothing imported
+
+    code, out, err = await run_cli(clean_db, "people", "import", str(FIXTURE), "--yes")
+    assert code == 0, err
+    assert "已导入:新增 3 人,修改 1 人,不变 0 人,跳过 6 行" in out
+    mgr = ChatUser(app, "mgr01")
+    assert "今天退出统计" in await mgr.says("统计")  # the imported manager uses chat right away
+
+    code, out, err = await run_cli(
+        clean_db, "people", "edit", "--platform", "wecom", "--user-id", "mgr01", "--role", "hr"
+    )
+    assert code == 0 and "role: manager → hr" in out, err
+    assert "没有使用该命令的权限" in await mgr.says("统计")
+    code, out, err = await run_cli(clean_db, "people", "remove", "--platform", "wecom", "--user-id", "mgr01")
+    assert code == 0 and "已移除 wecom:mgr01 陈经理" in out, err
+    code, _, err = await run_cli(clean_db, "people", "remove", "--platform", "wecom", "--user-id", "mgr01")
+    assert code == 1 and "没有找到人员" in err
+    code, _, err = await run_cli(clean_db, "people", "import", "/nonexistent/people.csv")
+    assert code == 2 and "无法读取" in err
+
+
+async def test_notice_problems_retry_and_system_on_the_command_line(
+    make_client: AppFactory, clock: FrozenClock, clean_db: str
+) -> None:
+    client = await make_client()
+    app = client.server.app
+    assert app is not None
+    core = app[CORE]
+    now = clock.now()
+    async with core.sessions() as session:
+        notice = Notice(
+            kind="terminated",
+            channel="sms",
+            recipient="13800001234",
+            body="x",
+            status=NoticeStatus.dead.value,
+            attempts=3,
+            next_attempt_at=now,
+            created_at=now,
+            last_error="isv.BUSINESS_LIMIT_CONTROL",
+        )
+        session.add(notice)
+        await session.commit()
+        await session.refresh(notice)
+    code, out, err = await run_cli(clean_db, "notice", "problems")
+    assert code == 0, err
+    assert (
+        f"#{notice.id} 面试终止通知 → 短信 13800001234,已尝试 3 次,最近错误:isv.BUSINESS_LIMIT_CONTROL(可重试)" in out
+    )
+    code, out, err = await run_cli(clean_db, "notice", "retry", str(notice.id))
+    assert code == 0 and f"通知 #{notice.id} 已放回发件箱(已尝试 3 次)" in out, err
+    code, _, err = await run_cli(clean_db, "notice", "retry", str(notice.id))
+    assert code == 1 and "只有未送达的通知可以重试" in err
+    async with core.sessions() as session:
+        row = await session.get(Notice, notice.id, populate_existing=True)
+        audit = (await session.exec(select(AuditEvent).where(AuditEvent.action == "notice.retried"))).one()
+    assert row is not None and (row.status, row.attempts) == ("pending", 3)
+    assert (audit.actor, audit.detail["source"]) == ("cli", "cli")
+
+    code, out, err = await run_cli(clean_db, "system")
+    assert code == 0, err
+    assert "版本 0.1.0,数据库 " + ("postgresql" if clean_db.startswith("postgresql") else "sqlite") in out
+    assert "✗ SMS notices(SMS_PROVIDER is not set)" in out
+    assert "发件箱积压:短信 1" in out
