@@ -13,7 +13,8 @@ from aiohttp import web
 from sqlalchemy import delete, text
 from sqlmodel import col
 
-from bot.api import admin, charts, platform
+from bot import console
+from bot.api import admin, charts, ops, platform
 from bot.channels import registry
 from bot.channels.email import EmailSender
 from bot.channels.sms import build_sms_sender
@@ -25,7 +26,7 @@ from bot.keys import BACKGROUND, CORE, DISPATCHER, ENGINE, HTTP, OUTBOX, SCHEDUL
 from bot.outbox import Outbox
 from bot.platform_client import PlatformClient
 from bot.scheduler import Scheduler
-from bot.services import notices
+from bot.services import console_auth, notices
 from bot.services.context import Core
 from bot.settings import Settings
 from bot.templating import Templates
@@ -46,6 +47,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(platform.routes)
     app.add_routes(admin.routes)
     app.add_routes(charts.routes)
+    console.add_routes(app)
+    app.add_routes(ops.routes)
     app.router.add_get("/healthz", healthz)
     for channel in registry.CHANNELS:  # their callback routes must exist before the app starts
         app.add_routes(channel.routes(settings))
@@ -130,7 +133,8 @@ async def _delivery_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     core = app[CORE]
-    scheduler = Scheduler(core.settings.timezone)
+    sweeps = core.metrics.sweep_seconds
+    scheduler = Scheduler(core.settings.timezone, timed=lambda job, seconds: sweeps.labels(sweep=job).observe(seconds))
 
     async def purge_inbound() -> None:
         """Dedupe keys and processed chat messages (they hold message text) are kept 7 days."""
@@ -141,6 +145,9 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
             await repo.purge_processed_and_commit(session, kind=INBOUND_KIND, before=cutoff)
             for channel in registry.CHANNELS:  # what each channel keeps beside them
                 await channel.purge(session, before=cutoff)
+            # Pacing windows are a minute or so: a day of marks is plenty.
+            await repo.purge_pace_marks_and_commit(session, before=core.clock.now() - timedelta(days=1))
+        await console_auth.purge(core)  # console links and sessions expired a day ago
 
     scheduler.cron("housekeeping.purge_inbound", purge_inbound, hour=3, minute=17)
     register_jobs(scheduler, core)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m bot serve | migrate | people … | reasons … | report exits … | notice test …``."""
+"""Command line: ``python -m bot serve | migrate | people … | reasons … | console-link … | report … | notice …``."""
 
 from __future__ import annotations
 
@@ -23,10 +23,11 @@ from bot.clock import SystemClock
 from bot.delivery import Reach
 from bot.dispatcher import Dispatcher
 from bot.logs import PathAccessLogger, access_logger, configure_logging
-from bot.services import console_admin, notice_check, people_import
+from bot.services import console_admin, console_auth, notice_check, people_import
 from bot.services import people as people_service
 from bot.services import reasons as reason_service
 from bot.services.context import Core
+from bot.services.errors import ServiceError
 from bot.services.reports import exit_report
 from bot.services.summary import send_daily_summary
 from bot.settings import Settings
@@ -98,6 +99,10 @@ def _parser() -> argparse.ArgumentParser:
     disable_reason.add_argument("code")
     delete_reason = reasons.add_parser("delete", help="delete a disabled reason nothing refers to")
     delete_reason.add_argument("code")
+
+    link = sub.add_parser("console-link", help="print a one-time login link to the web console (valid 10 minutes)")
+    link.add_argument("--platform", required=True, choices=registry.names())
+    link.add_argument("--user-id", required=True)
 
     chat = sub.add_parser("chat", help="talk to the bot in this terminal (console channel)")
     chat.add_argument(
@@ -321,6 +326,18 @@ async def _report_exits(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _console_link(settings: Settings, args: argparse.Namespace) -> int:
+    core = _core(settings)
+    try:
+        token = await console_auth.issue_link(core, platform=args.platform, user_id=args.user_id)
+    except ServiceError as exc:
+        print(exc.message, file=sys.stderr)  # noqa: T201
+        return 1
+    print(f"{args.platform}:{args.user_id} 的网页后台登录链接(10 分钟内有效,只能使用一次):")  # noqa: T201
+    print(console_auth.link_url(core, token))  # noqa: T201
+    return 0
+
+
 async def _chat(settings: Settings, args: argparse.Namespace) -> int:
     platform, sep, user_id = args.who.partition(":")
     if not sep or not user_id:
@@ -398,6 +415,12 @@ async def _system(settings: Settings) -> int:
     return 0
 
 
+def _log_banner(text: str) -> None:
+    for line in text.splitlines():
+        if line.strip("= "):
+            log.info("%s", line.strip("= "))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -405,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"配置错误 / bad settings: {exc}", file=sys.stderr)  # noqa: T201
         return 2
-    configure_logging(settings.tz)
+    configure_logging(settings.tz, json_lines=settings.log_format == "json")
     if args.command in ("serve", "migrate"):
         migrate(settings.database_url)
         if args.command == "serve":
@@ -415,6 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 port=settings.port,
                 access_log=access_logger() if settings.access_log else None,
                 access_log_class=PathAccessLogger,
+                # aiohttp prints its "Running on …" banner; with JSON logs it is a log line too.
+                print=_log_banner if settings.log_format == "json" else print,
             )
         return 0
     if args.command == "people":
@@ -428,6 +453,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.people_command in people_commands:
             return asyncio.run(people_commands[args.people_command](settings, args))
         return asyncio.run(_people_list(settings))
+    if args.command == "console-link":
+        migrate(settings.database_url)
+        return asyncio.run(_console_link(settings, args))
     if args.command == "reasons":
         migrate(settings.database_url)
         return asyncio.run(_reasons(settings, args))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from bot.chat import masking
 from bot.chat.masking import mask_reply
 from bot.chat.messages import IncomingMessage, Reply
 from bot.chat.text import clean_text, is_question
+from bot.logs import log_context
 from bot.services import people, prompts
 from bot.services.context import Core
 from bot.services.errors import ServiceError
@@ -164,12 +166,13 @@ class Dispatcher:
         """The replies to ``msg``. With ``final=False`` (a try that will be retried) a handler error
         propagates, so the stored message is processed again instead of being answered with an
         apology; the last try (``final=True``) answers 抱歉,处理时出错了."""
-        if msg.chat_type != "group":
-            return await self._handle(msg, final=final)
-        # A group reply hides contact details, and above all those of the candidates it was made from.
-        with masking.collecting() as known:
-            replies = await self._handle(msg, final=final)
-        return [mask_reply(r, known) for r in replies]
+        with log_context(message_id=msg.msg_id, sender=msg.sender_key):
+            if msg.chat_type != "group":
+                return await self._handle(msg, final=final)
+            # A group reply hides contact details, and above all those of the candidates it was made from.
+            with masking.collecting() as known:
+                replies = await self._handle(msg, final=final)
+            return [mask_reply(r, known) for r in replies]
 
     async def _handle(self, msg: IncomingMessage, *, final: bool) -> list[Reply]:
         text = clean_text(msg.text)
@@ -210,6 +213,7 @@ class Dispatcher:
                 if ctx.value is None:
                     return [Reply(render(cmd.bad_args, usage=cmd.usage, example=cmd.example))]
         assert handler is not None
+        started = time.perf_counter()
         try:
             return await handler(ctx)
         except ServiceError as exc:
@@ -221,6 +225,9 @@ class Dispatcher:
                 raise
             log.exception("handler for %r failed (message %s)", ctx.command, msg.msg_id)
             return self.apology()
+        finally:
+            name = ctx.cmd.names[0] if ctx.cmd else ctx.command  # one series per command, aliases together
+            self.core.metrics.command_seconds.labels(command=name).observe(time.perf_counter() - started)
 
     @staticmethod
     def apology() -> list[Reply]:

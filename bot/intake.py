@@ -174,6 +174,15 @@ class GroupCommit:
         """Claim ``key`` and store its row (and ``extra`` rows, not for a redelivery); the row id, or
         None for a redelivery. Returns once committed. ``repo.Conflict`` if the database refuses the
         callback (e.g. an ``extra`` row taken by another message)."""
+        try:
+            row_id = await self._store(key, make_row, extra)
+        except repo.Conflict:
+            self.core.metrics.callback(self.platform, "rejected")
+            raise
+        self.core.metrics.callback(self.platform, "duplicate" if row_id is None else "accepted")
+        return row_id
+
+    async def _store(self, key: str, make_row: RowFactory, extra: ExtraRows) -> int | None:
         writer = self._writer
         if writer is None or writer.done():
             return await self.store_one(key, make_row, extra)

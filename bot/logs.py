@@ -2,12 +2,22 @@
 
 ``configure_logging`` is called by the command line; the access logger is handed to aiohttp's
 ``run_app`` when ``BOT_ACCESS_LOG`` is on.
+
+``BOT_LOG_FORMAT=json`` writes one JSON object per line instead (``JsonFormatter``), each with the
+fields bound by ``log_context`` for the work in progress: the chat message (``message_id``), the
+outbox row (``notice_id``), the interview (``interview_id``), the platform event (``event_id``).
+They are contextvars, so they follow a request's work into the tasks it starts and never leak
+into another request's lines.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
@@ -21,6 +31,29 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MAX_MESSAGE_CHARS = 2000
 MAX_LINE_CHARS = 500
 MAX_TRACEBACK_CHARS = 8000
+
+
+_CONTEXT: ContextVar[dict[str, str]] = ContextVar("bot_log_context", default={})  # noqa: B039 - never mutated
+
+
+@contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Add ``fields`` (None values skipped) to every log line written inside the block."""
+    token = _CONTEXT.set({**_CONTEXT.get(), **{k: str(v) for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+def bind(**fields: object) -> None:
+    """Add ``fields`` for the rest of the enclosing ``log_context`` block (learnt on the way, e.g.
+    the interview of an outbox row once it is loaded)."""
+    _CONTEXT.set({**_CONTEXT.get(), **{k: str(v) for k, v in fields.items() if v is not None}})
+
+
+def context_fields() -> dict[str, str]:
+    return dict(_CONTEXT.get())
 
 
 def cap(text: str, limit: int) -> str:
@@ -48,6 +81,24 @@ class AdminFormatter(logging.Formatter):
         text = super().formatException(ei)
         lines = "\n".join(cap(line, MAX_LINE_CHARS) for line in text.splitlines())
         return cap(lines, MAX_TRACEBACK_CHARS)
+
+
+class JsonFormatter(AdminFormatter):
+    """One JSON object per line: time (local, with offset), level, logger, message, the bound
+    context fields, and the traceback (cut like the text format's) when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = cap(record.getMessage(), MAX_MESSAGE_CHARS)
+        line: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.message,
+            **context_fields(),
+        }
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
 
 
 class BadRequestFilter(logging.Filter):
@@ -84,10 +135,12 @@ def access_logger() -> logging.Logger:
     return logging.getLogger("bot.access")
 
 
-def configure_logging(tz: ZoneInfo, *, level: int = logging.INFO, stream: TextIO | None = None) -> None:
-    """Root handler on stderr with the admin format; replaces any earlier configuration."""
+def configure_logging(
+    tz: ZoneInfo, *, level: int = logging.INFO, stream: TextIO | None = None, json_lines: bool = False
+) -> None:
+    """Root handler on stderr with the admin format (or JSON lines); replaces any earlier configuration."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(AdminFormatter(tz))
+    handler.setFormatter(JsonFormatter(tz) if json_lines else AdminFormatter(tz))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     server = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, BadRequestFilter) for f in server.filters):

@@ -19,9 +19,9 @@ providers that accept one (Aliyun OutId, Tencent SessionContext, the email Messa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections import deque
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -30,6 +30,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.delivery import CANDIDATE_CHANNELS, Audience, SendProblem
+from bot.logs import bind, log_context
+from bot.metrics import Metrics
 from bot.settings import Settings
 from storage import repo
 from storage.db import SessionMaker
@@ -82,6 +84,7 @@ class OutboxDeps(Protocol):
     sessions: SessionMaker
     clock: Clock
     worker_id: str
+    metrics: Metrics
 
 
 class DeliveryPolicy(Protocol):
@@ -134,27 +137,6 @@ def sender_ready(sender: Sender) -> bool:
     return bool(ready()) if callable(ready) else True
 
 
-class Pacer:
-    """Sliding-window pacing per destination, in this process."""
-
-    def __init__(self) -> None:
-        self._sent: dict[str, deque[datetime]] = {}
-
-    def wait_for(self, destination: str, rate: tuple[int, float] | None, now: datetime) -> float:
-        if rate is None:
-            return 0.0
-        limit, window = rate
-        times = self._sent.setdefault(destination, deque())
-        while times and (now - times[0]).total_seconds() >= window:
-            times.popleft()
-        if len(times) < limit:
-            return 0.0
-        return window - (now - times[0]).total_seconds()
-
-    def record(self, destination: str, now: datetime) -> None:
-        self._sent.setdefault(destination, deque()).append(now)
-
-
 class Outbox:
     def __init__(
         self,
@@ -167,7 +149,9 @@ class Outbox:
         self.core = core
         self.policy: DeliveryPolicy = policy or NoPolicy()
         self.senders: dict[str, Sender] = dict(senders or {})
-        self.pacer = Pacer()
+        # Pacing is shared by replicas through the database (``repo.take_pace_slot``); this lock
+        # makes this process's own tasks take turns on SQLite, where no row lock does it.
+        self._pacing = asyncio.Lock()
         # Set by ``wake`` and by whoever was handed the event before the worker existed (Core.wake_outbox).
         self._wake = wake or asyncio.Event()
 
@@ -239,6 +223,10 @@ class Outbox:
                 task.cancel()
 
     async def _deliver(self, notice_id: int, *, first: bool = False) -> int:
+        with log_context(notice_id=notice_id):
+            return await self._deliver_row(notice_id, first=first)
+
+    async def _deliver_row(self, notice_id: int, *, first: bool) -> int:
         now = self.core.clock.now()
         async with self.core.sessions() as session:
             won = await repo.claim_notice_and_commit(
@@ -253,6 +241,7 @@ class Outbox:
                 return 0
             notice = await session.get(Notice, notice_id)
             assert notice is not None
+            bind(interview_row=notice.interview_id)
             sender = self.senders[notice.channel]
             attempt: NoticeAttempt | None = None
             last: NoticeAttempt | None = None
@@ -261,33 +250,34 @@ class Outbox:
                 if last is not None and last.result == AttemptResult.started.value:
                     if not await self._after_crash(session, notice, last, sender, now):
                         return 0
-            wait = self.pacer.wait_for(notice.destination, sender.rate, now)
-            if wait > 0:
-                notice.status = NoticeStatus.pending.value
-                notice.next_attempt_at = now + timedelta(seconds=wait)
-                notice.locked_until = None
+            async with self._pacing if sender.rate is not None else contextlib.nullcontext():
+                wait = await self._take_pace_slot(session, notice, sender, now)
+                if wait > 0:
+                    notice.status = NoticeStatus.pending.value
+                    notice.next_attempt_at = now + timedelta(seconds=wait)
+                    notice.locked_until = None
+                    await session.commit()
+                    return 0
+                if records_attempts(notice):
+                    attempt = NoticeAttempt(
+                        notice_id=notice_id,
+                        channel=notice.channel,
+                        seq=(last.seq + 1) if last else 1,
+                        recipient=notice.recipient,
+                        idem_key=idem_key(notice),
+                        started_at=now,
+                    )
+                    session.add(attempt)
+                # The unique (notice, channel, seq) attempt row and the pace mark exist before the
+                # provider call, and no connection is held while the call (or an inbound message's
+                # processing) runs.
                 await session.commit()
-                return 0
-            if records_attempts(notice):
-                attempt = NoticeAttempt(
-                    notice_id=notice_id,
-                    channel=notice.channel,
-                    seq=(last.seq + 1) if last else 1,
-                    recipient=notice.recipient,
-                    idem_key=idem_key(notice),
-                    started_at=now,
-                )
-                session.add(attempt)
-            # The unique (notice, channel, seq) attempt row exists before the provider call, and
-            # no connection is held while the call (or an inbound message's processing) runs.
-            await session.commit()
             try:
                 provider_id = await sender.send(notice)
             except Exception as exc:  # noqa: BLE001 - every failure is recorded on the row
                 await self._failed(session, notice, exc, attempt)
                 return 0
             done = self.core.clock.now()
-            self.pacer.record(notice.destination, done)
             notice.status = NoticeStatus.sent.value
             notice.sent_at = done
             notice.provider_id = provider_id
@@ -299,8 +289,17 @@ class Outbox:
                 attempt.provider_id = provider_id
                 attempt.finished_at = done
             await session.commit()
+            self.core.metrics.attempt(notice.channel, AttemptResult.sent)  # counted once it is recorded
             log.info("notice %s sent by %s", notice_id, notice.channel)
             return 1
+
+    async def _take_pace_slot(self, session: AsyncSession, notice: Notice, sender: Sender, now: datetime) -> float:
+        """0.0 when the destination may get this send now (its pace mark is added to the session),
+        else how long to wait. Counted across replicas in the database."""
+        if sender.rate is None:
+            return 0.0
+        limit, window = sender.rate
+        return await repo.take_pace_slot(session, destination=notice.destination, limit=limit, window=window, now=now)
 
     async def _after_crash(
         self, session: AsyncSession, notice: Notice, last: NoticeAttempt, sender: Sender, now: datetime
@@ -332,6 +331,7 @@ class Outbox:
         if is_candidate_notice(notice):
             await self.policy.cut_off(session, notice, cut_off=cut_off, moved_on=moved_on, now=now)
         await session.commit()
+        self.core.metrics.attempt(cut_off, AttemptResult.unknown)
 
     def _next_in_plan(self, notice: Notice) -> tuple[str, str] | None:
         plan = [(str(c), str(r)) for c, r in notice.payload.get("plan") or []]
@@ -378,6 +378,7 @@ class Outbox:
         sender = self.senders.get(notice.channel)
         max_attempts = getattr(sender, "max_attempts", None) or self.core.settings.outbox_max_attempts
         gives_up = permanent or notice.attempts >= max_attempts
+        tried_on = notice.channel  # before a fallback moves it
         if attempt is not None:
             attempt.result = (AttemptResult.rejected if gives_up else AttemptResult.failed).value
             attempt.error = notice.last_error
@@ -391,6 +392,7 @@ class Outbox:
             notice.next_attempt_at = now + timedelta(seconds=delay)
             log.warning("notice %s attempt %d failed, retry in %.1fs: %s", notice.id, notice.attempts, delay, exc)
         await session.commit()
+        self.core.metrics.attempt(tried_on, AttemptResult.rejected if gives_up else AttemptResult.failed)
 
     async def _dead(self, session: AsyncSession, notice: Notice, now: datetime) -> None:
         notice.status = NoticeStatus.dead.value

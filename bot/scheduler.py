@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -42,8 +43,10 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 class Scheduler:
-    def __init__(self, timezone: str) -> None:
+    def __init__(self, timezone: str, *, timed: Callable[[str, float], None] | None = None) -> None:
+        """``timed(job_id, seconds)`` is told how long each run took (the sweep metrics)."""
         _quiet_apscheduler()
+        self._timed = timed
         self._sched = AsyncIOScheduler(
             timezone=timezone,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
@@ -65,6 +68,7 @@ class Scheduler:
             task = asyncio.current_task()
             assert task is not None
             self._running.add(task)
+            started = time.perf_counter()
             try:
                 await func()
             except asyncio.CancelledError:
@@ -73,6 +77,8 @@ class Scheduler:
                 log.info("scheduled job %s cancelled at shutdown", job_id)
             finally:
                 self._running.discard(task)
+                if self._timed is not None:
+                    self._timed(job_id, time.perf_counter() - started)
 
         return run
 

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     # Where this service is reachable from outside (DingTalk fetches chart images from it).
     public_base_url: str | None = Field(None, validation_alias="BOT_PUBLIC_BASE_URL")
     chart_font: str | None = Field(None, validation_alias="BOT_CHART_FONT")  # a CJK font file for chart labels
+    # Web console (/console): how long a browser stays signed in after opening a login link.
+    console_session_hours: int = Field(12, ge=1, le=24 * 30, validation_alias="BOT_CONSOLE_SESSION_HOURS")
 
     # Candidate notices (issue 7): channel order, filtered by what the candidate has and what is enabled.
     notice_plan: str = Field("kf,sms,email", validation_alias="BOT_NOTICE_PLAN")
@@ -117,6 +119,10 @@ class Settings(BaseSettings):
 
     # Logs (issue 10): one line per HTTP request (path only, never the query string) when on.
     access_log: bool = Field(False, validation_alias="BOT_ACCESS_LOG")
+    # Issue 15: "json" writes one JSON object per log line (with the message / interview being worked on).
+    log_format: Literal["text", "json"] = Field("text", validation_alias="BOT_LOG_FORMAT")
+    # Bearer token of GET /metrics; unset: the admin token is accepted there.
+    metrics_token: SecretStr | None = Field(None, validation_alias="BOT_METRICS_TOKEN")
 
     @field_validator("timezone")
     @classmethod

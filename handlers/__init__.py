@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.dispatcher import Router
+from handlers import console, help_requests, people, reschedule, share, stats, status, terminate, todos
 from handlers import help as help_
-from handlers import help_requests, people, reschedule, share, stats, status, terminate, todos
 
 ROUTERS: tuple[Router, ...] = (
     terminate.router,
@@ -15,5 +15,6 @@ ROUTERS: tuple[Router, ...] = (
     todos.router,
     people.router,
     share.router,
+    console.router,
     help_.router,
 )

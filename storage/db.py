@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -59,6 +61,18 @@ def alembic_config(url: str) -> Config:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+@functools.cache
+def schema_head() -> str | None:
+    """The newest migration's revision id (read once from the migration scripts)."""
+    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+
+
+async def schema_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at; raises if it cannot be read (no database, no table)."""
+    async with engine.connect() as conn:
+        return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
 
 
 def migrate(url: str) -> None:

@@ -518,3 +518,50 @@ class TerminationJob(SQLModel, table=True):
     created_at: datetime = _dt()
     updated_at: datetime = _dt()
     finished_at: datetime | None = _dt(default=None)
+
+
+# --- web console (bot/console) ---------------------------------------------------
+
+
+class ConsoleLogin(SQLModel, table=True):
+    """A one-time console login link; only the SHA-256 of its token is stored.
+
+    ``used_at`` is set by the one conditional update that spends it, so of two replicas (or two
+    clicks) opening the same link, one gets a session.
+    """
+
+    __tablename__ = "console_login"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    person_key: str = Field(max_length=160, index=True)
+    created_at: datetime = _dt()
+    expires_at: datetime = _dt()
+    used_at: datetime | None = _dt(default=None)
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in console browser; the cookie holds the id, the table holds its SHA-256.
+
+    Kept in the database so every replica recognises it; ``csrf`` is the token its forms carry.
+    """
+
+    __tablename__ = "console_session"
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    person_key: str = Field(max_length=160, index=True)
+    csrf: str = Field(max_length=64)
+    created_at: datetime = _dt()
+    expires_at: datetime = _dt(index=True)
+    ended_at: datetime | None = _dt(default=None)
+
+
+class PaceMark(SQLModel, table=True):
+    """One send to a paced destination (a WeCom member, a group robot, an SMS number), shared by
+    replicas: the outbox counts a destination's marks in the platform's window before each send."""
+
+    __tablename__ = "pace_mark"
+    __table_args__ = (Index("ix_pace_mark_destination_at", "destination", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    destination: str = Field(max_length=600)
+    at: datetime = _dt()

@@ -10,9 +10,25 @@ from storage.models import ReasonCode
 from storage.repos._sql import insert_or_nothing
 from storage.repos.audit import audit, audit_for_interview
 from storage.repos.claims import take_over_claims_and_commit
+from storage.repos.console import (
+    add_console_login,
+    add_console_session,
+    end_console_session,
+    get_console_login,
+    get_console_session,
+    purge_console_rows,
+    spend_console_login,
+)
 from storage.repos.errors import Conflict
-from storage.repos.events import platform_event_seen
-from storage.repos.exits import exit_counts, exits_between, exits_with_interviews, get_exit, termination_audits
+from storage.repos.events import events_for_interview, platform_event_seen
+from storage.repos.exits import (
+    exit_counts,
+    exits_between,
+    exits_for_interview,
+    exits_with_interviews,
+    get_exit,
+    termination_audits,
+)
 from storage.repos.inbound import (
     add_inbound,
     claim_inbound_and_commit,
@@ -32,6 +48,8 @@ from storage.repos.interviews import (
     list_interviews,
     lock_interview,
     open_interviews_matching,
+    page_interviews,
+    recently_ended,
     release_termination,
     stuck_interviews,
 )
@@ -66,6 +84,8 @@ from storage.repos.notices import (
     requeue_dead_notice,
     update_pending_notice,
 )
+from storage.repos.ops import OutboxCounts, outbox_counts
+from storage.repos.pacing import purge_pace_marks_and_commit, take_pace_slot
 from storage.repos.people import get_person, list_people, people_named
 from storage.repos.prompts import (
     close_action_and_commit,
@@ -94,6 +114,9 @@ __all__ = [
     "DEFAULT_REASONS",
     "REASON_OTHER",
     "Conflict",
+    "OutboxCounts",
+    "add_console_login",
+    "add_console_session",
     "add_inbound",
     "add_kf_conversation",
     "add_notice",
@@ -113,16 +136,21 @@ __all__ = [
     "dingtalk_sign_owner",
     "due_notice_ids",
     "due_reminder_ids",
+    "end_console_session",
     "ensure_default_reasons",
+    "events_for_interview",
     "existing_dedupe_keys",
     "exit_counts",
     "exits_between",
+    "exits_for_interview",
     "exits_with_interviews",
     "expire_shared_token_and_commit",
     "failing_notices",
     "find_candidate",
     "finish_todo",
     "get_candidate",
+    "get_console_login",
+    "get_console_session",
     "get_exit",
     "get_interview",
     "get_interview_by_pk",
@@ -155,13 +183,18 @@ __all__ = [
     "open_todo_counts",
     "open_todos",
     "open_todos_with_interviews",
+    "outbox_counts",
+    "page_interviews",
     "pending_notices",
     "people_named",
     "platform_event_seen",
+    "purge_console_rows",
     "purge_dingtalk_signs_and_commit",
+    "purge_pace_marks_and_commit",
     "purge_processed_and_commit",
     "reason_references",
     "recent_failed_attempts",
+    "recently_ended",
     "release_lease_and_commit",
     "release_termination",
     "reminders_for_interview",
@@ -169,12 +202,14 @@ __all__ = [
     "save_kf_cursor_and_commit",
     "seen_inbound_keys",
     "share_interview_and_commit",
+    "spend_console_login",
     "store_shared_token_and_commit",
     "stuck_interviews",
     "summaries_for_day",
     "summary_chart",
     "take_over_claims_and_commit",
     "take_over_job_and_commit",
+    "take_pace_slot",
     "termination_audits",
     "todos_for_interview",
     "transition_action_and_commit",

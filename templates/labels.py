@@ -61,7 +61,7 @@ LABELS: dict[str, dict[str, str]] = {
     },
     "source": {
         "chat": "聊天命令",
-        "console": "控制台",
+        "console": "网页后台",
         "timeout": "超时自动终止",
         "candidate_request": "候选人请求",
         "admin_api": "管理接口",
@@ -88,6 +88,8 @@ LABELS: dict[str, dict[str, str]] = {
         "notice.dead": "通知未送达",
         "help.assist": "协助继续",
         "interview.shared": "共享面试",
+        "todo.done": "完成待办",
+        "help.escalated": "求助升级",
         "notice.retried": "重试通知",
         "reason.added": "新增退出原因",
         "reason.updated": "修改退出原因",
@@ -99,6 +101,15 @@ LABELS: dict[str, dict[str, str]] = {
         "person.updated": "修改人员",
         "person.revoked": "移除人员",
     },
+    "event_type": {
+        "interview.scheduled": "已预约",
+        "interview.started": "开始面试",
+        "interview.activity": "作答中",
+        "interview.answer_saved": "保存作答",
+        "interview.completed": "完成面试",
+        "interview.help_requested": "候选人求助",
+    },
+    "reminder_state": {"pending": "待发送", "claimed": "发送中", "sent": "已发送", "cancelled": "已取消"},
     # What a person's own id is called on each platform (for 你还没有登记).
     "account": {
         "wecom": "企业微信账号",
@@ -129,6 +140,7 @@ LABELS: dict[str, dict[str, str]] = {
         "共享": "让另一位 HR 也能查看和处理这场面试",
         "确认终止": "同意候选人的求助,结束其面试",
         "协助继续": "不结束面试,由你联系候选人协助继续",
+        "后台": "获取网页后台的一次性登录链接(仅单聊)",
         "帮助": "列出你能用的命令",
     },
     # How each command is typed (帮助 and usage replies) and one example; keyed by its first name.
@@ -201,6 +213,8 @@ LABELS: dict[str, dict[str, str]] = {
         "manager": "经理",
         "hr": "HR",
     },
+    # Fields of a person, as the 人员 page's import preview names a change.
+    "person_field": {"name": "姓名", "role": "角色", "mobile": "手机", "email": "邮箱"},
     # Import preview rows (bot/services/people_import.py).
     "import_action": {
         "add": "新增",

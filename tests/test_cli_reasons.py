@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlmodel import col, select
 
 from bot.clock import FrozenClock
@@ -18,6 +19,7 @@ from tests.test_cli import run_cli
 FIXTURE = Path(__file__).parent / "fixtures" / "people_import.csv"
 
 
+@pytest.mark.timeout(180)  # five CLI processes, each importing the whole service
 async def test_reasons_cli_changes_what_the_running_service_matches(
     make_client: AppFactory, clock: FrozenClock, clean_db: str
 ) -> None:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from bot.api.common import error, parse_json_object
 from bot.keys import BACKGROUND, CORE
+from bot.logs import log_context
 from bot.services import help_requests
 from bot.services.context import Core
 from bot.services.events import EventType, PlatformEventIn, apply_event
@@ -53,7 +54,8 @@ async def platform_events(request: web.Request) -> web.Response:
         # Events may run ahead of our clock by the skew signatures allow, no more.
         context = {"now": core.clock.now(), "max_ahead": timedelta(seconds=settings.signature_max_skew_seconds)}
         event = PlatformEventIn.model_validate(data, context=context)
-        applied = await apply_event(core, event)
+        with log_context(event_id=event.event_id, interview_id=event.interview.id):
+            applied = await apply_event(core, event)
     except ValidationError as exc:
         fields = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         return error(422, "invalid_event", "事件格式不正确", details=fields)

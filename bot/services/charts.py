@@ -3,8 +3,10 @@
 matplotlib is imported lazily, used through its object API with the Agg canvas (no pyplot, no
 global state) and called through ``asyncio.to_thread`` by the summary, so rendering never blocks
 the event loop. Chinese labels need a CJK font: BOT_CHART_FONT (a font file) or one installed on
-the machine (e.g. the fonts-noto-cjk or fonts-wqy-microhei package); without one the chart uses
-the reasons' English codes instead of printing empty boxes.
+the machine (e.g. the fonts-noto-cjk or fonts-wqy-microhei package), found by its file name on
+disk and registered with matplotlib from that file (never from matplotlib's font cache, which may
+be older than the font); without one the chart uses the reasons' English codes instead of
+printing empty boxes.
 """
 
 from __future__ import annotations
@@ -14,28 +16,50 @@ import io
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-CJK_FAMILIES = (
-    "Noto Sans CJK SC",
-    "Noto Sans SC",
-    "Source Han Sans SC",
-    "WenQuanYi Micro Hei",
-    "WenQuanYi Zen Hei",
-    "SimHei",
-    "Microsoft YaHei",
-    "PingFang SC",
+# Font files with Chinese glyphs, best first, each in its regular weight (Debian/Ubuntu names:
+# fonts-noto-cjk, fonts-wqy-microhei, fonts-wqy-zenhei; the others as their vendors ship them).
+CJK_FONT_FILES = (
+    "NotoSansCJK-Regular.ttc",
+    "NotoSansCJKsc-Regular.otf",
+    "NotoSansSC-Regular.otf",
+    "NotoSansSC-Regular.ttf",
+    "SourceHanSansSC-Regular.otf",
+    "wqy-microhei.ttc",
+    "wqy-zenhei.ttc",
+    "simhei.ttf",
+    "msyh.ttc",
 )
+FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts")
+
+
+def find_cjk_font(dirs: Sequence[str] = FONT_DIRS) -> str | None:
+    """The first of ``CJK_FONT_FILES`` found under ``dirs``, looked for on disk: matplotlib's font
+    list is a cache (in MPLCONFIGDIR) that may predate the font's installation."""
+    found: dict[str, str] = {}
+    for top in dirs:
+        root = Path(top).expanduser()
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("*")):
+            if path.name in CJK_FONT_FILES and path.is_file():
+                found.setdefault(path.name, str(path))
+    return next((found[name] for name in CJK_FONT_FILES if name in found), None)
 
 
 @functools.cache
 def _installed_cjk_font() -> str | None:
     from matplotlib import font_manager
 
-    installed = {f.name: f.fname for f in font_manager.fontManager.ttflist}
-    return next((installed[name] for name in CJK_FAMILIES if name in installed), None)
+    path = find_cjk_font()
+    if path is not None:
+        font_manager.fontManager.addfont(path)  # registered from the file itself, whatever the cache says
+        log.info("chart font: %s", path)
+    return path
 
 
 def render_exit_chart(

@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.delivery import GroupPoster, Reach
+from bot.metrics import Metrics
 from bot.platform_client import PlatformClient
 from bot.services.claims import instance_name, new_worker_id
 from bot.settings import Settings
@@ -34,6 +35,8 @@ class Core:
     # This replica (stable) and this process ("<instance>/<boot id>"), for claims.
     instance: str = ""
     worker_id: str = ""
+    # This app's Prometheus metrics (its own registry) and long-connection states (bot.metrics).
+    metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
     def reaching(cls, reach: Reach, **kwargs: Any) -> Core:

@@ -1,9 +1,9 @@
 """Everyday Chinese time phrases (明天下午2点, 周五上午10:30, 11月28日 14:00) → aware datetimes.
 
-jionlp does the parsing; it is imported lazily in a worker thread (it is slow to import and
-prints a banner), so neither start-up nor the event loop pays for it.
-
-On top of jionlp, times are read as people mean them when they book an interview:
+``bot.services.timephrases`` reads the phrase (it replaced jionlp, whose word-segmentation model
+jiojio alone was 148 MB installed, for the few phrases a booking needs; it gave the same answers
+on every phrase the README and the tests promise). On top of it, times are read as people mean
+them when they book an interview:
 - a month and day without a year that has already passed this year means next year
   (1月5日 typed on 1 December is next January);
 - a bare hour from 1 to 7 without 上午/下午/晚上 (3点, 3:30) is in the afternoon;
@@ -12,16 +12,12 @@ On top of jionlp, times are read as people mean them when they book an interview
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import io
 import re
-import threading
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from types import ModuleType
-from typing import Any
 from zoneinfo import ZoneInfo
+
+from bot.services import timephrases
 
 # "明天下午2点" spans an hour (a time); "明天" spans a day (a day without a time).
 MAX_SPAN_SECONDS = 3600
@@ -33,20 +29,6 @@ BARE_AFTERNOON_HOURS = range(1, 8)
 _YEAR = re.compile(r"\d+\s*年|[今明去前后]年|\d{4}\s*[-/.]\s*\d")
 _MONTH_DAY = re.compile(r"\d{1,2}\s*月\s*\d{1,2}|\d{1,2}\s*/\s*\d{1,2}")
 _DAY_PART = re.compile(r"[早晚午夜]|凌晨|傍晚|清晨|am|pm", re.IGNORECASE)
-
-_lock = threading.Lock()
-_jio: ModuleType | None = None
-
-
-def _jionlp() -> ModuleType:
-    global _jio
-    with _lock:
-        if _jio is None:
-            with contextlib.redirect_stdout(io.StringIO()):
-                import jionlp
-
-            _jio = jionlp
-    return _jio
 
 
 @dataclass(frozen=True)
@@ -66,24 +48,19 @@ def _next_year(when: datetime) -> datetime:
 
 def understand_sync(text: str, *, now: datetime, tz: ZoneInfo, on_day: date | None = None) -> Understood | None:
     """What ``text`` names, relative to ``now`` (or to ``on_day``, for an hour that completes a day);
-    None if it names no time. Times are read in ``tz`` (the zone applied to jionlp's naive answer)."""
+    None if it names no time. Times are read in ``tz`` (the zone applied to the parser's naive answer)."""
     local_now = now.astimezone(tz).replace(tzinfo=None)
     base = datetime.combine(on_day, time()) if on_day is not None else local_now
-    try:
-        result: dict[str, Any] = _jionlp().parse_time(text, time_base=base)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+    named = timephrases.parse(text, base=base)
+    if named is None:
         return None
-    if not result or result.get("type") != "time_point":
-        return None
-    try:
-        start, end = (datetime.strptime(t, "%Y-%m-%d %H:%M:%S") for t in result["time"][:2])  # noqa: DTZ007
-    except (ValueError, TypeError):
-        return None
+    start, length = named
+    end = start + length
     if _MONTH_DAY.search(text) and not _YEAR.search(text) and start.date() < local_now.date():
         start, end = _next_year(start), _next_year(end)
     span = (end - start).total_seconds()
     if span > MAX_SPAN_SECONDS:
-        if span < DAY_SECONDS and start.time() == time():
+        if span <= DAY_SECONDS and start.time() == time():
             return Understood(day=start.date())
         return None  # a week, a month: no day or time of day was given
     if start.hour in BARE_AFTERNOON_HOURS and not _DAY_PART.search(text):
@@ -92,7 +69,7 @@ def understand_sync(text: str, *, now: datetime, tz: ZoneInfo, on_day: date | No
 
 
 async def understand(text: str, *, now: datetime, tz: ZoneInfo, on_day: date | None = None) -> Understood | None:
-    return await asyncio.to_thread(understand_sync, text, now=now, tz=tz, on_day=on_day)
+    return understand_sync(text, now=now, tz=tz, on_day=on_day)
 
 
 def parse_time_sync(text: str, *, now: datetime, tz: ZoneInfo) -> datetime | None:
@@ -103,7 +80,7 @@ def parse_time_sync(text: str, *, now: datetime, tz: ZoneInfo) -> datetime | Non
 
 
 async def parse_time(text: str, *, now: datetime, tz: ZoneInfo) -> datetime | None:
-    return await asyncio.to_thread(parse_time_sync, text, now=now, tz=tz)
+    return parse_time_sync(text, now=now, tz=tz)
 
 
 def day_text(day: date) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.logs import log_context
 from bot.platform_client import ALREADY_TERMINATED, PlatformError
 from bot.services import notices, people
 from bot.services.claims import CLAIM_FOR, end_run, owner_gone, run_token
@@ -135,15 +136,16 @@ async def terminate(
 ) -> TerminationResult:
     """Terminate now; ``chat`` (the audit chat) also means ``operator`` is told in chat if a crash
     makes the job finish later."""
-    reason = await resolve_reason(core, reason_text)
-    token = run_token(core.worker_id)
-    try:
-        job_id = await _open_job(core, platform_id, reason, operator, source, detail, chat, token)
-        result = await _run(core, job_id, token)
-    finally:
-        end_run(token)
-    log.info("interview %s terminated by %s (%s, %s)", platform_id, operator, reason.code, source)
-    return result
+    with log_context(interview_id=platform_id):
+        reason = await resolve_reason(core, reason_text)
+        token = run_token(core.worker_id)
+        try:
+            job_id = await _open_job(core, platform_id, reason, operator, source, detail, chat, token)
+            result = await _run(core, job_id, token)
+        finally:
+            end_run(token)
+        log.info("interview %s terminated by %s (%s, %s)", platform_id, operator, reason.code, source)
+        return result
 
 
 async def _open_job(

@@ -17,12 +17,16 @@ async def open_for(core: Core, assignee: str) -> Sequence[tuple[Todo, Interview 
         return await repo.open_todos_with_interviews(session, assignee=assignee)
 
 
-async def finish(core: Core, *, todo_id: int, assignee: str | None, actor: str, chat: str | None = None) -> bool:
+async def finish(
+    core: Core, *, todo_id: int, assignee: str | None, actor: str, chat: str | None = None, source: str = "chat"
+) -> bool:
     """Mark to-do ``todo_id`` done (only ``assignee``'s unless None); False if there is no such open to-do."""
     now = core.clock.now()
     async with core.sessions() as session:
         done = await repo.finish_todo(session, todo_id=todo_id, assignee=assignee, now=now)
         if done:
-            repo.audit(session, at=now, actor=actor, action="todo.done", chat=chat, detail={"todo": todo_id})
+            repo.audit(
+                session, at=now, actor=actor, action="todo.done", chat=chat, detail={"todo": todo_id, "source": source}
+            )
         await session.commit()
     return done

@@ -34,6 +34,12 @@ async def exit_counts(session: AsyncSession, *, start: datetime, end: datetime) 
     return [(reason, source, int(n)) for reason, source, n in (await session.exec(stmt)).all()]
 
 
+async def exits_for_interview(session: AsyncSession, *, interview_id: int) -> Sequence[ExitRecord]:
+    """Every exit of an interview, one per attempt, oldest first."""
+    stmt = select(ExitRecord).where(ExitRecord.interview_id == interview_id).order_by(col(ExitRecord.attempt))
+    return (await session.exec(stmt)).all()
+
+
 async def exits_with_interviews(
     session: AsyncSession, *, start: datetime, end: datetime, hr_key: str | None = None
 ) -> list[tuple[ExitRecord, Interview, Candidate]]:

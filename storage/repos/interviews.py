@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, update
 from sqlmodel import col, select
@@ -147,3 +148,64 @@ async def stuck_interviews(
         .limit(limit)
     )
     return int(total), [(i, c) for i, c in (await session.exec(stmt)).all()]
+
+
+async def page_interviews(
+    session: AsyncSession,
+    *,
+    hr_key: str | None,
+    status: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    query: str | None = None,
+    ended_since: datetime | None = None,
+    offset: int = 0,
+    limit: int = 20,
+) -> tuple[int, Sequence[tuple[Interview, Candidate]]]:
+    """(how many match, one page of them, newest scheduled first): by status, by scheduled time in
+    [start, end), by platform id or candidate name containing ``query``; ``hr_key``'s own and
+    shared ones unless None."""
+    where: list[Any] = []
+    if status:
+        where.append(col(Interview.status) == status)
+    if start is not None:
+        where.append(func.coalesce(col(Interview.scheduled_at), col(Interview.created_at)) >= start)
+    if end is not None:
+        where.append(func.coalesce(col(Interview.scheduled_at), col(Interview.created_at)) < end)
+    if ended_since is not None:
+        where.append(col(Interview.ended_at) >= ended_since)
+    if query:
+        like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(
+            or_(col(Interview.platform_id).like(like, escape="\\"), col(Candidate.name).like(like, escape="\\"))
+        )
+    if hr_key is not None:
+        platform, _, user_id = hr_key.partition(":")
+        shared = select(InterviewShare.interview_id).where(InterviewShare.person_key == hr_key)
+        where.append(
+            or_(
+                (col(Interview.hr_platform) == platform) & (col(Interview.hr_user_id) == user_id),
+                col(Interview.id).in_(shared),
+            )
+        )
+    on = col(Candidate.id) == col(Interview.candidate_id)
+    count = select(func.count()).select_from(Interview).join(Candidate, on)
+    total = (await session.exec(count.where(*where))).one()
+    when = func.coalesce(col(Interview.scheduled_at), col(Interview.created_at))
+    stmt = (
+        select(Interview, Candidate)
+        .join(Candidate, on)
+        .where(*where)
+        .order_by(when.desc(), col(Interview.id).desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return int(total), [(i, c) for i, c in (await session.exec(stmt)).all()]
+
+
+async def recently_ended(
+    session: AsyncSession, *, hr_key: str | None, since: datetime, status: str
+) -> Sequence[tuple[Interview, Candidate]]:
+    """Interviews that reached ``status`` at or after ``since`` (in ``hr_key``'s scope unless None)."""
+    _, rows = await page_interviews(session, hr_key=hr_key, status=status, ended_since=since, limit=200)
+    return rows

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from bot.bounded import BadInput, load_json
 from bot.channels.dingtalk.inbound import Inbound
-from bot.channels.dingtalk.parse import ParseError, parse_callback
+from bot.channels.dingtalk.parse import PLATFORM, ParseError, parse_callback
 from bot.channels.dingtalk.settings import dingtalk_settings
 from bot.channels.dingtalk.sign import verify_callback
 from bot.keys import CORE
@@ -41,6 +41,7 @@ EMPTY_ANSWER = {"msgtype": "empty"}
 
 
 def _unauthorized(request: web.Request, problem: str) -> web.Response:
+    request.app[CORE].metrics.callback(PLATFORM, "rejected")
     log.warning("rejected a DingTalk callback from %s: %s", request.remote, problem)
     return web.json_response({"error": "unauthorized", "message": "invalid or expired signature"}, status=401)
 
@@ -70,6 +71,7 @@ async def callback(request: web.Request) -> web.Response:
         msg = parse_callback(body)
     except (BadInput, ParseError) as exc:
         log.info("refused a DingTalk callback: %s", exc)
+        core.metrics.callback(PLATFORM, "rejected")
         answer = {"error": "malformed_callback", "message": f"not a DingTalk robot message: {exc}"}
         return web.json_response(answer, status=400)
     ours = settings.dingtalk_robot_code or settings.dingtalk_app_key

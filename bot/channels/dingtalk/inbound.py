@@ -127,6 +127,7 @@ class Inbound:
             parse_callback(body)
         except ParseError as exc:
             log.warning("ignoring a DingTalk callback that is not a robot message: %s", exc)
+            self._core.metrics.callback(PLATFORM, "rejected")
             return False
         job_id = await self.accept(body, extra)
         if job_id is None:

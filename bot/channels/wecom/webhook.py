@@ -24,8 +24,9 @@ from bot.channels.wecom.aibot_ws import AiBotLongConn
 from bot.channels.wecom.crypto import CallbackCrypto, CallbackError, SignatureError
 from bot.channels.wecom.inbox import Source, WeComInbox
 from bot.channels.wecom.kf import WeComKf, kf_event
-from bot.channels.wecom.parse import Inbound, parse_aibot_json, parse_app_xml
+from bot.channels.wecom.parse import PLATFORM, Inbound, parse_aibot_json, parse_app_xml
 from bot.clock import Clock
+from bot.keys import CORE
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ async def _accept(
         _check_fresh(ts, state.clock)
         inbound = decode(body, sig, ts, nonce)
     except CallbackError as exc:
+        request.app[CORE].metrics.callback(PLATFORM, "rejected")
         return _refuse(exc, where)
     if inbound is not None and state.inbox is not None:
         row_id = await state.inbox.accept(inbound, source=source)

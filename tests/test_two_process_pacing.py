@@ -1,0 +1,130 @@
+"""Two real service processes on one PostgreSQL share WeCom's pacing of 30 messages a minute to one
+member: 40 messages queued for hr01 → exactly 30 reach WeCom in the first minute, whichever
+replica sends them, and the other 10 wait for the window (each process alone would send 30).
+
+PostgreSQL only (SQLite is one process's database), as tests/test_two_process.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+from sqlmodel import select
+
+from bot.clock import SystemClock
+from storage.db import create_engine, session_maker
+from storage.models import Notice
+from tests.fakes import wecom_api
+from tests.fakes.smtp import free_port
+from tests.fakes.wecom_api import FakeWeCom
+from tests.serve import service_env
+from tests.test_two_process import wait_healthy
+
+pytestmark = pytest.mark.skipif(
+    make_url(os.environ.get("BOT_TEST_DATABASE_URL") or "sqlite://").get_backend_name() != "postgresql",
+    reason="needs PostgreSQL shared by two processes (set BOT_TEST_DATABASE_URL=postgresql+asyncpg://…)",
+)
+
+QUEUED = 40
+LIMIT = 30  # WeCom: 30 app messages a minute to one member (bot.channels.wecom.sender)
+
+
+async def queue_messages(url: str) -> None:
+    engine = create_engine(url)
+    now = datetime.now(UTC)
+    async with session_maker(engine)() as session:
+        for n in range(QUEUED):
+            session.add(
+                Notice(
+                    kind="hr_notice",
+                    channel="wecom",
+                    recipient="hr01",
+                    body=f"第 {n} 条通知",
+                    payload={"audience": "staff", "msgtype": "text"},
+                    destination="wecom:user:hr01",
+                    dedupe_key=f"pacing-{n}",
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+        await session.commit()
+    await engine.dispose()
+
+
+async def notices(url: str) -> list[Notice]:
+    engine = create_engine(url)
+    async with session_maker(engine)() as session:
+        found = list((await session.exec(select(Notice))).all())
+    await engine.dispose()
+    return found
+
+
+async def test_two_replicas_together_send_thirty_a_minute_to_one_member(clean_db: str, tmp_path: Path) -> None:
+    fake = FakeWeCom(clock=SystemClock())
+    await fake.start()
+    await queue_messages(clean_db)
+    env = service_env(
+        clean_db,
+        WECOM_CORP_ID=wecom_api.CORP_ID,
+        WECOM_AGENT_ID=str(wecom_api.AGENT_ID),
+        WECOM_SECRET=wecom_api.SECRET,
+        WECOM_TOKEN=wecom_api.TOKEN,
+        WECOM_AES_KEY=wecom_api.AES_KEY,
+        WECOM_API_BASE=fake.base_url,
+        BOT_OUTBOX_POLL_SECONDS="0.1",
+    )
+    ports = [free_port(), free_port()]
+    logs = [tmp_path / f"bot{n}.log" for n in range(2)]
+    procs = []
+    for port, log in zip(ports, logs, strict=True):
+        with log.open("wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "bot", "serve"],
+                    env={**env, "BOT_PORT": str(port), "BOT_INSTANCE_ID": f"replica-{port}"},
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    try:
+        deadline = time.monotonic() + 30
+        await wait_healthy(ports, deadline)
+        while len(fake.sent("message/send")) < LIMIT:
+            assert time.monotonic() < deadline, f"only {len(fake.sent('message/send'))} sent"
+            await asyncio.sleep(0.1)
+        # Both keep polling (every 0.1 s) for a while: nothing more goes out inside the minute.
+        await asyncio.sleep(3)
+        assert len(fake.sent("message/send")) == LIMIT
+        rows = await notices(clean_db)
+        by_status = Counter(r.status for r in rows)
+        assert by_status == {"sent": LIMIT, "pending": QUEUED - LIMIT}, by_status
+        sent_at = sorted(r.sent_at for r in rows if r.sent_at is not None)
+        waiting = [r.next_attempt_at for r in rows if r.status == "pending"]
+        # The rest wait until the first send of the window is a minute old.
+        assert min(waiting) >= sent_at[0].replace(microsecond=0)
+        assert (min(waiting) - min(r.created_at for r in rows)).total_seconds() > 50
+        senders = Counter((r.claimed_by or "").split("/")[0] for r in rows if r.status == "sent")
+        print(f"sent by replica: {dict(senders)}")  # noqa: T201 - shown with -s
+        assert len(senders) == 2, senders  # both replicas took part
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        await fake.close()
+    for log in logs:
+        assert "Traceback" not in log.read_text(errors="replace")
