@@ -69,6 +69,8 @@ async def test_card_click_round_trip_with_only_bot_id_and_secret(
         return registry.connections(app) == {"wecom aibot": "up"}
 
     await eventually(up)
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["connections"] == {"wecom aibot": "up"}
     # No callback URL is needed in this mode: the AI bot callback answers 503 (not configured).
     assert (await client.post("/wecom/bot/callback", data=b"{}")).status == 503
 
@@ -183,6 +185,8 @@ async def test_wrong_secret_backs_off_and_the_service_keeps_serving(
     assert gateway.refused == 1  # backing off (a minute at first), not hammering WeCom
     assert registry.connections(app) == {"wecom aibot": "connecting"}
     assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")  # not ready: this replica should hold the connection
+    assert ready.status == 503 and (await ready.json())["not_ready"] == {"wecom aibot": "connecting"}
     await add_people(client, ("wecom", "hr01", "王小姐", "hr", None))
     await exit_at(client, clock, 1, at(DAY, 10), "系统故障")  # the admin API and platform events work
     await asyncio.sleep(0.5)
