@@ -3,15 +3,17 @@
 A channel supplies only parsing and how to reply; storing is done here.
 
 A channel takes a callback in by committing it as an outbox row (kind "inbound") together with
-its dedupe claim, acks, and hands the row id to ``BoundedWork``. Processing then runs in at most
-``PROCESS_LIMIT`` tasks at once per process, and only while no callback is waiting to be stored:
-under a burst the store-and-ack path gets a database connection at once, and the rows wait
-(durably, holding nothing) for a free worker. A task waiting for its turn holds no connection.
+its dedupe claim (``GroupCommit``: callbacks arriving together share one transaction), acks, and
+hands the row id to ``BatchWork``, which processes what is queued in batches beside the callbacks
+still arriving: one statement claims a batch, the dispatcher runs for each message (one sender's
+in order; lookups of the sender and their open question remembered until something commits, see
+``bot.services.memo``), and one transaction stores every reply with the rows marked done.
 
-A row's processing goes through ``Outbox.deliver``: a processing error leaves the row for a retry
-with backoff (``INBOUND_MAX_ATTEMPTS`` in all); only the last attempt turns a handler error into
-the "抱歉,处理时出错了" reply (see ``dispatch_stored``), and a row that still fails then is dead,
-visible in ``GET /api/notices?status=dead&kind=inbound``.
+A processing error leaves the row for a retry with backoff through the outbox (``Outbox.fail``,
+``INBOUND_MAX_ATTEMPTS`` in all; retries and rows another replica or a restart takes over go
+through ``Outbox.deliver`` and the channel's inbound sender); only the last attempt turns a handler
+error into the "抱歉,处理时出错了" reply (see ``dispatch_stored``), and a row that still fails then
+is dead, visible in ``GET /api/notices?status=dead&kind=inbound``.
 """
 
 from __future__ import annotations
@@ -19,16 +21,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
 from bot.chat.messages import IncomingMessage, Reply
 from bot.chat.payload import reply_to_payload
 from bot.dispatcher import Dispatcher
-from bot.outbox import SendError
+from bot.outbox import LOCK_SECONDS, SendError
+from bot.services import memo
 from bot.services.context import Core
 from storage import repo
 from storage.models import Notice
@@ -39,8 +44,15 @@ log = logging.getLogger(__name__)
 # then the outbox worker of any replica takes it. A restart of the same instance takes its own
 # rows over at once (storage.repo.take_over_claims_and_commit).
 INBOUND_GRACE = timedelta(seconds=60)
-# Inbound messages processed at once per process (each uses one or two connections at a time).
+# Senders whose messages are processed at once per process (each uses a connection at a time);
+# one sender's messages are processed in the order they came.
 PROCESS_LIMIT = 4
+# Most stored messages claimed, processed and completed (replies and done marks) in one go.
+PROCESS_BATCH = 200
+# How long a batch waits, at most, for callbacks being stored to be done first.
+INTAKE_FIRST_SECONDS = 0.1
+# ... and after each message, at most.
+INTAKE_FIRST_PER_MESSAGE = 0.002
 # Tries of one inbound message before the sender is told it failed.
 INBOUND_MAX_ATTEMPTS = 4
 SHUTDOWN_GRACE_SECONDS = 5.0
@@ -70,63 +82,186 @@ def given_up(failure: Exception) -> SendError:
     return SendError(f"processing failed ({INBOUND_MAX_ATTEMPTS} attempts): {_brief(failure)}", permanent=True)
 
 
-class BoundedWork:
-    """At most ``limit`` processing tasks at once, yielding to callbacks being taken in."""
+@dataclass
+class Processed:
+    """What processing one stored message produced: the rows to store with its completion (its
+    replies), and, when its last try failed, the failure to record once they (the apology) are stored."""
 
-    def __init__(self, background: set[asyncio.Task[None]], *, limit: int = PROCESS_LIMIT) -> None:
+    rows: list[Notice] = field(default_factory=list)
+    failure: Exception | None = None
+
+
+ProcessFn = Callable[[Notice], Awaitable[Processed]]
+FailFn = Callable[[int, Exception], Awaitable[None]]
+
+
+class BatchWork:
+    """Processes the messages this process stored, in batches, beside the callbacks being taken in.
+
+    ``submit`` queues a stored row's id. A worker takes what is queued (up to ``batch``), claims
+    those rows in one statement (``repo.claim_notices_and_commit``, so the outbox of another
+    replica never runs them too), runs the channel's ``process`` for each (in arrival order per
+    sender; up to ``senders`` senders at once), then commits every reply row together with the
+    rows marked sent in ONE transaction. If that transaction is refused (a reply queued by an
+    earlier try after a crash), each message is completed on its own, and one whose replies are
+    already there is only marked sent: replied to at most once. A message whose processing raised
+    is handed to ``fail`` (the outbox's retry with backoff, then dead); one cut off by a crash or a
+    shutdown stays claimed or pending, and the outbox takes it again (processed at least once).
+    """
+
+    def __init__(
+        self,
+        core: Core,
+        background: set[asyncio.Task[None]],
+        *,
+        process: ProcessFn,
+        fail: FailFn,
+        name: str,
+        intake: GroupCommit | None = None,
+        batch: int = PROCESS_BATCH,
+        senders: int = PROCESS_LIMIT,
+    ) -> None:
+        self.core = core
+        self._intake = intake
         self._background = background
-        self._slots = asyncio.Semaphore(limit)
-        self.tasks: set[asyncio.Task[None]] = set()
-        self._taking_in = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._process = process
+        self._fail = fail
+        self._name = name
+        self._batch = batch
+        self._senders = senders
+        self._queue: list[int] = []
+        self._ready = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
         self._stopping = False
 
-    @contextlib.asynccontextmanager
-    async def taking_in(self) -> AsyncIterator[None]:
-        """Around storing a callback: processing waits until no callback is being stored."""
-        self._taking_in += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._taking_in -= 1
-            if not self._taking_in:
-                self._idle.set()
+    def submit(self, row_id: int) -> None:
+        """Process the stored row ``row_id`` soon (its first try)."""
+        if self._stopping:
+            return  # the row stays in the outbox and is processed after the restart
+        self._queue.append(row_id)
+        self._ready.set()
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._loop(), name=f"intake-work:{self._name}")
+            self._background.add(self._worker)
+            self._worker.add_done_callback(self._background.discard)
 
-    def spawn(self, work: Callable[[], Awaitable[object]], *, name: str) -> None:
-        """Run ``work()`` when a slot is free (the coroutine is created only then)."""
-        task = asyncio.create_task(self._run(work), name=name)
-        for tasks in (self._background, self.tasks):
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+    async def _loop(self) -> None:
+        while not self._stopping:
+            if not self._queue:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            # Callbacks being stored go first, for a moment: under a steady stream the batch
+            # starts anyway (and is larger), so processing keeps up instead of waiting for a lull.
+            await self._let_intake_first(INTAKE_FIRST_SECONDS)
+            ids, self._queue = self._queue[: self._batch], self._queue[self._batch :]
+            try:
+                await self.run_batch(ids)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("processing %d inbound messages failed; they stay in the outbox for a retry", len(ids))
 
-    async def _run(self, work: Callable[[], Awaitable[object]]) -> None:
+    async def _let_intake_first(self, most: float) -> None:
+        intake = self._intake
+        if intake is None or intake.idle.is_set():
+            await asyncio.sleep(0)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(intake.idle.wait(), most)
+
+    async def run_batch(self, ids: Sequence[int]) -> None:
+        core = self.core
+        now = core.clock.now()
+        async with core.sessions() as session:
+            rows = await repo.claim_notices_and_commit(
+                session,
+                notice_ids=ids,
+                now=now,
+                lock_until=now + timedelta(seconds=LOCK_SECONDS),
+                worker=core.worker_id,
+                first=True,
+            )
+        if not rows:
+            return
+        results: dict[int, Processed | Exception] = {}
+        by_sender: dict[tuple[str, str], list[Notice]] = {}
+        for row in rows:
+            by_sender.setdefault((row.channel, row.recipient), []).append(row)
+        slots = asyncio.Semaphore(self._senders)
+
+        async def run(group: list[Notice]) -> None:
+            async with slots:
+                for row in group:
+                    assert row.id is not None
+                    try:
+                        results[row.id] = await self._process(row)
+                    except Exception as exc:  # noqa: BLE001 - recorded on the row by ``fail``
+                        results[row.id] = exc
+                    # Callbacks waiting to be taken in go first (for a moment): a message's work
+                    # may not have waited on anything (remembered lookups, reads done in place).
+                    await self._let_intake_first(INTAKE_FIRST_PER_MESSAGE)
+
+        # The sender's person and open question are looked up once per batch until something commits.
+        with memo.remembering():
+            await asyncio.gather(*(run(group) for group in by_sender.values()))
+        await self._complete(results)
+        if not self._queue:
+            # Sending waits while messages are queued here (taking in and processing come first);
+            # meanwhile the outbox's own poll still sends every few seconds.
+            core.wake_outbox()
+
+    async def _complete(self, results: Mapping[int, Processed | Exception]) -> None:
+        done = self.core.clock.now()
+        ok = [i for i, r in results.items() if isinstance(r, Processed) and r.failure is None]
         try:
-            async with self._slots:
-                await self._idle.wait()
-                if self._stopping:
-                    return  # the row stays in the outbox and is processed after the restart
-                await work()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("processing an inbound message failed; it stays in the outbox for a retry")
+            async with self.core.sessions() as session:
+                for result in results.values():
+                    if isinstance(result, Processed):
+                        session.add_all(result.rows)
+                await repo.mark_notices_sent(session, notice_ids=ok, now=done)
+                await session.commit()
+        except IntegrityError:
+            log.warning("completing %d inbound messages together was refused; one by one", len(results))
+            for row_id, result in results.items():
+                if isinstance(result, Processed):
+                    await self._complete_one(row_id, result, done)
+        for row_id, result in results.items():
+            failure = result if isinstance(result, Exception) else result.failure
+            if failure is not None:
+                if isinstance(result, Exception):
+                    log.warning("processing inbound %s failed; retried later: %s", row_id, _brief(failure))
+                await self._fail(row_id, given_up(failure) if isinstance(result, Processed) else failure)
+
+    async def _complete_one(self, row_id: int, result: Processed, done: datetime) -> None:
+        async with self.core.sessions() as session:
+            try:
+                await repo.add_notices_and_commit(session, [_fresh(r) for r in result.rows])
+            except repo.Conflict:
+                log.warning("replies to inbound message %s were already queued (reprocessed after a crash)", row_id)
+            if result.failure is None:
+                await repo.mark_notices_sent(session, notice_ids=[row_id], now=done)
+                await session.commit()
 
     def stopping(self) -> None:
-        """Shutting down: tasks not yet started leave their rows to the outbox."""
+        """Shutting down: queued rows not yet claimed stay in the outbox for after the restart."""
         self._stopping = True
+        self._ready.set()
 
     async def close(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
-        """Let work in flight finish briefly; what is cut off stays in the outbox for a retry."""
-        self._stopping = True
-        self._idle.set()
-        if self.tasks:
-            _, pending = await asyncio.wait(set(self.tasks), timeout=grace)
-            for task in pending:
-                task.cancel()
+        """Let the batch in flight finish briefly; what is cut off stays in the outbox for a retry."""
+        self.stopping()
+        worker = self._worker
+        if worker is not None and not worker.done():
+            _, pending = await asyncio.wait({worker}, timeout=grace)
             if pending:
+                worker.cancel()
                 await asyncio.wait(pending)
+
+
+def _fresh(row: Notice) -> Notice:
+    """A copy of a reply row not yet stored (a refused transaction leaves the original unusable)."""
+    return Notice.model_validate(row.model_dump(exclude={"id"}))
 
 
 # Most callbacks committed in one intake transaction.
@@ -152,6 +287,10 @@ class GroupCommit:
         self._background = background
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        # Set while no callback is being stored (``BatchWork`` lets these go first).
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._storing = 0
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name=f"intake:{self.platform}")
@@ -174,11 +313,17 @@ class GroupCommit:
         """Claim ``key`` and store its row (and ``extra`` rows, not for a redelivery); the row id, or
         None for a redelivery. Returns once committed. ``repo.Conflict`` if the database refuses the
         callback (e.g. an ``extra`` row taken by another message)."""
+        self._storing += 1
+        self.idle.clear()
         try:
             row_id = await self._store(key, make_row, extra)
         except repo.Conflict:
             self.core.metrics.callback(self.platform, "rejected")
             raise
+        finally:
+            self._storing -= 1
+            if not self._storing:
+                self.idle.set()
         self.core.metrics.callback(self.platform, "duplicate" if row_id is None else "accepted")
         return row_id
 
@@ -269,7 +414,7 @@ class GroupCommit:
                 done.set_result(None)
 
 
-async def enqueue_replies(
+def reply_rows(
     core: Core,
     *,
     channel: str,
@@ -279,16 +424,14 @@ async def enqueue_replies(
     destination: str,
     extra: Mapping[str, Any] | None = None,
 ) -> list[Notice]:
-    """Store replies to ``msg`` as outbox rows for ``channel``'s sender and wake the worker.
+    """The outbox rows (not stored) that send ``replies`` to ``msg`` by ``channel``'s sender.
 
     Dedupe keys derive from the inbound message id, so a redelivered message that slipped
-    past the inbound dedupe still cannot produce a second reply: ``repo.Conflict`` then (the
-    replies were queued by an earlier try), and nothing is stored.
+    past the inbound dedupe still cannot produce a second reply: the database refuses them
+    (the replies were queued by an earlier try).
     """
-    if not replies:
-        return []
     now = core.clock.now()
-    rows = [
+    return [
         Notice(
             kind="reply",
             channel=channel,
@@ -311,10 +454,16 @@ async def enqueue_replies(
         )
         for n, reply in enumerate(replies)
     ]
+
+
+async def enqueue_replies(core: Core, rows: Sequence[Notice]) -> None:
+    """Store reply rows (``reply_rows``) and wake the worker; ``repo.Conflict`` (nothing stored)
+    when they were queued before."""
+    if not rows:
+        return
     async with core.sessions() as session:
         await repo.add_notices_and_commit(session, rows)
     core.wake_outbox()
-    return rows
 
 
 def _brief(exc: Exception) -> str:

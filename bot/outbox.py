@@ -209,6 +209,15 @@ class Outbox:
         ``first``: the first try of a row not yet due (see ``repo.claim_notice_and_commit``)."""
         return bool(await self._deliver(notice_id, first=first))
 
+    async def fail(self, notice_id: int, exc: Exception) -> None:
+        """Record a failed try of a notice this worker claimed and processed outside ``deliver`` (the
+        chat intake's batches): a retry with backoff, or, out of tries or permanent, dead."""
+        async with self.core.sessions() as session:
+            notice = await session.get(Notice, notice_id)
+            if notice is None or notice.status != NoticeStatus.sending.value:
+                return
+            await self._failed(session, notice, exc)
+
     async def run_forever(self, stop: asyncio.Event) -> None:
         poll = self.core.settings.outbox_poll_seconds
         while not stop.is_set():
@@ -256,6 +265,11 @@ class Outbox:
                     notice.status = NoticeStatus.pending.value
                     notice.next_attempt_at = now + timedelta(seconds=wait)
                     notice.locked_until = None
+                    # The destination's other rows due before then wait as long, instead of each
+                    # being claimed and put back again by every pass until then.
+                    await repo.defer_destination(
+                        session, channel=notice.channel, destination=notice.destination, until=notice.next_attempt_at
+                    )
                     await session.commit()
                     return 0
                 if records_attempts(notice):

@@ -15,6 +15,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage import sqlite_driver
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -38,12 +40,15 @@ def create_engine(url: str) -> AsyncEngine:
     """
     _ensure_sqlite_dir(url)
     if make_url(url).get_backend_name() == "sqlite":
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        # One trip to the connection's thread per statement (storage.sqlite_driver).
+        connect_args = {"timeout": 30, "async_creator_fn": sqlite_driver.connect}
+        engine = create_async_engine(url, connect_args=connect_args, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
+            sqlite_driver.note_journal_mode(dbapi_conn.driver_connection, cur.fetchone())
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()

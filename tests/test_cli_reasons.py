@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from bot.clock import FrozenClock
 from bot.keys import CORE
-from storage.models import AuditEvent, Notice, NoticeStatus, Person
+from storage.models import AuditEvent, ExitReason, Notice, NoticeStatus, Person
 from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, admin_headers, started_interview
 from tests.test_cli import run_cli
@@ -52,7 +52,18 @@ async def test_reasons_cli_changes_what_the_running_service_matches(
     lines = out.splitlines()
     assert lines[0].startswith("1. 候选人放弃  [candidate_quit]  未完成  启用  内置")
     assert "已接受其他offer" in lines[-2] and lines[-1].strip() == "同义词:接了别家offer、拿到offer"
+    async with app[CORE].sessions() as session:
+        [added] = (await session.exec(select(AuditEvent).where(AuditEvent.action == "reason.added"))).all()
+    assert (added.actor, added.detail["source"], added.detail["after"]["name"]) == ("cli", "cli", "已接受其他offer")
 
+
+async def test_reasons_cli_edit_synonyms_and_order(make_client: AppFactory, clock: FrozenClock, clean_db: str) -> None:
+    client = await make_client()
+    app = client.server.app
+    assert app is not None
+    await started_interview(client, clock)
+    await add_person(app, "hr01", "王小姐", "hr")
+    hr = ChatUser(app, "hr01")
     code, out, err = await run_cli(
         clean_db, "reasons", "edit", "unfamiliar", "--synonyms", "不会操作、找不到按钮", "--move", "-1"
     )
@@ -62,33 +73,58 @@ async def test_reasons_cli_changes_what_the_running_service_matches(
     [prompt] = await hr.say("终止面试 张三 找不到按钮")
     assert "操作不熟悉" in prompt.text
     await hr.says("取消")
+    async with app[CORE].sessions() as session:
+        rows = (await session.exec(select(AuditEvent).where(col(AuditEvent.action).startswith("reason.")))).all()
+    assert [(a.action, a.actor, a.detail["source"]) for a in rows] == [
+        ("reason.updated", "cli", "cli"),
+        ("reason.reordered", "cli", "cli"),
+    ]
+
+
+async def test_reasons_cli_disables_refuses_and_enables(
+    make_client: AppFactory, clock: FrozenClock, clean_db: str
+) -> None:
+    client = await make_client()
+    app = client.server.app
+    assert app is not None
+    await started_interview(client, clock)
+    await add_person(app, "hr01", "王小姐", "hr")
+    hr = ChatUser(app, "hr01")
+    assert "操作不熟悉" in (await hr.say("终止面试 张三 不会操作"))[0].text
+    await hr.says("取消")
 
     code, out, err = await run_cli(clean_db, "reasons", "disable", "unfamiliar")
     assert code == 0 and "已停用原因「操作不熟悉」" in out
-    assert "无法识别原因「找不到按钮」" in await hr.says("终止面试 张三 找不到按钮")
+    assert "无法识别原因「不会操作」" in await hr.says("终止面试 张三 不会操作")
+    code, out, err = await run_cli(clean_db, "reasons", "edit", "unfamiliar", "--enable")
+    assert code == 0, err
+    assert "操作不熟悉" in (await hr.say("终止面试 张三 不会操作"))[0].text
+
+    async with app[CORE].sessions() as session:
+        rows = (await session.exec(select(AuditEvent).where(col(AuditEvent.action).startswith("reason.")))).all()
+    assert [(a.action, a.actor, a.detail["source"]) for a in rows] == [
+        ("reason.disabled", "cli", "cli"),
+        ("reason.enabled", "cli", "cli"),
+    ]
+    body = await (await client.get("/api/interviews/iv-1", headers=admin_headers())).json()
+    assert body["status"] == "in_progress"  # nothing was confirmed
+
+
+async def test_reasons_cli_refusals_change_nothing(make_client: AppFactory, clean_db: str) -> None:
+    client = await make_client()
+    app = client.server.app
+    assert app is not None
     code, _, err = await run_cli(clean_db, "reasons", "delete", "unfamiliar")
     assert code == 1 and "系统内置原因,不能删除" in err
     code, _, err = await run_cli(
         clean_db, "reasons", "add", "--name", "网络差", "--outcome", "未完成", "--synonyms", "网络"
     )
     assert code == 1 and "「网络」已经是原因「系统故障」的名称或同义词" in err
-    code, _, err = await run_cli(clean_db, "reasons", "add", "--name", "x", "--outcome", "已完成")
-    assert code == 2 and "invalid choice" in err
-    code, out, err = await run_cli(clean_db, "reasons", "edit", "unfamiliar", "--enable")
-    assert code == 0, err
-    assert "操作不熟悉" in (await hr.say("终止面试 张三 找不到按钮"))[0].text
-
+    code, _, err = await run_cli(clean_db, "reasons", "disable", "other")
+    assert code == 1 and "是系统自动终止时使用的原因,不能停用" in err
     async with app[CORE].sessions() as session:
-        rows = (await session.exec(select(AuditEvent).where(col(AuditEvent.action).startswith("reason.")))).all()
-    assert [(a.action, a.actor, a.detail["source"]) for a in rows] == [
-        ("reason.added", "cli", "cli"),
-        ("reason.updated", "cli", "cli"),
-        ("reason.reordered", "cli", "cli"),
-        ("reason.disabled", "cli", "cli"),
-        ("reason.enabled", "cli", "cli"),
-    ]
-    body = await (await client.get("/api/interviews/iv-1", headers=admin_headers())).json()
-    assert body["status"] == "in_progress"  # nothing was confirmed
+        assert (await session.exec(select(AuditEvent))).all() == []
+        assert len((await session.exec(select(ExitReason).where(col(ExitReason.active).is_(True)))).all()) == 6
 
 
 async def test_people_import_shows_the_preview_and_applies_with_yes(
@@ -113,6 +149,17 @@ async def test_people_import_shows_the_preview_and_applies_with_yes(
     assert "已导入:新增 3 人,修改 1 人,不变 0 人,跳过 6 行" in out
     mgr = ChatUser(app, "mgr01")
     assert "今天退出统计" in await mgr.says("统计")  # the imported manager uses chat right away
+
+
+async def test_people_edit_and_remove_on_the_command_line(
+    make_client: AppFactory, clock: FrozenClock, clean_db: str
+) -> None:
+    client = await make_client()
+    app = client.server.app
+    assert app is not None
+    await add_person(app, "mgr01", "陈经理", "manager")
+    mgr = ChatUser(app, "mgr01")
+    assert "今天退出统计" in await mgr.says("统计")
 
     code, out, err = await run_cli(
         clean_db, "people", "edit", "--platform", "wecom", "--user-id", "mgr01", "--role", "hr"

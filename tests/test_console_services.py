@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from bot.channels import registry
 from bot.clock import FrozenClock
 from bot.keys import CORE
-from bot.services import console_admin, people, people_import, reasons, sharing, stats, termination
+from bot.services import console_admin, people, people_import, reasons, sharing, stats, termination, timeouts
 from bot.services.context import Core
 from storage.models import AuditEvent, ExitReason, Notice, NoticeAttempt, NoticeStatus, Person
 from tests.chat import ChatUser, add_person
@@ -165,14 +165,33 @@ async def test_delete_only_what_nothing_refers_to(make_client: AppFactory, clock
     assert (await audits(core, "reason.deleted"))[0].detail["before"]["name"] == "临时原因"
 
 
+async def test_reasons_the_service_terminates_with_stay_enabled(make_client: AppFactory, clock: FrozenClock) -> None:
+    client, app = await app_of(make_client, clock)
+    core = app[CORE]
+    for code in ("idle_timeout", "other"):
+        with pytest.raises(reasons.ReasonConflict, match="是系统自动终止时使用的原因,不能停用"):
+            await reasons.edit(core, code=code, active=False, actor="cli", source="cli")
+    rows = {r.reason.code: r for r in await reasons.list_all(core)}
+    assert (rows["other"].can_disable, rows["candidate_quit"].can_disable) == (False, True)
+    # Renamed, the idle timeout still terminates with it.
+    await reasons.edit(core, code="idle_timeout", name="长时间无操作", actor="cli", source="cli")
+    await started_interview(client, clock)
+    clock.advance(seconds=core.settings.idle_timeout_seconds + 60)
+    await timeouts.sweep_idle(core)
+    body = await (await client.get("/api/interviews/iv-1", headers=admin_headers())).json()
+    assert (body["status"], body["exit"]["reason"], body["exit"]["source"]) == ("terminated", "长时间无操作", "timeout")
+
+
 async def test_the_last_enabled_reason_stays(make_client: AppFactory, clock: FrozenClock) -> None:
     _, app = await app_of(make_client, clock)
     core = app[CORE]
-    codes = [r.reason.code for r in await reasons.list_all(core)]
-    for code in codes[:-1]:
-        await reasons.edit(core, code=code, active=False, actor="cli", source="cli")
+    async with core.sessions() as session:  # as in a database where 其他 and 超时未操作 were retired by hand
+        for row in (await session.exec(select(ExitReason))).all():
+            row.active = row.code == "candidate_quit"
+            session.add(row)
+        await session.commit()
     with pytest.raises(reasons.ReasonError, match="至少要保留一个启用的原因"):
-        await reasons.edit(core, code=codes[-1], active=False, actor="cli", source="cli")
+        await reasons.edit(core, code="candidate_quit", active=False, actor="cli", source="cli")
 
 
 # --- 人员 ---------------------------------------------------------------------------------------
@@ -455,24 +474,31 @@ async def test_retry_a_dead_notice_keeps_its_attempts(make_client: AppFactory, c
 
 
 async def test_system_snapshot(make_client: AppFactory, clock: FrozenClock, database_url: str) -> None:
-    client, app = await app_of(make_client, clock)
+    _, app = await app_of(make_client, clock)
     core = app[CORE]
-    await started_interview(client, clock)
-    await termination.terminate(
-        core, platform_id="iv-1", reason_text="候选人放弃", operator="wecom:hr01", source="chat"
-    )
     await dead_notice(core)
+    now = clock.now()
+    async with core.sessions() as session:  # on channels with no sender here, so the outbox leaves them be
+        for channel, status in (("sms", "pending"), ("sms", "pending"), ("kf", "sending"), ("sms", "sent")):
+            session.add(
+                Notice(
+                    kind="terminated",
+                    channel=channel,
+                    recipient="13800001234",
+                    body="x",
+                    status=status,
+                    next_attempt_at=now,
+                    locked_until=now + timedelta(minutes=5),
+                    created_at=now,
+                )
+            )
+        await session.commit()
     features = registry.feature_status(core.settings)
     snap = await console_admin.system_snapshot(core, features=features)
     assert [(f.name, f.why_not) for f in snap.features] == features
     assert any(not f.enabled for f in snap.features)  # tests configure no WeCom app
-    async with core.sessions() as session:
-        waiting = (await session.exec(select(Notice).where(col(Notice.status).in_(["pending", "sending"])))).all()
-    expected: dict[str, int] = {}
-    for n in waiting:
-        if n.kind != "inbound":
-            expected[n.channel] = expected.get(n.channel, 0) + 1
-    assert expected and snap.outbox_backlog == expected
+    expected = {"kf": 1, "sms": 2}
+    assert snap.outbox_backlog == expected
     assert snap.intake_backlog == 0
     assert [a.error for a in snap.last_errors] == ["SMTP 550"]
     assert snap.intake_errors == []

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.services import memo
 from bot.services.context import Core
 from bot.services.errors import ServiceError
 from storage import repo
@@ -324,6 +325,10 @@ async def list_all(core: Core) -> Sequence[Person]:
 
 
 async def get(core: Core, *, platform: str, user_id: str) -> Person | None:
-    """The registered person ``platform:user_id``, or None."""
-    async with core.sessions() as session:
-        return await repo.get_person(session, platform=platform, user_id=user_id)
+    """The registered person ``platform:user_id``, or None (remembered within a batch, see ``memo``)."""
+
+    async def load() -> Person | None:
+        async with core.sessions() as session:
+            return await repo.get_person(session, platform=platform, user_id=user_id)
+
+    return await memo.lookup(("person", platform, user_id), load, keep=lambda _: True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from bot.services import memo
 from bot.services.context import Core
 from storage import repo
 from storage.models import ActionState, PendingAction
@@ -85,16 +86,22 @@ async def latest_open(
     actions: Sequence[str] | None = None,
     action_id: int | None = None,
 ) -> PendingAction | None:
-    """The requester's newest open, unexpired prompt of these kinds (in this chat; any chat for None)."""
-    async with core.sessions() as session:
-        return await repo.latest_open_action(
-            session,
-            requester=requester,
-            chat_id=chat_id,
-            now=core.clock.now(),
-            actions=actions,
-            action_id=action_id,
-        )
+    """The requester's newest open, unexpired prompt of these kinds (in this chat; any chat for None).
+    Within a batch, that there is none is remembered (see ``memo``)."""
+
+    async def load() -> PendingAction | None:
+        async with core.sessions() as session:
+            return await repo.latest_open_action(
+                session,
+                requester=requester,
+                chat_id=chat_id,
+                now=core.clock.now(),
+                actions=actions,
+                action_id=action_id,
+            )
+
+    key = ("open_prompt", requester, chat_id, tuple(actions) if actions is not None else None, action_id)
+    return await memo.lookup(key, load, keep=lambda found: found is None)
 
 
 async def close(core: Core, action_id: int | None, state: ActionState = ActionState.answered) -> bool:

@@ -19,6 +19,7 @@ from storage.models import ExitReason, Pipeline, ReasonCode
 
 __all__ = [
     "OUTCOMES",
+    "SYSTEM_CODES",
     "ExitReason",
     "ReasonConflict",
     "ReasonError",
@@ -127,6 +128,10 @@ class ReasonRow:
     jobs: int = 0  # termination jobs that refer to it (a finished termination has one too)
 
     @property
+    def can_disable(self) -> bool:
+        return self.reason.active and self.reason.code not in SYSTEM_CODES
+
+    @property
     def deletable(self) -> bool:
         return not self.builtin and not self.reason.active and not self.references and not self.jobs
 
@@ -137,6 +142,9 @@ class ReasonRow:
 
 
 BUILTIN_CODES = frozenset(str(code) for code in ReasonCode)
+# Reasons the service terminates with by code (idle timeouts; candidate exits no other reason fits):
+# they stay enabled, or those terminations would find no reason. They may be renamed.
+SYSTEM_CODES = frozenset({str(ReasonCode.idle_timeout), str(ReasonCode.other)})
 
 
 def _refuse(core: Core, error: str, cls: type[ReasonError] = ReasonError, **context: Any) -> ReasonError:
@@ -295,6 +303,8 @@ async def edit(
         if outcome is not None:
             reason.outcome = _check_outcome(core, outcome)
         if active is not None:
+            if not active and code in SYSTEM_CODES:
+                raise _refuse(core, "reason_system", ReasonConflict, name=reason.name)
             if not active and not any(r.active for r in rows if r.code != code):
                 raise _refuse(core, "reason_last_active")
             reason.active = active

@@ -104,6 +104,73 @@ async def claim_notice_and_commit(
     return bool(result.rowcount == 1)
 
 
+async def claim_notices_and_commit(
+    session: AsyncSession,
+    *,
+    notice_ids: Sequence[int],
+    now: datetime,
+    lock_until: datetime,
+    worker: str,
+    first: bool = False,
+) -> list[Notice]:
+    """``claim_notice_and_commit`` for many rows in one statement: the rows this worker won (of any
+    replica, only one wins each), loaded, in id order. Commits."""
+    if not notice_ids:
+        return []
+    due = or_(
+        (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.next_attempt_at) <= now),
+        (col(Notice.status) == NoticeStatus.sending.value) & (col(Notice.locked_until) < now),
+    )
+    if first:
+        due = or_(due, (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.attempts) == 0))
+    stmt = (
+        update(Notice)
+        .where(col(Notice.id).in_(list(notice_ids)), due)
+        .values(status=NoticeStatus.sending.value, locked_until=lock_until, claimed_by=worker)
+        .returning(col(Notice.id))
+    )
+    won = [i for i in (await session.exec(stmt)).scalars().all() if i is not None]
+    rows: list[Notice] = []
+    if won:
+        rows = list((await session.exec(select(Notice).where(col(Notice.id).in_(won)).order_by(col(Notice.id)))).all())
+    await session.commit()
+    return rows
+
+
+async def mark_notices_sent(session: AsyncSession, *, notice_ids: Sequence[int], now: datetime) -> None:
+    """Rows a worker claimed and delivered (or processed) are done: sent, one more attempt. No commit."""
+    if not notice_ids:
+        return
+    stmt = (
+        update(Notice)
+        .where(col(Notice.id).in_(list(notice_ids)), col(Notice.status) == NoticeStatus.sending.value)
+        .values(
+            status=NoticeStatus.sent.value,
+            sent_at=now,
+            attempts=col(Notice.attempts) + 1,
+            locked_until=None,
+            last_error=None,
+        )
+    )
+    await session.exec(stmt)
+
+
+async def defer_destination(session: AsyncSession, *, channel: str, destination: str, until: datetime) -> None:
+    """Pending rows of ``channel`` to ``destination`` due before ``until`` become due at ``until``
+    (their order kept: ties go by id). No commit."""
+    stmt = (
+        update(Notice)
+        .where(
+            col(Notice.channel) == channel,
+            col(Notice.destination) == destination,
+            col(Notice.status) == NoticeStatus.pending.value,
+            col(Notice.next_attempt_at) < until,
+        )
+        .values(next_attempt_at=until)
+    )
+    await session.exec(stmt)
+
+
 async def last_attempt(session: AsyncSession, *, notice_id: int, channel: str) -> NoticeAttempt | None:
     stmt = (
         select(NoticeAttempt)

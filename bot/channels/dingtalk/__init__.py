@@ -122,8 +122,9 @@ class DingTalkChannel:
                 base_url=s.dingtalk_api_base,
             )
             outbox.register(DingTalkSender(http, api, clock=core.clock, oapi_base=s.dingtalk_oapi_base))
-            outbox.register(InboundSender(core, app[DISPATCHER]))
-            inbound = Inbound(core, outbox, app[BACKGROUND])
+            inbound_sender = InboundSender(core, app[DISPATCHER])
+            outbox.register(inbound_sender)
+            inbound = Inbound(core, outbox, app[BACKGROUND], inbound_sender)
             app[INBOUND] = inbound
             if s.dingtalk_mode == "stream":
                 runner = StreamRunner(

@@ -78,15 +78,13 @@ async def callback(request: web.Request) -> web.Response:
     if ours and body.get("robotCode") != ours:
         return _unauthorized(request, "robotCode is not ours")
     inbound = request.app[INBOUND]
-    # Binding the sign is part of taking the callback in: processing yields to it (intake.BoundedWork).
-    async with inbound.work.taking_in():
-        async with core.sessions() as session:
-            owner = await repo.dingtalk_sign_owner(session, sign=sign.strip())
-        if owner is not None and owner != msg.msg_id:
-            return _unauthorized(request, "sign already used for another message")
-        binding = [] if owner else [DingTalkSign(sign=sign.strip(), msg_id=msg.msg_id, seen_at=now)]
-        try:
-            await inbound.receive(body, binding)
-        except repo.Conflict:  # the same sign taken by another message in the meantime
-            return _unauthorized(request, "sign already used for another message")
+    async with core.sessions() as session:
+        owner = await repo.dingtalk_sign_owner(session, sign=sign.strip())
+    if owner is not None and owner != msg.msg_id:
+        return _unauthorized(request, "sign already used for another message")
+    binding = [] if owner else [DingTalkSign(sign=sign.strip(), msg_id=msg.msg_id, seen_at=now)]
+    try:
+        await inbound.receive(body, binding)
+    except repo.Conflict:  # the same sign taken by another message in the meantime
+        return _unauthorized(request, "sign already used for another message")
     return web.json_response(EMPTY_ANSWER)

@@ -7,8 +7,8 @@ shared with WeCom): ``accept`` adds an outbox row
 on the internal channel "dingtalk_inbound" (payload = the callback JSON) and commits it
 together with the ``inbound_message`` dedupe row. Only after that commit is the message
 acknowledged (HTTP 200). Processing then runs in a bounded background worker
-(``bot.intake.BoundedWork``) through ``Outbox.deliver`` (claim the row, dispatch,
-queue the replies, mark it sent); a processing error is retried with backoff. If the
+(``bot.intake.BatchWork``: claim the rows, dispatch, queue the replies and mark them sent, in
+batches); a processing error is retried with backoff through the outbox. If the
 process dies mid-way the row stays pending/sending, and the outbox worker picks it up again
 (this instance's next boot at once, another replica after the lock expires) with the same
 sender: at-least-once processing.
@@ -37,12 +37,14 @@ from bot.dispatcher import Dispatcher
 from bot.intake import (
     INBOUND_GRACE,
     INBOUND_MAX_ATTEMPTS,
-    BoundedWork,
+    BatchWork,
     ExtraRows,
     GroupCommit,
+    Processed,
     dispatch_stored,
     enqueue_replies,
     given_up,
+    reply_rows,
 )
 from bot.outbox import Outbox, SendError
 from bot.services.context import Core
@@ -66,39 +68,48 @@ class InboundSender:
         self._core = core
         self._dispatcher = dispatcher
 
-    async def send(self, notice: Notice) -> str | None:
+    async def process(self, notice: Notice) -> Processed:
+        """Dispatch one stored message: its reply rows (not stored), and the failure of a last try."""
         try:
             msg = parse_callback(notice.payload["callback"])
         except (ParseError, KeyError, TypeError, AttributeError) as exc:
             raise SendError(f"cannot parse the DingTalk message: {exc}", permanent=True) from exc
         replies, failure = await dispatch_stored(self._dispatcher, msg, notice)
         kind = "group" if msg.chat_type == "group" else "user"
+        rows = reply_rows(
+            self._core,
+            channel=CHANNEL,
+            msg=msg,
+            replies=replies,
+            recipient=msg.sender_id,
+            destination=f"{PLATFORM}:{kind}:{msg.chat_id}",
+        )
+        return Processed(rows, failure)
+
+    async def send(self, notice: Notice) -> str | None:
+        done = await self.process(notice)
         try:
-            await enqueue_replies(
-                self._core,
-                channel=CHANNEL,
-                msg=msg,
-                replies=replies,
-                recipient=msg.sender_id,
-                destination=f"{PLATFORM}:{kind}:{msg.chat_id}",
-            )
+            await enqueue_replies(self._core, done.rows)
         except repo.Conflict:
-            log.info("replies to DingTalk message %s were queued by an earlier attempt", msg.msg_id)
-        if failure is not None:
-            raise given_up(failure) from failure
+            log.info("replies to DingTalk message %s were queued by an earlier attempt", notice.id)
+        if done.failure is not None:
+            raise given_up(done.failure) from done.failure
         return None
 
 
 class Inbound:
     """Accepts callbacks (HTTP body or Stream data) and processes them in background tasks."""
 
-    def __init__(self, core: Core, outbox: Outbox, background: set[asyncio.Task[None]]) -> None:
+    def __init__(self, core: Core, outbox: Outbox, background: set[asyncio.Task[None]], sender: InboundSender) -> None:
         self._core = core
         self._outbox = outbox
         self._background = background
         self._tasks: set[asyncio.Task[None]] = set()  # Stream-mode take-ins
-        self.work = BoundedWork(background)
+        # Stored messages are processed in batches beside the intake (failures go to Outbox.fail).
         self.intake = GroupCommit(core, PLATFORM, background)
+        self.work = BatchWork(
+            core, background, process=sender.process, fail=outbox.fail, name=PLATFORM, intake=self.intake
+        )
         self.intake.start()
 
     def _row(self, body: Mapping[str, Any], now: datetime) -> Notice:
@@ -118,8 +129,7 @@ class Inbound:
     async def accept(self, body: Mapping[str, Any], extra: ExtraRows = ()) -> int | None:
         """Claim the message and store its work row (and ``extra`` rows) in one transaction (group
         commit with other callbacks arriving together); None for a redelivery."""
-        async with self.work.taking_in():
-            return await self.intake.store(dedupe_key(body), lambda now: self._row(body, now), extra)
+        return await self.intake.store(dedupe_key(body), lambda now: self._row(body, now), extra)
 
     async def receive(self, body: Mapping[str, Any], extra: ExtraRows = ()) -> bool:
         """Accept, then process in the background. False for a redelivery or a non-message."""
@@ -132,8 +142,7 @@ class Inbound:
         job_id = await self.accept(body, extra)
         if job_id is None:
             return False
-        outbox = self._outbox
-        self.work.spawn(lambda: outbox.deliver(job_id, first=True), name=f"dingtalk-inbound-{job_id}")
+        self.work.submit(job_id)
         return True
 
     def receive_soon(self, body: Mapping[str, Any]) -> None:

@@ -220,7 +220,7 @@ def build_state(app: web.Application, outbox: Outbox) -> WeComState:
             core,
             app[DISPATCHER],
             background=app[BACKGROUND],
-            deliver=outbox.deliver,
+            fail=outbox.fail,
             app_replies=app_crypto is not None,
         )
         outbox.register(InboxSender(inbox))

@@ -40,11 +40,13 @@ from bot.dispatcher import Dispatcher
 from bot.intake import (
     INBOUND_GRACE,
     INBOUND_MAX_ATTEMPTS,
-    BoundedWork,
+    BatchWork,
     GroupCommit,
+    Processed,
     dispatch_stored,
     enqueue_replies,
     given_up,
+    reply_rows,
 )
 from bot.services.context import Core
 from storage import repo
@@ -92,18 +94,17 @@ class WeComInbox:
         dispatcher: Dispatcher,
         *,
         background: set[asyncio.Task[None]],
-        deliver: Callable[..., Awaitable[bool]],
+        fail: Callable[[int, Exception], Awaitable[None]],
         app_replies: bool,
     ) -> None:
         self.core = core
         self.dispatcher = dispatcher
         self.background = background
-        self._deliver = deliver  # Outbox.deliver
         # Whether app messages can be sent (the "wecom" sender exists).
         self.app_replies = app_replies
-        # Processing is bounded and waits while callbacks are being stored: acks come first.
-        self.work = BoundedWork(background)
+        # Stored messages are processed in batches beside the intake (failures go to Outbox.fail).
         self.intake = GroupCommit(core, "wecom", background)
+        self.work = BatchWork(core, background, process=self.process, fail=fail, name="wecom", intake=self.intake)
 
     def _row(self, inbound: Inbound, source: Source, now: datetime) -> Notice:
         msg = inbound.msg
@@ -128,8 +129,7 @@ class WeComInbox:
     async def accept(self, inbound: Inbound, *, source: Source) -> int | None:
         """Claim and store one callback (group commit, see ``GroupCommit``). The row id to process,
         or None for a redelivery. Returns only once the claim and the message are committed."""
-        async with self.work.taking_in():
-            return await self.intake.store(inbound.dedupe_key, lambda now: self._row(inbound, source, now))
+        return await self.intake.store(inbound.dedupe_key, lambda now: self._row(inbound, source, now))
 
     def start(self) -> None:
         self.intake.start()
@@ -138,12 +138,12 @@ class WeComInbox:
         await self.intake.stop()
 
     def spawn(self, row_id: int) -> None:
-        deliver = self._deliver
-        self.work.spawn(lambda: deliver(row_id, first=True), name=f"wecom-inbound-{row_id}")
+        self.work.submit(row_id)
 
-    async def handle(self, row: Notice) -> None:
-        """Dispatch one stored message and queue its replies (and, for card clicks, the card update).
-        A handler error propagates (the row is retried); its last try answers with the apology."""
+    async def process(self, row: Notice) -> Processed:
+        """Dispatch one stored message; its reply rows (not stored), and, for card clicks, the card
+        update (stored at once). A handler error propagates (the row is retried); on its last try
+        the replies are the apology and the failure comes back with them."""
         msg = _message_from_payload(row.payload["msg"])
         source: Source = row.payload.get("source", "app")
         card = row.payload.get("card") or {}
@@ -162,43 +162,51 @@ class WeComInbox:
                     await repo.add_notices_and_commit(session, [card_row])
                 except repo.Conflict:
                     log.warning("card update for %s was already queued", msg.msg_id)
+            core.wake_outbox()
         replies, failure = await dispatch_stored(self.dispatcher, msg, row)
+        rows: list[Notice] = []
+        if source == "aibot":
+            rows = reply_rows(
+                core,
+                channel=AIBOT_CHANNEL,
+                msg=msg,
+                replies=merge_replies(replies),
+                recipient=msg.sender_id,
+                destination=f"{AIBOT_CHANNEL}:{msg.chat_id}",
+            )
+        elif source == "aibot_ws":
+            # One row per reply: the first answers the callback's req_id, the others are pushed.
+            rows = reply_rows(
+                core,
+                channel=AIBOT_WS_CHANNEL,
+                msg=msg,
+                replies=replies,
+                recipient=msg.sender_id,
+                destination=f"{AIBOT_WS_CHANNEL}:{msg.chat_id}",
+            )
+        elif self.app_replies:
+            rows = reply_rows(
+                core,
+                channel=APP_CHANNEL,
+                msg=msg,
+                replies=replies,
+                recipient=msg.sender_id,
+                destination=f"{APP_CHANNEL}:user:{msg.sender_id}",
+            )
+        else:
+            log.warning("no way to answer WeCom message %s: the app is not configured", msg.msg_id)
+        return Processed(rows, failure)
+
+    async def handle(self, row: Notice) -> None:
+        """Process one stored message on its own (a retry, or one the outbox took over) and queue
+        its replies; a failure on the last try is raised once the apology is queued."""
+        done = await self.process(row)
         try:
-            if source == "aibot":
-                await enqueue_replies(
-                    core,
-                    channel=AIBOT_CHANNEL,
-                    msg=msg,
-                    replies=merge_replies(replies),
-                    recipient=msg.sender_id,
-                    destination=f"{AIBOT_CHANNEL}:{msg.chat_id}",
-                )
-            elif source == "aibot_ws":
-                # One row per reply: the first answers the callback's req_id, the others are pushed.
-                await enqueue_replies(
-                    core,
-                    channel=AIBOT_WS_CHANNEL,
-                    msg=msg,
-                    replies=replies,
-                    recipient=msg.sender_id,
-                    destination=f"{AIBOT_WS_CHANNEL}:{msg.chat_id}",
-                )
-            elif self.app_replies:
-                await enqueue_replies(
-                    core,
-                    channel=APP_CHANNEL,
-                    msg=msg,
-                    replies=replies,
-                    recipient=msg.sender_id,
-                    destination=f"{APP_CHANNEL}:user:{msg.sender_id}",
-                )
-            else:
-                log.warning("no way to answer WeCom message %s: the app is not configured", msg.msg_id)
+            await enqueue_replies(self.core, done.rows)
         except repo.Conflict:
-            log.warning("replies to WeCom message %s were already queued (reprocessed after a crash)", msg.msg_id)
-        core.wake_outbox()
-        if failure is not None:
-            raise given_up(failure) from failure
+            log.warning("replies to WeCom message %s were already queued (reprocessed after a crash)", row.id)
+        if done.failure is not None:
+            raise given_up(done.failure) from done.failure
 
 
 class InboxSender:
