@@ -126,8 +126,15 @@ class Sender(Protocol):
 
 
 # Optional sender attributes (read with getattr): ``max_attempts`` (tries before giving up, instead
-# of BOT_OUTBOX_MAX_ATTEMPTS) and ``dedupe_seconds`` (the platform drops a repeat of a message sent
-# within this window, so an attempt cut off by a crash may be resent within it).
+# of BOT_OUTBOX_MAX_ATTEMPTS), ``dedupe_seconds`` (the platform drops a repeat of a message sent
+# within this window, so an attempt cut off by a crash may be resent within it) and ``ready()``
+# (False while this process cannot send on the channel, e.g. over a long connection another replica
+# holds: its rows are left to the process that can, with no attempt recorded).
+
+
+def sender_ready(sender: Sender) -> bool:
+    ready = getattr(sender, "ready", None)
+    return bool(ready()) if callable(ready) else True
 
 
 class Outbox:
@@ -166,7 +173,8 @@ class Outbox:
         now = self.core.clock.now()
         await self._reroute_unavailable(now, limit)
         async with self.core.sessions() as session:
-            ids = await repo.due_notice_ids(session, now=now, channels=list(self.senders), limit=limit)
+            ready = [channel for channel, sender in self.senders.items() if sender_ready(sender)]
+            ids = await repo.due_notice_ids(session, now=now, channels=ready, limit=limit) if ready else []
         sent = 0
         for notice_id in ids:
             sent += await self._deliver(notice_id)

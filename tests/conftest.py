@@ -34,6 +34,7 @@ from tests.fakes.feishu_api import FakeFeishu
 from tests.fakes.platform import FakePlatform
 from tests.fakes.sms_providers import FakeSmsProviders
 from tests.fakes.smtp import SmtpServer
+from tests.fakes.wecom_aibot_ws import FakeAiBotGateway
 from tests.fakes.wecom_api import FakeWeCom
 from tests.faults import Faults
 
@@ -92,6 +93,15 @@ def smtp() -> Iterator[SmtpServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[FakeAiBotGateway]:
+    """A loopback WeCom AI bot long-connection gateway."""
+    fake = FakeAiBotGateway()
+    await fake.start()
+    yield fake
+    await fake.close()
 
 
 @pytest.fixture

@@ -13,10 +13,12 @@ import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import partial
 
 from aiohttp import web
 from pydantic import SecretStr
 
+from bot.channels.wecom.aibot_ws import AIBOT_WS_CHANNEL, AiBotLongConn, AiBotWsSender, AiBotWsStaffSender, summary_rows
 from bot.channels.wecom.api import WeComApi
 from bot.channels.wecom.crypto import CallbackCrypto, ConfigError
 from bot.channels.wecom.inbox import InboxSender, WeComInbox
@@ -68,6 +70,11 @@ def app_problem(s: WeComSettings) -> str | None:
 
 def bot_problem(s: WeComSettings) -> str | None:
     return _unset(("WECOM_BOT_TOKEN", _secret(s.wecom_bot_token)), ("WECOM_BOT_AES_KEY", _secret(s.wecom_bot_aes_key)))
+
+
+def longconn_problem(s: WeComSettings) -> str | None:
+    """Why the AI bot's long connection is off (None when its Bot ID and Secret are set)."""
+    return _unset(("WECOM_BOT_ID", s.wecom_bot_id), ("WECOM_BOT_SECRET", _secret(s.wecom_bot_secret)))
 
 
 def kf_problem(s: WeComSettings) -> str | None:
@@ -133,6 +140,7 @@ class WeComChannel:
             ("WeCom app", app_problem(s)),
             ("WeCom customer service kf", kf_problem(s)),
             ("WeCom AI bot", bot_problem(s)),
+            ("WeCom AI bot long connection", longconn_problem(s)),
             ("WeCom group robot", None if robot_key(s) else "WECOM_ROBOT_KEY not set; robot posts wait in the outbox"),
         ]
 
@@ -140,8 +148,14 @@ class WeComChannel:
         s = wecom_settings(settings)
         # HR and managers registered on wecom get their notices (e.g. "interview terminated")
         # when the app's callback can run.
-        staff = {APP_CHANNEL} if _app_crypto(s, quiet=True) is not None else set()
+        # (or, without the app, when the AI bot's long connection can push to them).
+        app_on = _app_crypto(s, quiet=True) is not None
+        staff = {APP_CHANNEL} if app_on or longconn_problem(s) is None else set()
         posters = (GroupPoster(channel=ROBOT_CHANNEL, takes_images=True, build=_robot_rows),) if robot_key(s) else ()
+        chatid = s.wecom_bot_summary_chatid
+        if chatid and longconn_problem(s) is None:
+            poster = GroupPoster(channel=AIBOT_WS_CHANNEL, takes_images=False, build=partial(summary_rows, chatid))
+            posters = (*posters, poster)
         return Reach(
             staff_channels=frozenset(staff),
             candidate_chats=frozenset({KF_CHANNEL} if kf_problem(s) is None else ()),
@@ -155,13 +169,18 @@ class WeComChannel:
         """Nothing beside the shared dedupe keys and inbound rows."""
 
     def connections(self, app: web.Application) -> dict[str, str]:
-        return {}  # callbacks only
+        state = app.get(WECOM)
+        if state is None or state.longconn is None:
+            return {}  # callbacks only
+        return {"wecom aibot": state.longconn.state().value}
 
     @asynccontextmanager
     async def running(self, app: web.Application, outbox: Outbox) -> AsyncIterator[None]:
         state = build_state(app, outbox)
         app[WECOM] = state
         yield
+        if state.longconn is not None:
+            await state.longconn.stop()
         if state.inbox is not None:
             state.inbox.work.stopping()
             await state.inbox.stop()
@@ -195,7 +214,8 @@ def build_state(app: web.Application, outbox: Outbox) -> WeComState:
     if key:  # when it is not set, the start-up summary says so
         outbox.register(WeComRobotSender(http, base_url=settings.wecom_api_base, key=key))
     inbox = None
-    if app_crypto is not None or bot_crypto is not None:
+    longconn_on = longconn_problem(settings) is None
+    if app_crypto is not None or bot_crypto is not None or longconn_on:
         inbox = WeComInbox(
             core,
             app[DISPATCHER],
@@ -205,7 +225,23 @@ def build_state(app: web.Application, outbox: Outbox) -> WeComState:
         )
         outbox.register(InboxSender(inbox))
         inbox.start()
-    return WeComState(clock=core.clock, inbox=inbox, app_crypto=app_crypto, bot_crypto=bot_crypto, kf=kf)
+    longconn = None
+    if longconn_on and inbox is not None:
+        longconn = AiBotLongConn(
+            core,
+            http,
+            inbox,
+            url=settings.wecom_bot_ws_url,
+            bot_id=settings.wecom_bot_id or "",
+            secret=_secret(settings.wecom_bot_secret),
+        )
+        outbox.register(AiBotWsSender(longconn, source=core.settings.company_name))
+        if app_crypto is None:  # staff notices on "wecom" are pushed by the bot
+            outbox.register(AiBotWsStaffSender(longconn, source=core.settings.company_name))
+        longconn.start()
+    return WeComState(
+        clock=core.clock, inbox=inbox, app_crypto=app_crypto, bot_crypto=bot_crypto, kf=kf, longconn=longconn
+    )
 
 
 CHANNEL = WeComChannel()

@@ -55,7 +55,9 @@ from storage.models import Notice
 log = logging.getLogger(__name__)
 
 INBOX_CHANNEL = "wecom_inbox"
-Source = Literal["app", "aibot"]
+Source = Literal["app", "aibot", "aibot_ws"]
+# Outbox channel of replies to AI bot messages that came over the long connection.
+AIBOT_WS_CHANNEL = "wecom_aibot_ws"
 
 
 def _message_to_payload(msg: IncomingMessage) -> dict[str, Any]:
@@ -171,6 +173,16 @@ class WeComInbox:
                 replies=merge_replies(replies),
                 recipient=msg.sender_id,
                 destination=f"{AIBOT_CHANNEL}:{msg.chat_id}",
+            )
+        elif source == "aibot_ws":
+            # One row per reply: the first answers the callback's req_id, the others are pushed.
+            rows = reply_rows(
+                core,
+                channel=AIBOT_WS_CHANNEL,
+                msg=msg,
+                replies=replies,
+                recipient=msg.sender_id,
+                destination=f"{AIBOT_WS_CHANNEL}:{msg.chat_id}",
             )
         elif self.app_replies:
             rows = reply_rows(

@@ -131,20 +131,25 @@ def parse_aibot_json(data: Mapping[str, Any]) -> Inbound | None:
     if text is None:
         log.debug("ignoring AI bot %s from %s", msgtype, user)
         return None
-    group = data.get("chattype") == "group" and bool(data.get("chatid"))
     response_url = _text(data.get("response_url"))
-    msg_id = f"aibot:{msgid}"
-    msg = IncomingMessage(
+    msg = _aibot_message(data, user, text, f"aibot:{msgid}", {"response_url": response_url} if response_url else {})
+    return Inbound(msg, msg.msg_id)
+
+
+def _aibot_message(
+    data: Mapping[str, Any], user: str, text: str, msg_id: str, reply_hint: Mapping[str, Any]
+) -> IncomingMessage:
+    group = data.get("chattype") == "group" and bool(data.get("chatid"))
+    return IncomingMessage(
         platform=PLATFORM,
         sender_id=user,
         chat_id=_id(data.get("chatid"), "chatid") if group else user,
         chat_type="group" if group else "direct",
         text=text,
         msg_id=msg_id,
-        reply_hint={"response_url": response_url} if response_url else {},
+        reply_hint=reply_hint,
         raw=dict(data),
     )
-    return Inbound(msg, msg_id)
 
 
 def _aibot_text(msgtype: str, data: Mapping[str, Any]) -> str | None:
@@ -161,3 +166,29 @@ def _aibot_text(msgtype: str, data: Mapping[str, Any]) -> str | None:
                 parts.append(_text(item["text"].get("content")))
         return " ".join(p for p in parts if p) or None
     return None
+
+
+def parse_aibot_event(data: Mapping[str, Any]) -> Inbound | None:
+    """AI bot event callback (long connection): a template card click becomes the command its
+    button stands for, like a typed one; other events (enter_chat, feedback_event) are ignored.
+
+    The click's fields are read from ``event`` itself (as aibot-node-sdk types them) or from
+    ``event.template_card_event`` (as the URL-callback JSON nests them)."""
+    event = data.get("event")
+    if not isinstance(event, Mapping) or event.get("eventtype") != "template_card_event":
+        return None
+    sender = data.get("from")
+    user = _id(sender.get("userid"), "from.userid") if isinstance(sender, Mapping) else ""
+    nested = event.get("template_card_event")
+    fields: Mapping[str, Any] = nested if isinstance(nested, Mapping) else event
+    event_key = _text(fields.get("event_key"))
+    task_id = _id(fields.get("task_id"), "task_id")
+    command = command_from_key(event_key)
+    if not user or command is None:
+        log.info("ignoring AI bot card click without a user or with an unknown key")
+        return None
+    msgid = _id(data.get("msgid"), "msgid")
+    if not msgid:
+        msgid = "card:" + hashlib.sha1(f"{task_id}\n{event_key}\n{user}".encode()).hexdigest()  # noqa: S324 - a key
+    msg = _aibot_message(data, user, command, f"aibot:{msgid}", {})
+    return Inbound(msg, msg.msg_id, {"task_id": task_id, "event_key": event_key})

@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from bot.channels.wecom.aibot_ws import AiBotLongConn
 from bot.channels.wecom.crypto import CallbackCrypto, CallbackError, SignatureError
 from bot.channels.wecom.inbox import Source, WeComInbox
 from bot.channels.wecom.kf import WeComKf, kf_event
@@ -46,6 +47,7 @@ class WeComState:
     app_crypto: CallbackCrypto | None
     bot_crypto: CallbackCrypto | None
     kf: WeComKf | None = None
+    longconn: AiBotLongConn | None = None
 
 
 WECOM = web.AppKey("wecom", WeComState)
