@@ -405,6 +405,10 @@ async def test_reasons_page_changes_what_chat_understands(make_client: AppFactor
     assert resp.status == 303, await resp.text()
     html = await (await client.get("/console/reasons")).text()
     assert "设备被占用" in html and "借不到电脑" in html
+    # What the service itself terminates with (超时未操作) offers no 停用; the others do.
+    idle = html.split('id="reason-idle_timeout"')[1].split("</section>")[0]
+    quit_ = html.split('id="reason-candidate_quit"')[1].split("</section>")[0]
+    assert 'value="disable"' not in idle and "不能停用" in idle and 'value="disable"' in quit_
     reply = await ChatUser(app, "hr01").says("终止面试 张三 借不到电脑")
     assert "设备被占用" in reply and "确认" in reply
     # The same phrase twice is refused with the service's words, and nothing changes.
