@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     chart_font: str | None = Field(None, validation_alias="BOT_CHART_FONT")  # a CJK font file for chart labels
     # Web console (/console): how long a browser stays signed in after opening a login link.
     console_session_hours: int = Field(12, ge=1, le=24 * 30, validation_alias="BOT_CONSOLE_SESSION_HOURS")
+    # How often the 进行中 page reloads itself (not while a form on it is open); 0 turns it off.
+    console_refresh_seconds: int = Field(30, ge=0, le=3600, validation_alias="BOT_CONSOLE_REFRESH_SECONDS")
 
     # Candidate notices (issue 7): channel order, filtered by what the candidate has and what is enabled.
     notice_plan: str = Field("kf,sms,email", validation_alias="BOT_NOTICE_PLAN")

@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -79,7 +79,15 @@ class Browser:
         await self.run(lambda: self.driver.get(url))
 
     async def text(self, css: str = "main") -> str:
-        return await self.run(lambda: self.driver.find_element(By.CSS_SELECTOR, css).text)
+        def read() -> str:
+            for _ in range(3):  # a page that reloads itself may swap the element between the two calls
+                try:
+                    return str(self.driver.find_element(By.CSS_SELECTOR, css).text)
+                except StaleElementReferenceException:
+                    continue
+            return str(self.driver.find_element(By.CSS_SELECTOR, css).text)
+
+        return await self.run(read)
 
     async def title(self) -> str:
         return await self.run(lambda: self.driver.title)
@@ -159,9 +167,11 @@ async def login(browser: Browser, app: web.Application, user_id: str) -> str:
     return url
 
 
-async def setup(make_client: AppFactory, clock: FrozenClock) -> tuple[TestClient, web.Application]:
-    """tests/console.py's people and interviews, 9 minutes into both interviews."""
-    client, app = await console_setup(make_client, clock)
+async def setup(make_client: AppFactory, clock: FrozenClock, *, refresh: int = 0) -> tuple[TestClient, web.Application]:
+    """tests/console.py's people and interviews, 9 minutes into both interviews. The 进行中 page
+    reloads itself every ``refresh`` seconds: off unless a test is about that (a reload in the
+    middle of a step makes the element it holds stale)."""
+    client, app = await console_setup(make_client, clock, console_refresh_seconds=refresh)
     clock.advance(minutes=9)
     return client, app
 
@@ -202,6 +212,29 @@ async def test_terminate_from_the_live_page(driver: WebDriver, make_client: AppF
     await browser.open("/console")
     assert await browser.path() == "/console/welcome"
     assert "请先登录" in await browser.text() and "张三" not in await browser.text()
+
+
+async def test_the_live_page_reloads_itself_but_not_while_a_form_is_open(
+    driver: WebDriver, make_client: AppFactory, clock: FrozenClock
+) -> None:
+    client, app = await setup(make_client, clock, refresh=1)
+    browser = await fresh(driver, client)
+    await login(browser, app, "hr01")
+    assert "每 1 秒自动刷新" in await browser.text()
+
+    def stale_within(seconds: float) -> bool:
+        old = driver.find_element(By.TAG_NAME, "html")
+        try:
+            WebDriverWait(driver, seconds).until(expected_conditions.staleness_of(old))
+        except TimeoutException:
+            return False
+        return True
+
+    assert await browser.run(lambda: stale_within(10))  # reloaded by itself
+    await browser.run(lambda: WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.ID, "row-iv-1")))
+    await browser.click("#row-iv-1 summary")  # the terminate form is open: no reload now
+    assert not await browser.run(lambda: stale_within(2.5))
+    assert await browser.js("return document.querySelector('#row-iv-1 details').open;") is True
 
 
 async def test_hr_scope_and_csrf_in_the_browser(driver: WebDriver, make_client: AppFactory, clock: FrozenClock) -> None:

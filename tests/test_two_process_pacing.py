@@ -39,11 +39,11 @@ QUEUED = 40
 LIMIT = 30  # WeCom: 30 app messages a minute to one member (bot.channels.wecom.sender)
 
 
-async def queue_messages(url: str) -> None:
+async def queue_messages(url: str, numbers: range) -> None:
     engine = create_engine(url)
     now = datetime.now(UTC)
     async with session_maker(engine)() as session:
-        for n in range(QUEUED):
+        for n in numbers:
             session.add(
                 Notice(
                     kind="hr_notice",
@@ -69,10 +69,17 @@ async def notices(url: str) -> list[Notice]:
     return found
 
 
+async def wait_sent(fake: FakeWeCom, count: int, deadline: float) -> None:
+    while len(fake.sent("message/send")) < count:
+        assert time.monotonic() < deadline, f"only {len(fake.sent('message/send'))} of {count} sent"
+        await asyncio.sleep(0.1)
+
+
 async def test_two_replicas_together_send_thirty_a_minute_to_one_member(clean_db: str, tmp_path: Path) -> None:
+    """Replica A sends the first 20 of the minute; B (A paused, so that B is the one to claim)
+    may then send only 10 of the next 20; A, resumed, sends nothing more either."""
     fake = FakeWeCom(clock=SystemClock())
     await fake.start()
-    await queue_messages(clean_db)
     env = service_env(
         clean_db,
         WECOM_CORP_ID=wecom_api.CORP_ID,
@@ -84,24 +91,34 @@ async def test_two_replicas_together_send_thirty_a_minute_to_one_member(clean_db
         BOT_OUTBOX_POLL_SECONDS="0.1",
     )
     ports = [free_port(), free_port()]
+    names = [f"replica-{port}" for port in ports]
     logs = [tmp_path / f"bot{n}.log" for n in range(2)]
-    procs = []
-    for port, log in zip(ports, logs, strict=True):
-        with log.open("wb") as out:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(n: int) -> None:
+        with logs[n].open("wb") as out:
             procs.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "bot", "serve"],
-                    env={**env, "BOT_PORT": str(port), "BOT_INSTANCE_ID": f"replica-{port}"},
+                    env={**env, "BOT_PORT": str(ports[n]), "BOT_INSTANCE_ID": names[n]},
                     stdout=out,
                     stderr=subprocess.STDOUT,
                 )
             )
+
+    first = QUEUED // 2
     try:
-        deadline = time.monotonic() + 30
-        await wait_healthy(ports, deadline)
-        while len(fake.sent("message/send")) < LIMIT:
-            assert time.monotonic() < deadline, f"only {len(fake.sent('message/send'))} sent"
-            await asyncio.sleep(0.1)
+        deadline = time.monotonic() + 40
+        start(0)
+        await wait_healthy(ports[:1], deadline)
+        await queue_messages(clean_db, range(first))
+        await wait_sent(fake, first, deadline)
+        procs[0].send_signal(signal.SIGSTOP)
+        start(1)
+        await wait_healthy(ports[1:], deadline)
+        await queue_messages(clean_db, range(first, QUEUED))
+        await wait_sent(fake, LIMIT, deadline)
+        procs[0].send_signal(signal.SIGCONT)
         # Both keep polling (every 0.1 s) for a while: nothing more goes out inside the minute.
         await asyncio.sleep(3)
         assert len(fake.sent("message/send")) == LIMIT
@@ -114,10 +131,10 @@ async def test_two_replicas_together_send_thirty_a_minute_to_one_member(clean_db
         assert min(waiting) >= sent_at[0].replace(microsecond=0)
         assert (min(waiting) - min(r.created_at for r in rows)).total_seconds() > 50
         senders = Counter((r.claimed_by or "").split("/")[0] for r in rows if r.status == "sent")
-        print(f"sent by replica: {dict(senders)}")  # noqa: T201 - shown with -s
-        assert len(senders) == 2, senders  # both replicas took part
+        assert senders == {names[0]: first, names[1]: LIMIT - first}, senders
     finally:
         for proc in procs:
+            proc.send_signal(signal.SIGCONT)
             proc.send_signal(signal.SIGINT)
         for proc in procs:
             try:

@@ -16,7 +16,6 @@ from bot.services.errors import ServiceError
 routes = web.RouteTableDef()
 
 SOURCE = "console"
-REFRESH_SECONDS = 30
 
 
 async def _live(request: web.Request, user: ConsoleUser, *, status: int = 200, error: str = "") -> web.Response:
@@ -30,7 +29,7 @@ async def _live(request: web.Request, user: ConsoleUser, *, status: int = 200, e
         reasons=await reasons.active(core),
         error=error,
         done=request.query.get("done", ""),
-        refresh=REFRESH_SECONDS,
+        refresh=core.settings.console_refresh_seconds,
     )
 
 
