@@ -152,11 +152,12 @@ async def wrk(urls: list[str], files: list[Path], connections: int, seconds: int
         if line is None:
             raise Broken(f"wrk printed no result:\n{out}")
         r = json.loads(line[len("WRKJSON ") :])
+        # Checked first: once the pool is used up, wrk asks for a path that answers 404.
+        if r["sent"] > sum(1 for _ in files[0].open(encoding="utf-8")):
+            raise Broken(f"wrk ran out of distinct requests after {r['sent']}; raise --pool")
         errors = {k: r[k] for k in ("connect", "read", "write", "status", "timeout", "non200", "nonempty") if r[k]}
         if errors:
             raise Broken(f"answers other than an empty 200: {errors}\n{out}")
-        if r["sent"] > sum(1 for _ in files[0].open(encoding="utf-8")):
-            raise Broken("wrk ran out of distinct requests; raise --pool")
         results.append(r)
     return Load(
         requests=sum(r["requests"] for r in results),
@@ -490,8 +491,10 @@ async def run_product(
         checked = await counter.check([log for _, _, log in services])
         return product, sent, paced_backlog, checked
     finally:
-        for proc, _, _ in services:
+        for proc, _, log in services:
             await stop(proc)
+            if args.keep_logs:
+                shutil.copy(log, Path(args.keep_logs) / log.name)
         await counter.close()
         await fake.close()
 
@@ -565,9 +568,10 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, choices=(1, 2), default=1)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("-c", type=int, default=50, help="connections (default 50)")
-    parser.add_argument("--pool", type=int, default=30_000, help="distinct requests prepared per wrk")
+    parser.add_argument("--pool", type=int, default=100_000, help="distinct requests prepared per wrk")
     parser.add_argument("--outbox-poll", default="2.0", help="BOT_OUTBOX_POLL_SECONDS of the service")
     parser.add_argument("--dir", default=None, help="folder for the SQLite files (default: system temp dir)")
+    parser.add_argument("--keep-logs", default=None, help="copy the services' logs into this folder")
     parser.add_argument("--profile", default=None, help="py-spy the (first) service, collapsed stacks to this file")
     args = parser.parse_args()
     if args.profile:

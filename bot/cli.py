@@ -14,7 +14,7 @@ from datetime import date
 
 from aiohttp import web
 
-from bot.app import create_app
+from bot.app import create_app, freeze_startup_heap
 from bot.bounded import check_day
 from bot.channels import registry
 from bot.channels.console import run_console
@@ -432,8 +432,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("serve", "migrate"):
         migrate(settings.database_url)
         if args.command == "serve":
+            app = create_app(settings)
+            app.on_startup.append(freeze_startup_heap)
             web.run_app(
-                create_app(settings),
+                app,
                 host=settings.host,
                 port=settings.port,
                 access_log=access_logger() if settings.access_log else None,
