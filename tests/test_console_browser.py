@@ -21,11 +21,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from sqlmodel import select
 
@@ -104,11 +108,13 @@ class Browser:
         """Click a button that loads another page, and wait until that page has loaded."""
 
         def press() -> None:
-            old = self.driver.find_element(By.TAG_NAME, "html")
+            # The old page is marked; the new one has no mark. (Selenium's staleness_of asks about
+            # an element of the old page, which chromedriver may answer with an "unknown error"
+            # while that page is being torn down; asking mid-navigation may fail too: retried.)
+            self.driver.execute_script("window.__oldPage = true;")
             self.driver.find_element(By.CSS_SELECTOR, css).click()
-            wait = WebDriverWait(self.driver, 20)
-            wait.until(expected_conditions.staleness_of(old))
-            wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+            wait = WebDriverWait(self.driver, 20, ignored_exceptions=(WebDriverException,))
+            wait.until(lambda d: d.execute_script("return !window.__oldPage && document.readyState === 'complete';"))
 
         await self.run(press)
 
@@ -223,9 +229,11 @@ async def test_the_live_page_reloads_itself_but_not_while_a_form_is_open(
     assert "每 1 秒自动刷新" in await browser.text()
 
     def stale_within(seconds: float) -> bool:
-        old = driver.find_element(By.TAG_NAME, "html")
+        """Whether the page is replaced by a new one (loaded) within ``seconds``."""
+        driver.execute_script("window.__oldPage = true;")
+        wait = WebDriverWait(driver, seconds, ignored_exceptions=(WebDriverException,))
         try:
-            WebDriverWait(driver, seconds).until(expected_conditions.staleness_of(old))
+            wait.until(lambda d: d.execute_script("return !window.__oldPage && document.readyState === 'complete';"))
         except TimeoutException:
             return False
         return True
