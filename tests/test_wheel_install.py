@@ -5,7 +5,7 @@ migrates and answers /healthz and /readyz, and a chart with Chinese labels rende
 
 Not checked here (no Docker on this machine): the Dockerfile itself, the base image, the apt
 packages (fonts-noto-cjk, tzdata), the entrypoint's TZ, the HEALTHCHECK and the compose file.
-This machine's CJK font (fonts-wqy-microhei) stands in for fonts-noto-cjk.
+This machine's CJK font (fonts-noto-cjk, installed by .ci/run as in the Dockerfile) renders the chart.
 
 Slow (it installs every dependency into a new venv, about a minute): it runs in the normal suite.
 """
