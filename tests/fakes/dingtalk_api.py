@@ -24,6 +24,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.clock import Clock, FrozenClock, SystemClock
+from tests.fakes.loopback import LoopbackFake
 
 # The documented DingTalk samples, kept in tests/fixtures/ so a fresh clone runs the tests too.
 SAMPLES = json.loads((Path(__file__).parents[1] / "fixtures" / "dingtalk_samples.json").read_text())
@@ -44,7 +45,7 @@ def ms(clock: FrozenClock) -> int:
 
 
 @dataclass
-class FakeDingTalk:
+class FakeDingTalk(LoopbackFake):
     server: TestServer | None = None
     # OpenAPI
     token_fetches: int = 0
@@ -80,8 +81,7 @@ class FakeDingTalk:
 
     # --- life cycle ---------------------------------------------------------------
 
-    async def start(self) -> str:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1.0/oauth2/accessToken", self._token)
         app.router.add_post("/v1.0/robot/oToMessages/batchSend", self._batch_send)
         app.router.add_post("/v1.0/robot/groupMessages/send", self._group_send)
@@ -89,21 +89,11 @@ class FakeDingTalk:
         app.router.add_post("/robot/send", self._robot)
         app.router.add_post("/v1.0/gateway/connections/open", self._open)
         app.router.add_get("/connect", self._connect)
-        self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
-        return self.base
 
-    async def close(self) -> None:
+    async def closing(self) -> None:
         self.released.set()
         for ws in list(self.sockets):
             await ws.close()
-        if self.server:
-            await self.server.close()
-
-    @property
-    def base(self) -> str:
-        assert self.server is not None
-        return str(self.server.make_url("")).rstrip("/")
 
     def settings(self, **extra: Any) -> dict[str, Any]:
         """Settings overrides that point the bot's DingTalk channel at this fake."""

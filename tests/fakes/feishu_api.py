@@ -27,6 +27,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from tests.fakes.loopback import LoopbackFake
+
 if TYPE_CHECKING:
     from lark_oapi.ws.pb.pbbp2_pb2 import Frame
 
@@ -62,7 +64,7 @@ def reference_signature(timestamp: str, nonce: str, body: bytes, key: str = ENCR
 
 
 @dataclass
-class FakeFeishu:
+class FakeFeishu(LoopbackFake):
     server: TestServer | None = None
     token_fetches: int = 0
     valid_tokens: set[str] = field(default_factory=set)
@@ -91,9 +93,11 @@ class FakeFeishu:
 
     # --- life cycle ---------------------------------------------------------------
 
-    async def start(self) -> str:
+    async def start(self, port: int = 0) -> str:
         new_frame()  # import the SDK now (seconds, blocking the loop), not while serving a socket
-        app = web.Application()
+        return await super().start(port)
+
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/open-apis/auth/v3/tenant_access_token/internal", self._token)
         app.router.add_post("/open-apis/im/v1/messages", self._create)
         app.router.add_post("/open-apis/im/v1/messages/{message_id}/reply", self._reply)
@@ -101,20 +105,10 @@ class FakeFeishu:
         app.router.add_get("/open-apis/bot/v3/info", self._bot_info)
         app.router.add_post("/callback/ws/endpoint", self._endpoint)
         app.router.add_get("/ws", self._ws)
-        self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
-        return self.base
 
-    async def close(self) -> None:
+    async def closing(self) -> None:
         for ws in list(self.sockets):
             await ws.close()
-        if self.server:
-            await self.server.close()
-
-    @property
-    def base(self) -> str:
-        assert self.server is not None
-        return str(self.server.make_url("")).rstrip("/")
 
     def settings(self, **extra: Any) -> dict[str, Any]:
         """Settings overrides that point the bot's Feishu channel at this fake."""

@@ -20,10 +20,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.signing import verify_platform_signature
+from tests.fakes.loopback import LoopbackFake
 
 
 @dataclass
-class FakePlatform:
+class FakePlatform(LoopbackFake):
     secret: str
     save_status: int = 200
     terminate_status: int = 200
@@ -94,15 +95,9 @@ class FakePlatform:
     def actions(self) -> list[str]:
         return [c[0] for c in self.calls]
 
-    async def start(self) -> str:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/interviews/{id}/{action:save|terminate}", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._stray)
-        self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
-        return str(self.server.make_url("")).rstrip("/")
 
-    async def close(self) -> None:
+    async def closing(self) -> None:
         self._release.set()
-        if self.server:
-            await self.server.close()

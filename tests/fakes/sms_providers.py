@@ -27,6 +27,8 @@ from urllib.parse import quote
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.fakes.loopback import LoopbackFake
+
 ACCESS_KEY_ID = "LTAI-test-key-id"
 ACCESS_KEY_SECRET = "test-key-secret"
 SDK_APP_ID = "1400000001"
@@ -46,7 +48,7 @@ class Sms:
 
 
 @dataclass
-class FakeSmsProviders:
+class FakeSmsProviders(LoopbackFake):
     access_key_id: str = ACCESS_KEY_ID
     access_key_secret: str = ACCESS_KEY_SECRET
     sent: list[Sms] = field(default_factory=list)
@@ -63,19 +65,10 @@ class FakeSmsProviders:
 
     @property
     def base_url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.port}"
+        return self.base
 
-    async def start(self) -> str:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
-        return self.base_url
-
-    async def close(self) -> None:
-        if self.server:
-            await self.server.close()
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests += 1

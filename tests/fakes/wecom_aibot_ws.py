@@ -30,6 +30,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
+from tests.fakes.loopback import LoopbackFake
+
 BOT_ID = "aibot-test-id"
 BOT_SECRET = "aibot-test-secret"
 WRONG_SECRET = 853000
@@ -46,7 +48,7 @@ class Conn:
 
 
 @dataclass
-class FakeAiBotGateway:
+class FakeAiBotGateway(LoopbackFake):
     bot_id: str = BOT_ID
     secret: str = BOT_SECRET
     server: TestServer | None = None
@@ -66,17 +68,12 @@ class FakeAiBotGateway:
 
     # --- server ---------------------------------------------------------------------------
 
-    async def start(self, port: int = 0) -> None:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self._socket)
-        self.server = TestServer(app, host="127.0.0.1", port=port)
-        await self.server.start_server()
 
-    async def close(self) -> None:
+    async def closing(self) -> None:
         for conn in list(self.conns):
             await conn.ws.close()
-        if self.server is not None:
-            await self.server.close()
 
     @property
     def url(self) -> str:

@@ -21,6 +21,7 @@ from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 
 from bot.channels.wecom.crypto import signature
 from bot.clock import Clock, SystemClock
+from tests.fakes.loopback import LoopbackFake
 
 # The official Tencent sample app (its vectors: tests/fixtures/wecom_vectors.json).
 CORP_ID = "ww1436e0e65a779aee"
@@ -41,7 +42,7 @@ class Call:
 
 
 @dataclass
-class FakeWeCom:
+class FakeWeCom(LoopbackFake):
     corp_id: str = CORP_ID
     secret: str = SECRET
     robot_key: str = ROBOT_KEY
@@ -82,8 +83,7 @@ class FakeWeCom:
 
     @property
     def base_url(self) -> str:
-        assert self.server is not None
-        return str(self.server.make_url("")).rstrip("/")
+        return self.base
 
     def response_url(self, code: str) -> str:
         return f"{self.base_url}/cgi-bin/aibot/response?response_code={code}"
@@ -222,8 +222,7 @@ class FakeWeCom:
             {"errcode": 0, "errmsg": "ok", "msgid": body.get("msgid") or f"kfmsg-{len(self.calls)}"}
         )
 
-    async def start(self) -> str:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/cgi-bin/kf/sync_msg", self.kf_sync_msg)
         app.router.add_post("/cgi-bin/kf/send_msg", self.kf_send_msg)
         app.router.add_get("/cgi-bin/gettoken", self.gettoken)
@@ -231,14 +230,9 @@ class FakeWeCom:
         app.router.add_post("/cgi-bin/message/update_template_card", self.update_template_card)
         app.router.add_post("/cgi-bin/webhook/send", self.webhook_send)
         app.router.add_post("/cgi-bin/aibot/response", self.aibot_response)
-        self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
-        return self.base_url
 
-    async def close(self) -> None:
+    async def closing(self) -> None:
         self.released.set()
-        if self.server:
-            await self.server.close()
 
 
 # --- the WeCom side of callbacks -----------------------------------------------------------
