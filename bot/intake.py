@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
-from bot.chat.messages import IncomingMessage, Reply
+from bot.chat.messages import INBOUND_KIND, IncomingMessage, Reply
 from bot.chat.payload import reply_to_payload
 from bot.dispatcher import Dispatcher
 from bot.outbox import LOCK_SECONDS, SendError
@@ -218,9 +218,8 @@ class BatchWork:
         ok = [i for i, r in results.items() if isinstance(r, Processed) and r.failure is None]
         try:
             async with self.core.sessions() as session:
-                for result in results.values():
-                    if isinstance(result, Processed):
-                        session.add_all(result.rows)
+                replies = [row for r in results.values() if isinstance(r, Processed) for row in r.rows]
+                await repo.insert_notices(session, replies)
                 await repo.mark_notices_sent(session, notice_ids=ok, now=done)
                 await session.commit()
         except IntegrityError:
@@ -238,7 +237,7 @@ class BatchWork:
     async def _complete_one(self, row_id: int, result: Processed, done: datetime) -> None:
         async with self.core.sessions() as session:
             try:
-                await repo.add_notices_and_commit(session, [_fresh(r) for r in result.rows])
+                await repo.add_notices_and_commit(session, result.rows)
             except repo.Conflict:
                 log.warning("replies to inbound message %s were already queued (reprocessed after a crash)", row_id)
             if result.failure is None:
@@ -259,11 +258,6 @@ class BatchWork:
             if pending:
                 worker.cancel()
                 await asyncio.wait(pending)
-
-
-def _fresh(row: Notice) -> Notice:
-    """A copy of a reply row not yet stored (a refused transaction leaves the original unusable)."""
-    return Notice.model_validate(row.model_dump(exclude={"id"}))
 
 
 # Most callbacks committed in one intake transaction.
@@ -378,17 +372,19 @@ class GroupCommit:
             else:
                 firsts[item[0]] = item
         seen: set[str] = set()
-        rows: dict[str, Notice] = {}
+        ids: dict[str, int] = {}  # callback key -> its stored row's id
         try:
             async with self.core.sessions() as session:
                 seen = await repo.seen_inbound_keys(session, platform=self.platform, dedupe_keys=firsts)
-                for key, (_, make_row, _, extra) in firsts.items():
-                    if key not in seen:
-                        rows[key] = make_row(now)
-                        session.add(rows[key])
-                        session.add_all(list(extra))
-                        repo.add_inbound(session, platform=self.platform, dedupe_key=key, now=now)
+                new = [key for key in firsts if key not in seen]
+                rows = {key: firsts[key][1](now) for key in new}
+                for key in new:
+                    session.add_all(list(firsts[key][3]))
+                # Two statements for the whole batch (the ORM would send one INSERT per row).
+                by_row_key = await repo.insert_notices(session, list(rows.values()), ids=True)
+                await repo.insert_inbound(session, platform=self.platform, dedupe_keys=new, now=now)
                 await session.commit()
+            ids = {key: by_row_key[row.dedupe_key] for key, row in rows.items() if row.dedupe_key}
             stored = True
         except Exception as exc:  # noqa: BLE001 - another replica's row, or one row the database refuses
             log.warning(
@@ -400,7 +396,7 @@ class GroupCommit:
                 log.info("%s redelivery dropped: %s", self.platform, key)
                 result: int | None = None
             elif stored:
-                result = rows[key].id
+                result = ids[key]
             else:
                 try:
                     result = await self.store_one(key, make_row, extra)
@@ -456,6 +452,69 @@ def reply_rows(
         )
         for n, reply in enumerate(replies)
     ]
+
+
+def work_row(
+    core: Core,
+    now: datetime,
+    *,
+    channel: str,
+    platform: str,
+    key: str,
+    recipient: str,
+    text: str,
+    payload: Mapping[str, Any],
+) -> Notice:
+    """The outbox row (kind "inbound") that carries one stored message to its processing on the
+    channel's internal ``channel``: claimed by this process (``BatchWork``) and left to any replica's
+    outbox after ``INBOUND_GRACE``. ``key`` is the platform's dedupe key of the message."""
+    return Notice(
+        kind=INBOUND_KIND,
+        channel=channel,
+        recipient=recipient,
+        body=text,
+        payload={"audience": "internal", **payload},
+        destination=channel,
+        dedupe_key=f"inbound:{platform}:{key}"[:200],
+        next_attempt_at=now + INBOUND_GRACE,
+        claimed_by=core.worker_id,
+        created_at=now,
+    )
+
+
+def chat_replies(
+    core: Core,
+    *,
+    channel: str,
+    platform: str,
+    msg: IncomingMessage,
+    replies: Sequence[Reply],
+    failure: Exception | None,
+) -> Processed:
+    """``replies`` to ``msg`` in the chat it came from (``<platform>:group|user:<chat id>``)."""
+    kind = "group" if msg.chat_type == "group" else "user"
+    rows = reply_rows(
+        core,
+        channel=channel,
+        msg=msg,
+        replies=replies,
+        recipient=msg.sender_id,
+        destination=f"{platform}:{kind}:{msg.chat_id}",
+    )
+    return Processed(rows, failure)
+
+
+async def process_alone(core: Core, process: ProcessFn, row: Notice) -> None:
+    """The outbox's path for a stored message (a retry, or a row a dead process left): process it
+    on its own and queue its replies, unless an earlier try queued them (replied to at most once).
+    A failure on the last try is raised once the apology is queued."""
+    done = await process(row)
+    try:
+        await enqueue_replies(core, done.rows)
+    except repo.Conflict:
+        log.warning("replies to inbound message %s were already queued (reprocessed after a crash)", row.id)
+    if done.failure is not None:
+        raise given_up(done.failure) from done.failure
 
 
 async def enqueue_replies(core: Core, rows: Sequence[Notice]) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -49,6 +49,13 @@ async def seen_inbound_keys(session: AsyncSession, *, platform: str, dedupe_keys
 def add_inbound(session: AsyncSession, *, platform: str, dedupe_key: str, now: datetime) -> None:
     """Record an inbound message key known to be new (not committed)."""
     session.add(InboundMessage(platform=platform, dedupe_key=dedupe_key, received_at=now))
+
+
+async def insert_inbound(session: AsyncSession, *, platform: str, dedupe_keys: Sequence[str], now: datetime) -> None:
+    """Record inbound message keys known to be new, in one statement (not committed)."""
+    if dedupe_keys:
+        rows = [{"platform": platform, "dedupe_key": key, "received_at": now} for key in dedupe_keys]
+        await session.exec(insert(InboundMessage), params=rows)
 
 
 async def dingtalk_sign_owner(session: AsyncSession, *, sign: str) -> str | None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import delete, func, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -29,6 +29,29 @@ async def add_notices_and_commit(session: AsyncSession, notices: Sequence[Notice
     except IntegrityError as exc:
         await session.rollback()
         raise Conflict(f"{len(notices)} notice(s) refused") from exc
+
+
+def _values(notice: Notice) -> dict[str, Any]:
+    return {c.name: getattr(notice, c.name) for c in _COLUMNS}
+
+
+_COLUMNS = [c for c in Notice.__table__.columns if c.name != "id"]  # type: ignore[attr-defined]
+
+
+async def insert_notices(session: AsyncSession, notices: Sequence[Notice], *, ids: bool = False) -> dict[str, int]:
+    """Insert new rows in one statement, without the ORM's unit of work (which, on SQLite, sends
+    one INSERT per row to learn its id). With ``ids``, {dedupe key: id} of the inserted rows (the
+    rows must then all have a dedupe key); the objects themselves stay unsaved. No commit;
+    ``IntegrityError`` propagates."""
+    if not notices:
+        return {}
+    values = [_values(n) for n in notices]
+    if not ids:
+        await session.exec(insert(Notice), params=values)
+        return {}
+    assert all(v["dedupe_key"] for v in values), "rows inserted for their ids need a dedupe key"
+    stmt = insert(Notice).returning(col(Notice.dedupe_key), col(Notice.id))
+    return {key: row_id for key, row_id in (await session.exec(stmt, params=values)).all()}
 
 
 async def notices_for_interview(session: AsyncSession, *, interview_id: int) -> Sequence[Notice]:

@@ -32,23 +32,20 @@ from typing import Any
 
 from bot.channels.dingtalk.parse import PLATFORM, ParseError, dedupe_key, message_text, parse_callback
 from bot.channels.dingtalk.sender import CHANNEL
-from bot.chat.messages import INBOUND_KIND
 from bot.dispatcher import Dispatcher
 from bot.intake import (
-    INBOUND_GRACE,
     INBOUND_MAX_ATTEMPTS,
     BatchWork,
     ExtraRows,
     GroupCommit,
     Processed,
+    chat_replies,
     dispatch_stored,
-    enqueue_replies,
-    given_up,
-    reply_rows,
+    process_alone,
+    work_row,
 )
 from bot.outbox import Outbox, SendError
 from bot.services.context import Core
-from storage import repo
 from storage.models import Notice
 
 log = logging.getLogger(__name__)
@@ -75,25 +72,10 @@ class InboundSender:
         except (ParseError, KeyError, TypeError, AttributeError) as exc:
             raise SendError(f"cannot parse the DingTalk message: {exc}", permanent=True) from exc
         replies, failure = await dispatch_stored(self._dispatcher, msg, notice)
-        kind = "group" if msg.chat_type == "group" else "user"
-        rows = reply_rows(
-            self._core,
-            channel=CHANNEL,
-            msg=msg,
-            replies=replies,
-            recipient=msg.sender_id,
-            destination=f"{PLATFORM}:{kind}:{msg.chat_id}",
-        )
-        return Processed(rows, failure)
+        return chat_replies(self._core, channel=CHANNEL, platform=PLATFORM, msg=msg, replies=replies, failure=failure)
 
     async def send(self, notice: Notice) -> str | None:
-        done = await self.process(notice)
-        try:
-            await enqueue_replies(self._core, done.rows)
-        except repo.Conflict:
-            log.info("replies to DingTalk message %s were queued by an earlier attempt", notice.id)
-        if done.failure is not None:
-            raise given_up(done.failure) from done.failure
+        await process_alone(self._core, self.process, notice)
         return None
 
 
@@ -113,17 +95,15 @@ class Inbound:
         self.intake.start()
 
     def _row(self, body: Mapping[str, Any], now: datetime) -> Notice:
-        return Notice(
-            kind=INBOUND_KIND,
+        return work_row(
+            self._core,
+            now,
             channel=INBOUND_CHANNEL,
+            platform=PLATFORM,
+            key=dedupe_key(body),
             recipient=str(body.get("senderStaffId") or body.get("senderId") or ""),
-            body=message_text(body),
-            payload={"audience": "internal", "callback": dict(body)},
-            destination=INBOUND_CHANNEL,
-            dedupe_key=f"inbound:{PLATFORM}:{dedupe_key(body)}"[:200],
-            next_attempt_at=now + INBOUND_GRACE,
-            claimed_by=self._core.worker_id,
-            created_at=now,
+            text=message_text(body),
+            payload={"callback": dict(body)},
         )
 
     async def accept(self, body: Mapping[str, Any], extra: ExtraRows = ()) -> int | None:

@@ -28,23 +28,21 @@ import aiohttp
 from bot.channels.feishu.api import FeishuApi, FeishuError
 from bot.channels.feishu.parse import PLATFORM, ParseError, envelope, parse_event, with_sender, without_mention
 from bot.channels.feishu.sender import CHANNEL
-from bot.chat.messages import INBOUND_KIND, IncomingMessage
+from bot.chat.messages import IncomingMessage
 from bot.dispatcher import Dispatcher
 from bot.intake import (
-    INBOUND_GRACE,
     INBOUND_MAX_ATTEMPTS,
     BatchWork,
     GroupCommit,
     Processed,
+    chat_replies,
     dispatch_stored,
-    enqueue_replies,
-    given_up,
-    reply_rows,
+    process_alone,
+    work_row,
 )
 from bot.outbox import Outbox, SendError
 from bot.services import people
 from bot.services.context import Core
-from storage import repo
 from storage.models import Notice
 
 log = logging.getLogger(__name__)
@@ -83,26 +81,11 @@ class InboundSender:
             msg = with_sender(msg, msg.sender_id, text=text)
         msg = await self._registered(msg)
         replies, failure = await dispatch_stored(self._dispatcher, msg, notice)
-        kind = "group" if msg.chat_type == "group" else "user"
-        rows = reply_rows(
-            self._core,
-            channel=CHANNEL,
-            msg=msg,
-            replies=replies,
-            recipient=msg.sender_id,
-            destination=f"{PLATFORM}:{kind}:{msg.chat_id}",
-        )
-        return Processed(rows, failure)
+        return chat_replies(self._core, channel=CHANNEL, platform=PLATFORM, msg=msg, replies=replies, failure=failure)
 
     async def send(self, notice: Notice) -> str | None:
         """The outbox's path (rows left by a dead process): process, then queue the replies."""
-        done = await self.process(notice)
-        try:
-            await enqueue_replies(self._core, done.rows)
-        except repo.Conflict:
-            log.info("replies to Feishu row %s were queued by an earlier attempt", notice.id)
-        if done.failure is not None:
-            raise given_up(done.failure) from done.failure
+        await process_alone(self._core, self.process, notice)
         return None
 
     async def _registered(self, msg: IncomingMessage) -> IncomingMessage:
@@ -126,17 +109,15 @@ class Inbound:
         self.intake.start()
 
     def _row(self, body: Mapping[str, Any], msg: IncomingMessage, now: datetime) -> Notice:
-        return Notice(
-            kind=INBOUND_KIND,
+        return work_row(
+            self._core,
+            now,
             channel=INBOUND_CHANNEL,
+            platform=PLATFORM,
+            key=envelope(body).dedupe_key,
             recipient=msg.sender_id,
-            body=msg.text,
-            payload={"audience": "internal", "event": dict(body)},
-            destination=INBOUND_CHANNEL,
-            dedupe_key=f"inbound:{PLATFORM}:{envelope(body).dedupe_key}"[:200],
-            next_attempt_at=now + INBOUND_GRACE,
-            claimed_by=self._core.worker_id,
-            created_at=now,
+            text=msg.text,
+            payload={"event": dict(body)},
         )
 
     async def receive(self, body: Mapping[str, Any]) -> bool:

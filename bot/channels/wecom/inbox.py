@@ -35,18 +35,17 @@ from typing import Any, Literal
 
 from bot.channels.wecom.parse import Inbound
 from bot.channels.wecom.sender import AIBOT_CHANNEL, APP_CHANNEL, update_card_notice
-from bot.chat.messages import INBOUND_KIND, IncomingMessage, Reply
+from bot.chat.messages import IncomingMessage, Reply
 from bot.dispatcher import Dispatcher
 from bot.intake import (
-    INBOUND_GRACE,
     INBOUND_MAX_ATTEMPTS,
     BatchWork,
     GroupCommit,
     Processed,
     dispatch_stored,
-    enqueue_replies,
-    given_up,
+    process_alone,
     reply_rows,
+    work_row,
 )
 from bot.services.context import Core
 from storage import repo
@@ -108,22 +107,15 @@ class WeComInbox:
 
     def _row(self, inbound: Inbound, source: Source, now: datetime) -> Notice:
         msg = inbound.msg
-        return Notice(
-            kind=INBOUND_KIND,
+        return work_row(
+            self.core,
+            now,
             channel=INBOX_CHANNEL,
+            platform="wecom",
+            key=inbound.dedupe_key,
             recipient=msg.sender_id,
-            body=msg.text,
-            payload={
-                "audience": "internal",
-                "source": source,
-                "msg": _message_to_payload(msg),
-                "card": dict(inbound.card),
-            },
-            destination=INBOX_CHANNEL,
-            dedupe_key=f"inbound:wecom:{inbound.dedupe_key}"[:200],
-            next_attempt_at=now + INBOUND_GRACE,
-            claimed_by=self.core.worker_id,
-            created_at=now,
+            text=msg.text,
+            payload={"source": source, "msg": _message_to_payload(msg), "card": dict(inbound.card)},
         )
 
     async def accept(self, inbound: Inbound, *, source: Source) -> int | None:
@@ -200,13 +192,7 @@ class WeComInbox:
     async def handle(self, row: Notice) -> None:
         """Process one stored message on its own (a retry, or one the outbox took over) and queue
         its replies; a failure on the last try is raised once the apology is queued."""
-        done = await self.process(row)
-        try:
-            await enqueue_replies(self.core, done.rows)
-        except repo.Conflict:
-            log.warning("replies to WeCom message %s were already queued (reprocessed after a crash)", row.id)
-        if done.failure is not None:
-            raise given_up(done.failure) from done.failure
+        await process_alone(self.core, self.process, row)
 
 
 class InboxSender:
