@@ -207,3 +207,23 @@ async def test_self_policy_records_other_with_the_words_when_nothing_fits(
     assert (body["exit"]["reason"], body["exit"]["detail"]) == ("其他", "家里来客人了")
     assert body["exit"]["operator"] == "candidate"
     assert body["candidate"]["pipeline_status"] == "需要重新面试"
+
+
+async def test_a_request_for_an_interview_without_hr_owner_goes_to_the_managers_at_once(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
+    client = await make_client()
+    app = client.server.app
+    assert app is not None
+    app[CORE].staff_channels.add("wecom")
+    await started_interview(client, clock, hr=None)  # the platform named no HR owner
+    await add_person(app, "boss", "陈经理", "manager")
+    payload = event(
+        "interview.help_requested", data={"reason": "网络卡顿", "wants_exit": True}, occurred_at=clock.now(), hr=None
+    )
+    assert (await post_event(client, clock, payload)).status == 200
+    prompts = await staff_notices(app, "help_requested")
+    assert [n.recipient for n in prompts] == ["boss"]  # nobody waits for a reminder that cannot come
+    assert "确认终止" in prompts[0].body
+    assert "已按候选人请求终止" in await ChatUser(app, "boss").says("确认终止")
+    assert (await detail(client))["status"] == "terminated"

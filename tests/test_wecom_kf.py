@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from bot.clock import FrozenClock
 from bot.delivery import SendProblem, problem_of
 from bot.keys import CORE, OUTBOX
-from storage.models import Candidate, KfConversation, KfCursor, Notice, NoticeAttempt, Todo
+from storage.models import AuditEvent, Candidate, KfConversation, KfCursor, Notice, NoticeAttempt, Todo
 from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, admin_headers, eventually, started_interview
 from tests.fakes.smtp import SmtpServer
@@ -79,6 +79,31 @@ async def test_candidate_links_by_mobile_and_asks_for_help(
     assert any("摄像头打不开" in t.title for t in todos)
     sends = fake_wecom.sent("kf/send_msg")
     assert all(m["touser"] == USER and m["open_kfid"] == KF for m in sends)
+
+
+async def test_help_reply_says_who_was_reached(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    """No HR owner: the managers are told, and the candidate is told so; with no manager either,
+    the candidate is not told that anybody was."""
+    client = await make_client(**wecom_settings(fake_wecom, wecom_kf_enabled=True))
+    app = client.server.app
+    assert app is not None
+    await started_interview(client, clock, hr=None)
+    await customer_writes(client, clock, fake_wecom, "13800001234", "求助:摄像头打不开")
+    nobody = (await wait_replies(fake_wecom, 2))[1]
+    assert "没有可以联系的负责人" in nobody and "已通知" not in nobody
+    async with app[CORE].sessions() as session:
+        audited = (await session.exec(select(AuditEvent).where(AuditEvent.action == "help.unassigned"))).all()
+    assert len(audited) == 1
+
+    await add_person(app, "boss", "陈经理", "manager")
+    await customer_writes(client, clock, fake_wecom, "求助:麦克风没有声音")
+    told = (await wait_replies(fake_wecom, 3))[2]
+    assert "已通知招聘负责人" in told and "HR" not in told
+    async with app[CORE].sessions() as session:
+        prompts = (await session.exec(select(Notice).where(Notice.kind == "help_requested"))).all()
+    assert [n.recipient for n in prompts] == ["boss"] and "麦克风没有声音" in prompts[0].body
 
 
 async def test_redelivered_event_and_paged_sync_handle_each_message_once(

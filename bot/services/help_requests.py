@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -26,6 +26,9 @@ from storage import repo
 from storage.models import ActionState, Candidate, Interview, PendingAction, ReasonCode, Role, Todo
 
 log = logging.getLogger(__name__)
+
+# Who a candidate's 求助 reached (``open_help_request``); the kf answer says which.
+HelpReached = Literal["hr", "managers", "self", "nobody"]
 
 HELP_ACTION = "help_request"
 EXIT_ACTION = "candidate_exit"
@@ -85,8 +88,11 @@ async def open_help_request(
     reason: str,
     wants_exit: bool,
     now: datetime,
-) -> None:
-    """Called inside the platform event's transaction."""
+) -> HelpReached:
+    """Called inside the platform event's (or the kf message's) transaction. Who was reached:
+    the HR owner; the managers and admins at once when the interview has no HR owner (so the
+    request is never left with nobody); "self" when the candidate's wish to stop is granted by
+    policy; "nobody" when there is no one to ask at all (audited, and said so to the candidate)."""
     policy = core.settings.candidate_exit_policy
     params: dict[str, Any] = {
         "key": event_id,
@@ -107,13 +113,25 @@ async def open_help_request(
                 expires_at=now + LIFETIME,
             )
         )
-        return
+        return "self"
     hr = interview.hr_key
     want = "希望结束面试" if wants_exit else "请求协助"
+    reached: HelpReached = "nobody"
     if hr:
         title = f"候选人{candidate.name}{want}:{reason or '未说明原因'}"
         session.add(Todo(assignee=hr, interview_id=interview.id, title=title[:200], created_at=now))
         _ask(session, core, person_key=hr, params=params, now=now, escalated=False)
+        reached = "hr"
+    else:
+        managers = [p.key for p in await repo.list_people(session) if p.role in (Role.manager.value, Role.admin.value)]
+        for manager in managers:
+            _ask(session, core, person_key=manager, params=params, now=now, escalated=True)
+        if managers:
+            reached = "managers"
+        else:
+            log.warning("help request %s reached nobody: no HR owner, no manager or admin", event_id)
+        action = "help.escalated" if managers else "help.unassigned"
+        repo.audit(session, at=now, actor="system", action=action, detail={"key": event_id, "to": managers})
     if wants_exit and policy == "deny":
         await notices.notify_candidate(
             session,
@@ -125,6 +143,7 @@ async def open_help_request(
             context={},
             dedupe_key=f"help_contact_hr:{event_id}",
         )
+    return reached
 
 
 async def close_siblings(core: Core, key: str, *, state: ActionState) -> int:

@@ -190,7 +190,7 @@ class WeComKf:
         interview = await repo.latest_interview_of(session, candidate_id=candidate.id)
         ctx = self._status_ctx(candidate, interview)
         if "求助" in text and interview is not None and interview.status in OPEN_INTERVIEW_STATUSES:
-            await help_requests.open_help_request(
+            ctx["reached"] = await help_requests.open_help_request(
                 session,
                 self.core,
                 interview=interview,
