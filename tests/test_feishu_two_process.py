@@ -35,7 +35,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 BEFORE, AFTER = 12, 8  # messages before and after the holder dies
-TAKEOVER_SECONDS = 60
+# A short lease (BOT_LEASE_SECONDS; 30 s by default): the takeover waits for the dead holder's
+# lease to expire, then for the standby's next try (every third of the lease).
+LEASE_SECONDS = 6
+TAKEOVER_SECONDS = 30
 
 
 @pytest.fixture
@@ -68,7 +71,7 @@ def start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-@pytest.mark.timeout(180)  # the takeover waits for the dead holder's lease to expire (30 s)
+@pytest.mark.timeout(180)  # the takeover waits for the dead holder's lease to expire
 async def test_two_processes_hold_one_connection_and_process_each_message_once(
     clean_db: str, fake: FakeFeishu, tmp_path: Path
 ) -> None:
@@ -80,6 +83,7 @@ async def test_two_processes_hold_one_connection_and_process_each_message_once(
         FEISHU_APP_SECRET="feishu-app-secret-for-tests",
         FEISHU_API_BASE=fake.base,
         BOT_OUTBOX_POLL_SECONDS="0.2",
+        BOT_LEASE_SECONDS=str(LEASE_SECONDS),
     )
     ports = [free_port(), free_port()]
     logs = [tmp_path / f"bot{n}.log" for n in range(2)]

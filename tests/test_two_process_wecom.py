@@ -32,7 +32,10 @@ pytestmark = pytest.mark.skipif(
     reason="needs PostgreSQL shared by two processes (set BOT_TEST_DATABASE_URL=postgresql+asyncpg://…)",
 )
 
-TAKEOVER_LIMIT = 60.0  # lease 30 s + renewals every 10 s, well inside a minute
+# A short lease (BOT_LEASE_SECONDS; 30 s by default): the takeover waits for the dead holder's
+# lease to expire, then for the standby's next try (every third of the lease).
+LEASE_SECONDS = 6
+TAKEOVER_LIMIT = 30.0
 
 
 async def seed(url: str) -> None:
@@ -86,6 +89,7 @@ async def test_two_processes_hold_one_connection_and_answer_each_message_once(
     base.update(
         BOT_DATABASE_URL=clean_db,
         BOT_OUTBOX_POLL_SECONDS="0.2",
+        BOT_LEASE_SECONDS=str(LEASE_SECONDS),
         WECOM_BOT_ID=BOT_ID,
         WECOM_BOT_SECRET=gateway.secret,
         WECOM_BOT_WS_URL=gateway.url,

@@ -3,7 +3,8 @@
 ``Leased`` runs a coroutine only while this process holds a named lease in the database (the
 ``lease`` table). The holder renews it every ``renew_every`` seconds; the other replicas stand
 by and try as often, and take over once the holder has stopped renewing for ``lease_for`` (it
-died or lost the database). A clean stop releases the lease, so a standby takes over at its next try.
+died or lost the database; BOT_LEASE_SECONDS, 30 by default). A clean stop releases the lease,
+so a standby takes over at its next try.
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ from bot.services.context import Core
 from storage import repo
 
 log = logging.getLogger(__name__)
-
-LEASE_FOR = timedelta(seconds=30)
-RENEW_EVERY = 10.0
 
 
 class LinkState(StrEnum):
@@ -48,11 +46,14 @@ class Leased:
         name: str,
         run: Callable[[], Awaitable[None]],
         *,
-        lease_for: timedelta = LEASE_FOR,
-        renew_every: float = RENEW_EVERY,
+        lease_for: timedelta | None = None,
+        renew_every: float | None = None,
     ) -> None:
+        """By default the lease lasts BOT_LEASE_SECONDS and is renewed every third of that."""
         self._core, self.name, self._run = core, name, run
-        self._lease_for, self._renew_every = lease_for, renew_every
+        seconds = core.settings.lease_seconds
+        self._lease_for = lease_for or timedelta(seconds=seconds)
+        self._renew_every = renew_every if renew_every is not None else seconds / 3
         self.holding = False
         self.finished = False
         self._loop_task: asyncio.Task[None] | None = None
