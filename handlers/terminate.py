@@ -98,16 +98,38 @@ async def _take(ctx: Context, actions: list[str], state: prompts.ActionState) ->
     """Close the asker's newest open prompt of these kinds in this chat, once."""
     action_id = int(ctx.args) if ctx.args.isdigit() else None
     return await prompts.take(
-        ctx.core, requester=ctx.actor, chat_id=ctx.msg.chat_id, actions=actions, state=state, action_id=action_id
+        ctx.core,
+        requester=ctx.actor,
+        chat_id=ctx.msg.chat_id,
+        actions=actions,
+        state=state,
+        action_id=action_id,
+        by=_message_key(ctx),
     )
+
+
+def _message_key(ctx: Context) -> str:
+    return f"{ctx.msg.platform}:{ctx.msg.msg_id}"[:300]
 
 
 @router.command("确认")
 async def confirm(ctx: Context) -> list[Reply]:
     action = await _take(ctx, list(CONFIRMABLE), prompts.ActionState.confirmed)
     if action is None:
-        return [say(ctx, "terminate/nothing_to_confirm")]
+        return await _confirmed_before(ctx)
     return await CONFIRMABLE[action.action](ctx, action)
+
+
+async def _confirmed_before(ctx: Context) -> list[Reply]:
+    """This very 确认 is processed again (its first processing was cut off by a crash): a
+    termination is asked for again (it is guarded: it resumes, or says it is done or under way);
+    any other confirmation is not repeated, and the sender is told to check its result."""
+    earlier = await prompts.closed_by(ctx.core, requester=ctx.actor, by=_message_key(ctx))
+    if earlier is None or earlier.state != prompts.ActionState.confirmed.value:
+        return [say(ctx, "terminate/nothing_to_confirm")]
+    if earlier.action == "terminate":
+        return await CONFIRMABLE["terminate"](ctx, earlier)
+    return [say(ctx, "terminate/confirmed_before", action=earlier.action)]
 
 
 @on_confirm("terminate")

@@ -337,6 +337,9 @@ class PendingAction(SQLModel, table=True):
     created_at: datetime = _dt()
     expires_at: datetime = _dt()
     state: str = Field(default=ActionState.open.value, max_length=16)
+    # The chat message that closed it ("<platform>:<message id>"): the same message processed
+    # again (a retry after a crash) finds what it already did.
+    closed_by: str | None = Field(default=None, max_length=300, index=True)
 
 
 class KfConversation(SQLModel, table=True):

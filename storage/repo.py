@@ -93,6 +93,7 @@ from storage.repos.ops import OutboxCounts, outbox_counts
 from storage.repos.pacing import purge_pace_marks_and_commit, take_pace_slot
 from storage.repos.people import get_person, list_people, people_named
 from storage.repos.prompts import (
+    action_closed_by,
     close_action_and_commit,
     latest_open_action,
     open_actions,
@@ -120,6 +121,7 @@ __all__ = [
     "REASON_OTHER",
     "Conflict",
     "OutboxCounts",
+    "action_closed_by",
     "add_console_login",
     "add_console_session",
     "add_inbound",

@@ -220,6 +220,16 @@ async def test_kill9_during_platform_call_resumes_after_restart(
             return len(outcome_texts()) == 1 and len(smtp.messages) == 1
 
         await until(hr_told, 30, "the HR's outcome message and the candidate's email")
+
+        # The 确认 cut off by the kill is processed again after the restart: its answer is about the
+        # termination (under way or done), not 没有等待你确认的操作.
+        async def confirm_answered() -> bool:
+            return len(dingtalk.session_posts) >= 2
+
+        await until(confirm_answered, 30, "the answer to the 确认 processed again")
+        answers = [json.dumps(p["body"], ensure_ascii=False) for p in dingtalk.session_posts[1:]]
+        assert not any("没有等待你确认" in a for a in answers), answers
+        assert any("终止" in a for a in answers), answers
         text = outcome_texts()[0]
         assert "现已完成" in text and "已终止 张三 的面试" in text and "候选人放弃" in text
         assert all(s["userIds"] == ["hr01"] for s in dingtalk.batch_sends)

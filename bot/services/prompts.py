@@ -104,12 +104,23 @@ async def latest_open(
     return await memo.lookup(key, load, keep=lambda found: found is None)
 
 
-async def close(core: Core, action_id: int | None, state: ActionState = ActionState.answered) -> bool:
-    """Close one prompt; False if someone (or something) closed it first or it expired."""
+async def close(
+    core: Core, action_id: int | None, state: ActionState = ActionState.answered, *, by: str | None = None
+) -> bool:
+    """Close one prompt (``by``: the message that closes it); False if someone (or something)
+    closed it first or it expired."""
     if action_id is None:
         return False
     async with core.sessions() as session:
-        return await repo.close_action_and_commit(session, action_id=action_id, state=state, now=core.clock.now())
+        return await repo.close_action_and_commit(
+            session, action_id=action_id, state=state, now=core.clock.now(), by=by
+        )
+
+
+async def closed_by(core: Core, *, requester: str, by: str) -> PendingAction | None:
+    """The requester's prompt that the message ``by`` closed (it is being processed again)."""
+    async with core.sessions() as session:
+        return await repo.action_closed_by(session, requester=requester, by=by)
 
 
 async def take(
@@ -120,12 +131,14 @@ async def take(
     actions: Sequence[str],
     state: ActionState,
     action_id: int | None = None,
+    by: str | None = None,
 ) -> PendingAction | None:
-    """Close the requester's newest open prompt of these kinds in this chat, once."""
+    """Close the requester's newest open prompt of these kinds in this chat, once (``by``: the
+    message that closes it)."""
     action = await latest_open(core, requester=requester, chat_id=chat_id, actions=actions, action_id=action_id)
     if action is None or action.id is None:
         return None
-    if not await close(core, action.id, state):
+    if not await close(core, action.id, state, by=by):
         return None
     return action
 

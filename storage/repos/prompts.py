@@ -45,8 +45,11 @@ async def open_actions(session: AsyncSession, *, action: str, now: datetime) -> 
     return (await session.exec(stmt.order_by(col(PendingAction.id)))).all()
 
 
-async def close_action_and_commit(session: AsyncSession, *, action_id: int, state: ActionState, now: datetime) -> bool:
-    """open → ``state``, once, and commit. False if it was already closed or expired."""
+async def close_action_and_commit(
+    session: AsyncSession, *, action_id: int, state: ActionState, now: datetime, by: str | None = None
+) -> bool:
+    """open → ``state``, once, and commit (``by``: the message that closed it). False if it was
+    already closed or expired."""
     stmt = (
         update(PendingAction)
         .where(
@@ -54,11 +57,17 @@ async def close_action_and_commit(session: AsyncSession, *, action_id: int, stat
             col(PendingAction.state) == ActionState.open.value,
             col(PendingAction.expires_at) > now,
         )
-        .values(state=str(state))
+        .values(state=str(state), closed_by=by)
     )
     result = await session.exec(stmt)
     await session.commit()
     return bool(result.rowcount == 1)
+
+
+async def action_closed_by(session: AsyncSession, *, requester: str, by: str) -> PendingAction | None:
+    """The requester's prompt that the message ``by`` closed, if any."""
+    stmt = select(PendingAction).where(PendingAction.requester == requester, PendingAction.closed_by == by)
+    return (await session.exec(stmt.order_by(col(PendingAction.id).desc()))).first()
 
 
 async def transition_action_and_commit(
