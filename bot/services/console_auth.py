@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from bot.services import people
 from bot.services.context import Core
-from bot.services.errors import ServiceError
+from bot.services.errors import ServiceError, refusal
 from storage import repo
 from storage.models import Person, Role
 
@@ -122,7 +122,7 @@ async def issue_link(core: Core, *, platform: str, user_id: str, chat: str | Non
     async with core.sessions() as session:
         person = await repo.get_person(session, platform=platform, user_id=user_id)
         if person is None:
-            raise NotRegistered(f"{platform}:{user_id} 还没有登记,不能登录后台")
+            raise NotRegistered(refusal(core, "console_not_registered", person=f"{platform}:{user_id}"))
         repo.add_console_login(
             session, token_hash=_hash(token), person_key=person.key, now=now, expires_at=now + LINK_VALID
         )
@@ -134,16 +134,16 @@ async def issue_link(core: Core, *, platform: str, user_id: str, chat: str | Non
 async def check_link(core: Core, *, token: str) -> LinkRefused | None:
     """Why ``token`` would give no session (without spending it), or None if it still would."""
     if not token or len(token) > 200:
-        return LinkUnknown("登录链接无效")
+        return LinkUnknown(refusal(core, "console_link_unknown"))
     now = core.clock.now()
     async with core.sessions() as session:
         login = await repo.get_console_login(session, token_hash=_hash(token))
     if login is None:
-        return LinkUnknown("登录链接无效")
+        return LinkUnknown(refusal(core, "console_link_unknown"))
     if login.used_at is not None:
-        return LinkUsed("登录链接已使用过")
+        return LinkUsed(refusal(core, "console_link_used"))
     if login.expires_at <= now:
-        return LinkExpired("登录链接已过期")
+        return LinkExpired(refusal(core, "console_link_expired"))
     return None
 
 
@@ -151,31 +151,35 @@ async def sign_in(core: Core, *, token: str) -> tuple[str, ConsoleUser]:
     """Spend ``token`` and open a session: (session id for the cookie, the user). Else LinkRefused."""
     now = core.clock.now()
     if not token or len(token) > 200:
-        raise LinkUnknown("登录链接无效")
+        raise LinkUnknown(refusal(core, "console_link_unknown"))
     digest = _hash(token)
     async with core.sessions() as session:
         login = await repo.get_console_login(session, token_hash=digest)
         if login is None:
-            raise LinkUnknown("登录链接无效")
+            raise LinkUnknown(refusal(core, "console_link_unknown"))
         if not await repo.spend_console_login(session, token_hash=digest, now=now):
             await session.rollback()
             login = await repo.get_console_login(session, token_hash=digest)
             assert login is not None
-            refusal: LinkRefused = LinkUsed("登录链接已使用过") if login.used_at else LinkExpired("登录链接已过期")
+            refused: LinkRefused = (
+                LinkUsed(refusal(core, "console_link_used"))
+                if login.used_at
+                else LinkExpired(refusal(core, "console_link_expired"))
+            )
             repo.audit(
                 session,
                 at=now,
                 actor=login.person_key,
                 action="console.login_refused",
-                detail={"source": "console", "why": refusal.code},
+                detail={"source": "console", "why": refused.code},
             )
             await session.commit()
-            raise refusal
+            raise refused
         platform, _, user_id = login.person_key.partition(":")
         person = await repo.get_person(session, platform=platform, user_id=user_id)
         if person is None:
             await session.commit()  # the link is spent either way
-            raise LinkRefused("该账号已不在登记名单中")
+            raise LinkRefused(refusal(core, "console_not_listed"))
         sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         hours = timedelta(hours=core.settings.console_session_hours)
         repo.add_console_session(

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.services.context import Core
+
+
+def refusal(core: Core, error: str, **context: Any) -> str:
+    """The Chinese text of a refusal (``templates/services/refusals.txt.j2``, branch ``error``)."""
+    return core.templates.render("services/refusals.txt.j2", error=error, **context)
 
 
 class ServiceError(Exception):

@@ -28,7 +28,7 @@ from sqlmodel import col
 from bot.services import notices, people, reminders
 from bot.services.claims import local_text
 from bot.services.context import Core
-from bot.services.errors import ServiceError
+from bot.services.errors import ServiceError, refusal
 from storage import repo
 from storage.models import Candidate, Interview, InterviewStatus, Notice, Pipeline
 
@@ -71,21 +71,21 @@ async def reschedule(
         raise ValueError("new_time must be timezone-aware")
     now = core.clock.now()
     if new_time <= now:
-        raise BadTime("新的面试时间必须晚于现在")
+        raise BadTime(refusal(core, "time_in_past"))
     tz = core.settings.tz
     async with core.sessions() as session:
         interview = await repo.get_interview(session, platform_id=platform_id)
         if interview is None:
-            raise InterviewNotFound(f"找不到面试 {platform_id}")
+            raise InterviewNotFound(refusal(core, "interview_not_found", platform_id=platform_id))
         assert interview.id is not None
         status, previous = interview.status, interview.scheduled_at
         if interview.terminating_by:
             who = await people.display_name(session, interview.terminating_by)
-            raise NotReschedulable(f"{who} 正在终止该面试,请稍后再重新安排")
+            raise NotReschedulable(refusal(core, "reschedule_terminating", who=who))
         if status == InterviewStatus.in_progress.value:
-            raise NotReschedulable("面试正在进行中,不能重新安排;如需重来,请先终止面试(作答会保存)")
+            raise NotReschedulable(refusal(core, "reschedule_in_progress"))
         if status == InterviewStatus.completed.value:
-            raise NotReschedulable("该面试已完成,不能重新安排")
+            raise NotReschedulable(refusal(core, "reschedule_completed"))
         reopened = status == InterviewStatus.terminated.value
         values: dict[str, object] = {"scheduled_at": new_time, "updated_at": now}
         if reopened:
@@ -109,7 +109,7 @@ async def reschedule(
         )
         if (await session.exec(stmt)).rowcount != 1:
             await session.rollback()
-            raise NotReschedulable("该面试的状态刚刚发生变化,请查看后重试")
+            raise NotReschedulable(refusal(core, "reschedule_changed"))
         await session.refresh(interview)
         candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
         assert candidate is not None

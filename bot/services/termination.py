@@ -32,7 +32,7 @@ from bot.platform_client import ALREADY_TERMINATED, PlatformError
 from bot.services import notices, people
 from bot.services.claims import CLAIM_FOR, end_run, owner_gone, run_token
 from bot.services.context import Core
-from bot.services.errors import ServiceError
+from bot.services.errors import ServiceError, refusal
 from bot.services.reasons import match_reason, shown_detail
 from storage import repo
 from storage.models import (
@@ -105,8 +105,8 @@ async def resolve_reason(core: Core, text: str) -> ExitReason:
         reasons = await repo.list_reasons(session)
     reason = match_reason(text, reasons)
     if reason is None:
-        names = "、".join(r.name for r in reasons)
-        raise UnknownReason(f"无法识别的原因「{text}」,可选:{names}", choices=[r.name for r in reasons])
+        names = [r.name for r in reasons]
+        raise UnknownReason(refusal(core, "unknown_reason", text=text, names=names), choices=names)
     return reason
 
 
@@ -116,12 +116,12 @@ async def _refusal_for(core: Core, interview_id: int) -> TerminationError:
         assert interview is not None
         if interview.status == InterviewStatus.terminated.value:
             record = await repo.get_exit(session, interview_id=interview_id)
-            who = await people.display_name(session, record.operator) if record else "他人"
-            return AlreadyTerminated(f"该面试已被 {who} 终止,无需重复操作", exit=record)
+            who = await people.display_name(session, record.operator) if record else ""
+            return AlreadyTerminated(refusal(core, "already_terminated", who=who), exit=record)
         if interview.status == InterviewStatus.completed.value:
-            return AlreadyCompleted("该面试已完成,不能终止")
-        who = await people.display_name(session, interview.terminating_by) or "他人"
-        return TerminationInProgress(f"{who} 正在终止该面试,请稍候查看结果")
+            return AlreadyCompleted(refusal(core, "already_completed"))
+        who = await people.display_name(session, interview.terminating_by)
+        return TerminationInProgress(refusal(core, "terminating", who=who))
 
 
 async def terminate(
@@ -163,7 +163,7 @@ async def _open_job(
     async with core.sessions() as session:
         interview = await repo.get_interview(session, platform_id=platform_id)
         if interview is None:
-            raise InterviewNotFound(f"找不到面试 {platform_id}")
+            raise InterviewNotFound(refusal(core, "interview_not_found", platform_id=platform_id))
         assert interview.id is not None
         interview_id = interview.id
         won = await repo.claim_termination(
@@ -245,7 +245,7 @@ async def _run(core: Core, job_id: int, token: str) -> TerminationResult:
                 try:
                     saved = await core.platform.save_progress(platform_id, idempotency_key=f"save-{job_id}")
                 except PlatformError as exc:
-                    raise SaveFailed(f"{exc.message},未终止面试,请稍后重试") from exc
+                    raise SaveFailed(refusal(core, "save_failed", problem=exc.message)) from exc
             # A platform that has terminated the interview already has nothing left to terminate.
             after = JobState.finishing.value if saved.pop(ALREADY_TERMINATED, False) else JobState.terminating.value
             if core.platform is None:
@@ -271,7 +271,9 @@ async def _run(core: Core, job_id: int, token: str) -> TerminationResult:
                         idempotency_key=f"terminate-{job_id}",
                     )
                 except PlatformError as exc:
-                    raise PlatformTerminateFailed(f"作答已保存,但{exc.message},面试仍在进行,请稍后重试") from exc
+                    raise PlatformTerminateFailed(
+                        refusal(core, "platform_terminate_failed", problem=exc.message)
+                    ) from exc
                 answer.pop(ALREADY_TERMINATED, None)
             await _step(core, job, token, state, JobState.finishing.value, terminate_result=answer)
             state = JobState.finishing.value
@@ -426,7 +428,10 @@ async def _commit(core: Core, job: TerminationJob, reason: ExitReason, token: st
         session.add(record)
         assignee = interview.hr_key or operator
         todo = Todo(
-            assignee=assignee, interview_id=interview_id, title=f"跟进候选人{candidate.name}的面试", created_at=now
+            assignee=assignee,
+            interview_id=interview_id,
+            title=refusal(core, "follow_up_todo", candidate_name=candidate.name),
+            created_at=now,
         )
         session.add(todo)
         notice = await notices.notify_candidate(
