@@ -24,11 +24,19 @@ ConfirmFn = Callable[[Context, PendingAction], Awaitable[list[Reply]]]
 CONFIRMABLE: dict[str, ConfirmFn] = {}
 
 
-def on_confirm(action: str) -> Callable[[ConfirmFn], ConfirmFn]:
-    """Register what 确认 does for an open prompt of kind ``action`` (opened with ``open_action``)."""
+# What the same 确认 does when it is processed again (its first processing was cut off by a
+# crash) for a prompt of that kind it had already closed; kinds without one are not repeated.
+CONFIRMED_AGAIN: dict[str, ConfirmFn] = {}
+
+
+def on_confirm(action: str, *, again: ConfirmFn | None = None) -> Callable[[ConfirmFn], ConfirmFn]:
+    """Register what 确认 does for an open prompt of kind ``action`` (opened with ``open_action``),
+    and ``again``: what the same 确认 does when processed a second time (see ``CONFIRMED_AGAIN``)."""
 
     def register(fn: ConfirmFn) -> ConfirmFn:
         CONFIRMABLE[action] = fn
+        if again is not None:
+            CONFIRMED_AGAIN[action] = again
         return fn
 
     return register

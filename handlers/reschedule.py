@@ -15,6 +15,7 @@ from bot.dispatcher import Context, Router
 from bot.services import interviews, notices, prompts, reasons, scheduling, termination
 from bot.services.dates import Understood, day_text, full_text, understand
 from bot.services.help_requests import HELP_ACTION, close_siblings
+from bot.services.interviews import Candidate, Interview, InterviewStatus
 from bot.services.prompts import PendingAction
 from bot.services.reasons import match_reason
 from handlers.common import close_pending, on_confirm, open_action, picked_interview, resolve_one, say, usage_reply
@@ -140,7 +141,22 @@ async def _prompt(ctx: Context, platform_id: str, when: datetime, help_params: d
     return [Reply(text, kind="confirm", title=LABELS["reply_title"]["reschedule"], buttons=CONFIRM_BUTTONS)]
 
 
-@on_confirm(CONFIRM_ACTION)
+async def _confirmed_again(ctx: Context, action: PendingAction) -> list[Reply]:
+    """The same 确认 processed again after a crash: a reschedule already made is reported, one
+    that never happened is made now; a 求助 answered with a time is not repeated (its result is
+    for the HR to check)."""
+    params = action.params
+    if params.get("help"):
+        return [say(ctx, "terminate/confirmed_before", action=action.action)]
+    when = datetime.fromisoformat(params["at"])
+    found = await interviews.get_with_candidate(ctx.core, params["platform_id"])
+    if found is not None and found[0].scheduled_at == when and found[0].status == InterviewStatus.scheduled.value:
+        interview, candidate = found
+        return [_rescheduled_reply(ctx, interview, candidate, when, reopened=False)]
+    return await _reschedule(ctx, params["platform_id"], when)
+
+
+@on_confirm(CONFIRM_ACTION, again=_confirmed_again)
 async def _confirmed(ctx: Context, action: PendingAction) -> list[Reply]:
     params = action.params
     when = datetime.fromisoformat(params["at"])
@@ -153,14 +169,20 @@ async def _reschedule(ctx: Context, platform_id: str, when: datetime) -> list[Re
     result = await scheduling.reschedule(
         ctx.core, platform_id=platform_id, new_time=when, operator=ctx.actor, source="chat", chat=ctx.chat
     )
+    return [_rescheduled_reply(ctx, result.interview, result.candidate, when, reopened=result.reopened)]
+
+
+def _rescheduled_reply(
+    ctx: Context, interview: Interview, candidate: Candidate, when: datetime, *, reopened: bool
+) -> Reply:
     text = ctx.core.templates.render(
         "chat/rescheduled.txt.j2",
-        position=result.interview.position,
+        position=interview.position,
         start_text=full_text(when, ctx.core.settings.tz),
-        reopened=result.reopened,
-        **notices.notice_outcome(result.candidate, result.interview, ctx.core, reader=ctx.actor),
+        reopened=reopened,
+        **notices.notice_outcome(candidate, interview, ctx.core, reader=ctx.actor),
     )
-    return [Reply(text)]
+    return Reply(text)
 
 
 async def _answer_help(ctx: Context, params: dict[str, object], when: datetime) -> list[Reply]:

@@ -9,6 +9,7 @@ from bot.services.prompts import PendingAction
 from bot.services.reasons import ExitReason, match_reason, shown_detail
 from handlers.common import (
     CONFIRMABLE,
+    CONFIRMED_AGAIN,
     ask_reason,
     names_reason,
     on_confirm,
@@ -127,12 +128,18 @@ async def _confirmed_before(ctx: Context) -> list[Reply]:
     earlier = await prompts.closed_by(ctx.core, requester=ctx.actor, by=_message_key(ctx))
     if earlier is None or earlier.state != prompts.ActionState.confirmed.value:
         return [say(ctx, "terminate/nothing_to_confirm")]
-    if earlier.action == "terminate":
-        return await CONFIRMABLE["terminate"](ctx, earlier)
+    again = CONFIRMED_AGAIN.get(earlier.action)
+    if again is not None:
+        return await again(ctx, earlier)
     return [say(ctx, "terminate/confirmed_before", action=earlier.action)]
 
 
-@on_confirm("terminate")
+async def _terminate_again(ctx: Context, action: PendingAction) -> list[Reply]:
+    """Termination is guarded: asked again, it resumes, or says it is done or under way."""
+    return await _terminate_confirmed(ctx, action)
+
+
+@on_confirm("terminate", again=_terminate_again)
 async def _terminate_confirmed(ctx: Context, action: PendingAction) -> list[Reply]:
     params = action.params
     result = await termination.terminate(
