@@ -412,6 +412,33 @@ class GroupCommit:
                 done.set_result(None)
 
 
+class ChatIntake:
+    """One channel's intake: ``intake`` (a ``GroupCommit``) stores its callbacks, ``work`` (a
+    ``BatchWork``) processes them; started, and closed in the order that loses nothing."""
+
+    def __init__(
+        self, core: Core, platform: str, background: set[asyncio.Task[None]], *, process: ProcessFn, fail: FailFn
+    ) -> None:
+        self.intake = GroupCommit(core, platform, background)
+        self.work = BatchWork(core, background, process=process, fail=fail, name=platform, intake=self.intake)
+        self.intake.start()
+
+    async def store(self, key: str, make_row: RowFactory, extra: ExtraRows = ()) -> int | None:
+        """``GroupCommit.store``: the stored row's id, or None for a redelivery."""
+        return await self.intake.store(key, make_row, extra)
+
+    def submit(self, row_id: int) -> None:
+        self.work.submit(row_id)
+
+    async def close(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
+        """Stop taking rows for processing, then stop storing (callbacks caught in the middle get an
+        error answer and are sent again), then let the batch in flight finish briefly; what is cut
+        off stays in the outbox for a retry."""
+        self.work.stopping()
+        await self.intake.stop()
+        await self.work.close(grace)
+
+
 def reply_rows(
     core: Core,
     *,

@@ -35,9 +35,9 @@ from bot.channels.dingtalk.sender import CHANNEL
 from bot.dispatcher import Dispatcher
 from bot.intake import (
     INBOUND_MAX_ATTEMPTS,
-    BatchWork,
+    SHUTDOWN_GRACE_SECONDS,
+    ChatIntake,
     ExtraRows,
-    GroupCommit,
     Processed,
     chat_replies,
     dispatch_stored,
@@ -51,7 +51,6 @@ from storage.models import Notice
 log = logging.getLogger(__name__)
 
 INBOUND_CHANNEL = "dingtalk_inbound"
-SHUTDOWN_GRACE_SECONDS = 5.0
 
 
 class InboundSender:
@@ -88,11 +87,7 @@ class Inbound:
         self._background = background
         self._tasks: set[asyncio.Task[None]] = set()  # Stream-mode take-ins
         # Stored messages are processed in batches beside the intake (failures go to Outbox.fail).
-        self.intake = GroupCommit(core, PLATFORM, background)
-        self.work = BatchWork(
-            core, background, process=sender.process, fail=outbox.fail, name=PLATFORM, intake=self.intake
-        )
-        self.intake.start()
+        self.intake = ChatIntake(core, PLATFORM, background, process=sender.process, fail=outbox.fail)
 
     def _row(self, body: Mapping[str, Any], now: datetime) -> Notice:
         return work_row(
@@ -122,7 +117,7 @@ class Inbound:
         job_id = await self.accept(body, extra)
         if job_id is None:
             return False
-        self.work.submit(job_id)
+        self.intake.submit(job_id)
         return True
 
     def receive_soon(self, body: Mapping[str, Any]) -> None:
@@ -143,9 +138,7 @@ class Inbound:
                 task.cancel()
             if still:
                 await asyncio.wait(still)
-        self.work.stopping()
-        await self.intake.stop()
-        await self.work.close()
+        await self.intake.close()
 
 
 async def _logged(coro: Coroutine[Any, Any, object]) -> None:

@@ -32,8 +32,7 @@ from bot.chat.messages import IncomingMessage
 from bot.dispatcher import Dispatcher
 from bot.intake import (
     INBOUND_MAX_ATTEMPTS,
-    BatchWork,
-    GroupCommit,
+    ChatIntake,
     Processed,
     chat_replies,
     dispatch_stored,
@@ -102,11 +101,7 @@ class Inbound:
     def __init__(self, core: Core, outbox: Outbox, background: set[asyncio.Task[None]], sender: InboundSender) -> None:
         self._core = core
         self._outbox = outbox
-        self.intake = GroupCommit(core, PLATFORM, background)
-        self.work = BatchWork(
-            core, background, process=sender.process, fail=outbox.fail, name=PLATFORM, intake=self.intake
-        )
-        self.intake.start()
+        self.intake = ChatIntake(core, PLATFORM, background, process=sender.process, fail=outbox.fail)
 
     def _row(self, body: Mapping[str, Any], msg: IncomingMessage, now: datetime) -> Notice:
         return work_row(
@@ -128,11 +123,9 @@ class Inbound:
         job_id = await self.intake.store(key, lambda now: self._row(body, msg, now))
         if job_id is None:
             return False
-        self.work.submit(job_id)
+        self.intake.submit(job_id)
         return True
 
     async def close(self) -> None:
         """Let work in flight finish briefly; what is cut off stays in the outbox for a retry."""
-        self.work.stopping()
-        await self.intake.stop()
-        await self.work.close()
+        await self.intake.close()

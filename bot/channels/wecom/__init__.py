@@ -42,8 +42,6 @@ from storage.models import Notice
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE_SECONDS = 5.0
-
 
 def _secret(value: SecretStr | None) -> str:
     return value.get_secret_value() if value is not None else ""
@@ -182,10 +180,7 @@ class WeComChannel:
         if state.longconn is not None:
             await state.longconn.stop()
         if state.inbox is not None:
-            state.inbox.work.stopping()
-            await state.inbox.stop()
-            # Let in-flight messages finish; anything cut off is finished by the outbox later.
-            await state.inbox.work.close(SHUTDOWN_GRACE_SECONDS)
+            await state.inbox.close()
 
 
 def build_state(app: web.Application, outbox: Outbox) -> WeComState:
@@ -224,7 +219,6 @@ def build_state(app: web.Application, outbox: Outbox) -> WeComState:
             app_replies=app_crypto is not None,
         )
         outbox.register(InboxSender(inbox))
-        inbox.start()
     longconn = None
     if longconn_on and inbox is not None:
         longconn = AiBotLongConn(

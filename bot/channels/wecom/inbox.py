@@ -40,7 +40,7 @@ from bot.dispatcher import Dispatcher
 from bot.intake import (
     INBOUND_MAX_ATTEMPTS,
     BatchWork,
-    GroupCommit,
+    ChatIntake,
     Processed,
     dispatch_stored,
     process_alone,
@@ -102,8 +102,11 @@ class WeComInbox:
         # Whether app messages can be sent (the "wecom" sender exists).
         self.app_replies = app_replies
         # Stored messages are processed in batches beside the intake (failures go to Outbox.fail).
-        self.intake = GroupCommit(core, "wecom", background)
-        self.work = BatchWork(core, background, process=self.process, fail=fail, name="wecom", intake=self.intake)
+        self.intake = ChatIntake(core, "wecom", background, process=self.process, fail=fail)
+
+    @property
+    def work(self) -> BatchWork:
+        return self.intake.work
 
     def _row(self, inbound: Inbound, source: Source, now: datetime) -> Notice:
         msg = inbound.msg
@@ -123,14 +126,12 @@ class WeComInbox:
         or None for a redelivery. Returns only once the claim and the message are committed."""
         return await self.intake.store(inbound.dedupe_key, lambda now: self._row(inbound, source, now))
 
-    def start(self) -> None:
-        self.intake.start()
-
-    async def stop(self) -> None:
-        await self.intake.stop()
-
     def spawn(self, row_id: int) -> None:
-        self.work.submit(row_id)
+        self.intake.submit(row_id)
+
+    async def close(self) -> None:
+        """Let in-flight messages finish briefly; anything cut off is finished by the outbox later."""
+        await self.intake.close()
 
     async def process(self, row: Notice) -> Processed:
         """Dispatch one stored message; its reply rows (not stored), and, for card clicks, the card
