@@ -134,12 +134,7 @@ async def _confirmed_before(ctx: Context) -> list[Reply]:
     return [say(ctx, "terminate/confirmed_before", action=earlier.action)]
 
 
-async def _terminate_again(ctx: Context, action: PendingAction) -> list[Reply]:
-    """Termination is guarded: asked again, it resumes, or says it is done or under way."""
-    return await _terminate_confirmed(ctx, action)
-
-
-@on_confirm("terminate", again=_terminate_again)
+@on_confirm("terminate")
 async def _terminate_confirmed(ctx: Context, action: PendingAction) -> list[Reply]:
     params = action.params
     result = await termination.terminate(
@@ -160,6 +155,10 @@ async def _terminate_confirmed(ctx: Context, action: PendingAction) -> list[Repl
         **notices.notice_outcome(result.candidate, result.interview, ctx.core, reader=ctx.actor),
     )
     return [Reply(text)]
+
+
+# Termination is guarded: asked again by the same 确认, it resumes, or says it is done or under way.
+CONFIRMED_AGAIN["terminate"] = _terminate_confirmed
 
 
 @router.command("取消")
