@@ -1,7 +1,11 @@
-"""From a neutral ``IncomingMessage`` to handler replies: parse, look up the sender, check roles.
+"""From a neutral ``IncomingMessage`` to handler replies: understand, look up the sender, check roles.
 
-Routers (one per feature module in ``handlers/``) register commands; the dispatcher picks
-one by the first word, checks the sender's role, and turns errors into a polite reply.
+Routers (one per feature module in ``handlers/``) register commands, each for one intent kind;
+the dispatcher normalises the text, answers an open prompt (a standalone yes or no, a number, a
+claimed phrase) before anything else, otherwise reads the message's ``Intent``
+(``bot.language.parse``, linked against the interviews the asker may see; the optional language
+model only when the rules place nothing), refuses to act on a guarded intent (a question, a
+negation, a mere mention), checks the sender's role, and turns errors into a polite reply.
 """
 
 from __future__ import annotations
@@ -16,14 +20,16 @@ from typing import Any
 from bot.chat import masking
 from bot.chat.masking import mask_reply
 from bot.chat.messages import IncomingMessage, Reply
-from bot.chat.text import clean_text, is_question
+from bot.language import parse as rules
+from bot.language.intents import PLAIN_KINDS, Guard, Intent, Kind
+from bot.language.normalize import is_question_marks, normalize
 from bot.logs import log_context
-from bot.services import people, prompts
+from bot.services import dates, interviews, people, prompts, reasons
 from bot.services.context import Core
 from bot.services.errors import ServiceError
 from bot.services.people import Person, Role
 from bot.services.prompts import PendingAction
-from templates.labels import LABELS
+from templates.labels import LABELS, label
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,9 @@ APOLOGY = LABELS["chat"]["apology"]
 
 STAFF = frozenset({Role.admin.value, Role.manager.value, Role.hr.value})
 MANAGERS = frozenset({Role.admin.value, Role.manager.value})
+
+# Proposes an intent for a message the rules cannot place (``bot.language.llm``; None when off).
+Proposer = Callable[[Core, str, str, str, Sequence[str]], Awaitable[Intent | None]]
 
 
 @dataclass
@@ -48,6 +57,10 @@ class Context:
     cmd: Command | None = None
     # The arguments as the command's ``parse`` understood them.
     value: Any = None
+    # What the message asks for, as read by the rules (or proposed by the language model).
+    intent: Intent = field(default_factory=lambda: Intent(Kind.unknown))
+    # Lines said before the handler's reply (an earlier question this message replaced).
+    preface: list[str] = field(default_factory=list)
 
     @property
     def actor(self) -> str:
@@ -74,6 +87,8 @@ class Command:
     # answered with the ``bad_args`` template (given usage and example) before the handler runs.
     parse: Callable[[str], Any] | None = None
     bad_args: str = "chat/usage_inline.txt.j2"
+    # The intent this command carries out.
+    kind: Kind = Kind.unknown
 
 
 @dataclass
@@ -84,6 +99,8 @@ class Router:
     answers: dict[str, HandlerFn] = field(default_factory=dict)
     # PendingAction.action -> which worded answers it takes even when they start with a command name.
     claims: dict[str, ClaimFn] = field(default_factory=dict)
+    # PendingAction.action of the confirmation prompts this router opens (answered by yes / no).
+    prompts: set[str] = field(default_factory=set)
 
     def answer(self, action: str, *, claims: ClaimFn | None = None) -> Callable[[HandlerFn], HandlerFn]:
         def register(fn: HandlerFn) -> HandlerFn:
@@ -97,6 +114,7 @@ class Router:
     def command(
         self,
         *names: str,
+        kind: Kind,
         roles: frozenset[str] = STAFF,
         usage: str = "",
         example: str = "",
@@ -104,28 +122,38 @@ class Router:
         bad_args: str = "chat/usage_inline.txt.j2",
     ) -> Callable[[HandlerFn], HandlerFn]:
         def register(fn: HandlerFn) -> HandlerFn:
-            usage_ = usage or LABELS["command_usage"].get(names[0], names[0])
-            example_ = example or LABELS["command_example"].get(names[0], names[0])
-            self.commands.append(Command(names, fn, roles, usage_, example_, parse, bad_args))
+            name = names[0] if names else str(kind)
+            usage_ = usage or LABELS["command_usage"].get(name, name)
+            example_ = example or LABELS["command_example"].get(name, name)
+            self.commands.append(Command(names, fn, roles, usage_, example_, parse, bad_args, kind))
             return fn
 
         return register
 
 
 class Dispatcher:
-    def __init__(self, core: Core, routers: Iterable[Router]) -> None:
+    def __init__(self, core: Core, routers: Iterable[Router], *, proposer: Proposer | None = None) -> None:
         self.core = core
         self.commands: dict[str, Command] = {}
+        self.by_kind: dict[Kind, Command] = {}
         self.answers: dict[str, HandlerFn] = {}
         self.claims: dict[str, ClaimFn] = {}
+        self.prompts: set[str] = set()
+        self.proposer = proposer
         for router in routers:
             self.answers.update(router.answers)
             self.claims.update(router.claims)
+            self.prompts |= router.prompts
             for cmd in router.commands:
+                if cmd.kind in self.by_kind:
+                    raise ValueError(f"intent {cmd.kind} handled twice")
+                self.by_kind[cmd.kind] = cmd
                 for name in cmd.names:
                     if name in self.commands:
                         raise ValueError(f"command {name!r} registered twice")
                     self.commands[name] = cmd
+        # The documented first words, for the parser (终止面试 → terminate).
+        self.words: dict[str, Kind] = {name: cmd.kind for name, cmd in self.commands.items()}
 
     def names_for(self, person: Person | None) -> list[str]:
         """Every name (and alias) of the commands ``person`` may use."""
@@ -134,33 +162,28 @@ class Dispatcher:
     def visible_commands(self, person: Person | None) -> Sequence[Command]:
         seen: list[Command] = []
         for cmd in self.commands.values():
-            if cmd not in seen and person is not None and person.role in cmd.roles:
+            if cmd not in seen and cmd.names and person is not None and person.role in cmd.roles:
                 seen.append(cmd)
         return seen
 
-    def _match(self, text: str) -> tuple[Command | None, str, str]:
-        word, _, rest = text.partition(" ")
-        if word.lower() in self.commands:
-            return self.commands[word.lower()], word.lower(), rest.strip()
-        # Commands typed without a space: "终止面试张三"
-        for name in sorted(self.commands, key=len, reverse=True):
-            if text.startswith(name):
-                return self.commands[name], name, text[len(name) :].strip()
-        return None, word, rest
+    async def understand(self, text: str, person: Person | None, actor: str) -> Intent:
+        """The intent of a normalised ``text`` from ``person``, linked against what they may see."""
+        if not text:
+            return Intent(Kind.unknown)
+        first = text.partition(" ")[0]
+        kind = self.words.get(first)
+        known: Sequence[rules.Known] = ()
+        if kind not in PLAIN_KINDS:
+            scope = None if person is not None and person.role in MANAGERS else actor
+            rows = await interviews.known_names(self.core, hr_key=scope)
+            known = [rules.Known(*row) for row in rows]
+        offered = await reasons.active(self.core)
 
-    async def _answers_pending(self, ctx: Context, pending: PendingAction, text: str) -> bool:
-        """An open question's answer is matched before command names: a number, or words its
-        handler claims (a reason named 完成度低 is not the command 完成). A message whose first
-        word is a command (取消, 确认, 查看 张三) stays that command."""
-        if text.partition(" ")[0].lower() in self.commands:
-            return False
-        if text.isdigit():
-            return True
-        claims = self.claims.get(pending.action)
-        if claims is None:
-            return False
-        probe = Context(core=self.core, msg=ctx.msg, person=ctx.person, args=text, dispatcher=self, pending=pending)
-        return await claims(probe)
+        def reason_of(words: str) -> str | None:
+            found = reasons.match_reason(words, offered)
+            return found.code if found is not None else None
+
+        return rules.parse(text, commands=self.words, known=known, reason_of=reason_of, locate_time=dates.locate)
 
     async def handle(self, msg: IncomingMessage, *, final: bool = True) -> list[Reply]:
         """The replies to ``msg``. With ``final=False`` (a try that will be retried) a handler error
@@ -175,50 +198,53 @@ class Dispatcher:
             return [mask_reply(r, known) for r in replies]
 
     async def _handle(self, msg: IncomingMessage, *, final: bool) -> list[Reply]:
-        text = clean_text(msg.text)
-        if not text and is_question(msg.text):
-            text = "帮助"  # a lone ? or ？ asks for help
+        text = normalize(msg.text)
+        if is_question_marks(msg.text):
+            text = self.by_kind[Kind.help].names[0]  # a lone ? or ？ asks for help
         if not text:
             return []
         person = await people.get(self.core, platform=msg.platform, user_id=msg.sender_id)
-        pending = None
-        if person is not None and person.role in STAFF:
-            pending = await prompts.latest_open(
-                self.core, requester=msg.sender_key, chat_id=msg.chat_id, actions=list(self.answers)
-            )
-        ctx = Context(core=self.core, msg=msg, person=person, dispatcher=self)
-        cmd, word, args = self._match(text)
-        if cmd is not None and pending is not None and await self._answers_pending(ctx, pending, text):
-            cmd = None
-        handler: HandlerFn | None = cmd.handler if cmd else None
+        ctx = Context(core=self.core, msg=msg, person=person, dispatcher=self, args=text)
         render = self.core.templates.render
         if person is None:
             # Not registered: say so, with the id the admin needs to register them.
-            ctx.command, ctx.args = (word if cmd else "(unknown)"), args
+            ctx.command = text.partition(" ")[0] if text.partition(" ")[0] in self.commands else "(unknown)"
             await self._refuse(ctx)
             return [Reply(render("chat/not_registered.txt.j2", platform=msg.platform, user_id=msg.sender_id))]
-        if cmd is None and pending is not None:
-            handler, ctx.pending, ctx.command, ctx.args = self.answers[pending.action], pending, "(answer)", text
-        elif cmd is None:
-            # Hints name only commands the asker may use.
-            close = difflib.get_close_matches(word, self.names_for(person), n=1, cutoff=0.3)
-            return [Reply(render("chat/unknown_command.txt.j2", word=word, hint=close[0] if close else ""))]
-        else:
-            ctx.command, ctx.args, ctx.cmd = word, args, cmd
+        pending = None
+        if person.role in STAFF:
+            pending = await prompts.latest_open(
+                self.core,
+                requester=msg.sender_key,
+                chat_id=msg.chat_id,
+                actions=[*self.answers, *sorted(self.prompts)],
+            )
+        routed = await self._route(ctx, text, pending)
+        if routed is None:
+            return await self._not_understood(ctx, text, pending)
+        handler, cmd = routed
+        if cmd is not None:
+            ctx.cmd = cmd
+            ctx.command = cmd.names[0] if cmd.names else str(cmd.kind)
             if person.role not in cmd.roles:
                 await self._refuse(ctx)
                 return [Reply(render("chat/no_permission.txt.j2"))]
             if cmd.parse is not None:
-                ctx.value = cmd.parse(args)
+                ctx.value = cmd.parse(ctx.args)
                 if ctx.value is None:
                     return [Reply(render(cmd.bad_args, usage=cmd.usage, example=cmd.example))]
-        assert handler is not None
         started = time.perf_counter()
         try:
-            return await handler(ctx)
+            replies = await handler(ctx)
+            if ctx.preface and replies:
+                first = replies[0]
+                replies[0] = Reply(
+                    "\n".join([*ctx.preface, first.text]), kind=first.kind, title=first.title, buttons=first.buttons
+                )
+            return replies
         except ServiceError as exc:
             # A refusal, not a failure: its message is the reply (one place for every handler).
-            return [Reply(exc.message)]
+            return [Reply("\n".join([*ctx.preface, exc.message]))]
         except Exception:
             if not final:
                 log.warning("handler for %r failed (message %s); it will be retried", ctx.command, msg.msg_id)
@@ -226,8 +252,110 @@ class Dispatcher:
             log.exception("handler for %r failed (message %s)", ctx.command, msg.msg_id)
             return self.apology()
         finally:
-            name = ctx.cmd.names[0] if ctx.cmd else ctx.command  # one series per command, aliases together
+            name = ctx.cmd.names[0] if ctx.cmd and ctx.cmd.names else ctx.command
             self.core.metrics.command_seconds.labels(command=name).observe(time.perf_counter() - started)
+
+    async def _route(
+        self, ctx: Context, text: str, pending: PendingAction | None
+    ) -> tuple[HandlerFn, Command | None] | None:
+        """Which handler takes this message (and the command it runs, if any); None: nothing fits."""
+        # 1. An open confirmation prompt: a standalone yes or no (never a sentence that merely starts with 确认).
+        if pending is not None and pending.action in self.prompts:
+            yes = rules.answer(text, pending.action)
+            if yes is not None:
+                cmd = self.by_kind[Kind.confirm if yes else Kind.cancel]
+                ctx.args, ctx.intent = "", Intent(cmd.kind)
+                return cmd.handler, cmd
+        # 2. An open numbered question: a number, or words its handler claims.
+        if pending is not None and pending.action in self.answers:
+            number = rules.pick_number(text)
+            probe = Context(core=self.core, msg=ctx.msg, person=ctx.person, args=text, dispatcher=self, pending=pending)
+            claims = self.claims.get(pending.action)
+            if number is not None or (claims is not None and await claims(probe)):
+                ctx.pending, ctx.command = pending, "(answer)"
+                ctx.args = str(number) if number is not None else text
+                return self.answers[pending.action], None
+        # 3. What the message asks for.
+        intent = await self.understand(text, ctx.person, ctx.actor)
+        if intent.kind == Kind.unknown and pending is None and self.proposer is not None:
+            names = [ref.text for ref in intent.refs]
+            proposed = await self.proposer(self.core, text, ctx.actor, ctx.chat, names)
+            if proposed is not None:
+                intent = proposed
+        ctx.intent = intent
+        if intent.kind == Kind.unknown or (pending is not None and intent.sure < 0.7 and not intent.is_action):
+            if pending is not None and pending.action in self.answers:
+                # Not a command: the open question's handler re-asks what it was about.
+                ctx.pending, ctx.command, ctx.args = pending, "(answer)", text
+                return self.answers[pending.action], None
+            return None
+        if intent.guard is not None and (
+            intent.is_action or (intent.kind == Kind.show and intent.guard == Guard.mention)
+        ):
+            return await self._guarded(ctx, intent, pending)
+        found = self.by_kind.get(intent.kind)
+        if found is None:
+            return None
+        ctx.args = intent.args
+        if pending is not None and intent.is_action:
+            # A new request replaces the question or prompt left open (and the reply says so).
+            if await prompts.close(self.core, pending.id, prompts.ActionState.cancelled):
+                what = await self.describe(pending)
+                ctx.preface.append(self.core.templates.render("chat/language/replaced.txt.j2", what=what))
+        return found.handler, found
+
+    async def _guarded(
+        self, ctx: Context, intent: Intent, pending: PendingAction | None
+    ) -> tuple[HandlerFn, Command | None]:
+        """A question, a negation or a mention that names an action: nothing is done. A negation of
+        the open prompt's action is a no to it."""
+        if intent.guard == Guard.negation and pending is not None and pending.action in self.prompts:
+            cmd = self.by_kind[Kind.cancel]
+            ctx.args = ""
+            return cmd.handler, cmd
+
+        async def explain(ctx: Context) -> list[Reply]:
+            shown = await self._refs_text(intent)
+            template = f"chat/language/{intent.guard}.txt.j2"
+            name = intent.refs[0].text if intent.refs else ""
+            return [Reply(self.core.templates.render(template, kind=str(intent.kind), who=shown, name=name))]
+
+        return explain, None
+
+    async def _refs_text(self, intent: Intent) -> str:
+        """张三(产品经理,进行中) for the candidates an intent names."""
+        parts = []
+        for ref in intent.refs:
+            found = await interviews.get_many(self.core, ref.platform_ids[:3])
+            if not found:
+                parts.append(ref.text)
+            for interview, candidate in found:
+                status = label(interview.status, "interview_status")
+                parts.append(
+                    f"{candidate.name}({interview.position},{status})" if interview.position else candidate.name
+                )
+        return LABELS["chat"]["list_separator"].join(parts)
+
+    async def describe(self, pending: PendingAction) -> str:
+        """What an open question or prompt is about, in a few words (选择终止原因:李明)."""
+        what = label(pending.action, "pending_action")
+        platform_id = pending.params.get("platform_id")
+        if platform_id:
+            found = await interviews.get_with_candidate(self.core, str(platform_id))
+            if found is not None:
+                return f"{what}:{found[1].name}"
+        return what
+
+    async def _not_understood(self, ctx: Context, text: str, pending: PendingAction | None) -> list[Reply]:
+        render = self.core.templates.render
+        word = text if len(text) <= 20 else text[:20] + "…"
+        if pending is not None:
+            what = await self.describe(pending)
+            is_prompt = pending.action in self.prompts
+            return [Reply(render("chat/language/still_open.txt.j2", word=word, what=what, prompt=is_prompt))]
+        # Hints name only commands the asker may use.
+        close = difflib.get_close_matches(text.partition(" ")[0], self.names_for(ctx.person), n=1, cutoff=0.3)
+        return [Reply(render("chat/unknown_command.txt.j2", word=word, hint=close[0] if close else ""))]
 
     @staticmethod
     def apology() -> list[Reply]:

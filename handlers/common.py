@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.chat.messages import Reply
-from bot.dispatcher import MANAGERS, Context
+from bot.dispatcher import MANAGERS, Context, Router
+from bot.language.intents import CandidateRef, Intent
 from bot.services import interviews, prompts, reasons
 from bot.services.interviews import OPEN, Candidate, Interview
 from bot.services.prompts import PendingAction
@@ -29,11 +30,13 @@ CONFIRMABLE: dict[str, ConfirmFn] = {}
 CONFIRMED_AGAIN: dict[str, ConfirmFn] = {}
 
 
-def on_confirm(action: str, *, again: ConfirmFn | None = None) -> Callable[[ConfirmFn], ConfirmFn]:
+def on_confirm(router: Router, action: str, *, again: ConfirmFn | None = None) -> Callable[[ConfirmFn], ConfirmFn]:
     """Register what 确认 does for an open prompt of kind ``action`` (opened with ``open_action``),
-    and ``again``: what the same 确认 does when processed a second time (see ``CONFIRMED_AGAIN``)."""
+    and ``again``: what the same 确认 does when processed a second time (see ``CONFIRMED_AGAIN``).
+    The router declares the prompt, so the dispatcher reads a standalone yes or no as its answer."""
 
     def register(fn: ConfirmFn) -> ConfirmFn:
+        router.prompts.add(action)
         CONFIRMABLE[action] = fn
         if again is not None:
             CONFIRMED_AGAIN[action] = again
@@ -168,3 +171,55 @@ async def picked_reason(ctx: Context) -> tuple[ExitReason | None, str, list[Repl
 async def names_reason(ctx: Context) -> bool:
     """For ``ask_reason`` questions: the words name an offered reason (so they answer the question)."""
     return match_reason(ctx.args, await reasons.active(ctx.core)) is not None
+
+
+# Every status an interview can be in (a lookup that then says which state it is in).
+ALL_STATUSES = tuple(STATUS_LABELS)
+
+
+def one_at_a_time(ctx: Context, intent: Intent) -> Reply | None:
+    """Two candidates in one request are refused with a clear message, never folded into the
+    first one's 说明."""
+    if len({ref.text for ref in intent.refs}) <= 1:
+        return None
+    names = LIST_SEP.join(ref.text for ref in intent.refs)
+    assert ctx.cmd is not None
+    return say(ctx, "language/one_at_a_time", names=names, example=ctx.cmd.example)
+
+
+async def resolve_ref(
+    ctx: Context,
+    ref: CandidateRef,
+    *,
+    then: str,
+    params: dict[str, Any],
+    statuses: Sequence[str] = OPEN,
+    doing: str,
+) -> tuple[tuple[Interview, Candidate] | None, list[Reply]]:
+    """One interview in ``statuses`` for the candidate ``ref`` names, or replies that say why not:
+    not found (in the asker's scope), found but in another state (which one), or several (a
+    numbered pick routed to the ``then`` answer handler with ``params`` plus the choices)."""
+    if ref.platform_ids:
+        rows = await interviews.get_many(ctx.core, ref.platform_ids)
+    else:
+        rows = list(await find_interviews(ctx, ref.text, ALL_STATUSES))
+    if not rows:
+        return None, [say(ctx, "pick/not_found", query=ref.text, open=tuple(statuses) == OPEN)]
+    # Listed as 终止面试 always listed them: by time, then as they were booked.
+    rows.sort(key=lambda row: (row[0].scheduled_at is None, row[0].scheduled_at or datetime.min, row[0].id or 0))
+    fitting = [(i, c) for i, c in rows if i.status in statuses]
+    if not fitting:
+        states = [
+            {
+                "name": c.name,
+                "position": i.position,
+                "status": STATUS_LABELS.get(i.status, i.status),
+                "when": local(ctx, i.ended_at or i.scheduled_at),
+            }
+            for i, c in rows
+        ]
+        return None, [say(ctx, "pick/wrong_state", states=states, doing=doing)]
+    if len(fitting) == 1:
+        return fitting[0], []
+    await open_action(ctx, then, {**params, "choices": [i.platform_id for i, _ in fitting]})
+    return None, [say(ctx, "pick/choices", query=ref.text, choices=choices(ctx, fitting))]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
+from bot.language.intents import Kind
 from bot.services import console_auth
 from handlers.common import say
 
 router = Router("console")
 
 
-@router.command("后台", "网页后台")
+@router.command("后台", "网页后台", kind=Kind.console)
 async def console_link(ctx: Context) -> list[Reply]:
     if ctx.msg.chat_type != "direct":
         return [say(ctx, "console/direct_only")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
+from bot.language.intents import Kind
 from bot.services import notices, prompts, reasons, termination
 from bot.services.help_requests import HELP_ACTION, close_siblings
 from bot.services.prompts import PendingAction
@@ -28,7 +29,7 @@ async def take_help_request(ctx: Context) -> PendingAction | None:
     return action
 
 
-@router.command("确认终止")
+@router.command("确认终止", kind=Kind.confirm_exit)
 async def confirm_exit(ctx: Context) -> list[Reply]:
     """End the interview with the reason the candidate's words name; when they name none, HR picks
     from the numbered list first (the request stays open meanwhile, so 取消 loses nothing)."""
@@ -76,7 +77,7 @@ async def _end(ctx: Context, platform_id: str, reason: ExitReason, words: str) -
     return [Reply(text)]
 
 
-@router.command("协助继续")
+@router.command("协助继续", kind=Kind.assist)
 async def assist(ctx: Context) -> list[Reply]:
     action = await take_help_request(ctx)
     if action is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
+from bot.language.intents import Kind
 from bot.services import people
 from bot.services.people import Role
 from handlers.common import LIST_SEP, say
@@ -15,7 +16,7 @@ ROLE_NAMES = LABELS["role_words"]
 REVOKE_WORDS = LABELS["revoke_words"]
 
 
-@router.command("授权", roles=frozenset({Role.admin.value}))
+@router.command("授权", kind=Kind.authorize, roles=frozenset({Role.admin.value}))
 async def grant(ctx: Context) -> list[Reply]:
     parts = ctx.args.split(" ")
     if len(parts) < 2:

@@ -12,13 +12,26 @@ from typing import Any
 
 from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
+from bot.language.intents import Kind
 from bot.services import interviews, notices, prompts, reasons, scheduling, termination
 from bot.services.dates import Understood, day_text, full_text, understand
 from bot.services.help_requests import HELP_ACTION, close_siblings
 from bot.services.interviews import Candidate, Interview, InterviewStatus
 from bot.services.prompts import PendingAction
-from bot.services.reasons import match_reason
-from handlers.common import close_pending, on_confirm, open_action, picked_interview, resolve_one, say, usage_reply
+from bot.services.reasons import match_reason, shown_detail
+from handlers.common import (
+    ask_reason,
+    close_pending,
+    names_reason,
+    on_confirm,
+    one_at_a_time,
+    open_action,
+    picked_interview,
+    picked_reason,
+    resolve_ref,
+    say,
+    usage_reply,
+)
 from templates.labels import LABELS
 
 router = Router("reschedule")
@@ -30,33 +43,114 @@ HELP_FALLBACK_REASON = "process_change"  # a reason code: admins may rename the 
 # Open prompts: the confirmation (answered by 确认 / 取消) and the question for the hour.
 CONFIRM_ACTION = "reschedule"
 ASK_HOUR = "reschedule.ask_hour"
+# End an interview in progress and book it again: one confirmation, and the reason asked first.
+COMPOUND_ACTION = "terminate_reschedule"
+COMPOUND_REASON = "terminate_reschedule.pick_reason"
 CONFIRM_BUTTONS = ((LABELS["button"]["reschedule"], "确认"), (LABELS["button"]["cancel"], "取消"))
+COMPOUND_BUTTONS = ((LABELS["button"]["terminate_reschedule"], "确认"), (LABELS["button"]["cancel"], "取消"))
 
 
-@router.command("重新安排", "改期")
+@router.command("重新安排", "改期", kind=Kind.reschedule)
 async def ask_reschedule(ctx: Context) -> list[Reply]:
     core = ctx.core
     now = core.clock.now()
+    intent = ctx.intent
     help_request = await prompts.latest_open(core, requester=ctx.actor, chat_id=None, actions=[HELP_ACTION])
-    if not ctx.args:
+    if not intent.refs and not intent.time_text:
         if help_request is not None:  # the 求助 prompt's button: ask for the time
             return [say(ctx, "reschedule/ask_time")]
         return [usage_reply(ctx, inline=True)]
-    if help_request is not None:
-        understood = await understand(ctx.args, now=now, tz=core.settings.tz)
-        if understood is not None:
-            return await _with_time(ctx, str(help_request.params["platform_id"]), understood, help_request.params)
-    who, _, time_text = ctx.args.partition(" ")
-    understood = await understand(time_text, now=now, tz=core.settings.tz) if time_text else None
+    understood = await understand(intent.time_text, now=now, tz=core.settings.tz) if intent.time_text else None
+    if help_request is not None and not intent.refs and understood is not None:
+        return await _with_time(ctx, str(help_request.params["platform_id"]), understood, help_request.params)
+    if not intent.refs:
+        return [usage_reply(ctx, inline=True)]
+    refused = one_at_a_time(ctx, intent)
+    if refused is not None:
+        return [refused]
     if understood is None:
         assert ctx.cmd is not None
-        return [say(ctx, "reschedule/unknown_time", words=time_text, example=ctx.cmd.example)]
-    found, replies = await resolve_one(
-        ctx, who, then="reschedule.pick_interview", params=_time_params(understood), statuses=STATUSES
+        return [say(ctx, "reschedule/unknown_time", words=intent.time_text or intent.words, example=ctx.cmd.example)]
+    params = {**_time_params(understood), "reason_code": intent.reason_code or "", "words": intent.words}
+    found, replies = await resolve_ref(
+        ctx,
+        intent.refs[0],
+        then="reschedule.pick_interview",
+        params=params,
+        statuses=(*STATUSES, InterviewStatus.in_progress.value),
+        doing=LABELS["doing"]["reschedule"],
     )
     if found is None:
         return replies
-    return await _with_time(ctx, found[0].platform_id, understood)
+    interview = found[0]
+    if interview.status == InterviewStatus.in_progress.value:
+        # Still running: ending it first is part of moving it (one prompt names both).
+        return await _compound(ctx, interview.platform_id, understood, intent.reason_code, intent.words)
+    return await _with_time(ctx, interview.platform_id, understood)
+
+
+@router.command(kind=Kind.terminate_reschedule)
+async def ask_terminate_reschedule(ctx: Context) -> list[Reply]:
+    """李明网络不好,改到明天下午三点重新面: end the interview in progress, then book it again."""
+    core = ctx.core
+    intent = ctx.intent
+    refused = one_at_a_time(ctx, intent)
+    if refused is not None:
+        return [refused]
+    understood = (
+        await understand(intent.time_text, now=core.clock.now(), tz=core.settings.tz) if intent.time_text else None
+    )
+    if not intent.refs or understood is None:
+        return [say(ctx, "reschedule/compound_usage", words=intent.time_text)]
+    params = {**_time_params(understood), "reason_code": intent.reason_code or "", "words": intent.words}
+    found, replies = await resolve_ref(
+        ctx,
+        intent.refs[0],
+        then="reschedule.pick_interview",
+        params=params,
+        statuses=(*STATUSES, InterviewStatus.in_progress.value),
+        doing=LABELS["doing"]["reschedule"],
+    )
+    if found is None:
+        return replies
+    if found[0].status != InterviewStatus.in_progress.value:
+        return await _with_time(ctx, found[0].platform_id, understood)
+    return await _compound(ctx, found[0].platform_id, understood, intent.reason_code, intent.words)
+
+
+async def _compound(
+    ctx: Context, platform_id: str, understood: Understood, reason_code: str | None, words: str
+) -> list[Reply]:
+    """A reason (asked for when the words name none), then the one prompt for both steps."""
+    offered = await reasons.active(ctx.core)
+    reason = next((r for r in offered if r.code == reason_code), None) if reason_code else None
+    if reason is None and words:
+        reason = match_reason(words, offered)
+    if reason is None:
+        head = ctx.core.templates.render("chat/reschedule/compound_reason_head.txt.j2", words=words)
+        asked = {"platform_id": platform_id, **_time_params(understood)}
+        return await ask_reason(ctx, then=COMPOUND_REASON, params=asked, head=head, detail=words)
+    if understood.at is None:
+        assert understood.day is not None
+        params: dict[str, Any] = {
+            "platform_id": platform_id,
+            "day": understood.day.isoformat(),
+            "help": None,
+            "compound": {"reason": reason.code, "detail": words},
+        }
+        await open_action(ctx, ASK_HOUR, params)
+        return [say(ctx, "reschedule/ask_hour", day=day_text(understood.day))]
+    return await _prompt(ctx, platform_id, understood.at, None, compound={"reason": reason.code, "detail": words})
+
+
+@router.answer(COMPOUND_REASON, claims=names_reason)
+async def on_compound_reason(ctx: Context) -> list[Reply]:
+    assert ctx.pending is not None
+    reason, detail, replies = await picked_reason(ctx)
+    if reason is None:
+        return replies
+    params = ctx.pending.params
+    return await _compound(ctx, params["platform_id"], _from_params(params), reason.code, detail)
 
 
 def _time_params(understood: Understood) -> dict[str, str]:
@@ -78,7 +172,12 @@ async def on_pick(ctx: Context) -> list[Reply]:
     if platform_id is None:
         return replies
     assert ctx.pending is not None
-    return await _with_time(ctx, platform_id, _from_params(ctx.pending.params))
+    params = ctx.pending.params
+    found = await interviews.get_with_candidate(ctx.core, platform_id)
+    if found is not None and found[0].status == InterviewStatus.in_progress.value:
+        words = str(params.get("words", ""))
+        return await _compound(ctx, platform_id, _from_params(params), params.get("reason_code") or None, words)
+    return await _with_time(ctx, platform_id, _from_params(params))
 
 
 async def _with_time(
@@ -107,11 +206,20 @@ async def on_hour(ctx: Context) -> list[Reply]:
         return [say(ctx, "reschedule/unknown_hour", words=ctx.args, day=day_text(day))]
     if not await close_pending(ctx):
         return [say(ctx, "reschedule/stale")]
-    return await _prompt(ctx, params["platform_id"], understood.at, params.get("help"))
+    return await _prompt(ctx, params["platform_id"], understood.at, params.get("help"), compound=params.get("compound"))
 
 
-async def _prompt(ctx: Context, platform_id: str, when: datetime, help_params: dict[str, Any] | None) -> list[Reply]:
-    """State the time understood in full and ask 确认: the candidate is told once it is done."""
+async def _prompt(
+    ctx: Context,
+    platform_id: str,
+    when: datetime,
+    help_params: dict[str, Any] | None,
+    *,
+    compound: dict[str, str] | None = None,
+) -> list[Reply]:
+    """State the time understood in full and ask 确认: the candidate is told once it is done.
+    With ``compound`` (a reason code and the words typed) the interview in progress is ended
+    first, and the one prompt names both steps."""
     core = ctx.core
     tz = core.settings.tz
     if when <= core.clock.now():
@@ -127,6 +235,8 @@ async def _prompt(ctx: Context, platform_id: str, when: datetime, help_params: d
         interview_id=interview.id,
         detail={"at": when.isoformat(), "help": bool(help_params)},
     )
+    if compound is not None:
+        return await _prompt_compound(ctx, interview, candidate, when, compound, requested)
     params = {"platform_id": platform_id, "at": when.isoformat(), "help": help_params}
     await open_action(ctx, CONFIRM_ACTION, params, audit=requested)
     text = core.templates.render(
@@ -139,6 +249,62 @@ async def _prompt(ctx: Context, platform_id: str, when: datetime, help_params: d
         ttl_minutes=max(1, core.settings.confirm_ttl_seconds // 60),
     )
     return [Reply(text, kind="confirm", title=LABELS["reply_title"]["reschedule"], buttons=CONFIRM_BUTTONS)]
+
+
+async def _prompt_compound(
+    ctx: Context,
+    interview: Interview,
+    candidate: Candidate,
+    when: datetime,
+    compound: dict[str, str],
+    requested: prompts.Audit,
+) -> list[Reply]:
+    core = ctx.core
+    offered = await reasons.active(core)
+    reason = next((r for r in offered if r.code == compound["reason"]), None)
+    if reason is None:  # renamed away while the question waited: ask again
+        return await _compound(ctx, interview.platform_id, Understood(at=when), None, compound.get("detail", ""))
+    detail = compound.get("detail", "")
+    params = {"platform_id": interview.platform_id, "at": when.isoformat(), "reason": reason.code, "detail": detail}
+    requested = prompts.Audit(
+        requested.actor,
+        "terminate_reschedule.requested",
+        chat=requested.chat,
+        interview_id=requested.interview_id,
+        detail={**requested.detail, "reason_code": reason.code, "detail": detail},
+    )
+    await open_action(ctx, COMPOUND_ACTION, params, audit=requested)
+    text = core.templates.render(
+        "chat/confirm_terminate_reschedule.txt.j2",
+        candidate_name=candidate.name,
+        position=interview.position,
+        answered=interview.answered_count,
+        reason=reason.name,
+        detail=shown_detail(detail, name=reason.name, code=reason.code),
+        start_text=full_text(when, core.settings.tz),
+        ttl_minutes=max(1, core.settings.confirm_ttl_seconds // 60),
+    )
+    title = LABELS["reply_title"]["terminate_reschedule"]
+    return [Reply(text, kind="confirm", title=title, buttons=COMPOUND_BUTTONS)]
+
+
+@on_confirm(router, COMPOUND_ACTION)
+async def _compound_confirmed(ctx: Context, action: PendingAction) -> list[Reply]:
+    """End the interview in progress (progress saved, exit record with the reason), then book the
+    new time; a termination already done by an earlier try of this 确认 is not repeated."""
+    params = action.params
+    found = await interviews.get_with_candidate(ctx.core, params["platform_id"])
+    if found is not None and found[0].status == InterviewStatus.in_progress.value:
+        await termination.terminate(
+            ctx.core,
+            platform_id=params["platform_id"],
+            reason_text=params["reason"],
+            operator=ctx.actor,
+            source="chat",
+            detail=params.get("detail", ""),
+            chat=ctx.chat,
+        )
+    return await _reschedule(ctx, params["platform_id"], datetime.fromisoformat(params["at"]))
 
 
 async def _confirmed_again(ctx: Context, action: PendingAction) -> list[Reply]:
@@ -156,7 +322,7 @@ async def _confirmed_again(ctx: Context, action: PendingAction) -> list[Reply]:
     return await _reschedule(ctx, params["platform_id"], when)
 
 
-@on_confirm(CONFIRM_ACTION, again=_confirmed_again)
+@on_confirm(router, CONFIRM_ACTION, again=_confirmed_again)
 async def _confirmed(ctx: Context, action: PendingAction) -> list[Reply]:
     params = action.params
     when = datetime.fromisoformat(params["at"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.chat.messages import Reply
 from bot.dispatcher import MANAGERS, Context, Router
+from bot.language.intents import Kind
 from bot.services import sharing
 from handlers.common import STATUS_LABELS, picked_interview, resolve_one
 
@@ -16,7 +17,7 @@ def two_words(args: str) -> tuple[str, str] | None:
     return (parts[0], parts[1]) if len(parts) == 2 else None
 
 
-@router.command("共享", roles=MANAGERS, parse=two_words)
+@router.command("共享", kind=Kind.share, roles=MANAGERS, parse=two_words)
 async def share(ctx: Context) -> list[Reply]:
     who, colleague = ctx.value
     found, replies = await resolve_one(

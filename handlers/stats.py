@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from bot.chat.messages import Reply
 from bot.dispatcher import MANAGERS, Context, Router
+from bot.language.intents import Kind
 from bot.services.reports import exit_report
 from handlers.common import say
 
@@ -14,7 +15,7 @@ router = Router("stats")
 PERIODS = ("今天", "本周", "本月")
 
 
-@router.command("统计", roles=MANAGERS)
+@router.command("统计", kind=Kind.stats, roles=MANAGERS)
 async def stats(ctx: Context) -> list[Reply]:
     period = ctx.args.split(" ")[0] if ctx.args else PERIODS[0]
     if period not in PERIODS:

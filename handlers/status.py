@@ -5,15 +5,16 @@ from __future__ import annotations
 from bot.chat.messages import Reply
 from bot.delivery import problem_of
 from bot.dispatcher import Context, Router
+from bot.language.intents import Kind
 from bot.services import interviews
 from bot.services.reasons import shown_detail
-from handlers.common import STATUS_LABELS, local, mobile_tail, say, scope_of, usage_reply
+from handlers.common import LIST_SEP, STATUS_LABELS, local, mobile_tail, say, scope_of, usage_reply
 from templates.labels import label
 
 router = Router("status")
 
 
-@router.command("进行中", "正在进行的面试")
+@router.command("进行中", "正在进行的面试", kind=Kind.in_progress)
 async def in_progress(ctx: Context) -> list[Reply]:
     now = ctx.core.clock.now()
     in_progress = (interviews.InterviewStatus.in_progress.value,)
@@ -36,13 +37,21 @@ async def in_progress(ctx: Context) -> list[Reply]:
     return [say(ctx, "status/in_progress", rows=shown)]
 
 
-@router.command("查看")
+@router.command("查看", kind=Kind.show)
 async def show(ctx: Context) -> list[Reply]:
-    query = ctx.args.split(" ")[0] if ctx.args else ""
-    if not query:
+    refs = ctx.intent.refs
+    if not refs:
         return [usage_reply(ctx, inline=True)]
     blocks = []
-    found = await interviews.details(ctx.core, query=query, hr_key=scope_of(ctx), statuses=tuple(STATUS_LABELS))
+    found = []
+    for ref in refs:
+        if ref.platform_ids:
+            found.extend(await interviews.details(ctx.core, platform_ids=ref.platform_ids))
+        else:
+            found.extend(
+                await interviews.details(ctx.core, query=ref.text, hr_key=scope_of(ctx), statuses=tuple(STATUS_LABELS))
+            )
+    query = LIST_SEP.join(ref.text for ref in refs)
     for item in found:
         interview, candidate, record = item.interview, item.candidate, item.exit
         notices = []

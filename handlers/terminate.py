@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
+from bot.language.intents import Kind
 from bot.services import interviews, notices, prompts, reasons, termination
 from bot.services.prompts import PendingAction
 from bot.services.reasons import ExitReason, match_reason, shown_detail
@@ -11,12 +12,14 @@ from handlers.common import (
     CONFIRMABLE,
     CONFIRMED_AGAIN,
     ask_reason,
+    local,
     names_reason,
     on_confirm,
+    one_at_a_time,
     open_action,
     picked_interview,
     picked_reason,
-    resolve_one,
+    resolve_ref,
     say,
     usage_reply,
 )
@@ -27,15 +30,21 @@ router = Router("terminate")
 CONFIRM_BUTTONS = ((LABELS["button"]["terminate"], "确认"), (LABELS["button"]["cancel"], "取消"))
 
 
-@router.command("终止面试", "结束面试", "停止面试", "终止")
+@router.command("终止面试", "结束面试", "停止面试", "终止", kind=Kind.terminate)
 async def ask_terminate(ctx: Context) -> list[Reply]:
-    who, _, reason_text = ctx.args.partition(" ")
-    if not who:
+    intent = ctx.intent
+    if not intent.refs:
         return [usage_reply(ctx)]
-    found, replies = await resolve_one(ctx, who, then="terminate.pick_interview", params={"reason": reason_text})
+    refused = one_at_a_time(ctx, intent)
+    if refused is not None:
+        return [refused]
+    params = {"reason_code": intent.reason_code or "", "words": intent.words}
+    found, replies = await resolve_ref(
+        ctx, intent.refs[0], then="terminate.pick_interview", params=params, doing=LABELS["doing"]["terminate"]
+    )
     if found is None:
         return replies
-    return await _with_interview(ctx, found[0].platform_id, reason_text)
+    return await _with_interview(ctx, found[0].platform_id, intent.reason_code, intent.words)
 
 
 @router.answer("terminate.pick_interview")
@@ -44,16 +53,21 @@ async def on_pick_interview(ctx: Context) -> list[Reply]:
     if platform_id is None:
         return replies
     assert ctx.pending is not None
-    return await _with_interview(ctx, platform_id, ctx.pending.params.get("reason", ""))
+    params = ctx.pending.params
+    words = str(params.get("words", params.get("reason", "")))
+    return await _with_interview(ctx, platform_id, params.get("reason_code") or None, words)
 
 
-async def _with_interview(ctx: Context, platform_id: str, reason_text: str) -> list[Reply]:
-    reason = match_reason(reason_text, await reasons.active(ctx.core)) if reason_text else None
+async def _with_interview(ctx: Context, platform_id: str, reason_code: str | None, words: str) -> list[Reply]:
+    offered = await reasons.active(ctx.core)
+    reason = next((r for r in offered if r.code == reason_code), None) if reason_code else None
+    if reason is None and words:
+        reason = match_reason(words, offered)
     if reason is None:
-        head = ctx.core.templates.render("chat/terminate/reason_head.txt.j2", words=reason_text)
+        head = ctx.core.templates.render("chat/terminate/reason_head.txt.j2", words=words)
         params = {"platform_id": platform_id}
-        return await ask_reason(ctx, then="terminate.pick_reason", params=params, head=head, detail=reason_text)
-    return await _prompt(ctx, platform_id, reason, reason_text)
+        return await ask_reason(ctx, then="terminate.pick_reason", params=params, head=head, detail=words)
+    return await _prompt(ctx, platform_id, reason, words)
 
 
 @router.answer("terminate.pick_reason", claims=names_reason)
@@ -87,6 +101,8 @@ async def _prompt(ctx: Context, platform_id: str, reason: ExitReason, detail: st
         candidate_name=candidate.name,
         position=interview.position,
         answered=interview.answered_count,
+        when=local(ctx, interview.started_at or interview.scheduled_at),
+        started=interview.started_at is not None,
         reason=reason.name,
         outcome=reason.outcome,
         detail=shown_detail(detail, name=reason.name, code=reason.code),
@@ -113,7 +129,7 @@ def _message_key(ctx: Context) -> str:
     return f"{ctx.msg.platform}:{ctx.msg.msg_id}"[:300]
 
 
-@router.command("确认")
+@router.command("确认", kind=Kind.confirm)
 async def confirm(ctx: Context) -> list[Reply]:
     action = await _take(ctx, list(CONFIRMABLE), prompts.ActionState.confirmed)
     if action is None:
@@ -134,7 +150,7 @@ async def _confirmed_before(ctx: Context) -> list[Reply]:
     return [say(ctx, "terminate/confirmed_before", action=earlier.action)]
 
 
-@on_confirm("terminate")
+@on_confirm(router, "terminate")
 async def _terminate_confirmed(ctx: Context, action: PendingAction) -> list[Reply]:
     params = action.params
     result = await termination.terminate(
@@ -161,7 +177,7 @@ async def _terminate_confirmed(ctx: Context, action: PendingAction) -> list[Repl
 CONFIRMED_AGAIN["terminate"] = _terminate_confirmed
 
 
-@router.command("取消")
+@router.command("取消", kind=Kind.cancel)
 async def cancel(ctx: Context) -> list[Reply]:
     dispatcher = ctx.dispatcher
     assert dispatcher is not None

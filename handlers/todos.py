@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
+from bot.language.intents import Kind
 from bot.services import todos
 from bot.services.people import Role
 from bot.services.todos import Interview, Todo
@@ -12,7 +13,7 @@ from handlers.common import local, say
 router = Router("todos")
 
 
-@router.command("待办")
+@router.command("待办", kind=Kind.todos)
 async def my_todos(ctx: Context) -> list[Reply]:
     rows = await todos.open_for(ctx.core, ctx.actor)
     if not rows:
@@ -37,7 +38,7 @@ def todo_number(args: str) -> int | None:
         return None
 
 
-@router.command("完成", parse=todo_number, bad_args="chat/todos/usage.txt.j2")
+@router.command("完成", kind=Kind.todo_done, parse=todo_number, bad_args="chat/todos/usage.txt.j2")
 async def finish(ctx: Context) -> list[Reply]:
     number: int = ctx.value
     is_admin = ctx.person is not None and ctx.person.role == Role.admin.value

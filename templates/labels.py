@@ -175,6 +175,26 @@ LABELS: dict[str, dict[str, str]] = {
     "reply_title": {
         "terminate": "确认终止面试",
         "reschedule": "确认重新安排",
+        "terminate_reschedule": "确认终止并重新安排",
+    },
+    # What a request would do, for "this state cannot be …" (不能终止).
+    "doing": {
+        "terminate": "终止",
+        "reschedule": "改期",
+        "show": "查看",
+    },
+    # What an open question or prompt is about (PendingAction.action), for reminders.
+    "pending_action": {
+        "terminate": "确认终止面试",
+        "reschedule": "确认重新安排",
+        "terminate_reschedule": "确认终止并重新安排",
+        "terminate.pick_interview": "选择要终止的面试",
+        "terminate.pick_reason": "选择终止原因",
+        "reschedule.pick_interview": "选择要改期的面试",
+        "reschedule.ask_hour": "补充改期的具体时间",
+        "terminate_reschedule.pick_reason": "选择终止原因",
+        "help.pick_reason": "选择终止原因",
+        "share.pick_interview": "选择要共享的面试",
     },
     # What an admin may type for a role in 授权 (matched as typed, then lower-cased).
     "role_words": {
@@ -228,6 +248,7 @@ LABELS: dict[str, dict[str, str]] = {
     "button": {
         "terminate": "确认终止",
         "reschedule": "确认改期",
+        "terminate_reschedule": "确认终止并改期",
         "cancel": "取消",
     },
 }

@@ -86,8 +86,9 @@ async def test_unreadable_time_and_refusals(make_client: AppFactory, clock: Froz
     hr = ChatUser(app, "hr01")
     assert "没有看懂时间「随便什么时候」" in await hr.says("重新安排 张三 随便什么时候")
     assert "用法" in await hr.says("重新安排")
-    # In progress: not found among reschedulable interviews.
-    assert "没有找到" in await hr.says("重新安排 张三 明天下午2点")
+    # In progress: moving it means ending it first, so the bot offers both (asking the reason first).
+    offer = await hr.says("重新安排 张三 明天下午2点")
+    assert "正在进行中" in offer and "1. 候选人放弃" in offer and "没有找到" not in offer
     assert (await detail(client))["status"] == "in_progress"
 
 

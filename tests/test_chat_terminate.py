@@ -101,11 +101,21 @@ async def test_unknown_people_are_refused_and_audited(make_client: AppFactory, c
     assert pending == []
 
 
+async def test_a_misspelt_command_word_is_read_by_sound_and_still_asks(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
+    app = await setup(make_client, clock)
+    hr = ChatUser(app, "hr01")
+    # 终址 sounds like 终止: understood, and (no reason given) the reasons are listed; nothing is done.
+    assert "1. 候选人放弃" in await hr.says("终址面试 张三")
+    assert await status_of(app) == "in_progress"
+
+
 async def test_unknown_command_gets_closest_hint(make_client: AppFactory, clock: FrozenClock) -> None:
     app = await setup(make_client, clock)
     hr = ChatUser(app, "hr01")
-    reply = await hr.says("终址面试 张三")
-    assert "终止面试" in reply and "帮助" in reply
+    reply = await hr.says("进形中的")
+    assert "没有看懂" in reply and "进行中" in reply and "帮助" in reply
 
 
 async def test_missing_or_unknown_reason_lists_choices(make_client: AppFactory, clock: FrozenClock) -> None:

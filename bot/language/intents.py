@@ -38,6 +38,25 @@ class Kind(StrEnum):
 ACTIONS = frozenset({Kind.terminate, Kind.reschedule, Kind.terminate_reschedule})
 
 
+# Kinds whose documented command takes plain words (no candidate to link): 授权 hr02 HR 赵先生.
+PLAIN_KINDS = frozenset(
+    {
+        Kind.help,
+        Kind.todos,
+        Kind.todo_done,
+        Kind.in_progress,
+        Kind.stats,
+        Kind.confirm,
+        Kind.cancel,
+        Kind.confirm_exit,
+        Kind.assist,
+        Kind.console,
+        Kind.share,
+        Kind.authorize,
+    }
+)
+
+
 class Guard(StrEnum):
     """Why a message that names an action must not start it."""
 

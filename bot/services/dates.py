@@ -92,3 +92,22 @@ def full_text(when: datetime, tz: ZoneInfo) -> str:
     """``2027-01-05 周二 10:00`` in ``tz``: the time as understood, stated in full."""
     local = when.astimezone(tz)
     return f"{day_text(local.date())} {local:%H:%M}"
+
+
+def locate(text: str) -> tuple[int, int] | None:
+    """The span of the first time phrase in ``text`` (a day, a time of day, or both side by side)."""
+    spans = sorted(
+        (m.start(), m.end())
+        for pattern in (timephrases._DAY, timephrases._TIME)
+        for m in pattern.finditer(text)
+        if m.group(0).strip()
+    )
+    if not spans:
+        return None
+    start, end = spans[0]
+    for s, e in spans[1:]:
+        if s <= end or not re.sub(r"[\s,,的]", "", text[end:s]):
+            end = max(end, e)
+        else:
+            break
+    return start, end

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from bot.services import people
 from bot.services.context import Core
@@ -26,7 +27,9 @@ __all__ = [
     "InterviewDetail",
     "InterviewStatus",
     "details",
+    "get_many",
     "get_with_candidate",
+    "known_names",
     "matching",
 ]
 
@@ -41,6 +44,28 @@ async def matching(
     limited to ``hr_key``'s own and shared ones unless ``hr_key`` is None."""
     async with core.sessions() as session:
         return await repo.open_interviews_matching(session, query=query, hr_key=hr_key, statuses=statuses)
+
+
+# How far back chat text is linked to interviews that have ended (查看, a "wrong state" answer).
+KNOWN_DAYS = 60
+
+
+async def known_names(core: Core, *, hr_key: str | None) -> Sequence[tuple[str, str, str, str]]:
+    """(platform id, candidate name, position, status) of the interviews ``hr_key`` may see (all
+    for None): open ones, and ended ones of the last ``KNOWN_DAYS`` days."""
+    since = core.clock.now() - timedelta(days=KNOWN_DAYS)
+    async with core.sessions() as session:
+        return await repo.names_in_scope(session, hr_key=hr_key, since=since)
+
+
+async def get_many(core: Core, platform_ids: Sequence[str]) -> list[tuple[Interview, Candidate]]:
+    """These interviews with their candidates, in the order given (unknown ids left out)."""
+    out = []
+    for platform_id in platform_ids:
+        found = await get_with_candidate(core, platform_id)
+        if found is not None:
+            out.append(found)
+    return out
 
 
 async def get_with_candidate(core: Core, platform_id: str) -> tuple[Interview, Candidate] | None:
@@ -68,10 +93,30 @@ class InterviewDetail:
     events: list[tuple[AuditEvent, str]] = field(default_factory=list)
 
 
-async def details(core: Core, *, query: str, hr_key: str | None, statuses: Sequence[str]) -> list[InterviewDetail]:
+async def details(
+    core: Core,
+    *,
+    query: str | None = None,
+    hr_key: str | None = None,
+    statuses: Sequence[str] = (),
+    platform_ids: Sequence[str] = (),
+) -> list[InterviewDetail]:
+    """What 查看 shows: of the interviews ``platform_ids`` (already in the asker's scope), or of
+    those whose id or candidate name is ``query`` in ``hr_key``'s scope with these statuses."""
     out: list[InterviewDetail] = []
     async with core.sessions() as session:
-        rows = await repo.open_interviews_matching(session, query=query, hr_key=hr_key, statuses=statuses)
+        if platform_ids:
+            rows = []
+            for platform_id in platform_ids:
+                interview = await repo.get_interview(session, platform_id=platform_id)
+                candidate = (
+                    await repo.get_candidate(session, candidate_id=interview.candidate_id) if interview else None
+                )
+                if interview is not None and candidate is not None:
+                    rows.append((interview, candidate))
+        else:
+            assert query is not None
+            rows = list(await repo.open_interviews_matching(session, query=query, hr_key=hr_key, statuses=statuses))
         for interview, candidate in rows:
             assert interview.id is not None
             detail = InterviewDetail(interview, candidate)

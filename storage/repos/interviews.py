@@ -133,6 +133,23 @@ def _matching_statement(by_query: bool, by_scope: bool) -> Select[Interview, Can
     return stmt
 
 
+async def names_in_scope(
+    session: AsyncSession, *, hr_key: str | None, since: datetime, limit: int = 5000
+) -> Sequence[tuple[str, str, str, str]]:
+    """(platform id, candidate name, position, status) of the interviews ``hr_key`` may see (all
+    for None) that are open or changed since ``since``, newest first: what chat text is linked to."""
+    stmt = (
+        select(Interview.platform_id, Candidate.name, Interview.position, Interview.status)
+        .join(Candidate, col(Candidate.id) == col(Interview.candidate_id))
+        .where(or_(col(Interview.status).in_(OPEN_INTERVIEW_STATUSES), col(Interview.updated_at) >= since))
+        .order_by(col(Interview.updated_at).desc(), col(Interview.id).desc())
+        .limit(limit)
+    )
+    if hr_key is not None:
+        stmt = stmt.where(in_scope_of(hr_key))
+    return [(str(a), str(b), str(c), str(d)) for a, b, c, d in (await session.exec(stmt)).all()]
+
+
 def in_scope_of(hr_key: str) -> ColumnElement[bool]:
     """A WHERE clause on ``Interview``: owned by the HR ``platform:user_id`` or shared with them."""
     platform, _, user_id = hr_key.partition(":")

@@ -1,0 +1,388 @@
+"""The rule parser: a normalised chat text → a typed ``Intent``.
+
+Meaning, not position: the intent's words may stand anywhere in the sentence, the candidate is
+found by linking the text against the names, positions and ids of the interviews the asker may
+see (``Known``), never by cutting words at a fixed place, and the reason comes from the exit
+reasons' names and synonyms anywhere in the message. Safety first: a question, a negation or a
+message that only mentions a candidate carries a ``guard``, and the dispatcher never starts an
+action from a guarded intent. A standalone yes or no to an open prompt is read by ``answer``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from bot.language import lexicon
+from bot.language.intents import PLAIN_KINDS, CandidateRef, Guard, Intent, Kind
+from bot.language.normalize import to_simplified
+
+# Documented words of the commands that take a candidate (their arguments are read by meaning).
+TERMINATE_WORDS = ("终止面试", "结束面试", "停止面试", "终止")
+RESCHEDULE_WORDS = ("重新安排", "改期")
+
+# Punctuation and spaces between the words a person typed.
+_PUNCT = re.compile(r"[\s,,.。、;;::!!~～()（）【】\[\]<>《》\"'“”‘’「」『』/\\|·…-]+")
+_CJK_RUN = re.compile(r"[\u4e00-\u9fff]{2,4}")
+# What is left around a name once verbs are gone: 的面试, 那场, 这位 …
+_FUNCTION_WORDS = re.compile(
+    r"面试|那场|这场|那一场|这一场|那位|这位|同学|候选人|的|把|将|给|让|帮|跟|和|对|原因是|原因|因为|由于|说明|备注|他|她|了"
+    r"|先|吧|一下|下|呢|啊|呀|吗|么|我|你|被|要|想|就|再|还|都|也|得|去|来|场"
+)
+_ASCII_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{1,127}")
+
+
+@dataclass(frozen=True)
+class Known:
+    """One interview the asker may see, for linking: its id, candidate name, position and status."""
+
+    platform_id: str
+    name: str
+    position: str
+    status: str
+
+
+@dataclass
+class _Span:
+    start: int
+    end: int
+
+
+def _mask(text: str, spans: Sequence[tuple[int, int]], fill: str = "□") -> str:
+    chars = list(text)
+    for start, end in spans:
+        for i in range(start, end):
+            chars[i] = fill
+    return "".join(chars)
+
+
+# ---------------------------------------------------------------- linking candidates
+
+
+def _find_all(text: str, needle: str) -> list[tuple[int, int]]:
+    out, i = [], text.find(needle)
+    while needle and i >= 0:
+        out.append((i, i + len(needle)))
+        i = text.find(needle, i + 1)
+    return out
+
+
+def _position_words(position: str) -> list[str]:
+    """产品经理 → 产品经理, 产品; 测试工程师 → 测试工程师, 测试; Java后端工程师 → Java后端, 后端, Java."""
+    words = [position] if position else []
+    core = re.sub(r"(工程师|经理|专员|主管|助理|设计师|实习生|总监|代表)$", "", position)
+    if core and core != position:
+        words.append(core)
+        if re.fullmatch(r"[A-Za-z]+[\u4e00-\u9fff]{2,}", core):
+            words.append(re.sub(r"^[A-Za-z]+", "", core))
+    return [w for w in words if len(w) >= 2]
+
+
+@dataclass
+class _Linked:
+    refs: list[CandidateRef]
+    spans: list[tuple[int, int]]
+
+
+def link(text: str, known: Sequence[Known]) -> _Linked:
+    """The candidates ``text`` names: by interview id, full name (longest first), or a unique
+    prefix of a name (欧阳 for 欧阳明轩); a position beside a shared name picks among them."""
+    spans: list[tuple[int, int]] = []
+    taken = [False] * len(text)
+    by_name: dict[str, list[Known]] = {}
+    for k in known:
+        by_name.setdefault(to_simplified(k.name), []).append(k)
+    found: dict[str, list[Known]] = {}  # name as typed → interviews
+    order: list[str] = []
+
+    def claim(start: int, end: int) -> bool:
+        if any(taken[start:end]):
+            return False
+        for i in range(start, end):
+            taken[i] = True
+        spans.append((start, end))
+        return True
+
+    lowered = text.lower()
+    for k in known:  # ids first: iv-1, 1024
+        pid = k.platform_id.lower()
+        if len(pid) < 3:
+            continue
+        for start, end in _find_all(lowered, pid):
+            before = lowered[start - 1] if start else " "
+            after = lowered[end] if end < len(lowered) else " "
+            if (before.isalnum() and before.isascii()) or (after.isalnum() and after.isascii()):
+                continue
+            if claim(start, end):
+                key = f"#{k.platform_id}"
+                if key not in found:
+                    order.append(key)
+                found.setdefault(key, []).append(k)
+    for name in sorted(by_name, key=len, reverse=True):
+        if len(name) < 2:
+            continue
+        for start, end in _find_all(text, name):
+            if claim(start, end):
+                if name not in found:
+                    order.append(name)
+                    found[name] = list(by_name[name])
+    if not found:  # a unique prefix: 欧阳 → 欧阳明轩, 王芳芳 typed as 王芳? no: only prefixes of 2+ chars
+        for run in _CJK_RUN.finditer(_mask(text, spans)):
+            for size in (3, 2):
+                for i in range(run.start(), run.end() - size + 1):
+                    piece = text[i : i + size]
+                    fits = [n for n in by_name if len(n) > size and n.startswith(piece)]
+                    if len(fits) == 1 and claim(i, i + size):
+                        order.append(piece)
+                        found[piece] = list(by_name[fits[0]])
+    refs = []
+    masked = _mask(text, spans)
+    for typed in order:
+        rows = found[typed]
+        position = ""
+        if len({r.position for r in rows}) > 1:
+            for r in rows:
+                for word in _position_words(r.position):
+                    if word in masked:
+                        position = r.position
+                        for start, end in _find_all(text, word):
+                            if not any(taken[start:end]):
+                                spans.append((start, end))
+                        break
+                if position:
+                    break
+        if position:
+            rows = [r for r in rows if r.position == position]
+        label = rows[0].name if typed.startswith("#") else typed
+        refs.append(CandidateRef(text=label, platform_ids=tuple(r.platform_id for r in rows), position=position))
+    return _Linked(refs, spans)
+
+
+# ---------------------------------------------------------------- near-miss command words
+
+
+@functools.cache
+def _syllable(ch: str) -> str:
+    from pypinyin import Style, lazy_pinyin
+
+    return lazy_pinyin(ch, style=Style.NORMAL)[0]
+
+
+@functools.cache
+def _sound_keys() -> dict[tuple[str, ...], str]:
+    return {tuple(_syllable(c) for c in word): word for word in lexicon.SOUNDS_LIKE}
+
+
+def fix_sounds(text: str, protected: Sequence[tuple[int, int]] = ()) -> str:
+    """中止 → 终止, 终至 → 终止, 安拍 → 安排, 统记 → 统计: two characters that sound like a command word
+    are read as it, outside ``protected`` spans (names are never "corrected")."""
+    keys = _sound_keys()
+    chars = list(text)
+    blocked = [False] * len(text)
+    for start, end in protected:
+        for i in range(start, end):
+            blocked[i] = True
+    i = 0
+    while i < len(chars) - 1:
+        a, b = chars[i], chars[i + 1]
+        if not blocked[i] and not blocked[i + 1] and "\u4e00" <= a <= "\u9fff" and "\u4e00" <= b <= "\u9fff":
+            word = keys.get((_syllable(a), _syllable(b)))
+            if word is not None and a + b != word:
+                chars[i], chars[i + 1] = word[0], word[1]
+                i += 2
+                continue
+        i += 1
+    return "".join(chars)
+
+
+# ---------------------------------------------------------------- standalone answers
+
+
+def _consume(text: str, words: Sequence[str]) -> list[str] | None:
+    """``text`` cut into ``words`` (longest first, left to right), or None when something else is left."""
+    ordered = sorted(set(words), key=len, reverse=True)
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        for w in ordered:
+            if text.startswith(w, i):
+                out.append(w)
+                i += len(w)
+                break
+        else:
+            return None
+    return out
+
+
+_ANSWER_PUNCT = re.compile(r"[\s,,.。、;;!!~～…]+")
+
+
+def answer(text: str, action: str) -> bool | None:
+    """A standalone yes (True) or no (False) to an open prompt of kind ``action``; None when the
+    message is anything else: a question (?), a sentence that merely starts with 确认, a mix."""
+    bare = _ANSWER_PUNCT.sub("", text.lower())
+    if not bare:
+        return None
+    fillers = [f for f in lexicon.FILLERS if f not in ("先",)]
+    yes_words = [*lexicon.YES_WORDS, *lexicon.YES_FOR.get(action, ())]
+    yes = _consume(bare, [*yes_words, *fillers])
+    if yes is not None and any(w in yes_words for w in yes):
+        return True
+    no = _consume(bare, [*lexicon.NO_WORDS, *fillers, "先"])
+    if no is not None and any(w in lexicon.NO_WORDS for w in no):
+        return False
+    return None
+
+
+def pick_number(text: str) -> int | None:
+    """ "2", "第2个", "选 2" → 2."""
+    m = lexicon.NUMBER_PICK.match(_ANSWER_PUNCT.sub("", text))
+    return int(m.group(1)) if m else None
+
+
+# ---------------------------------------------------------------- the parser
+
+
+def _period(text: str) -> str:
+    for pattern, period in lexicon.PERIODS:
+        if pattern.search(text):
+            return period
+    return ""
+
+
+def _leftover_name(text: str) -> str:
+    """Words that may be a name the asker typed but that links to nothing they may see."""
+    rest = _FUNCTION_WORDS.sub(" ", text)
+    for word in sorted(lexicon.FILLERS, key=len, reverse=True):
+        rest = rest.replace(word, " ")
+    runs = [r for r in re.findall(r"[\u4e00-\u9fff]{2,4}", rest)]
+    ids = _ASCII_ID.findall(rest)
+    if ids:
+        return ids[0]
+    return runs[0] if runs else ""
+
+
+def _words_kept(text: str, remove: Sequence[tuple[int, int]], verbs: re.Pattern[str] | None) -> str:
+    """The asker's own words for the exit record: what is left after the name, the time, the
+    command words and the fillers, as typed."""
+    rest = _mask(text, remove, " ")
+    if verbs is not None:
+        rest = verbs.sub(" ", rest)
+    for word in (*TERMINATE_WORDS, *RESCHEDULE_WORDS, "的面试", "面试", "原因是", "原因", "说明", "备注"):
+        rest = rest.replace(word, " ")
+    for word in sorted(lexicon.FILLERS, key=len, reverse=True):
+        if len(word) > 1:
+            rest = rest.replace(word, " ")
+    rest = re.sub(r"(^|\s)(?:把|将|帮|给|让|那场|这场|他|她|的|了|吧|先|因为|由于)+(?=\s|$)", " ", rest)
+    return _PUNCT.sub(" ", rest).strip()
+
+
+def parse(
+    text: str,
+    *,
+    commands: Mapping[str, Kind] | None = None,
+    known: Sequence[Known] = (),
+    reason_of: Callable[[str], str | None] = lambda _: None,
+    locate_time: Callable[[str], tuple[int, int] | None] = lambda _: None,
+) -> Intent:
+    """What ``text`` (already normalised) asks for. ``commands``: the documented command words and
+    their kinds (a first word among them keeps its documented syntax); ``known``: the interviews the asker may see;
+    ``reason_of``: the code of the exit reason some words name; ``locate_time``: the span of a time
+    phrase in the text."""
+    if not text:
+        return Intent(Kind.unknown)
+    first, _, rest = text.partition(" ")
+    plain = (commands or {}).get(first.lower())
+    rest = rest.strip()
+    if plain in (Kind.confirm, Kind.cancel):
+        if not rest or re.fullmatch(r"#?\d{1,12}", rest):
+            return Intent(plain, args=rest.lstrip("#"))
+    elif plain in PLAIN_KINDS:
+        return Intent(plain, args=rest)
+    documented = plain is not None
+
+    linked = link(text, known)
+    fixed = fix_sounds(text, linked.spans)
+    time_span = locate_time(fixed)
+    protected = [*linked.spans, *([time_span] if time_span else [])]
+    masked = _mask(fixed, protected)
+    time_text = fixed[time_span[0] : time_span[1]] if time_span else ""
+
+    sure = 1.0 if documented else 0.8
+    question = bool(lexicon.QUESTION.search(masked))
+    if documented and question:  # 重新安排 张三 随便什么时候: an order whose words ask nothing
+        question = bool(re.search(r"[??]|吗|是不是|要不要|该不该", masked))
+    negated = bool(lexicon.NEGATION.search(masked))
+    has_term = bool(lexicon.TERMINATE.search(masked))
+    has_resched = bool(lexicon.RESCHEDULE.search(masked))
+    quits = bool(lexicon.QUIT_WORDS.search(masked))
+    refs = tuple(linked.refs)
+    if not refs and not negated and (has_term or has_resched or lexicon.SHOW.search(masked)):
+        bare = lexicon.SHOW.sub(" ", lexicon.TERMINATE.sub(" ", lexicon.RESCHEDULE.sub(" ", masked)))
+        guess = _leftover_name(bare.replace("□", " "))
+        if guess and reason_of(guess) is None and not lexicon.QUESTION.search(guess):
+            refs = (CandidateRef(text=guess),)
+    reason_code = reason_of(_mask(fixed, protected, " "))
+    guard: Guard | None = Guard.question if question else Guard.negation if negated else None
+    if negated and not (has_term or has_resched):  # 别停李明的: a "no" to stopping is still about stopping
+        has_term = bool(re.search(r"停|终止|结束|关|中断", masked))
+        has_resched = not has_term
+
+    # How do I …? — never the command itself.
+    if question and re.search(r"怎么|如何|怎样|咋", masked) and not linked.refs:
+        if has_term or has_resched or lexicon.STATS.search(masked) or lexicon.TODOS.search(masked):
+            target = Kind.reschedule if has_resched else Kind.terminate if has_term else Kind.help
+            return Intent(Kind.how_to, args=str(target), guard=Guard.question)
+
+    if has_term and has_resched and refs:
+        kind = Kind.terminate_reschedule
+    elif has_resched and (refs or time_text):
+        kind = Kind.reschedule
+    elif has_term or (quits and refs and re.search(r"结束|停|终止|处理|关", masked)):
+        kind = Kind.terminate
+    else:
+        kind = Kind.unknown
+    if plain in (Kind.terminate, Kind.reschedule) and kind != Kind.terminate_reschedule:
+        kind = plain  # the documented word decides; its handler asks for what is missing
+    if plain == Kind.show:
+        return Intent(Kind.show, refs=refs, sure=sure)
+    if kind in (Kind.terminate, Kind.reschedule, Kind.terminate_reschedule):
+        verbs = lexicon.RESCHEDULE if kind == Kind.reschedule else lexicon.TERMINATE
+        words = _words_kept(fixed, protected, verbs)
+        if kind == Kind.terminate_reschedule:
+            words = _words_kept(fixed, protected, lexicon.TERMINATE)
+            words = lexicon.RESCHEDULE.sub(" ", words).strip()
+        return Intent(
+            kind,
+            refs=refs,
+            reason_code=reason_code,
+            words=words,
+            time_text=time_text,
+            guard=guard,
+            sure=sure,
+        )
+
+    # Read-only questions and lists.
+    if lexicon.STATS.search(masked) and not linked.refs:
+        return Intent(Kind.stats, args=_period(masked), sure=0.8)
+    if linked.refs and (lexicon.SHOW.search(masked) or question or lexicon.IN_PROGRESS.search(masked)):
+        return Intent(Kind.show, refs=refs, sure=sure)
+    if lexicon.IN_PROGRESS.search(masked):
+        return Intent(Kind.in_progress, sure=0.8)
+    if lexicon.TODOS.search(masked):
+        return Intent(Kind.todos, sure=0.8)
+    done = lexicon.TODO_DONE.search(masked)
+    number = lexicon.TODO_NUMBER.search(masked)
+    if done and number and ("待办" in masked or "#" in masked or re.search(r"第?\d+\s*[个条项号]?", masked)):
+        return Intent(Kind.todo_done, args=number.group(1), sure=0.7)
+    if lexicon.CONSOLE.search(masked):
+        return Intent(Kind.console, sure=0.8)
+    if refs and linked.refs and lexicon.SHOW.search(masked) is None:
+        return Intent(Kind.show, refs=refs, guard=Guard.mention, sure=0.5)
+    if lexicon.HELP.search(masked) or (question and not linked.refs):
+        return Intent(Kind.help, sure=0.6)
+    if refs and lexicon.SHOW.search(masked):
+        return Intent(Kind.show, refs=refs, sure=0.6)
+    return Intent(Kind.unknown, refs=tuple(linked.refs), time_text=time_text, reason_code=reason_code)
