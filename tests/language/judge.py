@@ -16,6 +16,14 @@ exit records, to-dos. Outcomes:
   another candidate or another action; for ``none`` entries any confirmation prompt opened or
   confirmed; for ``refuse_multi`` the second candidate's name inside a prompt's params.
 
+``refuse_multi`` (two candidates in one message): ``wrong`` when a new prompt's params (the
+reason, the 说明 detail, ...) carry the second candidate's name while the prompt is not for that
+candidate (the bug: 「终止面试 李明 候选人放弃 王芳 系统故障」 becoming 李明's 说明 "王芳 系统故障"), or a
+confirmation prompt opens for someone not named; ``understood`` when neither happened and the
+reply names the second candidate on its own (a prompt for the first with "王芳 请另发一条", or a
+clear refusal naming both); ``missed`` otherwise. Replies count without the 「…」 quotes that only
+echo the message (没有看懂「…」), for ``reply`` entries too.
+
 Isolation: every entry gets its own chat id (prompts are per requester and chat), and the world
 is rebuilt (a fresh app on a copy of the template database) whenever an entry changed shared
 state (interviews, exit records, to-dos, shares, people, the open 求助), so each entry starts
@@ -41,6 +49,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import select
 
 from bot.app import create_app
+from bot.chat.text import clean_text
 from bot.clock import FrozenClock
 from bot.dispatcher import APOLOGY
 from bot.keys import CORE
@@ -183,6 +192,16 @@ def _same_time(value: Any, expected: datetime) -> bool:
         return False
 
 
+_QUOTED = re.compile(r"「([^」]*)」")
+
+
+def unechoed(reply: str, message: str) -> str:
+    """The reply without the quotes that only echo the message (没有看懂「…」, 没有找到「…」 and
+    hints naming a word of it), so that a name counts only when the bot said it on its own."""
+    said = clean_text(message)
+    return _QUOTED.sub(lambda m: "" if clean_text(m.group(1)) in said else m.group(0), reply)
+
+
 def judge(entry: Entry, before: Snapshot, after: Snapshot, replies: Sequence[str], now: datetime) -> tuple[str, str]:
     """(outcome, note) for one entry from what the database shows before and after its message."""
     expect = entry.expect
@@ -193,7 +212,7 @@ def judge(entry: Entry, before: Snapshot, after: Snapshot, replies: Sequence[str
     confirmable = [p for p in new_open if p.action in CONFIRM_KINDS]
     setup = {pid: p for pid, p in before.prompts.items() if p.state == "open"}  # opened by ``before``
     setup_after = {pid: after.prompts[pid] for pid in setup}
-    text = "\n".join(replies)
+    text = unechoed("\n".join(replies), entry.text)
 
     if kind == "confirm":
         target = expect["candidate"]
@@ -251,9 +270,9 @@ def judge(entry: Entry, before: Snapshot, after: Snapshot, replies: Sequence[str
         strays = [p for p in confirmable if p.params.get("platform_id") not in (first, second)]
         if strays:
             return "wrong", f"opened {strays[0].action} {strays[0].params}"
-        if second_name in text:
-            return "understood", ""
-        return "missed", f"{second_name} not acknowledged"
+        if second_name not in text:
+            return "missed", f"{second_name} not acknowledged"
+        return "understood", ""
 
     candidate = expect["candidate"]
     for p in confirmable:
