@@ -248,3 +248,24 @@ def test_reading_is_fast() -> None:
         locate(text)
     per_phrase = (time.perf_counter() - start) / len(phrases)
     assert per_phrase < 0.002
+
+
+def test_the_traditional_table_covers_the_words_read() -> None:
+    """Every character of the reader's words whose traditional form differs is in the table, mapped
+    as OpenCC maps it (checked where OpenCC is installed; the reader itself does not need it)."""
+    opencc = pytest.importorskip("opencc")
+    from bot.services import timephrases
+
+    words = timephrases._TOKENS.pattern + "".join(timephrases.PARTS) + "".join(timephrases.RELATIVE_DAYS)
+    vocabulary = {ch for ch in words if "\u4e00" <= ch <= "\u9fff"}
+    table = {chr(k): v for k, v in timephrases._SIMPLIFIED.items()}
+    for config in ("s2t", "s2tw", "s2hk"):
+        to_traditional = opencc.OpenCC(config)
+        for ch in vocabulary:
+            traditional = to_traditional.convert(ch)
+            if traditional != ch:
+                assert table.get(traditional) == ch, (config, ch, traditional)
+    to_simplified = opencc.OpenCC("t2s")
+    for traditional, simplified in table.items():
+        if "\u4e00" <= traditional <= "\u9fff":
+            assert to_simplified.convert(traditional) == simplified, traditional

@@ -49,6 +49,8 @@ _SIMPLIFIED = str.maketrans(
         "裏": "里",
         "間": "间",
         "頭": "头",
+        "題": "题",
+        "兒": "儿",
         "淩": "凌",
         "：": ":",
         **{chr(0xFF10 + i): str(i) for i in range(10)},
