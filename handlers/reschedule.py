@@ -1,20 +1,21 @@
 """重新安排 <姓名|编号> <时间>, and 重新安排 <时间> as the answer to a candidate's 求助.
 
 Every path states the time as understood in full (2027-01-05 周二 10:00) and asks 确认 before
-anything changes, because the candidate is notified: (pick interview) → (ask the hour, if only
-a day was given) → confirmation → 确认 (handlers/terminate.py) / 取消.
+anything changes, because the candidate is notified: (pick interview) → (ask the day, if only a
+week was given) → (ask the hour, if only a day, or a day and a part of it, was given) →
+confirmation → 确认 (handlers/terminate.py) / 取消. A time in the past is refused as past.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
 from bot.language.intents import Kind
 from bot.services import interviews, notices, prompts, reasons, scheduling, termination
-from bot.services.dates import Understood, day_text, full_text, understand
+from bot.services.dates import Understood, day_text, full_text, understand, week_text
 from bot.services.help_requests import HELP_ACTION, close_siblings
 from bot.services.interviews import Candidate, Interview, InterviewStatus
 from bot.services.prompts import PendingAction
@@ -43,6 +44,7 @@ HELP_FALLBACK_REASON = "process_change"  # a reason code: admins may rename the 
 # Open prompts: the confirmation (answered by 确认 / 取消) and the question for the hour.
 CONFIRM_ACTION = "reschedule"
 ASK_HOUR = "reschedule.ask_hour"
+ASK_DAY = "reschedule.ask_day"
 # End an interview in progress and book it again: one confirmation, and the reason asked first.
 COMPOUND_ACTION = "terminate_reschedule"
 COMPOUND_REASON = "terminate_reschedule.pick_reason"
@@ -130,17 +132,7 @@ async def _compound(
         head = ctx.core.templates.render("chat/reschedule/compound_reason_head.txt.j2", words=words)
         asked = {"platform_id": platform_id, **_time_params(understood)}
         return await ask_reason(ctx, then=COMPOUND_REASON, params=asked, head=head, detail=words)
-    if understood.at is None:
-        assert understood.day is not None
-        params: dict[str, Any] = {
-            "platform_id": platform_id,
-            "day": understood.day.isoformat(),
-            "help": None,
-            "compound": {"reason": reason.code, "detail": words},
-        }
-        await open_action(ctx, ASK_HOUR, params)
-        return [say(ctx, "reschedule/ask_hour", day=day_text(understood.day))]
-    return await _prompt(ctx, platform_id, understood.at, None, compound={"reason": reason.code, "detail": words})
+    return await _with_time(ctx, platform_id, understood, compound={"reason": reason.code, "detail": words})
 
 
 @router.answer(COMPOUND_REASON, claims=names_reason)
@@ -156,14 +148,21 @@ async def on_compound_reason(ctx: Context) -> list[Reply]:
 def _time_params(understood: Understood) -> dict[str, str]:
     if understood.at is not None:
         return {"at": understood.at.isoformat()}
+    if understood.week_of is not None:
+        return {"week": understood.week_of.isoformat()}
     assert understood.day is not None
-    return {"day": understood.day.isoformat()}
+    params = {"day": understood.day.isoformat()}
+    if understood.part:
+        params["part"] = understood.part
+    return params
 
 
 def _from_params(params: dict[str, Any]) -> Understood:
     if params.get("at"):
         return Understood(at=datetime.fromisoformat(params["at"]))
-    return Understood(day=date.fromisoformat(params["day"]))
+    if params.get("week"):
+        return Understood(week_of=date.fromisoformat(params["week"]))
+    return Understood(day=date.fromisoformat(params["day"]), part=params.get("part"))
 
 
 @router.answer("reschedule.pick_interview")
@@ -181,29 +180,56 @@ async def on_pick(ctx: Context) -> list[Reply]:
 
 
 async def _with_time(
-    ctx: Context, platform_id: str, understood: Understood, help_params: dict[str, Any] | None = None
+    ctx: Context,
+    platform_id: str,
+    understood: Understood,
+    help_params: dict[str, Any] | None = None,
+    *,
+    compound: dict[str, str] | None = None,
 ) -> list[Reply]:
-    """A time to confirm, or (a day without an hour) the question for the hour."""
+    """A time to confirm, or the question for what is missing: the day of a week, the hour of a day
+    (``compound``, the termination that comes first, travels with the question)."""
     if understood.at is not None:
-        return await _prompt(ctx, platform_id, understood.at, help_params)
-    assert understood.day is not None
+        return await _prompt(ctx, platform_id, understood.at, help_params, compound=compound)
     today = ctx.core.clock.now().astimezone(ctx.core.settings.tz).date()
+    if understood.week_of is not None:
+        week = understood.week_of
+        if week + timedelta(days=6) < today:
+            return [say(ctx, "reschedule/past", when=week_text(week))]
+        asked = {"platform_id": platform_id, "week": week.isoformat(), "help": help_params, "compound": compound}
+        await open_action(ctx, ASK_DAY, asked)
+        return [say(ctx, "reschedule/ask_day", week=week_text(week))]
+    assert understood.day is not None
     if understood.day < today:
         return [say(ctx, "reschedule/past", when=day_text(understood.day))]
-    params = {"platform_id": platform_id, "day": understood.day.isoformat(), "help": help_params}
-    await open_action(ctx, ASK_HOUR, params)
-    return [say(ctx, "reschedule/ask_hour", day=day_text(understood.day))]
+    params = {"platform_id": platform_id, "day": understood.day.isoformat(), "part": understood.part}
+    await open_action(ctx, ASK_HOUR, {**params, "help": help_params, "compound": compound})
+    return [say(ctx, "reschedule/ask_hour", day=day_text(understood.day), part=understood.part)]
+
+
+@router.answer(ASK_DAY)
+async def on_day(ctx: Context) -> list[Reply]:
+    assert ctx.pending is not None
+    params = ctx.pending.params
+    week = date.fromisoformat(params["week"])
+    core = ctx.core
+    understood = await understand(ctx.args, now=core.clock.now(), tz=core.settings.tz, week_of=week)
+    if understood is None or understood.week_of is not None:
+        return [say(ctx, "reschedule/unknown_day", words=ctx.args, week=week_text(week))]
+    if not await close_pending(ctx):
+        return [say(ctx, "reschedule/stale")]
+    return await _with_time(ctx, params["platform_id"], understood, params.get("help"), compound=params.get("compound"))
 
 
 @router.answer(ASK_HOUR)
 async def on_hour(ctx: Context) -> list[Reply]:
     assert ctx.pending is not None
     params = ctx.pending.params
-    day = date.fromisoformat(params["day"])
+    day, part = date.fromisoformat(params["day"]), params.get("part")
     core = ctx.core
-    understood = await understand(ctx.args, now=core.clock.now(), tz=core.settings.tz, on_day=day)
+    understood = await understand(ctx.args, now=core.clock.now(), tz=core.settings.tz, on_day=day, part=part)
     if understood is None or understood.at is None:
-        return [say(ctx, "reschedule/unknown_hour", words=ctx.args, day=day_text(day))]
+        return [say(ctx, "reschedule/unknown_hour", words=ctx.args, day=day_text(day), part=part)]
     if not await close_pending(ctx):
         return [say(ctx, "reschedule/stale")]
     return await _prompt(ctx, params["platform_id"], understood.at, params.get("help"), compound=params.get("compound"))

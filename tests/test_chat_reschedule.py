@@ -3,7 +3,7 @@ reopening ended interviews, refusals, and answering a 求助."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -241,3 +241,74 @@ async def test_help_reschedule_ends_with_the_fallback_reason_found_by_code_after
     body = await detail(client)
     assert body["status"] == "scheduled"
     assert (body["exit"]["reason_code"], body["exit"]["reason"]) == ("process_change", "面试流程调整")
+
+
+def day_words(day: date) -> str:
+    """How a reply states a day: 2027-01-05 周二."""
+    return f"{day:%Y-%m-%d} 周{WEEKDAYS[day.weekday()]}"
+
+
+async def test_a_day_and_its_part_ask_the_hour_read_in_that_part(make_client: AppFactory, clock: FrozenClock) -> None:
+    clock.set(local_at(clock, 3, 2, 10, 0))
+    client, app = await setup(make_client, clock)
+    await scheduled(client, clock)
+    hr = ChatUser(app, "hr01")
+    tomorrow = tomorrow_at(clock, 0).date()
+    question = await hr.says("重新安排 张三 明天下午")
+    assert f"请补充 {day_words(tomorrow)} 下午 的具体时间" in question
+    assert "没有看懂时间「随便」" in await hr.says("随便")  # the question stays open
+    prompt = await hr.says("3点")  # in the afternoon asked about: 15:00
+    assert f"新的时间:{in_full(tomorrow_at(clock, 15))}" in prompt
+    assert in_full(tomorrow_at(clock, 15)) in await hr.says("确认")
+    assert datetime.fromisoformat((await detail(client))["scheduled_at"]) == tomorrow_at(clock, 15)
+
+    # 上午 keeps 10点 in the morning; 晚上 moves 8点 (08:00 alone) to 20:00.
+    assert f"请补充 {day_words(tomorrow)} 上午 的具体时间" in await hr.says("改期 张三 明天上午")
+    assert f"新的时间:{in_full(tomorrow_at(clock, 10))}" in await hr.says("10点")
+    assert "已取消" in await hr.says("取消")
+    assert f"请补充 {day_words(tomorrow)} 晚上 的具体时间" in await hr.says("改期 张三 明天晚上")
+    assert f"新的时间:{in_full(tomorrow_at(clock, 20))}" in await hr.says("8点")
+    assert "已取消" in await hr.says("取消")
+
+
+async def test_a_week_without_a_day_asks_the_day(make_client: AppFactory, clock: FrozenClock) -> None:
+    clock.set(local_at(clock, 3, 3, 10, 0))
+    client, app = await setup(make_client, clock)
+    await scheduled(client, clock)
+    hr = ChatUser(app, "hr01")
+    today = clock.now().astimezone(TZ).date()
+    monday = today + timedelta(days=7 - today.weekday())
+    question = await hr.says("重新安排 张三 下周吧")
+    assert f"{day_words(monday)} – {day_words(monday + timedelta(days=6))}" in question and "哪一天" in question
+    assert "没有看懂时间「再说」" in await hr.says("再说")  # the question stays open
+    # A weekday alone is in the week asked about; an hour is still asked for when missing.
+    tuesday = monday + timedelta(days=1)
+    assert f"请补充 {day_words(tuesday)} 下午 的具体时间" in await hr.says("周二下午")
+    expected = datetime.combine(tuesday, time(15, 30), TZ)
+    assert f"新的时间:{in_full(expected)}" in await hr.says("3点半")
+    assert in_full(expected) in await hr.says("确认")
+    assert datetime.fromisoformat((await detail(client))["scheduled_at"]) == expected
+
+
+async def test_a_past_time_is_refused_as_past(make_client: AppFactory, clock: FrozenClock) -> None:
+    clock.set(local_at(clock, 3, 3, 10, 0))
+    client, app = await setup(make_client, clock)
+    await scheduled(client, clock)
+    before = (await detail(client))["scheduled_at"]
+    hr = ChatUser(app, "hr01")
+    yesterday_3pm = tomorrow_at(clock, 15) - timedelta(days=2)
+    assert (await hr.says("重新安排 张三 昨天下午3点")).startswith(f"不能改到过去的时间:{in_full(yesterday_3pm)}")
+    assert (await hr.says("重新安排 张三 前天")).startswith("不能改到过去的时间")
+    assert (await hr.says("重新安排 张三 今天上午9点")).startswith("不能改到过去的时间")
+    assert (await hr.says("重新安排 张三 上周")).startswith("不能改到过去的时间")
+    assert "没有等待你确认的操作" in await hr.says("确认")
+    assert (await detail(client))["scheduled_at"] == before
+
+
+async def test_a_time_from_now(make_client: AppFactory, clock: FrozenClock) -> None:
+    clock.set(local_at(clock, 3, 3, 10, 0))
+    client, app = await setup(make_client, clock)
+    await scheduled(client, clock)
+    hr = ChatUser(app, "hr01")
+    prompt = await hr.says("重新安排 张三 两小时后")
+    assert f"新的时间:{in_full(clock.now() + timedelta(hours=2))}" in prompt
