@@ -206,7 +206,13 @@ async def resolve_ref(
     if not rows:
         return None, [say(ctx, "pick/not_found", query=ref.text, open=tuple(statuses) == OPEN)]
     # Listed as 终止面试 always listed them: by time, then as they were booked.
-    rows.sort(key=lambda row: (row[0].scheduled_at is None, row[0].scheduled_at or datetime.min, row[0].id or 0))
+    rows.sort(
+        key=lambda row: (
+            row[0].scheduled_at is None,
+            row[0].scheduled_at.timestamp() if row[0].scheduled_at else 0,
+            row[0].id or 0,
+        )
+    )
     fitting = [(i, c) for i, c in rows if i.status in statuses]
     if not fitting:
         states = [
