@@ -22,11 +22,12 @@ from bot.chat.masking import mask_reply
 from bot.chat.messages import IncomingMessage, Reply
 from bot.language import parse as rules
 from bot.language.intents import PLAIN_KINDS, Guard, Intent, Kind
-from bot.language.normalize import is_question_marks, normalize
+from bot.language.normalize import is_question_marks, normalize, quoted
 from bot.logs import log_context
 from bot.services import dates, interviews, people, prompts, reasons
 from bot.services.context import Core
 from bot.services.errors import ServiceError
+from bot.services.help_requests import HELP_ACTION
 from bot.services.people import Person, Role
 from bot.services.prompts import PendingAction
 from templates.labels import LABELS, label
@@ -166,8 +167,9 @@ class Dispatcher:
                 seen.append(cmd)
         return seen
 
-    async def understand(self, text: str, person: Person | None, actor: str) -> Intent:
-        """The intent of a normalised ``text`` from ``person``, linked against what they may see."""
+    async def understand(self, text: str, person: Person | None, actor: str, context: str = "") -> Intent:
+        """The intent of a normalised ``text`` from ``person``, linked against what they may see
+        (``context``: the message it quotes, if any)."""
         if not text:
             return Intent(Kind.unknown)
         first = text.partition(" ")[0]
@@ -183,7 +185,9 @@ class Dispatcher:
             found = reasons.match_reason(words, offered)
             return found.code if found is not None else None
 
-        return rules.parse(text, commands=self.words, known=known, reason_of=reason_of, locate_time=dates.locate)
+        return rules.parse(
+            text, commands=self.words, known=known, reason_of=reason_of, locate_time=dates.locate, context=context
+        )
 
     async def handle(self, msg: IncomingMessage, *, final: bool = True) -> list[Reply]:
         """The replies to ``msg``. With ``final=False`` (a try that will be retried) a handler error
@@ -266,6 +270,15 @@ class Dispatcher:
                 cmd = self.by_kind[Kind.confirm if yes else Kind.cancel]
                 ctx.args, ctx.intent = "", Intent(cmd.kind)
                 return cmd.handler, cmd
+        # 1b. No prompt here, but a candidate's 求助 waits for this HR: a yes that names ending it.
+        if pending is None and rules.answer(text, HELP_ACTION) is True:
+            help_request = await prompts.latest_open(
+                self.core, requester=ctx.actor, chat_id=None, actions=[HELP_ACTION]
+            )
+            if help_request is not None:
+                cmd = self.by_kind[Kind.confirm_exit]
+                ctx.args, ctx.intent = "", Intent(cmd.kind)
+                return cmd.handler, cmd
         # 2. An open numbered question: a number, or words its handler claims.
         if pending is not None and pending.action in self.answers:
             number = rules.pick_number(text)
@@ -276,7 +289,7 @@ class Dispatcher:
                 ctx.args = str(number) if number is not None else text
                 return self.answers[pending.action], None
         # 3. What the message asks for.
-        intent = await self.understand(text, ctx.person, ctx.actor)
+        intent = await self.understand(text, ctx.person, ctx.actor, quoted(ctx.msg.text))
         if intent.kind == Kind.unknown and pending is None and self.proposer is not None:
             names = [ref.text for ref in intent.refs]
             proposed = await self.proposer(self.core, text, ctx.actor, ctx.chat, names)
@@ -293,6 +306,14 @@ class Dispatcher:
             intent.is_action or (intent.kind == Kind.show and intent.guard == Guard.mention)
         ):
             return await self._guarded(ctx, intent, pending)
+        if intent.kind == Kind.confirm_exit and intent.refs:
+            # 同意刘洋退出: only the 求助 of that candidate.
+            help_request = await prompts.latest_open(
+                self.core, requester=ctx.actor, chat_id=None, actions=[HELP_ACTION]
+            )
+            wanted = {pid for ref in intent.refs for pid in ref.platform_ids}
+            if help_request is None or help_request.params.get("platform_id") not in wanted:
+                return None
         found = self.by_kind.get(intent.kind)
         if found is None:
             return None

@@ -195,10 +195,12 @@ async def resolve_ref(
     params: dict[str, Any],
     statuses: Sequence[str] = OPEN,
     doing: str,
+    pick: bool = True,
 ) -> tuple[tuple[Interview, Candidate] | None, list[Reply]]:
     """One interview in ``statuses`` for the candidate ``ref`` names, or replies that say why not:
     not found (in the asker's scope), found but in another state (which one), or several (a
-    numbered pick routed to the ``then`` answer handler with ``params`` plus the choices)."""
+    numbered pick routed to the ``then`` answer handler with ``params`` plus the choices; with
+    ``pick`` False, the first by time)."""
     if ref.platform_ids:
         rows = await interviews.get_many(ctx.core, ref.platform_ids)
     else:
@@ -225,7 +227,7 @@ async def resolve_ref(
             for i, c in rows
         ]
         return None, [say(ctx, "pick/wrong_state", states=states, doing=doing)]
-    if len(fitting) == 1:
+    if len(fitting) == 1 or not pick:
         return fitting[0], []
     await open_action(ctx, then, {**params, "choices": [i.platform_id for i, _ in fitting]})
     return None, [say(ctx, "pick/choices", query=ref.text, choices=choices(ctx, fitting))]

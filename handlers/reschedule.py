@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.chat.messages import Reply
 from bot.dispatcher import Context, Router
-from bot.language.intents import Kind
+from bot.language.intents import CandidateRef, Kind
 from bot.services import interviews, notices, prompts, reasons, scheduling, termination
 from bot.services.dates import Understood, day_text, full_text, understand, week_text
 from bot.services.help_requests import HELP_ACTION, close_siblings
@@ -45,6 +45,10 @@ HELP_FALLBACK_REASON = "process_change"  # a reason code: admins may rename the 
 CONFIRM_ACTION = "reschedule"
 ASK_HOUR = "reschedule.ask_hour"
 ASK_DAY = "reschedule.ask_day"
+ASK_TIME = "reschedule.ask_time"
+# The same questions on the way to ending an interview in progress and booking it again.
+COMPOUND_ASK_HOUR = "terminate_reschedule.ask_hour"
+COMPOUND_ASK_DAY = "terminate_reschedule.ask_day"
 # End an interview in progress and book it again: one confirmation, and the reason asked first.
 COMPOUND_ACTION = "terminate_reschedule"
 COMPOUND_REASON = "terminate_reschedule.pick_reason"
@@ -70,9 +74,19 @@ async def ask_reschedule(ctx: Context) -> list[Reply]:
     refused = one_at_a_time(ctx, intent)
     if refused is not None:
         return [refused]
-    if understood is None:
+    if understood is None and (intent.time_text or intent.args or not intent.refs[0].platform_ids):
+        if intent.args:  # 往后推一天: from the time it is booked for
+            return await _shifted(ctx, intent.refs[0], int(intent.args))
         assert ctx.cmd is not None
         return [say(ctx, "reschedule/unknown_time", words=intent.time_text or intent.words, example=ctx.cmd.example)]
+    if understood is None:  # 改期 赵敏: to when?
+        found, replies = await resolve_ref(
+            ctx, intent.refs[0], then="", params={}, statuses=STATUSES, doing=LABELS["doing"]["reschedule"], pick=False
+        )
+        if found is None:
+            return replies
+        await open_action(ctx, ASK_TIME, {"platform_id": found[0].platform_id})
+        return [say(ctx, "reschedule/ask_when", name=found[1].name, position=found[0].position)]
     params = {**_time_params(understood), "reason_code": intent.reason_code or "", "words": intent.words}
     found, replies = await resolve_ref(
         ctx,
@@ -197,16 +211,18 @@ async def _with_time(
         if week + timedelta(days=6) < today:
             return [say(ctx, "reschedule/past", when=week_text(week))]
         asked = {"platform_id": platform_id, "week": week.isoformat(), "help": help_params, "compound": compound}
-        await open_action(ctx, ASK_DAY, asked)
+        await open_action(ctx, ASK_DAY if compound is None else COMPOUND_ASK_DAY, asked)
         return [say(ctx, "reschedule/ask_day", week=week_text(week))]
     assert understood.day is not None
     if understood.day < today:
         return [say(ctx, "reschedule/past", when=day_text(understood.day))]
     params = {"platform_id": platform_id, "day": understood.day.isoformat(), "part": understood.part}
-    await open_action(ctx, ASK_HOUR, {**params, "help": help_params, "compound": compound})
+    asked = {**params, "help": help_params, "compound": compound}
+    await open_action(ctx, ASK_HOUR if compound is None else COMPOUND_ASK_HOUR, asked)
     return [say(ctx, "reschedule/ask_hour", day=day_text(understood.day), part=understood.part)]
 
 
+@router.answer(COMPOUND_ASK_DAY)
 @router.answer(ASK_DAY)
 async def on_day(ctx: Context) -> list[Reply]:
     assert ctx.pending is not None
@@ -221,6 +237,33 @@ async def on_day(ctx: Context) -> list[Reply]:
     return await _with_time(ctx, params["platform_id"], understood, params.get("help"), compound=params.get("compound"))
 
 
+@router.answer(ASK_TIME)
+async def on_time(ctx: Context) -> list[Reply]:
+    """The answer to 改到什么时候?: a time, a day or a week (what is missing is asked next)."""
+    assert ctx.pending is not None
+    core = ctx.core
+    understood = await understand(ctx.args, now=core.clock.now(), tz=core.settings.tz)
+    if understood is None:
+        return [say(ctx, "reschedule/unknown_time", words=ctx.args, example=LABELS["command_example"]["重新安排"])]
+    if not await close_pending(ctx):
+        return [say(ctx, "reschedule/stale")]
+    return await _with_time(ctx, ctx.pending.params["platform_id"], understood)
+
+
+async def _shifted(ctx: Context, ref: CandidateRef, seconds: int) -> list[Reply]:
+    """往后推一天, 提前半小时: the booked time moved by that much, then the usual prompt."""
+    found, replies = await resolve_ref(
+        ctx, ref, then="", params={}, statuses=STATUSES, doing=LABELS["doing"]["reschedule"], pick=False
+    )
+    if found is None:
+        return replies
+    interview = found[0]
+    if interview.scheduled_at is None:
+        return [say(ctx, "reschedule/unknown_time", words="", example=LABELS["command_example"]["重新安排"])]
+    return await _prompt(ctx, interview.platform_id, interview.scheduled_at + timedelta(seconds=seconds), None)
+
+
+@router.answer(COMPOUND_ASK_HOUR)
 @router.answer(ASK_HOUR)
 async def on_hour(ctx: Context) -> list[Reply]:
     assert ctx.pending is not None

@@ -63,6 +63,7 @@ class Guard(StrEnum):
     question = "question"  # 吗, ?, 是不是, 有没有, 怎么
     negation = "negation"  # 不要, 别, 先不, 不用
     mention = "mention"  # names a candidate without asking for anything
+    condition = "condition"  # 要是…就终止吧: asks for something later, if something happens
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,14 @@ def to_simplified(text: str) -> str:
     return str(_converter().convert(text))  # type: ignore[attr-defined]
 
 
+def quoted(text: str) -> str:
+    """The quoted part of a reply ("" for none): context for a request that names no candidate."""
+    rest = new_text(text)
+    if rest == text:
+        return ""
+    return to_simplified(unicodedata.normalize("NFKC", text[: len(text) - len(rest)]))
+
+
 def new_text(text: str) -> str:
     """The text after a quoted reply (the quote is what someone else said, not a request)."""
     lines = text.splitlines()
@@ -60,6 +68,10 @@ def new_text(text: str) -> str:
         if rest:
             return rest
     return text
+
+
+# Emoji that answer a prompt (👍 👌 ✅ 🙆): a yes. Others are dropped.
+_YES_EMOJI = ("\U0001f44d", "\U0001f44c", "\u2705", "\u2714", "\U0001f646", "\U0001f197")
 
 
 def _drop_symbols(text: str) -> str:
@@ -91,7 +103,10 @@ def normalize(text: str) -> str:
     folded = new_text(folded)
     folded = to_simplified(folded)
     folded = _MENTION.sub(" ", folded)
+    folded = re.sub(r"\[(?:OK|ok|强|好的|赞|胜利)\]", " 好 ", folded)
     folded = _EMOTICON.sub(" ", folded)
+    for emoji in _YES_EMOJI:
+        folded = folded.replace(emoji, " 好 ")
     folded = _drop_symbols(folded)
     folded = _english_words(folded)
     return _SPACES.sub(" ", folded).strip().rstrip(_TRAILING).strip()

@@ -279,6 +279,41 @@ def _words_kept(text: str, remove: Sequence[tuple[int, int]], verbs: re.Pattern[
     return _PUNCT.sub(" ", rest).strip()
 
 
+_NUMERALS = {
+    "半": 0.5,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+    "十": 10,
+}
+_UNIT_SECONDS = {"天": 86400, "小时": 3600, "钟头": 3600, "分钟": 60, "周": 604800, "星期": 604800}
+# Polite requests are orders, not questions: 能不能帮我把赵敏改到明天上午十点.
+_POLITE = re.compile(r"能不能|可不可以|能否|可否|麻烦|帮忙|帮我|请")
+_REAL_QUESTION = re.compile(
+    r"是不是|要不要|该不该|需不需要|用不用|有没有|为什么|为啥|怎么|如何|怎样|是否|对吗|对不对|行不行|好不好"
+)
+
+
+def _shift_seconds(text: str) -> int | None:
+    """往后推一天 → +86400; 提前半小时 → -1800; None when no shift is named."""
+    m = lexicon.SHIFT.search(text)
+    if m is None:
+        return None
+    n = m.group("n")
+    amount = float(n) if n.isdigit() else _NUMERALS.get(n, 0) if len(n) == 1 else 0
+    if not amount:
+        return None
+    sign = -1 if m.group("dir") in ("往前提", "提前") else 1
+    return int(sign * amount * _UNIT_SECONDS[m.group("unit")])
+
+
 def parse(
     text: str,
     *,
@@ -286,11 +321,13 @@ def parse(
     known: Sequence[Known] = (),
     reason_of: Callable[[str], str | None] = lambda _: None,
     locate_time: Callable[[str], tuple[int, int] | None] = lambda _: None,
+    context: str = "",
 ) -> Intent:
     """What ``text`` (already normalised) asks for. ``commands``: the documented command words and
-    their kinds (a first word among them keeps its documented syntax); ``known``: the interviews the asker may see;
-    ``reason_of``: the code of the exit reason some words name; ``locate_time``: the span of a time
-    phrase in the text."""
+    their kinds (a first word among them keeps its documented syntax); ``known``: the interviews
+    the asker may see; ``reason_of``: the code of the exit reason some words name; ``locate_time``:
+    the span of a time phrase in the text; ``context``: a message this one quotes (it may name the
+    candidate a short request such as 终止吧 is about; it never asks for anything itself)."""
     if not text:
         return Intent(Kind.unknown)
     first, _, rest = text.partition(" ")
@@ -299,6 +336,8 @@ def parse(
     if plain in (Kind.confirm, Kind.cancel):
         if not rest or re.fullmatch(r"#?\d{1,12}", rest):
             return Intent(plain, args=rest.lstrip("#"))
+    elif plain == Kind.stats:
+        return Intent(plain, args=_period(rest) or rest)
     elif plain in PLAIN_KINDS:
         return Intent(plain, args=rest)
     documented = plain is not None
@@ -312,20 +351,38 @@ def parse(
 
     sure = 1.0 if documented else 0.8
     question = bool(lexicon.QUESTION.search(masked))
-    if documented and question:  # 重新安排 张三 随便什么时候: an order whose words ask nothing
-        question = bool(re.search(r"[??]|吗|是不是|要不要|该不该", masked))
+    if question and (documented or _POLITE.search(masked)):
+        # 重新安排 张三 随便什么时候, 能不能改到明天上午十点: orders whose words only sound like asking.
+        question = bool(_REAL_QUESTION.search(masked)) or (documented and bool(re.search(r"[??]|吗", masked)))
     negated = bool(lexicon.NEGATION.search(masked))
+    condition = bool(lexicon.CONDITION.search(masked))
     has_term = bool(lexicon.TERMINATE.search(masked))
     has_resched = bool(lexicon.RESCHEDULE.search(masked))
     quits = bool(lexicon.QUIT_WORDS.search(masked))
+    shift = _shift_seconds(masked)
+    if shift is not None:
+        has_resched = True
     refs = tuple(linked.refs)
+    if not refs and context and (has_term or has_resched) and not (question or negated or condition):
+        quoted = link(context, known)  # 「王小姐:贺婷网络不行」 then 终止吧
+        if len(quoted.refs) == 1:
+            refs = tuple(quoted.refs)
+            masked_context = _mask(context, quoted.spans, " ")
+            if reason_of(_mask(fixed, protected, " ")) is None and reason_of(masked_context) is not None:
+                fixed = f"{fixed} {masked_context.strip()}"
     if not refs and not negated and (has_term or has_resched or lexicon.SHOW.search(masked)):
         bare = lexicon.SHOW.sub(" ", lexicon.TERMINATE.sub(" ", lexicon.RESCHEDULE.sub(" ", masked)))
         guess = _leftover_name(bare.replace("□", " "))
         if guess and reason_of(guess) is None and not lexicon.QUESTION.search(guess):
             refs = (CandidateRef(text=guess),)
     reason_code = reason_of(_mask(fixed, protected, " "))
-    guard: Guard | None = Guard.question if question else Guard.negation if negated else None
+    guard: Guard | None = None
+    if question:
+        guard = Guard.question
+    elif negated:
+        guard = Guard.negation
+    elif condition:
+        guard = Guard.condition
     if negated and not (has_term or has_resched):  # 别停李明的: a "no" to stopping is still about stopping
         has_term = bool(re.search(r"停|终止|结束|关|中断", masked))
         has_resched = not has_term
@@ -335,13 +392,17 @@ def parse(
         if has_term or has_resched or lexicon.STATS.search(masked) or lexicon.TODOS.search(masked):
             target = Kind.reschedule if has_resched else Kind.terminate if has_term else Kind.help
             return Intent(Kind.how_to, args=str(target), guard=Guard.question)
+    if lexicon.HELP_EXIT.search(masked) and not question and not negated:
+        return Intent(Kind.confirm_exit, refs=tuple(linked.refs), sure=0.7)
 
     if has_term and has_resched and refs:
         kind = Kind.terminate_reschedule
     elif has_resched and (refs or time_text):
         kind = Kind.reschedule
-    elif has_term or (quits and refs and re.search(r"结束|停|终止|处理|关", masked)):
+    elif has_term or (quits and refs):
         kind = Kind.terminate
+    elif linked.refs and time_text and not question and not lexicon.SHOW.search(masked):
+        kind, sure = Kind.reschedule, 0.6  # 赵敏 后天, 赵敏明天下午再面
     else:
         kind = Kind.unknown
     if plain in (Kind.terminate, Kind.reschedule) and kind != Kind.terminate_reschedule:
@@ -354,12 +415,16 @@ def parse(
         if kind == Kind.terminate_reschedule:
             words = _words_kept(fixed, protected, lexicon.TERMINATE)
             words = lexicon.RESCHEDULE.sub(" ", words).strip()
+        for ref in refs:
+            if not ref.platform_ids:
+                words = words.replace(ref.text, " ").strip()
         return Intent(
             kind,
             refs=refs,
             reason_code=reason_code,
             words=words,
             time_text=time_text,
+            args=str(shift) if shift is not None and not time_text else "",
             guard=guard,
             sure=sure,
         )
@@ -369,7 +434,7 @@ def parse(
         return Intent(Kind.stats, args=_period(masked), sure=0.8)
     if linked.refs and (lexicon.SHOW.search(masked) or question or lexicon.IN_PROGRESS.search(masked)):
         return Intent(Kind.show, refs=refs, sure=sure)
-    if lexicon.IN_PROGRESS.search(masked):
+    if lexicon.IN_PROGRESS.search(masked) or lexicon.OVERVIEW.search(masked):
         return Intent(Kind.in_progress, sure=0.8)
     if lexicon.TODOS.search(masked):
         return Intent(Kind.todos, sure=0.8)
@@ -383,6 +448,8 @@ def parse(
         return Intent(Kind.show, refs=refs, guard=Guard.mention, sure=0.5)
     if lexicon.HELP.search(masked) or (question and not linked.refs):
         return Intent(Kind.help, sure=0.6)
+    if lexicon.SHOW.search(masked) and not linked.refs:
+        return Intent(Kind.in_progress, sure=0.6)  # 看看现在的面试, 面试进度
     if refs and lexicon.SHOW.search(masked):
         return Intent(Kind.show, refs=refs, sure=0.6)
     return Intent(Kind.unknown, refs=tuple(linked.refs), time_text=time_text, reason_code=reason_code)
