@@ -174,11 +174,12 @@ class Dispatcher:
             return Intent(Kind.unknown)
         first = text.partition(" ")[0]
         kind = self.words.get(first)
-        known: Sequence[rules.Known] = ()
-        if kind not in PLAIN_KINDS:
-            scope = None if person is not None and person.role in MANAGERS else actor
-            rows = await interviews.known_names(self.core, hr_key=scope)
-            known = [rules.Known(*row) for row in rows]
+        bare = kind in (Kind.confirm, Kind.cancel) and text == first
+        if bare or (kind in PLAIN_KINDS and kind not in (Kind.confirm, Kind.cancel)):
+            # 进行中, 待办, 授权 …, a bare 确认: nothing to link, nothing to look up
+            return rules.parse(text, commands=self.words)
+        scope = None if person is not None and person.role in MANAGERS else actor
+        known = [rules.Known(*row) for row in await interviews.known_names(self.core, hr_key=scope)]
         offered = await reasons.active(self.core)
 
         def reason_of(words: str) -> str | None:
@@ -266,6 +267,8 @@ class Dispatcher:
         # 1. An open confirmation prompt: a standalone yes or no (never a sentence that merely starts with 确认).
         if pending is not None and pending.action in self.prompts:
             yes = rules.answer(text, pending.action)
+            if yes is None and rules.starts_no(text) and not await self._new_request(ctx, text):
+                yes = False
             if yes is not None:
                 cmd = self.by_kind[Kind.confirm if yes else Kind.cancel]
                 ctx.args, ctx.intent = "", Intent(cmd.kind)
@@ -284,7 +287,10 @@ class Dispatcher:
             number = rules.pick_number(text)
             probe = Context(core=self.core, msg=ctx.msg, person=ctx.person, args=text, dispatcher=self, pending=pending)
             claims = self.claims.get(pending.action)
-            if number is not None or (claims is not None and await claims(probe)):
+            claimed = number is None and claims is not None and await claims(probe)
+            if claimed and (text.partition(" ")[0] in self.commands or await self._new_request(ctx, text)):
+                claimed = False  # 终止面试 贺婷 网络卡顿 names a reason, but it is a new request
+            if number is not None or claimed:
                 ctx.pending, ctx.command = pending, "(answer)"
                 ctx.args = str(number) if number is not None else text
                 return self.answers[pending.action], None
@@ -298,8 +304,10 @@ class Dispatcher:
         ctx.intent = intent
         if intent.kind == Kind.unknown or (pending is not None and intent.sure < 0.7 and not intent.is_action):
             if pending is not None and pending.action in self.answers:
-                # Not a command: the open question's handler re-asks what it was about.
+                # Not a command: the open question's handler re-asks, saying what it was about.
                 ctx.pending, ctx.command, ctx.args = pending, "(answer)", text
+                what = await self.describe(pending)
+                ctx.preface.append(self.core.templates.render("chat/language/about.txt.j2", what=what))
                 return self.answers[pending.action], None
             return None
         if intent.guard is not None and (
@@ -324,6 +332,11 @@ class Dispatcher:
                 what = await self.describe(pending)
                 ctx.preface.append(self.core.templates.render("chat/language/replaced.txt.j2", what=what))
         return found.handler, found
+
+    async def _new_request(self, ctx: Context, text: str) -> bool:
+        """Whether ``text`` asks for an action on a candidate it names (so it answers no question)."""
+        intent = await self.understand(text, ctx.person, ctx.actor)
+        return intent.is_action and any(ref.platform_ids for ref in intent.refs)
 
     async def _guarded(
         self, ctx: Context, intent: Intent, pending: PendingAction | None

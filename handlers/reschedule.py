@@ -59,14 +59,13 @@ COMPOUND_BUTTONS = ((LABELS["button"]["terminate_reschedule"], "确认"), (LABEL
 @router.command("重新安排", "改期", kind=Kind.reschedule)
 async def ask_reschedule(ctx: Context) -> list[Reply]:
     core = ctx.core
-    now = core.clock.now()
     intent = ctx.intent
     help_request = await prompts.latest_open(core, requester=ctx.actor, chat_id=None, actions=[HELP_ACTION])
     if not intent.refs and not intent.time_text:
         if help_request is not None:  # the 求助 prompt's button: ask for the time
             return [say(ctx, "reschedule/ask_time")]
         return [usage_reply(ctx, inline=True)]
-    understood = await understand(intent.time_text, now=now, tz=core.settings.tz) if intent.time_text else None
+    understood = await _read_time(ctx, intent.time_text)
     if help_request is not None and not intent.refs and understood is not None:
         return await _with_time(ctx, str(help_request.params["platform_id"]), understood, help_request.params)
     if not intent.refs:
@@ -108,14 +107,11 @@ async def ask_reschedule(ctx: Context) -> list[Reply]:
 @router.command(kind=Kind.terminate_reschedule)
 async def ask_terminate_reschedule(ctx: Context) -> list[Reply]:
     """李明网络不好,改到明天下午三点重新面: end the interview in progress, then book it again."""
-    core = ctx.core
     intent = ctx.intent
     refused = one_at_a_time(ctx, intent)
     if refused is not None:
         return [refused]
-    understood = (
-        await understand(intent.time_text, now=core.clock.now(), tz=core.settings.tz) if intent.time_text else None
-    )
+    understood = await _read_time(ctx, intent.time_text)
     if not intent.refs or understood is None:
         return [say(ctx, "reschedule/compound_usage", words=intent.time_text)]
     params = {**_time_params(understood), "reason_code": intent.reason_code or "", "words": intent.words}
@@ -132,6 +128,21 @@ async def ask_terminate_reschedule(ctx: Context) -> list[Reply]:
     if found[0].status != InterviewStatus.in_progress.value:
         return await _with_time(ctx, found[0].platform_id, understood)
     return await _compound(ctx, found[0].platform_id, understood, intent.reason_code, intent.words)
+
+
+async def _read_time(ctx: Context, text: str) -> Understood | None:
+    """The time phrase of a request; a day named apart (明天的面试改到晚上8点 → 明天 晚上8点) joins
+    the hour, unless together they make no sense (明天 后天下午3点: the later phrase alone)."""
+    if not text:
+        return None
+    core = ctx.core
+    understood = await understand(text, now=core.clock.now(), tz=core.settings.tz)
+    if understood is None and " " in text:
+        for piece in sorted(text.split(" "), key=len, reverse=True):
+            understood = await understand(piece, now=core.clock.now(), tz=core.settings.tz)
+            if understood is not None:
+                break
+    return understood
 
 
 async def _compound(

@@ -9,48 +9,53 @@ from hypothesis import strategies as st
 from sqlalchemy import delete
 from sqlmodel import select
 
-from bot.chat.text import clean_text
 from bot.clock import FrozenClock
 from bot.dispatcher import Dispatcher
 from bot.keys import CORE, DISPATCHER
+from bot.language.intents import Kind
+from bot.language.normalize import normalize
+from bot.language.parse import answer
 from storage.models import ExitRecord, Interview, PendingAction
 from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, started_interview
 
+# (text, intent kind, candidate words or plain arguments): the documented syntax, normalised.
 PARSE_TABLE = [
-    ("终止面试 张三 候选人放弃", "终止面试", "张三 候选人放弃"),
-    ("终止面试张三 放弃", "终止面试", "张三 放弃"),
-    ("  终止面试\u3000张三\u3000网络卡顿 ", "终止面试", "张三 网络卡顿"),
-    ("@面试助手 结束面试 张三 掉线!", "结束面试", "张三 掉线"),
-    ("停止面试 iv-9 改人工面试。", "停止面试", "iv-9 改人工面试"),
-    ("终止 张三", "终止", "张三"),
-    ("确认", "确认", ""),
-    ("确认!", "确认", ""),
-    ("取消。", "取消", ""),
-    ("进行中", "进行中", ""),
-    ("查看 张三", "查看", "张三"),
-    ("统计 本周", "统计", "本周"),
-    ("待办", "待办", ""),
-    ("完成 #12", "完成", "#12"),
-    ("ＨＥＬＰ", "help", ""),  # full-width folded, case-insensitive
-    ("终址面试 张三", None, "终址面试"),  # a typo is not guessed
-    ("你好", None, "你好"),
-    ("授权 hr02 HR 赵先生", "授权", "hr02 HR 赵先生"),
+    ("终止面试 张三 候选人放弃", Kind.terminate, "张三"),
+    ("终止面试张三 放弃", Kind.terminate, "张三"),
+    ("  终止面试\u3000张三\u3000网络卡顿 ", Kind.terminate, "张三"),
+    ("@面试助手 结束面试 张三 掉线!", Kind.terminate, "张三"),
+    ("停止面试 iv-1 改人工面试。", Kind.terminate, "张三"),
+    ("终止 张三", Kind.terminate, "张三"),
+    ("确认", Kind.confirm, ""),
+    ("确认!", Kind.confirm, ""),
+    ("取消。", Kind.cancel, ""),
+    ("进行中", Kind.in_progress, ""),
+    ("查看 张三", Kind.show, "张三"),
+    ("统计 本周", Kind.stats, "本周"),
+    ("待办", Kind.todos, ""),
+    ("完成 #12", Kind.todo_done, "#12"),
+    ("ＨＥＬＰ", Kind.help, ""),  # full-width folded, case-insensitive
+    ("终址面试 张三", Kind.terminate, "张三"),  # 终址 sounds like 终止
+    ("确认一下张三是不是还在面?", Kind.show, "张三"),  # a question about 张三, not a yes
+    ("授权 hr02 HR 赵先生", Kind.authorize, "hr02 HR 赵先生"),
 ]
 
 
-@pytest.mark.parametrize(("text", "command", "args"), PARSE_TABLE)
-async def test_parse_table(make_client: AppFactory, text: str, command: str | None, args: str) -> None:
+@pytest.mark.parametrize(("text", "kind", "args"), PARSE_TABLE)
+async def test_parse_table(make_client: AppFactory, clock: FrozenClock, text: str, kind: Kind, args: str) -> None:
     client = await make_client()
-    assert client.server.app is not None
-    dispatcher: Dispatcher = client.server.app[DISPATCHER]
-    cmd, word, rest = dispatcher._match(clean_text(text))
-    if command is None:
-        assert cmd is None
-        assert word == args
+    app = client.server.app
+    assert app is not None
+    await started_interview(client, clock)
+    dispatcher: Dispatcher = app[DISPATCHER]
+    intent = await dispatcher.understand(normalize(text), None, "wecom:hr01")
+    assert intent.kind == kind
+    if intent.refs:
+        assert [ref.text for ref in intent.refs] == [args]
+        assert intent.refs[0].platform_ids == ("iv-1",)
     else:
-        assert cmd is not None and command in cmd.names
-        assert (word, rest) == (command, args)
+        assert intent.args == args
 
 
 WORDS = [
@@ -118,7 +123,8 @@ async def test_random_text_never_crashes_nor_terminates_without_confirm(
         async with core.sessions() as session:
             interview = (await session.exec(select(Interview))).one()
         if interview.status == "terminated":
-            assert clean_text(text).startswith("确认"), f"terminated by {text!r}"
+            # Only a standalone yes (确认, 好的, 是 …) or a pressed button confirms.
+            assert answer(normalize(text), "terminate") is True or normalize(text).startswith("确认 "), text
             # Reset for the next example.
             async with core.sessions() as session:
                 await session.exec(delete(ExitRecord))  # type: ignore[call-overload]

@@ -72,6 +72,8 @@ def new_text(text: str) -> str:
 
 # Emoji that answer a prompt (👍 👌 ✅ 🙆): a yes. Others are dropped.
 _YES_EMOJI = ("\U0001f44d", "\U0001f44c", "\u2705", "\u2714", "\U0001f646", "\U0001f197")
+# …and those that refuse (❌ ✖ 🙅 🚫): a no.
+_NO_EMOJI = ("\u274c", "\u2716", "\U0001f645", "\U0001f6ab", "\u274e")
 
 
 def _drop_symbols(text: str) -> str:
@@ -107,6 +109,8 @@ def normalize(text: str) -> str:
     folded = _EMOTICON.sub(" ", folded)
     for emoji in _YES_EMOJI:
         folded = folded.replace(emoji, " 好 ")
+    for emoji in _NO_EMOJI:
+        folded = folded.replace(emoji, " 否 ")
     folded = _drop_symbols(folded)
     folded = _english_words(folded)
     return _SPACES.sub(" ", folded).strip().rstrip(_TRAILING).strip()

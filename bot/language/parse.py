@@ -236,6 +236,11 @@ def answer(text: str, action: str) -> bool | None:
     return None
 
 
+def starts_no(text: str) -> bool:
+    """算了算了,再观察下 / 取消吧,他又连上了: a message that opens with a no (a no is always safe)."""
+    return bool(lexicon.NO_START.match(_ANSWER_PUNCT.sub("", text)))
+
+
 def pick_number(text: str) -> int | None:
     """ "2", "第2个", "选 2" → 2."""
     m = lexicon.NUMBER_PICK.match(_ANSWER_PUNCT.sub("", text))
@@ -348,6 +353,13 @@ def parse(
     protected = [*linked.spans, *([time_span] if time_span else [])]
     masked = _mask(fixed, protected)
     time_text = fixed[time_span[0] : time_span[1]] if time_span else ""
+    if time_span is not None:  # 明天的面试改到晚上8点: a day named apart from the hour
+        other = locate_time(masked)
+        if other is not None:
+            day = fixed[other[0] : other[1]]
+            time_text = f"{day} {time_text}" if other[0] < time_span[0] else f"{time_text} {day}"
+            protected.append(other)
+            masked = _mask(fixed, protected)
 
     sure = 1.0 if documented else 0.8
     question = bool(lexicon.QUESTION.search(masked))
@@ -395,6 +407,14 @@ def parse(
     if lexicon.HELP_EXIT.search(masked) and not question and not negated:
         return Intent(Kind.confirm_exit, refs=tuple(linked.refs), sure=0.7)
 
+    if not linked.refs and lexicon.IN_PROGRESS.search(masked) and not (has_resched or negated):
+        return Intent(Kind.in_progress, sure=0.8)  # 有哪些面试还没结束
+    if question and not linked.refs and lexicon.STATS.search(masked):
+        return Intent(Kind.stats, args=_period(masked), sure=0.8)  # 今天一共终止了几场面试
+    if question and linked.refs and has_term and not has_resched and lexicon.PAST_QUESTION.search(masked):
+        return Intent(Kind.show, refs=refs, sure=0.8)  # 周杰的面试为什么结束了
+    if has_term and has_resched and not time_text and not lexicon.REBOOK.search(masked):
+        has_resched = False  # 这个岗位改成人工面试了: a reason, not a new time
     if has_term and has_resched and refs:
         kind = Kind.terminate_reschedule
     elif has_resched and (refs or time_text):
