@@ -318,9 +318,9 @@ async def _call(core: Core, body: dict[str, Any], http: aiohttp.ClientSession | 
 async def _propose(
     core: Core, text: str, names: Sequence[str], http: aiohttp.ClientSession | None, model: str
 ) -> _Result:
-    body = request_body(model, text, names)
-    sent = body["messages"][-1]["content"]
     try:
+        body = request_body(model, text, names)
+        sent = body["messages"][-1]["content"]
         raw = await _call(core, body, http)
         return _Result("ok", parse_response(raw, sent=sent, names=_scope_names(names), model=model))
     except TimeoutError:
