@@ -56,6 +56,9 @@ class Metrics:
             registry=r,
             buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0),
         )
+        self.llm_proposals = Counter(
+            "bot_llm_proposals", "Language model proposal requests by outcome", ["outcome"], registry=r
+        )
         self.inbound_pending = Gauge("bot_inbound_pending", "Chat messages received and not yet processed", registry=r)
         self.outbox_pending = Gauge(
             "bot_outbox_pending", "Outbox rows waiting to be sent (or being sent), by channel", ["channel"], registry=r

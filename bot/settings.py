@@ -129,6 +129,13 @@ class Settings(BaseSettings):
     # Bearer token of GET /metrics; unset: the admin token is accepted there.
     metrics_token: SecretStr | None = Field(None, validation_alias="BOT_METRICS_TOKEN")
 
+    # Optional language model (bot/language/llm.py): an OpenAI-compatible Chat Completions endpoint
+    # that may only propose an intent for a message the rules cannot read. Off unless all three are set.
+    llm_base_url: str | None = Field(None, validation_alias="BOT_LLM_BASE_URL")
+    llm_model: str | None = Field(None, validation_alias="BOT_LLM_MODEL")
+    llm_api_key: SecretStr | None = Field(None, validation_alias="BOT_LLM_API_KEY")
+    llm_timeout_seconds: float = Field(5.0, gt=0, le=120, validation_alias="BOT_LLM_TIMEOUT_SECONDS")
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -142,6 +149,7 @@ class Settings(BaseSettings):
         "platform_api_base",
         "sms_endpoint",
         "public_base_url",
+        "llm_base_url",
     )
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
@@ -201,6 +209,12 @@ class Settings(BaseSettings):
     def daily_summary_time(self) -> tuple[int, int]:
         hour, minute = self.daily_summary_at.split(":")
         return int(hour), int(minute)
+
+    @property
+    def llm_enabled(self) -> bool:
+        """The language model may be asked for proposals: its endpoint, model and key are all set."""
+        key = self.llm_api_key.get_secret_value() if self.llm_api_key is not None else ""
+        return bool(self.llm_base_url and self.llm_model and key)
 
     @property
     def smtp_enabled(self) -> bool:
