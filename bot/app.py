@@ -24,6 +24,7 @@ from bot.clock import Clock, SystemClock
 from bot.dispatcher import Dispatcher
 from bot.jobs import register_jobs
 from bot.keys import BACKGROUND, CORE, DISPATCHER, ENGINE, HTTP, OUTBOX, SCHEDULER, SETTINGS
+from bot.language import llm
 from bot.outbox import Outbox
 from bot.platform_client import PlatformClient
 from bot.scheduler import Scheduler
@@ -109,7 +110,7 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
         app[ENGINE], app[HTTP], app[CORE] = engine, http, core
         # What failed deliveries mean for people is the services' rule, not the worker's.
         app[OUTBOX] = Outbox(core, wake=wake, policy=notices.DeliveryFailures(core))
-        app[DISPATCHER] = Dispatcher(core, ROUTERS)
+        app[DISPATCHER] = Dispatcher(core, ROUTERS, proposer=llm.proposer(settings, http))
         yield
         await http.close()
         await engine.dispose()

@@ -22,6 +22,7 @@ from bot.chat.messages import ChatType
 from bot.clock import SystemClock
 from bot.delivery import Reach
 from bot.dispatcher import Dispatcher
+from bot.language import llm
 from bot.logs import PathAccessLogger, access_logger, configure_logging
 from bot.services import console_admin, console_auth, notice_check, people_import
 from bot.services import people as people_service
@@ -346,7 +347,7 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
     core = _core(settings)
     async with core.sessions() as session:
         await repo.ensure_default_reasons(session)
-    dispatcher = Dispatcher(core, ROUTERS)
+    dispatcher = Dispatcher(core, ROUTERS, proposer=llm.proposer(settings, None))
     chat_type: ChatType = "group" if args.group else "direct"
     return await run_console(dispatcher, platform=platform, user_id=user_id, chat_type=chat_type)
 

@@ -297,10 +297,13 @@ class Dispatcher:
         # 3. What the message asks for.
         intent = await self.understand(text, ctx.person, ctx.actor, quoted(ctx.msg.text))
         if intent.kind == Kind.unknown and pending is None and self.proposer is not None:
-            names = [ref.text for ref in intent.refs]
+            # The model only proposes: the intent goes through the same scope checks and prompts.
+            scope = None if ctx.person is not None and ctx.person.role in MANAGERS else ctx.actor
+            names = sorted({row[1] for row in await interviews.known_names(self.core, hr_key=scope)})
             proposed = await self.proposer(self.core, text, ctx.actor, ctx.chat, names)
-            if proposed is not None:
+            if proposed is not None and proposed.kind != Kind.unknown:
                 intent = proposed
+                ctx.preface.append(self.core.templates.render("chat/language/proposed.txt.j2"))
         ctx.intent = intent
         if intent.kind == Kind.unknown or (pending is not None and intent.sure < 0.7 and not intent.is_action):
             if pending is not None and pending.action in self.answers:

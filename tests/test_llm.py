@@ -19,14 +19,17 @@ from openai.types.chat import ChatCompletion
 from sqlmodel import select
 
 from bot.clock import FrozenClock
+from bot.keys import CORE
 from bot.language import llm
 from bot.language.intents import CandidateRef, Intent, Kind
 from bot.services.context import Core
 from bot.templating import Templates
 from storage.db import create_engine, session_maker
 from storage.models import AuditEvent
-from tests.conftest import CLOCK_START, make_settings
+from tests.chat import ChatUser, add_person
+from tests.conftest import CLOCK_START, make_settings, started_interview
 from tests.fakes.openai_compat import FakeChatCompletions, ToolCall
+from tests.test_chat_terminate import status_of
 
 KEY = "sk-test-key"
 MODEL = "test-model"
@@ -371,3 +374,44 @@ async def test_the_model_never_receives_phone_numbers_or_emails(
 )
 def test_mask_for_model(text: str, masked: str) -> None:
     assert llm.mask_for_model(text) == masked
+
+
+# --- through the chat path: the model proposes, HR confirms -----------------------------------
+
+
+async def test_a_message_outside_the_rules_becomes_a_proposal_hr_must_confirm(
+    make_client: Any, clock: FrozenClock, fake: FakeChatCompletions
+) -> None:
+    client = await make_client(llm_base_url=fake.url, llm_model=MODEL, llm_api_key=KEY)
+    app = client.server.app
+    await add_person(app, "hr01", "王小姐", "hr")
+    await started_interview(client, clock)
+    hr = ChatUser(app, "hr01")
+    fake.answer = ToolCall.of("terminate", candidate="张三", reason="网络卡顿")
+    text = "那位做后端的同学电脑彻底罢工了,你处理掉"  # no name, no command word: the rules place nothing
+    [prompt] = await hr.say(text)
+    assert prompt.kind == "confirm" and "语言模型" in prompt.text
+    assert "候选人:张三" in prompt.text and "系统故障" in prompt.text
+    assert await status_of(app) == "in_progress"  # a proposal changes nothing
+    (request,) = fake.requests
+    assert "张三" in str(request["messages"])  # the names in scope, never contacts
+    assert "13800001234" not in str(request) and "zhangsan@example.com" not in str(request)
+    assert "已终止 张三 的面试" in await hr.says("确认")
+    assert await status_of(app) == "terminated"
+
+
+async def test_a_model_that_times_out_leaves_the_bot_as_it_is_without_one(
+    make_client: Any, clock: FrozenClock, fake: FakeChatCompletions
+) -> None:
+    client = await make_client(llm_base_url=fake.url, llm_model=MODEL, llm_api_key=KEY, llm_timeout_seconds=0.3)
+    app = client.server.app
+    await add_person(app, "hr01", "王小姐", "hr")
+    await started_interview(client, clock)
+    fake.answer = ToolCall.of("terminate", candidate="张三", reason="网络卡顿")
+    fake.delay = 5
+    text = "那位做后端的同学电脑彻底罢工了,你处理掉"
+    with_model = await ChatUser(app, "hr01").says(text)
+    assert "没有看懂" in with_model
+    async with app[CORE].sessions() as session:
+        rows = (await session.exec(select(AuditEvent).where(AuditEvent.action == "llm.proposed"))).all()
+    assert [r.detail["outcome"] for r in rows] == ["timeout"]

@@ -24,7 +24,7 @@ import logging
 import re
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ from bot.bounded import BadInput, check_text, load_json
 from bot.language.intents import CandidateRef, Intent, Kind
 from bot.services.context import Core
 from bot.services.prompts import Audit, audit
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -384,3 +385,17 @@ async def propose(
         log.exception("llm proposal not audited; dropped")
         return None
     return result.intent
+
+
+def proposer(
+    settings: Settings, http: aiohttp.ClientSession | None
+) -> Callable[[Core, str, str, str, Sequence[str]], Awaitable[Intent | None]] | None:
+    """What the dispatcher asks when the rules place nothing: ``propose`` on ``http`` (the app's
+    shared session), or None while no model is configured (the default)."""
+    if not settings.llm_enabled:
+        return None
+
+    async def ask(core: Core, text: str, actor: str, chat: str, names: Sequence[str]) -> Intent | None:
+        return await propose(core, text, actor=actor, chat=chat, names=names, http=http)
+
+    return ask
