@@ -18,7 +18,16 @@ from bot.services.help_requests import HELP_ACTION, close_siblings
 from bot.services.interviews import Candidate, Interview, InterviewStatus
 from bot.services.prompts import PendingAction
 from bot.services.reasons import match_reason
-from handlers.common import close_pending, on_confirm, open_action, picked_interview, resolve_one, say, usage_reply
+from handlers.common import (
+    close_pending,
+    confirm_buttons,
+    on_confirm,
+    open_action,
+    picked_interview,
+    resolve_one,
+    say,
+    usage_reply,
+)
 from templates.labels import LABELS
 
 router = Router("reschedule")
@@ -30,7 +39,6 @@ HELP_FALLBACK_REASON = "process_change"  # a reason code: admins may rename the 
 # Open prompts: the confirmation (answered by 确认 / 取消) and the question for the hour.
 CONFIRM_ACTION = "reschedule"
 ASK_HOUR = "reschedule.ask_hour"
-CONFIRM_BUTTONS = ((LABELS["button"]["reschedule"], "确认"), (LABELS["button"]["cancel"], "取消"))
 
 
 @router.command("重新安排", "改期")
@@ -128,7 +136,7 @@ async def _prompt(ctx: Context, platform_id: str, when: datetime, help_params: d
         detail={"at": when.isoformat(), "help": bool(help_params)},
     )
     params = {"platform_id": platform_id, "at": when.isoformat(), "help": help_params}
-    await open_action(ctx, CONFIRM_ACTION, params, audit=requested)
+    action = await open_action(ctx, CONFIRM_ACTION, params, audit=requested)
     text = core.templates.render(
         "chat/confirm_reschedule.txt.j2",
         candidate_name=candidate.name,
@@ -138,7 +146,8 @@ async def _prompt(ctx: Context, platform_id: str, when: datetime, help_params: d
         ends_current=bool(help_params) and interview.status == "in_progress",
         ttl_minutes=max(1, core.settings.confirm_ttl_seconds // 60),
     )
-    return [Reply(text, kind="confirm", title=LABELS["reply_title"]["reschedule"], buttons=CONFIRM_BUTTONS)]
+    buttons = confirm_buttons(action, LABELS["button"]["reschedule"])
+    return [Reply(text, kind="confirm", title=LABELS["reply_title"]["reschedule"], buttons=buttons)]
 
 
 async def _confirmed_again(ctx: Context, action: PendingAction) -> list[Reply]:

@@ -95,6 +95,7 @@ from storage.repos.people import get_person, list_people, people_named
 from storage.repos.prompts import (
     action_closed_by,
     close_action_and_commit,
+    get_action,
     latest_open_action,
     open_actions,
     transition_action_and_commit,
@@ -157,6 +158,7 @@ __all__ = [
     "failing_notices",
     "find_candidate",
     "finish_todo",
+    "get_action",
     "get_candidate",
     "get_console_login",
     "get_console_session",

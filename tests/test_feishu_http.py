@@ -17,7 +17,7 @@ from bot.clock import FrozenClock
 from bot.keys import CORE
 from bot.services.summary import send_daily_summary
 from storage.models import InboundMessage, Notice, SharedToken
-from tests.chat import add_person
+from tests.chat import add_person, prompt_id
 from tests.conftest import CLOCK_START, SHANGHAI, AppFactory, admin_headers, eventually, started_interview
 from tests.fakes.feishu_api import BOT_OPEN_ID, ENCRYPT_KEY, VERIFICATION_TOKEN, FakeFeishu, encrypt
 from tests.fakes.smtp import SmtpServer
@@ -145,7 +145,8 @@ async def test_terminate_in_a_p2p_chat_with_a_card_click(
     assert prompt["via"] == "reply" and prompt["reply_to"] == ask["event"]["message"]["message_id"]
     assert "张三" in card_text(prompt) and "候选人放弃" in card_text(prompt)
     labels = [(b["text"]["content"], b["value"]["command"]) for b in buttons(prompt)]
-    assert labels == [("确认终止", "确认"), ("取消", "取消")]
+    tied = await prompt_id(client.server.app)
+    assert labels == [("确认终止", f"确认 #{tied}"), ("取消", f"取消 #{tied}")]
     assert (await interview(client))["status"] == "in_progress"
 
     # Clicking 确认终止: Feishu sends card.action.trigger to the same URL.
@@ -201,7 +202,7 @@ async def test_group_acts_only_when_mentioned_and_masks(
     await shown(fake, 2)
     prompt = fake.messages[1]
     assert prompt["reply_to"] == ask["event"]["message"]["message_id"]
-    assert buttons(prompt)[0]["value"] == {"command": "确认", "chat_type": "group"}
+    assert buttons(prompt)[0]["value"] == {"command": f"确认 #{await prompt_id(app)}", "chat_type": "group"}
 
     # A typed 确认 (with the @-mention) works as well as the button.
     assert (await fake.post(client, fake.message("确认", group=True))).status == 200

@@ -11,7 +11,7 @@ from sqlmodel import select
 from bot.clock import FrozenClock
 from bot.keys import CORE
 from storage.models import ExitRecord, Interview, Notice
-from tests.chat import add_person
+from tests.chat import add_person, prompt_id
 from tests.conftest import AppFactory, eventually, started_interview
 from tests.fakes.wecom_api import (
     BOT_AES_KEY,
@@ -64,7 +64,12 @@ async def test_full_flow_card_click_terminates_and_tells_hr(
     assert "张三" in card["sub_title_text"] and "候选人放弃" in card["sub_title_text"]
     buttons = {b["text"]: b["key"] for b in card["button_list"]}
     assert set(buttons) == {"确认终止", "取消"}
-    assert buttons["确认终止"] == "cmd:" + quote("确认", safe="")
+    # Each key names the prompt: a press answers this prompt and no other.
+    tied = await prompt_id(app)
+    assert buttons == {
+        "确认终止": "cmd:" + quote(f"确认 #{tied}", safe=""),
+        "取消": "cmd:" + quote(f"取消 #{tied}", safe=""),
+    }
     assert (await interview(app)).status == "in_progress"  # nothing happens before the click
 
     click = card_click_xml("hr01", task_id=card["task_id"], event_key=buttons["确认终止"], response_code="rc-1")

@@ -21,7 +21,7 @@ from bot.clock import FrozenClock
 from bot.keys import CORE
 from bot.services.summary import send_daily_summary
 from storage.models import ExitRecord, InboundMessage, Interview, Notice, NoticeAttempt
-from tests.chat import add_person
+from tests.chat import add_person, prompt_id
 from tests.conftest import AppFactory, admin_headers, eventually, started_interview
 from tests.fakes.smtp import SmtpServer
 from tests.fakes.wecom_aibot_ws import BOT_ID, BOT_SECRET, FakeAiBotGateway
@@ -83,7 +83,7 @@ async def test_card_click_round_trip_with_only_bot_id_and_secret(
     assert "张三" in card["sub_title_text"] and "候选人放弃" in card["sub_title_text"]
     buttons = {b["text"]: b["key"] for b in card["button_list"]}
     assert set(buttons) == {"确认终止", "取消"}
-    assert buttons["确认终止"] == "cmd:" + quote("确认", safe="")
+    assert buttons["确认终止"] == "cmd:" + quote(f"确认 #{await prompt_id(app)}", safe="")
 
     # WeCom pushes an unanswered message again under a new req_id: taken in once.
     await gateway.message("hr01", "终止面试 张三 候选人放弃", msgid="msg-1")

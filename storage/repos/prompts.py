@@ -36,6 +36,11 @@ async def latest_open_action(
     return (await session.exec(stmt.order_by(col(PendingAction.id).desc()))).first()
 
 
+async def get_action(session: AsyncSession, action_id: int) -> PendingAction | None:
+    """One prompt by id, whatever its state, requester or expiry."""
+    return await session.get(PendingAction, action_id)
+
+
 async def open_actions(session: AsyncSession, *, action: str, now: datetime) -> Sequence[PendingAction]:
     stmt = select(PendingAction).where(
         PendingAction.action == action,
