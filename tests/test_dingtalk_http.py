@@ -143,6 +143,30 @@ async def test_terminate_flow_from_a_group_chat(
     assert fake.token_fetches == 0  # replies through the sessionWebhook need no access token
 
 
+async def test_click_after_the_prompt_expired_says_so_and_changes_nothing(
+    make_client: AppFactory, clock: FrozenClock, fake: FakeDingTalk
+) -> None:
+    client = await hr_app(make_client, clock, fake)
+    assert (await fake.post_callback(client, fake.message("终止面试 张三 候选人放弃", clock), clock)).status == 200
+
+    async def prompted() -> bool:
+        return len(fake.session_posts) == 1
+
+    await eventually(prompted)
+    confirm = clicked(fake.session_posts[0]["body"]["actionCard"]["btns"][0])
+    clock.advance(seconds=301)  # past BOT_CONFIRM_TTL (300 s)
+    assert (await fake.post_callback(client, fake.message(confirm, clock), clock)).status == 200
+
+    async def replied() -> bool:
+        return len(fake.session_posts) == 2
+
+    await eventually(replied)
+    expired = "这个确认已过期(超过5分钟),没有执行。如需继续,请重新发起。"
+    assert fake.session_posts[1]["body"]["text"]["content"] == expired
+    detail = await interview(client)
+    assert detail["status"] == "in_progress" and detail["exit"] is None
+
+
 async def test_bad_sign_and_stale_timestamp_are_rejected(
     make_client: AppFactory, clock: FrozenClock, fake: FakeDingTalk
 ) -> None:

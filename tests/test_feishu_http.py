@@ -175,6 +175,22 @@ async def test_terminate_in_a_p2p_chat_with_a_card_click(
     assert token.key == "feishu:cli_a1b2c3d4e5f6" and fake.token_fetches == 1
 
 
+async def test_card_click_after_the_prompt_expired_says_so_and_changes_nothing(
+    make_client: AppFactory, clock: FrozenClock, fake: FakeFeishu
+) -> None:
+    client = await hr_app(make_client, clock, fake)
+    assert (await fake.post(client, fake.message("终止面试 张三 候选人放弃"))).status == 200
+    await shown(fake, 1)
+    prompt = fake.messages[0]
+    clock.advance(seconds=301)  # past BOT_CONFIRM_TTL (300 s)
+    click = fake.card_click(buttons(prompt)[0], card_message={"message_id": prompt["message_id"]})
+    assert (await fake.post(client, click)).status == 200
+    await shown(fake, 2)
+    assert fake.messages[1]["content"]["text"] == "这个确认已过期(超过5分钟),没有执行。如需继续,请重新发起。"
+    detail = await interview(client)
+    assert detail["status"] == "in_progress" and detail["exit"] is None
+
+
 async def test_group_acts_only_when_mentioned_and_masks(
     make_client: AppFactory, clock: FrozenClock, fake: FakeFeishu
 ) -> None:

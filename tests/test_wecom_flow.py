@@ -236,3 +236,36 @@ async def test_group_view_is_masked_and_direct_view_is_not(
     await eventually(direct_answered)
     direct = next(m for m in fake_wecom.sent("message/send") if "张三" in str(m))
     assert "13800001234" in str(direct) and "zhangsan@example.com" in str(direct)
+
+
+EXPIRED = "这个确认已过期(超过5分钟),没有执行。如需继续,请重新发起。"
+
+
+async def test_card_click_after_the_prompt_expired_says_so_and_changes_nothing(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    client, app = await bot_with_hr(make_client, clock, fake_wecom)
+    side = WeComSide()
+    ts = int(clock.now().timestamp())
+    path, body = side.app_post(text_xml("hr01", "终止面试 张三 候选人放弃", 3001), timestamp=ts)
+    assert (await client.post(path, data=body)).status == 200
+
+    async def card_sent() -> bool:
+        return len(fake_wecom.sent("message/send")) == 1
+
+    await eventually(card_sent)
+    card = fake_wecom.sent("message/send")[0]["template_card"]
+    confirm_key = next(b["key"] for b in card["button_list"] if b["text"] == "确认终止")
+    clock.advance(seconds=301)  # past BOT_CONFIRM_TTL (300 s)
+    click = card_click_xml("hr01", task_id=card["task_id"], event_key=confirm_key, response_code="rc-late")
+    path, body = side.app_post(click, timestamp=ts + 301)
+    assert (await client.post(path, data=body)).status == 200
+
+    async def answered() -> bool:
+        return len(fake_wecom.sent("message/send")) == 2
+
+    await eventually(answered)
+    assert fake_wecom.sent("message/send")[1]["text"]["content"] == EXPIRED
+    assert (await interview(app)).status == "in_progress"
+    async with app[CORE].sessions() as session:
+        assert (await session.exec(select(ExitRecord))).all() == []

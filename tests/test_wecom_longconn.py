@@ -144,6 +144,25 @@ async def test_typed_confirm_in_a_group_answers_each_message(
     assert "已终止 张三 的面试" in gateway.content(reply)
 
 
+async def test_card_click_after_the_prompt_expired_says_so_and_changes_nothing(
+    make_client: AppFactory, clock: FrozenClock, gateway: FakeAiBotGateway
+) -> None:
+    client = await bot_with_hr(make_client, clock, gateway)
+    app = client.server.app
+    assert app is not None
+    await gateway.message("hr01", "终止面试 张三 候选人放弃", msgid="late-1")
+    await said(gateway, 1)
+    card = gateway.said[0]["body"]["template_card"]
+    confirm_key = next(b["key"] for b in card["button_list"] if b["text"] == "确认终止")
+    clock.advance(seconds=301)  # past BOT_CONFIRM_TTL (300 s)
+    await gateway.click("hr01", event_key=confirm_key, task_id=card["task_id"])
+    await said(gateway, 2)
+    assert gateway.content(gateway.said[1]) == "这个确认已过期(超过5分钟),没有执行。如需继续,请重新发起。"
+    assert (await interview(app)).status == "in_progress"
+    async with app[CORE].sessions() as session:
+        assert (await session.exec(select(ExitRecord))).all() == []
+
+
 async def test_dropped_connection_and_silent_gateway_reconnect(
     make_client: AppFactory, clock: FrozenClock, gateway: FakeAiBotGateway
 ) -> None:
