@@ -98,6 +98,7 @@ from storage.repos.prompts import (
     get_action,
     latest_open_action,
     open_actions,
+    open_actions_of,
     transition_action_and_commit,
 )
 from storage.repos.reasons import get_reason, list_reasons, reason_references
@@ -192,6 +193,7 @@ __all__ = [
     "notices_for_interview",
     "notices_with_status",
     "open_actions",
+    "open_actions_of",
     "open_interviews_matching",
     "open_termination_jobs",
     "open_todo_counts",

@@ -24,6 +24,7 @@ __all__ = [
     "cancel",
     "close",
     "latest_open",
+    "open_of",
     "open_prompt",
     "read",
     "take",
@@ -113,6 +114,12 @@ async def latest_open(
 
     key = ("open_prompt", requester, chat_id, tuple(actions) if actions is not None else None, action_id)
     return await memo.lookup(key, load, keep=lambda found: found is None)
+
+
+async def open_of(core: Core, *, requester: str, action: str) -> Sequence[PendingAction]:
+    """Every open, unexpired prompt of kind ``action`` the requester has (any chat), oldest first."""
+    async with core.sessions() as session:
+        return await repo.open_actions_of(session, requester=requester, action=action, now=core.clock.now())
 
 
 async def close(
