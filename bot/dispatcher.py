@@ -329,8 +329,9 @@ class Dispatcher:
         if found is None:
             return None
         ctx.args = intent.args
-        if pending is not None and intent.is_action:
-            # A new request replaces the question or prompt left open (and the reply says so).
+        if pending is not None and pending.action in self.answers and intent.is_action:
+            # A new request replaces the numbered question left open (and the reply says so); an
+            # open confirmation stays answerable by its own card's button.
             if await prompts.close(self.core, pending.id, prompts.ActionState.cancelled):
                 what = await self.describe(pending)
                 ctx.preface.append(self.core.templates.render("chat/language/replaced.txt.j2", what=what))

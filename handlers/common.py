@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.chat.messages import Reply
+from bot.chat.messages import Button, Reply, pressed
 from bot.dispatcher import MANAGERS, Context, Router
 from bot.language.intents import CandidateRef, Intent
 from bot.services import interviews, prompts, reasons
@@ -43,6 +43,13 @@ def on_confirm(router: Router, action: str, *, again: ConfirmFn | None = None) -
         return fn
 
     return register
+
+
+def confirm_buttons(action: PendingAction, confirm_label: str) -> tuple[Button, ...]:
+    """The two buttons of confirmation prompt ``action``, each tied to it (``确认 #123`` /
+    ``取消 #123``): a press answers this prompt and no other, and a late one is told why not."""
+    assert action.id is not None, "buttons are built for a stored prompt"
+    return ((confirm_label, pressed("确认", action.id)), (LABELS["button"]["cancel"], pressed("取消", action.id)))
 
 
 def scope_of(ctx: Context) -> str | None:

@@ -9,9 +9,12 @@ from bot.services import notices, prompts, reasons, termination
 from bot.services.help_requests import HELP_ACTION, close_siblings
 from bot.services.prompts import PendingAction
 from bot.services.reasons import ExitReason, match_reason
-from handlers.common import ask_reason, names_reason, picked_reason, say
+from handlers.common import ask_reason, close_pending, names_reason, open_action, pick_number, picked_reason, say
 
 router = Router("help_requests")
+
+# The numbered question 确认终止 asks when the HR has several open help requests.
+PICK_REQUEST = "help.pick_request"
 
 
 async def open_help_request(ctx: Context) -> PendingAction | None:
@@ -31,11 +34,42 @@ async def take_help_request(ctx: Context) -> PendingAction | None:
 
 @router.command("确认终止", kind=Kind.confirm_exit)
 async def confirm_exit(ctx: Context) -> list[Reply]:
-    """End the interview with the reason the candidate's words name; when they name none, HR picks
-    from the numbered list first (the request stays open meanwhile, so 取消 loses nothing)."""
-    action = await open_help_request(ctx)
-    if action is None:
+    """End the interview a candidate's 求助 is about. With several open requests the HR picks
+    which one first (numbered, by candidate and position); with one it goes on at once."""
+    waiting = await prompts.open_of(ctx.core, requester=ctx.actor, action=HELP_ACTION)
+    if not waiting:
         return [say(ctx, "help_requests/none")]
+    if len(waiting) == 1:
+        return await _exit_for(ctx, waiting[0])
+    await open_action(ctx, PICK_REQUEST, {"choices": [a.id for a in waiting]})
+    shown = [
+        {"name": a.params["candidate_name"], "position": a.params["position"], "reason": a.params.get("reason", "")}
+        for a in waiting
+    ]
+    return [say(ctx, "help_requests/choices", choices=shown)]
+
+
+@router.answer(PICK_REQUEST)
+async def on_pick_request(ctx: Context) -> list[Reply]:
+    assert ctx.pending is not None
+    picked: list[int] = ctx.pending.params.get("choices", [])
+    index = pick_number(ctx.args, len(picked))
+    if index is None:
+        return [say(ctx, "pick/out_of_range", count=len(picked))]
+    if not await close_pending(ctx):
+        return [say(ctx, "pick/stale")]
+    action = await prompts.latest_open(
+        ctx.core, requester=ctx.actor, chat_id=None, actions=[HELP_ACTION], action_id=picked[index]
+    )
+    if action is None:  # answered by someone else (or expired) while the HR was picking
+        return [say(ctx, "help_requests/taken")]
+    return await _exit_for(ctx, action)
+
+
+async def _exit_for(ctx: Context, action: PendingAction) -> list[Reply]:
+    """End the interview of help request ``action`` with the reason the candidate's words name;
+    when they name none, HR picks from the numbered list first (the request stays open
+    meanwhile, so 取消 loses nothing)."""
     words = str(action.params.get("reason", ""))
     reason = match_reason(words, await reasons.active(ctx.core))
     if reason is None:

@@ -23,6 +23,7 @@ from bot.services.reasons import match_reason, shown_detail
 from handlers.common import (
     ask_reason,
     close_pending,
+    confirm_buttons,
     names_reason,
     on_confirm,
     one_at_a_time,
@@ -52,8 +53,6 @@ COMPOUND_ASK_DAY = "terminate_reschedule.ask_day"
 # End an interview in progress and book it again: one confirmation, and the reason asked first.
 COMPOUND_ACTION = "terminate_reschedule"
 COMPOUND_REASON = "terminate_reschedule.pick_reason"
-CONFIRM_BUTTONS = ((LABELS["button"]["reschedule"], "确认"), (LABELS["button"]["cancel"], "取消"))
-COMPOUND_BUTTONS = ((LABELS["button"]["terminate_reschedule"], "确认"), (LABELS["button"]["cancel"], "取消"))
 
 
 @router.command("重新安排", "改期", kind=Kind.reschedule)
@@ -73,7 +72,7 @@ async def ask_reschedule(ctx: Context) -> list[Reply]:
     refused = one_at_a_time(ctx, intent)
     if refused is not None:
         return [refused]
-    if understood is None and (intent.time_text or intent.args or not intent.refs[0].platform_ids):
+    if understood is None and (intent.time_text or intent.args or intent.words or not intent.refs[0].platform_ids):
         if intent.args:  # 往后推一天: from the time it is booked for
             return await _shifted(ctx, intent.refs[0], int(intent.args))
         assert ctx.cmd is not None
@@ -318,7 +317,7 @@ async def _prompt(
     if compound is not None:
         return await _prompt_compound(ctx, interview, candidate, when, compound, requested)
     params = {"platform_id": platform_id, "at": when.isoformat(), "help": help_params}
-    await open_action(ctx, CONFIRM_ACTION, params, audit=requested)
+    action = await open_action(ctx, CONFIRM_ACTION, params, audit=requested)
     text = core.templates.render(
         "chat/confirm_reschedule.txt.j2",
         candidate_name=candidate.name,
@@ -328,7 +327,8 @@ async def _prompt(
         ends_current=bool(help_params) and interview.status == "in_progress",
         ttl_minutes=max(1, core.settings.confirm_ttl_seconds // 60),
     )
-    return [Reply(text, kind="confirm", title=LABELS["reply_title"]["reschedule"], buttons=CONFIRM_BUTTONS)]
+    buttons = confirm_buttons(action, LABELS["button"]["reschedule"])
+    return [Reply(text, kind="confirm", title=LABELS["reply_title"]["reschedule"], buttons=buttons)]
 
 
 async def _prompt_compound(
@@ -353,7 +353,7 @@ async def _prompt_compound(
         interview_id=requested.interview_id,
         detail={**requested.detail, "reason_code": reason.code, "detail": detail},
     )
-    await open_action(ctx, COMPOUND_ACTION, params, audit=requested)
+    action = await open_action(ctx, COMPOUND_ACTION, params, audit=requested)
     text = core.templates.render(
         "chat/confirm_terminate_reschedule.txt.j2",
         candidate_name=candidate.name,
@@ -365,7 +365,8 @@ async def _prompt_compound(
         ttl_minutes=max(1, core.settings.confirm_ttl_seconds // 60),
     )
     title = LABELS["reply_title"]["terminate_reschedule"]
-    return [Reply(text, kind="confirm", title=title, buttons=COMPOUND_BUTTONS)]
+    buttons = confirm_buttons(action, LABELS["button"]["terminate_reschedule"])
+    return [Reply(text, kind="confirm", title=title, buttons=buttons)]
 
 
 @on_confirm(router, COMPOUND_ACTION)

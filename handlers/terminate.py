@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from bot.chat.messages import Reply
+from datetime import datetime
+from typing import Literal
+
+from bot.chat.messages import Reply, prompt_ref
 from bot.dispatcher import Context, Router
 from bot.language.intents import Kind
 from bot.services import interviews, notices, prompts, reasons, termination
+from bot.services.dates import full_text
 from bot.services.prompts import PendingAction
 from bot.services.reasons import ExitReason, match_reason, shown_detail
 from handlers.common import (
     CONFIRMABLE,
     CONFIRMED_AGAIN,
     ask_reason,
+    confirm_buttons,
     local,
     names_reason,
     on_confirm,
@@ -26,8 +31,6 @@ from handlers.common import (
 from templates.labels import LABELS
 
 router = Router("terminate")
-
-CONFIRM_BUTTONS = ((LABELS["button"]["terminate"], "确认"), (LABELS["button"]["cancel"], "取消"))
 
 
 @router.command("终止面试", "结束面试", "停止面试", "终止", kind=Kind.terminate)
@@ -94,7 +97,7 @@ async def _prompt(ctx: Context, platform_id: str, reason: ExitReason, detail: st
     )
     # The reason goes by its code (admins may rename reasons while the prompt waits).
     params = {"platform_id": platform_id, "reason": reason.code, "detail": detail}
-    await open_action(ctx, "terminate", params, audit=requested)
+    action = await open_action(ctx, "terminate", params, audit=requested)
     ttl = core.settings.confirm_ttl_seconds
     text = core.templates.render(
         "chat/confirm_terminate.txt.j2",
@@ -108,19 +111,20 @@ async def _prompt(ctx: Context, platform_id: str, reason: ExitReason, detail: st
         detail=shown_detail(detail, name=reason.name, code=reason.code),
         ttl_minutes=max(1, ttl // 60),
     )
-    return [Reply(text, kind="confirm", title=LABELS["reply_title"]["terminate"], buttons=CONFIRM_BUTTONS)]
+    buttons = confirm_buttons(action, LABELS["button"]["terminate"])
+    return [Reply(text, kind="confirm", title=LABELS["reply_title"]["terminate"], buttons=buttons)]
 
 
 async def _take(ctx: Context, actions: list[str], state: prompts.ActionState) -> PendingAction | None:
-    """Close the asker's newest open prompt of these kinds in this chat, once."""
-    action_id = int(ctx.args) if ctx.args.isdigit() else None
+    """Close the asker's prompt named by its id (a button press: ``确认 #123``), else their newest
+    open prompt of these kinds in this chat, once."""
     return await prompts.take(
         ctx.core,
         requester=ctx.actor,
         chat_id=ctx.msg.chat_id,
         actions=actions,
         state=state,
-        action_id=action_id,
+        action_id=prompt_ref(ctx.args),
         by=_message_key(ctx),
     )
 
@@ -140,14 +144,54 @@ async def confirm(ctx: Context) -> list[Reply]:
 async def _confirmed_before(ctx: Context) -> list[Reply]:
     """This very 确认 is processed again (its first processing was cut off by a crash): a
     termination is asked for again (it is guarded: it resumes, or says it is done or under way);
-    any other confirmation is not repeated, and the sender is told to check its result."""
+    any other confirmation is not repeated, and the sender is told to check its result.
+    Otherwise a press naming its prompt (``确认 #123``) is told why that prompt is not open."""
     earlier = await prompts.closed_by(ctx.core, requester=ctx.actor, by=_message_key(ctx))
     if earlier is None or earlier.state != prompts.ActionState.confirmed.value:
-        return [say(ctx, "terminate/nothing_to_confirm")]
+        return await _not_open(ctx, "confirm")
     again = CONFIRMED_AGAIN.get(earlier.action)
     if again is not None:
         return await again(ctx, earlier)
     return [say(ctx, "terminate/confirmed_before", action=earlier.action)]
+
+
+async def _not_open(ctx: Context, pressed: Literal["confirm", "cancel"]) -> list[Reply]:
+    """Why the prompt a press names (``确认 #123`` / ``取消 #123``) cannot be answered: expired,
+    confirmed before (what it was; it is not repeated), cancelled, or not the presser's. Nothing
+    changes. A bare 确认 / 取消 with nothing open is told there is nothing."""
+    nothing = "terminate/nothing_to_confirm" if pressed == "confirm" else "terminate/nothing_to_cancel"
+    action_id = prompt_ref(ctx.args)
+    if action_id is None:
+        return [say(ctx, nothing)]
+    view = await prompts.read(ctx.core, action_id, requester=ctx.actor, chat_id=ctx.msg.chat_id)
+    if view.status == "not_yours":
+        return [say(ctx, "terminate/not_yours")]
+    if view.status == "expired":
+        return [say(ctx, "terminate/expired", minutes=view.ttl_minutes)]
+    if view.status == "cancelled":
+        return [say(ctx, "terminate/already_cancelled", pressed=pressed)]
+    if view.status == "confirmed" and view.action is not None:
+        what = await _what(ctx, view.action)
+        return [say(ctx, "terminate/already_confirmed", pressed=pressed, action=view.action.action, **what)]
+    if view.status == "closed":
+        return [say(ctx, "terminate/already_closed")]
+    return [say(ctx, nothing)]
+
+
+async def _what(ctx: Context, action: PendingAction) -> dict[str, str]:
+    """What a confirmed prompt was about, for telling its requester: the candidate and position,
+    the reason (by its current name), the new time."""
+    params = action.params
+    what = {"candidate_name": "", "position": "", "reason": "", "when": ""}
+    found = await interviews.get_with_candidate(ctx.core, str(params.get("platform_id", "")))
+    if found is not None:
+        what["candidate_name"], what["position"] = found[1].name, found[0].position
+    if params.get("reason"):
+        reason = match_reason(str(params["reason"]), await reasons.active(ctx.core))
+        what["reason"] = reason.name if reason is not None else str(params["reason"])
+    if params.get("at"):
+        what["when"] = full_text(datetime.fromisoformat(str(params["at"])), ctx.core.settings.tz)
+    return what
 
 
 @on_confirm(router, "terminate")
@@ -181,15 +225,14 @@ CONFIRMED_AGAIN["terminate"] = _terminate_confirmed
 async def cancel(ctx: Context) -> list[Reply]:
     dispatcher = ctx.dispatcher
     assert dispatcher is not None
-    action_id = int(ctx.args) if ctx.args.isdigit() else None
     action = await prompts.cancel(
         ctx.core,
         requester=ctx.actor,
         chat_id=ctx.msg.chat_id,
         actions=[*CONFIRMABLE, *dispatcher.answers],
         chat=ctx.chat,
-        action_id=action_id,
+        action_id=prompt_ref(ctx.args),
     )
     if action is None:
-        return [say(ctx, "terminate/nothing_to_cancel")]
+        return await _not_open(ctx, "cancel")
     return [say(ctx, "terminate/cancelled", action=action.action)]

@@ -96,8 +96,10 @@ from storage.repos.people import get_person, list_people, people_named
 from storage.repos.prompts import (
     action_closed_by,
     close_action_and_commit,
+    get_action,
     latest_open_action,
     open_actions,
+    open_actions_of,
     transition_action_and_commit,
 )
 from storage.repos.reasons import get_reason, list_reasons, reason_references
@@ -158,6 +160,7 @@ __all__ = [
     "failing_notices",
     "find_candidate",
     "finish_todo",
+    "get_action",
     "get_candidate",
     "get_console_login",
     "get_console_session",
@@ -192,6 +195,7 @@ __all__ = [
     "notices_for_interview",
     "notices_with_status",
     "open_actions",
+    "open_actions_of",
     "open_interviews_matching",
     "open_termination_jobs",
     "open_todo_counts",

@@ -50,3 +50,16 @@ class ChatUser:
         replies = await self.say(text)
         assert len(replies) == 1, replies
         return replies[0].text
+
+
+async def prompt_id(app: web.Application, action: str = "terminate") -> int:
+    """The id of the newest prompt of this kind (what its buttons name: 确认 #<id>)."""
+    from sqlmodel import col, select
+
+    from storage.models import PendingAction
+
+    async with app[CORE].sessions() as session:
+        stmt = select(PendingAction).where(PendingAction.action == action).order_by(col(PendingAction.id).desc())
+        row = (await session.exec(stmt)).first()
+    assert row is not None and row.id is not None
+    return row.id

@@ -36,7 +36,10 @@ async def test_terminate_confirm_flow(make_client: AppFactory, clock: FrozenCloc
     assert prompt.kind == "confirm"
     assert "张三" in prompt.text and "Java后端工程师" in prompt.text and "已作答 2 题" in prompt.text
     assert "候选人放弃" in prompt.text
-    assert ("确认终止", "确认") in prompt.buttons
+    async with app[CORE].sessions() as session:
+        [asked] = (await session.exec(select(PendingAction).where(PendingAction.action == "terminate"))).all()
+    # The buttons name this prompt, so a press answers it and no other.
+    assert prompt.buttons == (("确认终止", f"确认 #{asked.id}"), ("取消", f"取消 #{asked.id}"))
     assert await status_of(app) == "in_progress"  # nothing happens before 确认
 
     reply = await hr.says("确认")

@@ -64,7 +64,7 @@ async def test_console_chat_terminates_end_to_end(make_client: AppFactory, clock
         clean_db, "chat", "--as", "wecom:hr01", stdin="终止面试 张三 候选人放弃\n确认\n进行中\n"
     )
     assert code == 0, err
-    assert "【确认终止面试】" in out and "[确认终止] 输入「确认」" in out
+    assert "【确认终止面试】" in out and "[确认终止] 输入「确认 #1」" in out
     assert "已终止 张三 的面试" in out
     assert "当前没有进行中的面试" in out
     detail = await (await client.get("/api/interviews/iv-1", headers=admin_headers())).json()

@@ -18,7 +18,7 @@ from bot.channels.dingtalk.sign import dingtalk_sign, verify_callback
 from bot.clock import FrozenClock
 from bot.keys import CORE
 from storage.models import InboundMessage, Notice, SharedToken
-from tests.chat import add_person
+from tests.chat import add_person, prompt_id
 from tests.conftest import AppFactory, admin_headers, eventually, started_interview
 from tests.fakes.dingtalk_api import APP_SECRET, SAMPLES, FakeDingTalk, ms, reference_sign
 
@@ -107,11 +107,15 @@ async def test_terminate_flow_from_a_group_chat(
     assert prompt["msgtype"] == "actionCard"
     card = prompt["actionCard"]
     assert "张三" in card["text"] and "候选人放弃" in card["text"] and "回复「确认」" in card["text"]
-    assert [(b["title"], clicked(b)) for b in card["btns"]] == [("确认终止", "确认"), ("取消", "取消")]
+    tied = await prompt_id(client.server.app)
+    assert [(b["title"], clicked(b)) for b in card["btns"]] == [
+        ("确认终止", f"确认 #{tied}"),
+        ("取消", f"取消 #{tied}"),
+    ]
     assert prompt["at"]["atUserIds"] == ["hr01"]
     assert (await interview(client))["status"] == "in_progress"
 
-    # Clicking 确认终止 makes DingTalk send "确认" into the chat as a new message.
+    # Clicking 确认终止 makes DingTalk send "确认 #<id>" into the chat as a new message.
     resp = await fake.post_callback(client, fake.message(clicked(card["btns"][0]), clock), clock)
     assert resp.status == 200
 
@@ -137,6 +141,30 @@ async def test_terminate_flow_from_a_group_chat(
     async with client.server.app[CORE].sessions() as session:
         assert (await session.exec(select(Notice).where(Notice.kind == "hr_terminated"))).all() == []
     assert fake.token_fetches == 0  # replies through the sessionWebhook need no access token
+
+
+async def test_click_after_the_prompt_expired_says_so_and_changes_nothing(
+    make_client: AppFactory, clock: FrozenClock, fake: FakeDingTalk
+) -> None:
+    client = await hr_app(make_client, clock, fake)
+    assert (await fake.post_callback(client, fake.message("终止面试 张三 候选人放弃", clock), clock)).status == 200
+
+    async def prompted() -> bool:
+        return len(fake.session_posts) == 1
+
+    await eventually(prompted)
+    confirm = clicked(fake.session_posts[0]["body"]["actionCard"]["btns"][0])
+    clock.advance(seconds=301)  # past BOT_CONFIRM_TTL (300 s)
+    assert (await fake.post_callback(client, fake.message(confirm, clock), clock)).status == 200
+
+    async def replied() -> bool:
+        return len(fake.session_posts) == 2
+
+    await eventually(replied)
+    expired = "这个确认已过期(超过5分钟),没有执行。如需继续,请重新发起。"
+    assert fake.session_posts[1]["body"]["text"]["content"] == expired
+    detail = await interview(client)
+    assert detail["status"] == "in_progress" and detail["exit"] is None
 
 
 async def test_bad_sign_and_stale_timestamp_are_rejected(
@@ -223,7 +251,7 @@ async def test_expired_session_webhook_falls_back_to_the_openapi(
     assert card["msgKey"] == "sampleActionCard2"
     assert isinstance(card["msgParam"], str)  # a JSON string, as the API wants
     assert card["param"]["actionTitle1"] == "确认终止" and card["param"]["actionTitle2"] == "取消"
-    assert clicked({"actionURL": card["param"]["actionURL1"]}) == "确认"
+    assert clicked({"actionURL": card["param"]["actionURL1"]}) == f"确认 #{await prompt_id(app)}"
 
     # A 1:1 message answered after its webhook expired (by our clock): oToMessages/batchSend.
     direct = fake.message("取消", clock, group=False)

@@ -17,7 +17,7 @@ from bot.clock import FrozenClock
 from bot.keys import CORE
 from bot.services.summary import send_daily_summary
 from storage.models import InboundMessage, Notice, SharedToken
-from tests.chat import add_person
+from tests.chat import add_person, prompt_id
 from tests.conftest import CLOCK_START, SHANGHAI, AppFactory, admin_headers, eventually, started_interview
 from tests.fakes.feishu_api import BOT_OPEN_ID, ENCRYPT_KEY, VERIFICATION_TOKEN, FakeFeishu, encrypt
 from tests.fakes.smtp import SmtpServer
@@ -145,7 +145,8 @@ async def test_terminate_in_a_p2p_chat_with_a_card_click(
     assert prompt["via"] == "reply" and prompt["reply_to"] == ask["event"]["message"]["message_id"]
     assert "张三" in card_text(prompt) and "候选人放弃" in card_text(prompt)
     labels = [(b["text"]["content"], b["value"]["command"]) for b in buttons(prompt)]
-    assert labels == [("确认终止", "确认"), ("取消", "取消")]
+    tied = await prompt_id(client.server.app)
+    assert labels == [("确认终止", f"确认 #{tied}"), ("取消", f"取消 #{tied}")]
     assert (await interview(client))["status"] == "in_progress"
 
     # Clicking 确认终止: Feishu sends card.action.trigger to the same URL.
@@ -172,6 +173,22 @@ async def test_terminate_in_a_p2p_chat_with_a_card_click(
     assert [n["channel"] for n in (await interview(client))["notices"] if n["kind"] == "terminated"] == ["email"]
     [token] = await rows(client.server.app, SharedToken)
     assert token.key == "feishu:cli_a1b2c3d4e5f6" and fake.token_fetches == 1
+
+
+async def test_card_click_after_the_prompt_expired_says_so_and_changes_nothing(
+    make_client: AppFactory, clock: FrozenClock, fake: FakeFeishu
+) -> None:
+    client = await hr_app(make_client, clock, fake)
+    assert (await fake.post(client, fake.message("终止面试 张三 候选人放弃"))).status == 200
+    await shown(fake, 1)
+    prompt = fake.messages[0]
+    clock.advance(seconds=301)  # past BOT_CONFIRM_TTL (300 s)
+    click = fake.card_click(buttons(prompt)[0], card_message={"message_id": prompt["message_id"]})
+    assert (await fake.post(client, click)).status == 200
+    await shown(fake, 2)
+    assert fake.messages[1]["content"]["text"] == "这个确认已过期(超过5分钟),没有执行。如需继续,请重新发起。"
+    detail = await interview(client)
+    assert detail["status"] == "in_progress" and detail["exit"] is None
 
 
 async def test_group_acts_only_when_mentioned_and_masks(
@@ -201,7 +218,7 @@ async def test_group_acts_only_when_mentioned_and_masks(
     await shown(fake, 2)
     prompt = fake.messages[1]
     assert prompt["reply_to"] == ask["event"]["message"]["message_id"]
-    assert buttons(prompt)[0]["value"] == {"command": "确认", "chat_type": "group"}
+    assert buttons(prompt)[0]["value"] == {"command": f"确认 #{await prompt_id(app)}", "chat_type": "group"}
 
     # A typed 确认 (with the @-mention) works as well as the button.
     assert (await fake.post(client, fake.message("确认", group=True))).status == 200

@@ -227,3 +227,69 @@ async def test_a_request_for_an_interview_without_hr_owner_goes_to_the_managers_
     assert "确认终止" in prompts[0].body
     assert "已按候选人请求终止" in await ChatUser(app, "boss").says("确认终止")
     assert (await detail(client))["status"] == "terminated"
+
+
+async def interview_status(client: TestClient, platform_id: str) -> str:
+    body = await (await client.get(f"/api/interviews/{platform_id}", headers=admin_headers())).json()
+    return str(body["status"])
+
+
+async def test_several_open_requests_are_listed_and_the_hr_picks_one(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
+    client, app = await setup(make_client, clock)
+    await started_interview(client, clock, "iv-2", name="李四", mobile="13900002222", email="lisi@example.com")
+    await ask_help(client, clock, reason="网络卡顿")
+    payload = event(
+        "interview.help_requested",
+        "iv-2",
+        name="李四",
+        mobile="13900002222",
+        email="lisi@example.com",
+        data={"reason": "不想面了", "wants_exit": True},
+        occurred_at=clock.now(),
+    )
+    assert (await post_event(client, clock, payload)).status == 200
+
+    hr = ChatUser(app, "hr01")
+    listed = await hr.says("确认终止")
+    assert "你有 2 条候选人求助" in listed
+    assert "1. 张三 Java后端工程师" in listed and "「网络卡顿」" in listed
+    assert "2. 李四 Java后端工程师" in listed and "「不想面了」" in listed
+    # Nothing ends before the HR picks; a number out of range is asked again.
+    assert await interview_status(client, "iv-1") == "in_progress"
+    assert await interview_status(client, "iv-2") == "in_progress"
+    assert "请回复 1 到 2" in await hr.says("3")
+
+    assert "已按候选人请求终止 李四 的面试,原因:候选人放弃" in await hr.says("2")
+    assert await interview_status(client, "iv-2") == "terminated"
+    assert await interview_status(client, "iv-1") == "in_progress"
+    # One left: 确认终止 ends it at once, as with a single request.
+    assert "已按候选人请求终止 张三 的面试,原因:系统故障" in await hr.says("确认终止")
+    assert await interview_status(client, "iv-1") == "terminated"
+    assert "没有等待你处理的候选人求助" in await hr.says("确认终止")
+
+
+async def test_a_request_answered_elsewhere_while_the_hr_picks_is_not_ended_twice(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
+    client, app = await setup(make_client, clock)
+    await started_interview(client, clock, "iv-2", name="李四", mobile="13900002222", email="lisi@example.com")
+    await ask_help(client, clock, reason="网络卡顿")
+    payload = event(
+        "interview.help_requested",
+        "iv-2",
+        name="李四",
+        mobile="13900002222",
+        email="lisi@example.com",
+        data={"reason": "不想面了", "wants_exit": True},
+        occurred_at=clock.now(),
+    )
+    assert (await post_event(client, clock, payload)).status == 200
+    hr = ChatUser(app, "hr01")
+    assert "你有 2 条候选人求助" in await hr.says("确认终止")
+    # Meanwhile 李四's request is answered another way (协助继续 takes the newest request).
+    assert "协助其继续面试" in await hr.says("协助继续")
+    assert "这条求助已被他人处理" in await hr.says("2")
+    assert await interview_status(client, "iv-2") == "in_progress"
+    assert await interview_status(client, "iv-1") == "in_progress"

@@ -11,7 +11,7 @@ from sqlmodel import select
 from bot.clock import FrozenClock
 from bot.keys import CORE
 from storage.models import ExitRecord, Interview, Notice
-from tests.chat import add_person
+from tests.chat import add_person, prompt_id
 from tests.conftest import AppFactory, eventually, started_interview
 from tests.fakes.wecom_api import (
     BOT_AES_KEY,
@@ -64,7 +64,12 @@ async def test_full_flow_card_click_terminates_and_tells_hr(
     assert "张三" in card["sub_title_text"] and "候选人放弃" in card["sub_title_text"]
     buttons = {b["text"]: b["key"] for b in card["button_list"]}
     assert set(buttons) == {"确认终止", "取消"}
-    assert buttons["确认终止"] == "cmd:" + quote("确认", safe="")
+    # Each key names the prompt: a press answers this prompt and no other.
+    tied = await prompt_id(app)
+    assert buttons == {
+        "确认终止": "cmd:" + quote(f"确认 #{tied}", safe=""),
+        "取消": "cmd:" + quote(f"取消 #{tied}", safe=""),
+    }
     assert (await interview(app)).status == "in_progress"  # nothing happens before the click
 
     click = card_click_xml("hr01", task_id=card["task_id"], event_key=buttons["确认终止"], response_code="rc-1")
@@ -231,3 +236,36 @@ async def test_group_view_is_masked_and_direct_view_is_not(
     await eventually(direct_answered)
     direct = next(m for m in fake_wecom.sent("message/send") if "张三" in str(m))
     assert "13800001234" in str(direct) and "zhangsan@example.com" in str(direct)
+
+
+EXPIRED = "这个确认已过期(超过5分钟),没有执行。如需继续,请重新发起。"
+
+
+async def test_card_click_after_the_prompt_expired_says_so_and_changes_nothing(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    client, app = await bot_with_hr(make_client, clock, fake_wecom)
+    side = WeComSide()
+    ts = int(clock.now().timestamp())
+    path, body = side.app_post(text_xml("hr01", "终止面试 张三 候选人放弃", 3001), timestamp=ts)
+    assert (await client.post(path, data=body)).status == 200
+
+    async def card_sent() -> bool:
+        return len(fake_wecom.sent("message/send")) == 1
+
+    await eventually(card_sent)
+    card = fake_wecom.sent("message/send")[0]["template_card"]
+    confirm_key = next(b["key"] for b in card["button_list"] if b["text"] == "确认终止")
+    clock.advance(seconds=301)  # past BOT_CONFIRM_TTL (300 s)
+    click = card_click_xml("hr01", task_id=card["task_id"], event_key=confirm_key, response_code="rc-late")
+    path, body = side.app_post(click, timestamp=ts + 301)
+    assert (await client.post(path, data=body)).status == 200
+
+    async def answered() -> bool:
+        return len(fake_wecom.sent("message/send")) == 2
+
+    await eventually(answered)
+    assert fake_wecom.sent("message/send")[1]["text"]["content"] == EXPIRED
+    assert (await interview(app)).status == "in_progress"
+    async with app[CORE].sessions() as session:
+        assert (await session.exec(select(ExitRecord))).all() == []

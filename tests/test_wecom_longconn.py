@@ -21,7 +21,7 @@ from bot.clock import FrozenClock
 from bot.keys import CORE
 from bot.services.summary import send_daily_summary
 from storage.models import ExitRecord, InboundMessage, Interview, Notice, NoticeAttempt
-from tests.chat import add_person
+from tests.chat import add_person, prompt_id
 from tests.conftest import AppFactory, admin_headers, eventually, started_interview
 from tests.fakes.smtp import SmtpServer
 from tests.fakes.wecom_aibot_ws import BOT_ID, BOT_SECRET, FakeAiBotGateway
@@ -83,7 +83,7 @@ async def test_card_click_round_trip_with_only_bot_id_and_secret(
     assert "张三" in card["sub_title_text"] and "候选人放弃" in card["sub_title_text"]
     buttons = {b["text"]: b["key"] for b in card["button_list"]}
     assert set(buttons) == {"确认终止", "取消"}
-    assert buttons["确认终止"] == "cmd:" + quote("确认", safe="")
+    assert buttons["确认终止"] == "cmd:" + quote(f"确认 #{await prompt_id(app)}", safe="")
 
     # WeCom pushes an unanswered message again under a new req_id: taken in once.
     await gateway.message("hr01", "终止面试 张三 候选人放弃", msgid="msg-1")
@@ -142,6 +142,25 @@ async def test_typed_confirm_in_a_group_answers_each_message(
     assert reply["cmd"] == "aibot_respond_msg" and reply["headers"]["req_id"] == second
     assert reply["body"]["msgtype"] == "stream" and reply["body"]["stream"]["finish"] is True
     assert "已终止 张三 的面试" in gateway.content(reply)
+
+
+async def test_card_click_after_the_prompt_expired_says_so_and_changes_nothing(
+    make_client: AppFactory, clock: FrozenClock, gateway: FakeAiBotGateway
+) -> None:
+    client = await bot_with_hr(make_client, clock, gateway)
+    app = client.server.app
+    assert app is not None
+    await gateway.message("hr01", "终止面试 张三 候选人放弃", msgid="late-1")
+    await said(gateway, 1)
+    card = gateway.said[0]["body"]["template_card"]
+    confirm_key = next(b["key"] for b in card["button_list"] if b["text"] == "确认终止")
+    clock.advance(seconds=301)  # past BOT_CONFIRM_TTL (300 s)
+    await gateway.click("hr01", event_key=confirm_key, task_id=card["task_id"])
+    await said(gateway, 2)
+    assert gateway.content(gateway.said[1]) == "这个确认已过期(超过5分钟),没有执行。如需继续,请重新发起。"
+    assert (await interview(app)).status == "in_progress"
+    async with app[CORE].sessions() as session:
+        assert (await session.exec(select(ExitRecord))).all() == []
 
 
 async def test_dropped_connection_and_silent_gateway_reconnect(

@@ -6,6 +6,7 @@ into an ``IncomingMessage`` and turn a ``Reply`` back into their wire format.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -17,6 +18,21 @@ INBOUND_KIND = "inbound"
 ReplyKind = Literal["text", "markdown", "confirm"]
 # A button of a confirm reply: (label shown, command text a press stands for).
 Button = tuple[str, str]
+
+# A press of a prompt's button names the prompt: "<command> #<prompt id>" (e.g. "确认 #123"),
+# so a late press or one on an older card answers that prompt and no other.
+_PROMPT_REF = re.compile(r"^#?(\d{1,18})$")
+
+
+def pressed(command: str, prompt_id: int) -> str:
+    """The command text a button of prompt ``prompt_id`` stands for: ``确认 #123``."""
+    return f"{command} #{prompt_id}"
+
+
+def prompt_ref(args: str) -> int | None:
+    """The prompt id a command's arguments name (``#123``, or ``123`` as typed), else None."""
+    found = _PROMPT_REF.match(args.strip())
+    return int(found.group(1)) if found else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,14 +9,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from bot.services import memo
 from bot.services.context import Core
 from storage import repo
 from storage.models import ActionState, PendingAction
 
-__all__ = ["Audit", "PendingAction", "audit", "cancel", "close", "latest_open", "open_prompt", "take"]
+__all__ = [
+    "Audit",
+    "PendingAction",
+    "PromptView",
+    "audit",
+    "cancel",
+    "close",
+    "latest_open",
+    "open_of",
+    "open_prompt",
+    "read",
+    "take",
+]
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,12 @@ async def latest_open(
     return await memo.lookup(key, load, keep=lambda found: found is None)
 
 
+async def open_of(core: Core, *, requester: str, action: str) -> Sequence[PendingAction]:
+    """Every open, unexpired prompt of kind ``action`` the requester has (any chat), oldest first."""
+    async with core.sessions() as session:
+        return await repo.open_actions_of(session, requester=requester, action=action, now=core.clock.now())
+
+
 async def close(
     core: Core, action_id: int | None, state: ActionState = ActionState.answered, *, by: str | None = None
 ) -> bool:
@@ -153,3 +171,43 @@ async def cancel(
     if action is not None:
         await audit(core, Audit(requester, f"{action.action}.cancelled", chat=chat, detail=action.params))
     return action
+
+
+# Where one prompt stands for the person who pressed (or typed) its button.
+PromptStatus = Literal["open", "expired", "confirmed", "cancelled", "closed", "not_yours", "missing"]
+
+
+@dataclass(frozen=True)
+class PromptView:
+    """One prompt as its requester may see it: ``action`` is None when it is not theirs (nothing of
+    someone else's prompt is given away) or does not exist."""
+
+    status: PromptStatus
+    action: PendingAction | None = None
+
+    @property
+    def ttl_minutes(self) -> int:
+        """How long the prompt was open for, in whole minutes (at least one)."""
+        if self.action is None:
+            return 0
+        return max(1, int((self.action.expires_at - self.action.created_at).total_seconds()) // 60)
+
+
+async def read(core: Core, action_id: int, *, requester: str, chat_id: str | None) -> PromptView:
+    """Prompt ``action_id`` for ``requester`` pressing its button in ``chat_id`` (None: any chat):
+    open, expired (never answered in time), confirmed, cancelled, closed otherwise (answered,
+    carried out), not theirs (someone else's, or asked in another chat) or missing."""
+    async with core.sessions() as session:
+        action = await repo.get_action(session, action_id)
+    if action is None:
+        return PromptView("missing")
+    if action.requester != requester or (chat_id is not None and action.chat_id != chat_id):
+        return PromptView("not_yours")
+    state = action.state
+    if state == ActionState.open.value:
+        return PromptView("open" if action.expires_at > core.clock.now() else "expired", action)
+    if state == ActionState.confirmed.value:
+        return PromptView("confirmed", action)
+    if state == ActionState.cancelled.value:
+        return PromptView("cancelled", action)
+    return PromptView("closed", action)

@@ -36,6 +36,24 @@ async def latest_open_action(
     return (await session.exec(stmt.order_by(col(PendingAction.id).desc()))).first()
 
 
+async def open_actions_of(
+    session: AsyncSession, *, requester: str, action: str, now: datetime
+) -> Sequence[PendingAction]:
+    """The requester's open, unexpired prompts of kind ``action`` (any chat), oldest first."""
+    stmt = select(PendingAction).where(
+        PendingAction.requester == requester,
+        PendingAction.action == action,
+        PendingAction.state == ActionState.open.value,
+        PendingAction.expires_at > now,
+    )
+    return (await session.exec(stmt.order_by(col(PendingAction.id)))).all()
+
+
+async def get_action(session: AsyncSession, action_id: int) -> PendingAction | None:
+    """One prompt by id, whatever its state, requester or expiry."""
+    return await session.get(PendingAction, action_id)
+
+
 async def open_actions(session: AsyncSession, *, action: str, now: datetime) -> Sequence[PendingAction]:
     stmt = select(PendingAction).where(
         PendingAction.action == action,

@@ -43,7 +43,7 @@ from bot.channels.wecom.longconn import (
     frame_req_id,
 )
 from bot.channels.wecom.parse import Inbound, parse_aibot_event, parse_aibot_json
-from bot.channels.wecom.sender import AIBOT_LIMIT, APP_CHANNEL, DONE_LABELS, card_task_id, clip, confirm_card
+from bot.channels.wecom.sender import AIBOT_LIMIT, APP_CHANNEL, card_task_id, clip, confirm_card, done_label
 from bot.chat.payload import reply_from_payload
 from bot.delivery import GroupPost
 from bot.outbox import SendError
@@ -109,10 +109,10 @@ class AiBotLongConn:
         command = inbound.msg.text
         card = {
             "card_type": "button_interaction",
-            "main_title": {"title": DONE_LABELS.get(command, "已处理")},
+            "main_title": {"title": done_label(command)},
             "task_id": inbound.card.get("task_id", ""),
-            "button_list": [{"text": DONE_LABELS.get(command, "已处理"), "key": inbound.card.get("event_key", "")}],
-            "replace_text": DONE_LABELS.get(command, "已处理"),
+            "button_list": [{"text": done_label(command), "key": inbound.card.get("event_key", "")}],
+            "replace_text": done_label(command),
         }
         try:
             await self.link.request(

@@ -39,8 +39,13 @@ ROBOT_MARKDOWN_LIMIT = 4096
 AIBOT_LIMIT = 20480
 IMAGE_LIMIT = 2 * 1024 * 1024
 
-# Button text shown after a click, by the command the button stood for.
+# Button text shown after a click, by the command the button stood for (its first word: a
+# prompt's buttons carry its id, "确认 #123").
 DONE_LABELS = {"确认": "已确认", "取消": "已取消"}
+
+
+def done_label(command: str) -> str:
+    return DONE_LABELS.get(command.partition(" ")[0], "已处理")
 
 
 def clip(text: str, limit: int) -> str:
@@ -129,7 +134,7 @@ def update_card_notice(*, user: str, response_code: str, command: str, now: date
             "audience": "staff",
             "op": "update_card",
             "response_code": response_code,
-            "replace_name": DONE_LABELS.get(command, "已处理"),
+            "replace_name": done_label(command),
         },
         destination=f"{APP_CHANNEL}:card:{user}",
         dedupe_key=f"card_update:{dedupe}"[:200],
