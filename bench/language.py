@@ -48,6 +48,10 @@ async def main(args: argparse.Namespace) -> int:
     )
     wrong = [r for r in results if r.outcome == "wrong"]
     apologies = [r for r in results if r.apology]
+    if args.replies:
+        for r in results:
+            said = " ⏎ ".join(text.replace("\n", " ") for text in r.replies)
+            print(f"#{r.entry.index} [{r.outcome}] {r.entry.text!r}\n    → {said}")
     if args.misses:
         print()
         print(format_misses(results))
@@ -64,6 +68,7 @@ if __name__ == "__main__":
     parser.add_argument("--corpus", default=str(ROOT / "tests/language/corpus.json"))
     parser.add_argument("--misses", action="store_true", help="list every entry not understood or asked")
     parser.add_argument("--group", help="only the entries of this group")
+    parser.add_argument("--replies", action="store_true", help="print every message with the bot's replies")
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger().setLevel(logging.ERROR)
     sys.exit(asyncio.run(main(parser.parse_args())))

@@ -25,6 +25,7 @@ from bot.dispatcher import Dispatcher
 from bot.jobs import register_jobs
 from bot.keys import BACKGROUND, CORE, DISPATCHER, ENGINE, HTTP, OUTBOX, SCHEDULER, SETTINGS
 from bot.language import llm
+from bot.language import parse as language_rules
 from bot.outbox import Outbox
 from bot.platform_client import PlatformClient
 from bot.scheduler import Scheduler
@@ -111,6 +112,7 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
         # What failed deliveries mean for people is the services' rule, not the worker's.
         app[OUTBOX] = Outbox(core, wake=wake, policy=notices.DeliveryFailures(core))
         app[DISPATCHER] = Dispatcher(core, ROUTERS, proposer=llm.proposer(settings, http))
+        await asyncio.to_thread(language_rules.warm)
         yield
         await http.close()
         await engine.dispose()

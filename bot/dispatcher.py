@@ -282,6 +282,11 @@ class Dispatcher:
                 cmd = self.by_kind[Kind.confirm_exit]
                 ctx.args, ctx.intent = "", Intent(cmd.kind)
                 return cmd.handler, cmd
+        # 1c. A standalone yes with nothing open: 确认 says there is nothing to confirm.
+        if pending is None and rules.answer(text, "") is True:
+            cmd = self.by_kind[Kind.confirm]
+            ctx.args, ctx.intent = "", Intent(cmd.kind)
+            return cmd.handler, cmd
         # 2. An open numbered question: a number, or words its handler claims.
         if pending is not None and pending.action in self.answers:
             number = rules.pick_number(text)

@@ -155,3 +155,8 @@ def test_every_channel_has_its_chinese_names() -> None:
         f"{group}:{name}" for name in registry.names() for group in ("channel", "account") if name not in LABELS[group]
     ]
     assert missing == []
+
+
+def test_language_layer_imports_no_handlers_channels_storage_or_dispatcher() -> None:
+    banned = ("handlers", "bot.channels", "storage", "bot.dispatcher", "sqlalchemy", "sqlmodel")
+    assert offenders(files("bot/language"), banned) == []

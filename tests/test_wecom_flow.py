@@ -269,3 +269,44 @@ async def test_card_click_after_the_prompt_expired_says_so_and_changes_nothing(
     assert (await interview(app)).status == "in_progress"
     async with app[CORE].sessions() as session:
         assert (await session.exec(select(ExitRecord))).all() == []
+
+
+async def test_a_quoted_reply_in_free_words_over_the_callback_opens_the_right_card(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    """WeCom's quoted reply (the quote, a dashed line, the new text), typed freely: the new text is
+    read, the card names the candidate and reason, and a typed 「对,停吧」 confirms it."""
+    client, app = await bot_with_hr(make_client, clock, fake_wecom)
+    side = WeComSide()
+    ts = int(clock.now().timestamp())
+    text = "「刘经理:张三那场先停了吧」\n- - - - - - - - - - - - - - -\n帮我把张三的面试结束一下,摄像头打不开"
+    path, body = side.app_post(text_xml("hr01", text, 2001), timestamp=ts)
+    assert (await client.post(path, data=body)).status == 200
+
+    async def card_sent() -> bool:
+        return any(m["msgtype"] == "template_card" for m in fake_wecom.sent("message/send"))
+
+    await eventually(card_sent)
+    [card_msg] = fake_wecom.sent("message/send")
+    assert "张三" in card_msg["template_card"]["sub_title_text"]
+    assert "系统故障" in card_msg["template_card"]["sub_title_text"]
+    assert (await interview(app)).status == "in_progress"
+    # A sentence that merely starts with 确认 changes nothing; a standalone yes confirms.
+    path, body = side.app_post(text_xml("hr01", "确认一下张三是不是还在面?", 2002), timestamp=ts + 5)
+    assert (await client.post(path, data=body)).status == 200
+
+    async def answered() -> bool:
+        return len([m for m in fake_wecom.sent("message/send") if m["msgtype"] == "text"]) == 1
+
+    await eventually(answered)
+    assert (await interview(app)).status == "in_progress"
+    path, body = side.app_post(text_xml("hr01", "对,停吧", 2003), timestamp=ts + 10)
+    assert (await client.post(path, data=body)).status == 200
+
+    async def terminated() -> bool:
+        return (await interview(app)).status == "terminated"
+
+    await eventually(terminated)
+    async with app[CORE].sessions() as session:
+        record = (await session.exec(select(ExitRecord))).one()
+    assert record.reason_code == "system_failure" and "摄像头打不开" in record.detail
