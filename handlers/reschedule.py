@@ -53,6 +53,9 @@ COMPOUND_ASK_DAY = "terminate_reschedule.ask_day"
 # End an interview in progress and book it again: one confirmation, and the reason asked first.
 COMPOUND_ACTION = "terminate_reschedule"
 COMPOUND_REASON = "terminate_reschedule.pick_reason"
+# Ended and booked again in one go: the termination notice waits this long, so the new time's
+# notice replaces it and the candidate reads one notice that says both (a crash lets it go).
+HOLD_FOR_NEW_TIME = 120
 
 
 @router.command("重新安排", "改期", kind=Kind.reschedule)
@@ -384,6 +387,7 @@ async def _compound_confirmed(ctx: Context, action: PendingAction) -> list[Reply
             source="chat",
             detail=params.get("detail", ""),
             chat=ctx.chat,
+            hold_notice_seconds=HOLD_FOR_NEW_TIME,
         )
     return await _reschedule(ctx, params["platform_id"], datetime.fromisoformat(params["at"]))
 
@@ -448,5 +452,6 @@ async def _answer_help(ctx: Context, params: dict[str, object], when: datetime) 
             source="candidate_request",
             detail=str(params.get("reason", "")),
             chat=ctx.chat,
+            hold_notice_seconds=HOLD_FOR_NEW_TIME,
         )
     return await _reschedule(ctx, platform_id, when)

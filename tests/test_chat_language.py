@@ -165,3 +165,18 @@ async def test_wrong_state_is_named_not_not_found(make_client: AppFactory, clock
     # Someone else's candidate, or nobody: not found.
     await post_event(client, clock, event("interview.started", "iv-9", name="王五", hr=("wecom", "hr99")))
     assert "没有找到" in await hr.says("终止 王五 网络卡顿")
+
+
+async def test_compound_tells_the_candidate_once_with_both(make_client: AppFactory, clock: FrozenClock) -> None:
+    """Ended and booked again in one go: one candidate notice says both (the termination's waits
+    and is superseded by the new time's, which names the reason)."""
+    client, app = await world(make_client, clock)
+    hr = ChatUser(app, "hr01")
+    await hr.say("张三网络不好,改到明天下午三点重新面")
+    await hr.says("确认")
+    notices = (await detail(client))["notices"]
+    terminated = [n for n in notices if n["kind"] == "terminated"]
+    rescheduled = [n for n in notices if n["kind"] == "rescheduled"]
+    assert [n["status"] for n in terminated] == ["superseded"]
+    [told] = rescheduled
+    assert "系统故障" in told["body"] and f"{tomorrow_at(clock, 15):%Y-%m-%d %H:%M}" in told["body"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -121,7 +121,9 @@ def _json_safe(value: Any) -> Any:
 K = NoticeKind
 REMINDER_KINDS: frozenset[str] = frozenset({K.before_1h, K.at_start, K.after_30m, K.idle_warning})
 SUPERSEDES: dict[str, frozenset[str]] = {
-    K.rescheduled: REMINDER_KINDS,
+    # A termination the candidate has not been told of yet is told in the new time's notice
+    # (终止 then 改期 in one go: one notice that says both, see CARRIED_ACROSS).
+    K.rescheduled: REMINDER_KINDS | {K.terminated},
     K.terminated: REMINDER_KINDS | {K.guide, K.rescheduled, K.help_contact_hr},
 }
 # Pending notices that stay useful after a newer one but quote what it changed: they are
@@ -131,6 +133,11 @@ REFRESHES: dict[str, frozenset[str]] = {K.rescheduled: frozenset({K.guide})}
 # Context a replacement keeps from the oldest notice it replaces: the candidate was never told
 # the times in between, so "原定" stays the time they last heard of.
 CARRIED: dict[str, tuple[str, ...]] = {K.rescheduled: ("old_text",)}
+# Context a notice takes over from a pending notice of another kind it replaces, renamed:
+# (new kind, replaced kind) -> ((old key, new key), …).
+CARRIED_ACROSS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
+    (K.rescheduled, K.terminated): (("reason", "ended_reason"),),
+}
 
 
 def _render(core: Core, kind: str, ctx: dict[str, Any]) -> dict[str, Any]:
@@ -179,6 +186,8 @@ async def _replace_pending(
             if row.kind == kind:
                 for key in CARRIED.get(kind, ()):
                     carried.setdefault(key, old_ctx.get(key, ""))
+            for old_key, new_key in CARRIED_ACROSS.get((kind, row.kind), ()):
+                carried.setdefault(new_key, old_ctx.get(old_key, ""))
     ctx.update(carried)
     if ctx.get("old_text") and ctx.get("old_text") == ctx.get("start_text"):
         ctx["old_text"] = ""  # moved back to the time the candidate knows: no "原定" to speak of
@@ -203,8 +212,10 @@ async def notify_candidate(
     now: datetime,
     context: dict[str, Any],
     dedupe_key: str | None = None,
+    hold_seconds: int = 0,
 ) -> Notice:
-    """Queue one candidate notice rendered from ``templates/notices/<kind>.*``.
+    """Queue one candidate notice rendered from ``templates/notices/<kind>.*`` (sent no sooner
+    than ``hold_seconds`` from now).
 
     The dedupe key defaults to one notice of ``kind`` per interview attempt and channel.
     Pending notices this one outdates are superseded first (see SUPERSEDES), so the candidate
@@ -246,7 +257,7 @@ async def notify_candidate(
         payload=payload,
         destination=f"{channel}:{recipient}",
         dedupe_key=dedupe_key or f"{kind}:{interview.attempt_key}:{channel}",
-        next_attempt_at=now,
+        next_attempt_at=now + timedelta(seconds=hold_seconds),
         created_at=now,
     )
     if not plan:

@@ -133,15 +133,17 @@ async def terminate(
     source: str,
     detail: str = "",
     chat: str | None = None,
+    hold_notice_seconds: int = 0,
 ) -> TerminationResult:
     """Terminate now; ``chat`` (the audit chat) also means ``operator`` is told in chat if a crash
-    makes the job finish later."""
+    makes the job finish later. ``hold_notice_seconds``: the candidate's notice waits that long
+    (a new time booked right after supersedes it and says both; a crash in between lets it go)."""
     with log_context(interview_id=platform_id):
         reason = await resolve_reason(core, reason_text)
         token = run_token(core.worker_id)
         try:
             job_id = await _open_job(core, platform_id, reason, operator, source, detail, chat, token)
-            result = await _run(core, job_id, token)
+            result = await _run(core, job_id, token, hold_notice_seconds=hold_notice_seconds)
         finally:
             end_run(token)
         log.info("interview %s terminated by %s (%s, %s)", platform_id, operator, reason.code, source)
@@ -227,7 +229,7 @@ async def sweep_terminations(core: Core, *, limit: int = 50) -> int:
     return completed
 
 
-async def _run(core: Core, job_id: int, token: str) -> TerminationResult:
+async def _run(core: Core, job_id: int, token: str, *, hold_notice_seconds: int = 0) -> TerminationResult:
     """Take the job from the step it reached to the end (or to a recorded failure)."""
     async with core.sessions() as session:
         job = await session.get(TerminationJob, job_id)
@@ -281,7 +283,7 @@ async def _run(core: Core, job_id: int, token: str) -> TerminationResult:
         await _fail(core, job, token, state, exc, candidate_of=interview)
         raise
     try:
-        result = await _commit(core, job, reason, token)
+        result = await _commit(core, job, reason, token, hold_notice_seconds=hold_notice_seconds)
     except IntegrityError as exc:  # an exit record exists: someone else finished first
         log.warning("termination of %s lost a race: %s", platform_id, exc)
         async with core.sessions() as session:
@@ -392,7 +394,9 @@ def _tell_outcome(
     )
 
 
-async def _commit(core: Core, job: TerminationJob, reason: ExitReason, token: str) -> TerminationResult:
+async def _commit(
+    core: Core, job: TerminationJob, reason: ExitReason, token: str, *, hold_notice_seconds: int = 0
+) -> TerminationResult:
     now = core.clock.now()
     assert job.id is not None
     interview_id, operator, source, detail, chat = job.interview_id, job.operator, job.source, job.detail, job.chat
@@ -443,6 +447,7 @@ async def _commit(core: Core, job: TerminationJob, reason: ExitReason, token: st
             now=now,
             # The reason's label only: HR's own words (detail) stay with HR.
             context={"reason": reason.name, "reason_code": reason.code, "outcome": reason.outcome},
+            hold_seconds=hold_notice_seconds,
         )
         notices.notify_staff(
             session,
