@@ -151,9 +151,9 @@ YES_WORDS: tuple[str, ...] = (
 )
 # Extra yes words for one kind of prompt: 确认终止 answers a termination, 确认改期 a reschedule.
 YES_FOR: dict[str, tuple[str, ...]] = {
-    "terminate": ("确认终止", "终止面试", "结束面试", "停止面试", "终止吧"),
+    "terminate": ("确认终止", "终止面试", "结束面试", "停止面试", "终止吧", "结束吧", "停掉吧", "停了吧", "关掉吧"),
     "reschedule": ("确认改期", "改期", "确认重新安排", "重新安排", "改吧"),
-    "terminate_reschedule": ("确认终止", "确认改期", "终止并改期", "确认重新安排"),
+    "terminate_reschedule": ("确认终止", "确认改期", "终止并改期", "确认重新安排", "终止吧", "结束吧", "改吧"),
     # A candidate's 求助: a yes that names ending it (a plain 好的 could as well mean "I'll help").
     "help_request": ("确认终止", "终止吧", "同意终止", "同意退出", "停吧", "结束吧", "让他退", "让她退", "退吧"),
 }

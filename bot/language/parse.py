@@ -25,6 +25,7 @@ RESCHEDULE_WORDS = ("重新安排", "改期")
 
 # Punctuation and spaces between the words a person typed.
 _PUNCT = re.compile(r"[\s,,.。、;;::!!~～()（）【】\[\]<>《》\"'“”‘’「」『』/\\|·…-]+")
+_EDGE = " ,,.。、;;::!!~～()（）【】[]<>《》\"'“”‘’「」『』/\\|·…-"
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]{2,4}")
 # What is left around a name once verbs are gone: 的面试, 那场, 这位 …
 _FUNCTION_WORDS = re.compile(
@@ -292,7 +293,10 @@ def _words_kept(text: str, remove: Sequence[tuple[int, int]], verbs: re.Pattern[
         if len(word) > 1:
             rest = rest.replace(word, " ")
     rest = re.sub(r"(^|\s)(?:把|将|帮|给|让|那场|这场|他|她|的|了|吧|先|因为|由于)+(?=\s|$)", " ", rest)
-    return _PUNCT.sub(" ", rest).strip()
+    # Punctuation between the words the asker kept stays as typed (网络卡顿,不想面了); punctuation
+    # left around what was taken out goes.
+    pieces = [piece.strip(_EDGE) for piece in re.split(r"\s+", rest)]
+    return " ".join(piece for piece in pieces if piece)
 
 
 _NUMERALS = {
