@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +75,38 @@ class Context:
 HandlerFn = Callable[[Context], Awaitable[list[Reply]]]
 # Whether the text in ``ctx.args`` answers the open question ``ctx.pending`` (besides a number).
 ClaimFn = Callable[[Context], Awaitable[bool]]
+# What 确认 does for an open confirmation prompt.
+ConfirmFn = Callable[[Context, PendingAction], Awaitable[list[Reply]]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One open question of a flow: who answers it, and the worded answers it takes besides a
+    number (a reason named 完成度低 answers 选择原因, it is not the command 完成)."""
+
+    handler: HandlerFn
+    claims: ClaimFn | None = None
+
+
+@dataclass(frozen=True)
+class Confirm:
+    """What 确认 does for an open confirmation prompt, and what the same 确认 does when it is
+    processed again after a crash cut it off (None: it is not repeated, the sender is told)."""
+
+    handler: ConfirmFn
+    again: ConfirmFn | None = None
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A feature's conversation declared in one place, as python-telegram-bot's
+    ConversationHandler declares its states: its open questions (``PendingAction.action`` → the
+    step that answers it) and the confirmation prompts it ends in (answered by a standalone yes
+    or no, or the card's buttons). Its entry points are the feature's commands."""
+
+    name: str
+    steps: Mapping[str, Step] = field(default_factory=dict)
+    confirms: Mapping[str, Confirm] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,17 +132,26 @@ class Router:
     answers: dict[str, HandlerFn] = field(default_factory=dict)
     # PendingAction.action -> which worded answers it takes even when they start with a command name.
     claims: dict[str, ClaimFn] = field(default_factory=dict)
-    # PendingAction.action of the confirmation prompts this router opens (answered by yes / no).
-    prompts: set[str] = field(default_factory=set)
+    # PendingAction.action of the confirmation prompts this router opens -> what 确认 does.
+    confirms: dict[str, Confirm] = field(default_factory=dict)
 
-    def answer(self, action: str, *, claims: ClaimFn | None = None) -> Callable[[HandlerFn], HandlerFn]:
-        def register(fn: HandlerFn) -> HandlerFn:
-            self.answers[action] = fn
-            if claims is not None:
-                self.claims[action] = claims
-            return fn
+    @property
+    def prompts(self) -> set[str]:
+        return set(self.confirms)
 
-        return register
+    def flow(self, flow: Flow) -> Flow:
+        """Register a feature's conversation: its questions' answer handlers and its prompts."""
+        for action, step in flow.steps.items():
+            if action in self.answers or action in self.confirms:
+                raise ValueError(f"{flow.name}: {action!r} declared twice")
+            self.answers[action] = step.handler
+            if step.claims is not None:
+                self.claims[action] = step.claims
+        for action, confirm in flow.confirms.items():
+            if action in self.answers or action in self.confirms:
+                raise ValueError(f"{flow.name}: {action!r} declared twice")
+            self.confirms[action] = confirm
+        return flow
 
     def command(
         self,
@@ -139,12 +180,13 @@ class Dispatcher:
         self.by_kind: dict[Kind, Command] = {}
         self.answers: dict[str, HandlerFn] = {}
         self.claims: dict[str, ClaimFn] = {}
-        self.prompts: set[str] = set()
+        # Confirmation prompts (PendingAction.action) -> what 确认 does.
+        self.confirms: dict[str, Confirm] = {}
         self.proposer = proposer
         for router in routers:
             self.answers.update(router.answers)
             self.claims.update(router.claims)
-            self.prompts |= router.prompts
+            self.confirms.update(router.confirms)
             for cmd in router.commands:
                 if cmd.kind in self.by_kind:
                     raise ValueError(f"intent {cmd.kind} handled twice")
@@ -155,6 +197,10 @@ class Dispatcher:
                     self.commands[name] = cmd
         # The documented first words, for the parser (终止面试 → terminate).
         self.words: dict[str, Kind] = {name: cmd.kind for name, cmd in self.commands.items()}
+
+    @property
+    def prompts(self) -> set[str]:
+        return set(self.confirms)
 
     def names_for(self, person: Person | None) -> list[str]:
         """Every name (and alias) of the commands ``person`` may use."""
@@ -222,7 +268,7 @@ class Dispatcher:
                 self.core,
                 requester=msg.sender_key,
                 chat_id=msg.chat_id,
-                actions=[*self.answers, *sorted(self.prompts)],
+                actions=[*self.answers, *sorted(self.confirms)],
             )
         routed = await self._route(ctx, text, pending)
         if routed is None:
@@ -265,7 +311,7 @@ class Dispatcher:
     ) -> tuple[HandlerFn, Command | None] | None:
         """Which handler takes this message (and the command it runs, if any); None: nothing fits."""
         # 1. An open confirmation prompt: a standalone yes or no (never a sentence that merely starts with 确认).
-        if pending is not None and pending.action in self.prompts:
+        if pending is not None and pending.action in self.confirms:
             yes = rules.answer(text, pending.action)
             if yes is None and rules.starts_no(text) and not await self._new_request(ctx, text):
                 yes = False
@@ -352,7 +398,7 @@ class Dispatcher:
     ) -> tuple[HandlerFn, Command | None]:
         """A question, a negation or a mention that names an action: nothing is done. A negation of
         the open prompt's action is a no to it."""
-        if intent.guard == Guard.negation and pending is not None and pending.action in self.prompts:
+        if intent.guard == Guard.negation and pending is not None and pending.action in self.confirms:
             cmd = self.by_kind[Kind.cancel]
             ctx.args = ""
             return cmd.handler, cmd
@@ -394,7 +440,7 @@ class Dispatcher:
         word = text if len(text) <= 20 else text[:20] + "…"
         if pending is not None:
             what = await self.describe(pending)
-            is_prompt = pending.action in self.prompts
+            is_prompt = pending.action in self.confirms
             return [Reply(render("chat/language/still_open.txt.j2", word=word, what=what, prompt=is_prompt))]
         # Hints name only commands the asker may use.
         close = difflib.get_close_matches(text.partition(" ")[0], self.names_for(ctx.person), n=1, cutoff=0.3)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from bot.chat.messages import Button, Reply, pressed
-from bot.dispatcher import MANAGERS, Context, Router
+from bot.dispatcher import MANAGERS, Context
 from bot.language.intents import CandidateRef, Intent
 from bot.services import interviews, prompts, reasons
 from bot.services.interviews import OPEN, Candidate, Interview
@@ -18,31 +18,6 @@ from templates.labels import LABELS
 STATUS_LABELS = LABELS["interview_status"]
 # Between the items of an inline list (user ids, periods).
 LIST_SEP = LABELS["chat"]["list_separator"]
-
-
-# Prompts answered by 确认 / 取消 (handlers/terminate.py): PendingAction.action -> what 确认 does.
-ConfirmFn = Callable[[Context, PendingAction], Awaitable[list[Reply]]]
-CONFIRMABLE: dict[str, ConfirmFn] = {}
-
-
-# What the same 确认 does when it is processed again (its first processing was cut off by a
-# crash) for a prompt of that kind it had already closed; kinds without one are not repeated.
-CONFIRMED_AGAIN: dict[str, ConfirmFn] = {}
-
-
-def on_confirm(router: Router, action: str, *, again: ConfirmFn | None = None) -> Callable[[ConfirmFn], ConfirmFn]:
-    """Register what 确认 does for an open prompt of kind ``action`` (opened with ``open_action``),
-    and ``again``: what the same 确认 does when processed a second time (see ``CONFIRMED_AGAIN``).
-    The router declares the prompt, so the dispatcher reads a standalone yes or no as its answer."""
-
-    def register(fn: ConfirmFn) -> ConfirmFn:
-        router.prompts.add(action)
-        CONFIRMABLE[action] = fn
-        if again is not None:
-            CONFIRMED_AGAIN[action] = again
-        return fn
-
-    return register
 
 
 def confirm_buttons(action: PendingAction, confirm_label: str) -> tuple[Button, ...]:

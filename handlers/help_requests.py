@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.chat.messages import Reply
-from bot.dispatcher import Context, Router
+from bot.dispatcher import Context, Flow, Router, Step
 from bot.language.intents import Kind
 from bot.services import notices, prompts, reasons, termination
 from bot.services.help_requests import HELP_ACTION, close_siblings
@@ -49,7 +49,6 @@ async def confirm_exit(ctx: Context) -> list[Reply]:
     return [say(ctx, "help_requests/choices", choices=shown)]
 
 
-@router.answer(PICK_REQUEST)
 async def on_pick_request(ctx: Context) -> list[Reply]:
     assert ctx.pending is not None
     picked: list[int] = ctx.pending.params.get("choices", [])
@@ -81,7 +80,6 @@ async def _exit_for(ctx: Context, action: PendingAction) -> list[Reply]:
     return await _end(ctx, action.params["platform_id"], reason, words)
 
 
-@router.answer("help.pick_reason", claims=names_reason)
 async def on_pick_reason(ctx: Context) -> list[Reply]:
     assert ctx.pending is not None
     reason, detail, replies = await picked_reason(ctx)
@@ -119,3 +117,16 @@ async def assist(ctx: Context) -> list[Reply]:
     detail = {"key": action.params["key"], "platform_id": action.params["platform_id"]}
     await prompts.audit(ctx.core, prompts.Audit(ctx.actor, "help.assist", chat=ctx.chat, detail=detail))
     return [say(ctx, "help_requests/assist", candidate_name=action.params["candidate_name"])]
+
+
+# The conversation: 确认终止 → (which 求助, when several are open?) → (which reason, when the
+# candidate's words name none?) → ended. 协助继续 and 重新安排 <时间> answer a 求助 in one step.
+FLOW = router.flow(
+    Flow(
+        "help_requests",
+        steps={
+            PICK_REQUEST: Step(on_pick_request),
+            "help.pick_reason": Step(on_pick_reason, claims=names_reason),
+        },
+    )
+)

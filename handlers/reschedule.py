@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot.chat.messages import Reply
-from bot.dispatcher import Context, Router
+from bot.dispatcher import Confirm, Context, Flow, Router, Step
 from bot.language.intents import CandidateRef, Kind
 from bot.services import interviews, notices, prompts, reasons, scheduling, termination
 from bot.services.dates import Understood, day_text, full_text, understand, week_text
@@ -25,7 +25,6 @@ from handlers.common import (
     close_pending,
     confirm_buttons,
     names_reason,
-    on_confirm,
     one_at_a_time,
     open_action,
     picked_interview,
@@ -44,6 +43,7 @@ STATUSES = ("scheduled", "terminated")
 HELP_FALLBACK_REASON = "process_change"  # a reason code: admins may rename the reason
 # Open prompts: the confirmation (answered by 确认 / 取消) and the question for the hour.
 CONFIRM_ACTION = "reschedule"
+PICK_INTERVIEW = "reschedule.pick_interview"
 ASK_HOUR = "reschedule.ask_hour"
 ASK_DAY = "reschedule.ask_day"
 ASK_TIME = "reschedule.ask_time"
@@ -92,7 +92,7 @@ async def ask_reschedule(ctx: Context) -> list[Reply]:
     found, replies = await resolve_ref(
         ctx,
         intent.refs[0],
-        then="reschedule.pick_interview",
+        then=PICK_INTERVIEW,
         params=params,
         statuses=(*STATUSES, InterviewStatus.in_progress.value),
         doing=LABELS["doing"]["reschedule"],
@@ -120,7 +120,7 @@ async def ask_terminate_reschedule(ctx: Context) -> list[Reply]:
     found, replies = await resolve_ref(
         ctx,
         intent.refs[0],
-        then="reschedule.pick_interview",
+        then=PICK_INTERVIEW,
         params=params,
         statuses=(*STATUSES, InterviewStatus.in_progress.value),
         doing=LABELS["doing"]["reschedule"],
@@ -162,7 +162,6 @@ async def _compound(
     return await _with_time(ctx, platform_id, understood, compound={"reason": reason.code, "detail": words})
 
 
-@router.answer(COMPOUND_REASON, claims=names_reason)
 async def on_compound_reason(ctx: Context) -> list[Reply]:
     assert ctx.pending is not None
     reason, detail, replies = await picked_reason(ctx)
@@ -192,7 +191,6 @@ def _from_params(params: dict[str, Any]) -> Understood:
     return Understood(day=date.fromisoformat(params["day"]), part=params.get("part"))
 
 
-@router.answer("reschedule.pick_interview")
 async def on_pick(ctx: Context) -> list[Reply]:
     platform_id, replies = await picked_interview(ctx)
     if platform_id is None:
@@ -235,8 +233,6 @@ async def _with_time(
     return [say(ctx, "reschedule/ask_hour", day=day_text(understood.day), part=understood.part)]
 
 
-@router.answer(COMPOUND_ASK_DAY)
-@router.answer(ASK_DAY)
 async def on_day(ctx: Context) -> list[Reply]:
     assert ctx.pending is not None
     params = ctx.pending.params
@@ -250,7 +246,6 @@ async def on_day(ctx: Context) -> list[Reply]:
     return await _with_time(ctx, params["platform_id"], understood, params.get("help"), compound=params.get("compound"))
 
 
-@router.answer(ASK_TIME)
 async def on_time(ctx: Context) -> list[Reply]:
     """The answer to 改到什么时候?: a time, a day or a week (what is missing is asked next)."""
     assert ctx.pending is not None
@@ -276,8 +271,6 @@ async def _shifted(ctx: Context, ref: CandidateRef, seconds: int) -> list[Reply]
     return await _prompt(ctx, interview.platform_id, interview.scheduled_at + timedelta(seconds=seconds), None)
 
 
-@router.answer(COMPOUND_ASK_HOUR)
-@router.answer(ASK_HOUR)
 async def on_hour(ctx: Context) -> list[Reply]:
     assert ctx.pending is not None
     params = ctx.pending.params
@@ -372,7 +365,6 @@ async def _prompt_compound(
     return [Reply(text, kind="confirm", title=title, buttons=buttons)]
 
 
-@on_confirm(router, COMPOUND_ACTION)
 async def _compound_confirmed(ctx: Context, action: PendingAction) -> list[Reply]:
     """End the interview in progress (progress saved, exit record with the reason), then book the
     new time; a termination already done by an earlier try of this 确认 is not repeated."""
@@ -407,7 +399,6 @@ async def _confirmed_again(ctx: Context, action: PendingAction) -> list[Reply]:
     return await _reschedule(ctx, params["platform_id"], when)
 
 
-@on_confirm(router, CONFIRM_ACTION, again=_confirmed_again)
 async def _confirmed(ctx: Context, action: PendingAction) -> list[Reply]:
     params = action.params
     when = datetime.fromisoformat(params["at"])
@@ -455,3 +446,26 @@ async def _answer_help(ctx: Context, params: dict[str, object], when: datetime) 
             hold_notice_seconds=HOLD_FOR_NEW_TIME,
         )
     return await _reschedule(ctx, platform_id, when)
+
+
+# The conversations: 重新安排 <who> <when> → (which interview?) → (which day? / what hour? / when?)
+# → 确认 / 取消; for an interview in progress, (which reason?) → one prompt that ends it and books
+# it again. A 求助 answered with a time ends in the same 确认.
+FLOW = router.flow(
+    Flow(
+        "reschedule",
+        steps={
+            PICK_INTERVIEW: Step(on_pick),
+            ASK_TIME: Step(on_time),
+            ASK_DAY: Step(on_day),
+            ASK_HOUR: Step(on_hour),
+            COMPOUND_REASON: Step(on_compound_reason, claims=names_reason),
+            COMPOUND_ASK_DAY: Step(on_day),
+            COMPOUND_ASK_HOUR: Step(on_hour),
+        },
+        confirms={
+            CONFIRM_ACTION: Confirm(_confirmed, again=_confirmed_again),
+            COMPOUND_ACTION: Confirm(_compound_confirmed),
+        },
+    )
+)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.chat.messages import Reply
-from bot.dispatcher import MANAGERS, Context, Router
+from bot.dispatcher import MANAGERS, Context, Flow, Router, Step
 from bot.language.intents import Kind
 from bot.services import sharing
 from handlers.common import STATUS_LABELS, picked_interview, resolve_one
@@ -28,7 +28,6 @@ async def share(ctx: Context) -> list[Reply]:
     return await _share(ctx, found[0].platform_id, colleague)
 
 
-@router.answer("share.pick_interview")
 async def on_pick(ctx: Context) -> list[Reply]:
     platform_id, replies = await picked_interview(ctx)
     if platform_id is None:
@@ -51,3 +50,7 @@ async def _share(ctx: Context, platform_id: str, colleague: str) -> list[Reply]:
         "chat/share/done.txt.j2", candidate_name=shared.candidate_name, person_name=shared.person_name
     )
     return [Reply(text)]
+
+
+# The conversation: 共享 <who> <colleague> → (which interview?) → shared.
+FLOW = router.flow(Flow("share", steps={"share.pick_interview": Step(on_pick)}))

@@ -6,20 +6,17 @@ from datetime import datetime
 from typing import Literal
 
 from bot.chat.messages import Reply, prompt_ref
-from bot.dispatcher import Context, Router
+from bot.dispatcher import Confirm, Context, Flow, Router, Step
 from bot.language.intents import Kind
 from bot.services import interviews, notices, prompts, reasons, termination
 from bot.services.dates import full_text
 from bot.services.prompts import PendingAction
 from bot.services.reasons import ExitReason, match_reason, shown_detail
 from handlers.common import (
-    CONFIRMABLE,
-    CONFIRMED_AGAIN,
     ask_reason,
     confirm_buttons,
     local,
     names_reason,
-    on_confirm,
     one_at_a_time,
     open_action,
     picked_interview,
@@ -50,7 +47,6 @@ async def ask_terminate(ctx: Context) -> list[Reply]:
     return await _with_interview(ctx, found[0].platform_id, intent.reason_code, intent.words)
 
 
-@router.answer("terminate.pick_interview")
 async def on_pick_interview(ctx: Context) -> list[Reply]:
     platform_id, replies = await picked_interview(ctx)
     if platform_id is None:
@@ -73,7 +69,6 @@ async def _with_interview(ctx: Context, platform_id: str, reason_code: str | Non
     return await _prompt(ctx, platform_id, reason, words)
 
 
-@router.answer("terminate.pick_reason", claims=names_reason)
 async def on_pick_reason(ctx: Context) -> list[Reply]:
     assert ctx.pending is not None
     reason, detail, replies = await picked_reason(ctx)
@@ -135,10 +130,12 @@ def _message_key(ctx: Context) -> str:
 
 @router.command("确认", kind=Kind.confirm)
 async def confirm(ctx: Context) -> list[Reply]:
-    action = await _take(ctx, list(CONFIRMABLE), prompts.ActionState.confirmed)
+    dispatcher = ctx.dispatcher
+    assert dispatcher is not None
+    action = await _take(ctx, list(dispatcher.confirms), prompts.ActionState.confirmed)
     if action is None:
         return await _confirmed_before(ctx)
-    return await CONFIRMABLE[action.action](ctx, action)
+    return await dispatcher.confirms[action.action].handler(ctx, action)
 
 
 async def _confirmed_before(ctx: Context) -> list[Reply]:
@@ -149,7 +146,9 @@ async def _confirmed_before(ctx: Context) -> list[Reply]:
     earlier = await prompts.closed_by(ctx.core, requester=ctx.actor, by=_message_key(ctx))
     if earlier is None or earlier.state != prompts.ActionState.confirmed.value:
         return await _not_open(ctx, "confirm")
-    again = CONFIRMED_AGAIN.get(earlier.action)
+    assert ctx.dispatcher is not None
+    confirm = ctx.dispatcher.confirms.get(earlier.action)
+    again = confirm.again if confirm is not None else None
     if again is not None:
         return await again(ctx, earlier)
     return [say(ctx, "terminate/confirmed_before", action=earlier.action)]
@@ -194,7 +193,6 @@ async def _what(ctx: Context, action: PendingAction) -> dict[str, str]:
     return what
 
 
-@on_confirm(router, "terminate")
 async def _terminate_confirmed(ctx: Context, action: PendingAction) -> list[Reply]:
     params = action.params
     result = await termination.terminate(
@@ -217,10 +215,6 @@ async def _terminate_confirmed(ctx: Context, action: PendingAction) -> list[Repl
     return [Reply(text)]
 
 
-# Termination is guarded: asked again by the same 确认, it resumes, or says it is done or under way.
-CONFIRMED_AGAIN["terminate"] = _terminate_confirmed
-
-
 @router.command("取消", kind=Kind.cancel)
 async def cancel(ctx: Context) -> list[Reply]:
     dispatcher = ctx.dispatcher
@@ -229,10 +223,24 @@ async def cancel(ctx: Context) -> list[Reply]:
         ctx.core,
         requester=ctx.actor,
         chat_id=ctx.msg.chat_id,
-        actions=[*CONFIRMABLE, *dispatcher.answers],
+        actions=[*dispatcher.confirms, *dispatcher.answers],
         chat=ctx.chat,
         action_id=prompt_ref(ctx.args),
     )
     if action is None:
         return await _not_open(ctx, "cancel")
     return [say(ctx, "terminate/cancelled", action=action.action)]
+
+
+# The conversation: 终止面试 <who> [why] → (which interview?) → (which reason?) → 确认 / 取消.
+FLOW = router.flow(
+    Flow(
+        "terminate",
+        steps={
+            "terminate.pick_interview": Step(on_pick_interview),
+            "terminate.pick_reason": Step(on_pick_reason, claims=names_reason),
+        },
+        # Termination is guarded: asked again by the same 确认, it resumes, or says it is done or under way.
+        confirms={"terminate": Confirm(_terminate_confirmed, again=_terminate_confirmed)},
+    )
+)

@@ -141,7 +141,7 @@ async def test_the_same_press_processed_again_after_a_crash_keeps_its_replay(
     make_client: AppFactory, clock: FrozenClock
 ) -> None:
     """The same message (same id) processed twice is a crash replay, not a second press: a
-    termination reports what was done (CONFIRMED_AGAIN), it does not say 已经确认过了."""
+    termination reports what was done (its Confirm.again), it does not say 已经确认过了."""
     app = await two_interviews(make_client, clock)
     [prompt] = await ChatUser(app, "hr01").say("终止面试 张三 候选人放弃")
     msg = IncomingMessage(
