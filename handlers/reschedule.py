@@ -88,6 +88,13 @@ async def ask_reschedule(ctx: Context) -> list[Reply]:
             return replies
         await open_action(ctx, ASK_TIME, {"platform_id": found[0].platform_id})
         return [say(ctx, "reschedule/ask_when", name=found[1].name, position=found[0].position)]
+    return await _to_time(ctx, understood)
+
+
+async def _to_time(ctx: Context, understood: Understood) -> list[Reply]:
+    """The interview the request names, moved to ``understood``: one still running is ended first
+    (one prompt names both steps, with the reason the words give or a question for it)."""
+    intent = ctx.intent
     params = {**_time_params(understood), "reason_code": intent.reason_code or "", "words": intent.words}
     found, replies = await resolve_ref(
         ctx,
@@ -101,7 +108,6 @@ async def ask_reschedule(ctx: Context) -> list[Reply]:
         return replies
     interview = found[0]
     if interview.status == InterviewStatus.in_progress.value:
-        # Still running: ending it first is part of moving it (one prompt names both).
         return await _compound(ctx, interview.platform_id, understood, intent.reason_code, intent.words)
     return await _with_time(ctx, interview.platform_id, understood)
 
@@ -116,20 +122,7 @@ async def ask_terminate_reschedule(ctx: Context) -> list[Reply]:
     understood = await _read_time(ctx, intent.time_text)
     if not intent.refs or understood is None:
         return [say(ctx, "reschedule/compound_usage", words=intent.time_text)]
-    params = {**_time_params(understood), "reason_code": intent.reason_code or "", "words": intent.words}
-    found, replies = await resolve_ref(
-        ctx,
-        intent.refs[0],
-        then=PICK_INTERVIEW,
-        params=params,
-        statuses=(*STATUSES, InterviewStatus.in_progress.value),
-        doing=LABELS["doing"]["reschedule"],
-    )
-    if found is None:
-        return replies
-    if found[0].status != InterviewStatus.in_progress.value:
-        return await _with_time(ctx, found[0].platform_id, understood)
-    return await _compound(ctx, found[0].platform_id, understood, intent.reason_code, intent.words)
+    return await _to_time(ctx, understood)  # one not started (or ended) is simply moved
 
 
 async def _read_time(ctx: Context, text: str) -> Understood | None:
