@@ -13,6 +13,7 @@ from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, event, post_event, started_interview
 from tests.test_chat_reschedule import detail, in_full, tomorrow_at
 from tests.test_chat_terminate import status_of
+from tests.test_help_requests import ask_help
 
 
 async def world(make_client: AppFactory, clock: FrozenClock):  # type: ignore[no-untyped-def]
@@ -180,3 +181,25 @@ async def test_compound_tells_the_candidate_once_with_both(make_client: AppFacto
     assert [n["status"] for n in terminated] == ["superseded"]
     [told] = rescheduled
     assert "系统故障" in told["body"] and f"{tomorrow_at(clock, 15):%Y-%m-%d %H:%M}" in told["body"]
+
+
+async def test_a_plain_yes_never_ends_a_candidates_help_request(make_client: AppFactory, clock: FrozenClock) -> None:
+    """A 求助 waits for its HR: 好的 or 对吧 may mean anything, only words that name ending it end it."""
+    client, app = await world(make_client, clock)
+    await ask_help(client, clock)
+    hr = ChatUser(app, "hr01")
+    for text in ("好的", "嗯嗯", "对吧", "是嘛"):
+        await hr.say(text)
+        assert await status_of(app, "iv-1") == "in_progress", text
+    assert "已按候选人请求终止" in await hr.says("好的,终止吧")
+    assert await status_of(app, "iv-1") == "terminated"
+
+
+async def test_a_yes_that_is_a_question_does_not_confirm(make_client: AppFactory, clock: FrozenClock) -> None:
+    _, app = await world(make_client, clock)
+    hr = ChatUser(app, "hr01")
+    await hr.say("终止面试 张三 网络卡顿")
+    for text in ("对吧", "是嘛", "好呢?", "确认吗"):
+        await hr.say(text)
+        assert await status_of(app) == "in_progress", text
+    assert [p.action for p in await open_prompts(app)] == ["terminate"]

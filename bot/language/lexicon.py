@@ -99,6 +99,9 @@ FILLERS: tuple[str, ...] = (
     "先",
 )
 
+# Particles that make a short answer a question (对吧? 是嘛? 好呢?): never fillers of a yes.
+ASKING_PARTICLES: tuple[str, ...] = ("吧", "嘛", "呢", "么", "吗")
+
 # A standalone yes to an open prompt: the whole message is made of these (and fillers, punctuation).
 YES_WORDS: tuple[str, ...] = (
     "确认执行",
@@ -121,6 +124,9 @@ YES_WORDS: tuple[str, ...] = (
     "就按这个",
     "按这个来",
     "可以的",
+    "好吧",
+    "行吧",
+    "那就这样吧",
     "是的",
     "对的",
     "好的",

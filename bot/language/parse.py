@@ -21,6 +21,8 @@ from bot.language.normalize import to_simplified
 
 # Documented words of the commands that take a candidate (their arguments are read by meaning).
 TERMINATE_WORDS = ("终止面试", "结束面试", "停止面试", "终止")
+# The prompt kind of a candidate's 求助 (bot.services.help_requests.HELP_ACTION).
+HELP_REQUEST = "help_request"
 RESCHEDULE_WORDS = ("重新安排", "改期")
 
 # Punctuation and spaces between the words a person typed.
@@ -238,9 +240,14 @@ def answer(text: str, action: str) -> bool | None:
     if not bare:
         return None
     fillers = [f for f in lexicon.FILLERS if f not in ("先",)]
-    yes_words = [*lexicon.YES_WORDS, *lexicon.YES_FOR.get(action, ())]
-    yes = _consume(bare, [*yes_words, *fillers])
-    if yes is not None and any(w in yes_words for w in yes):
+    # 吧 嘛 呢 turn a yes into a question (对吧, 是嘛): not fillers for a yes.
+    yes_fillers = [f for f in fillers if f not in lexicon.ASKING_PARTICLES]
+    own = lexicon.YES_FOR.get(action, ())
+    yes_words = [*lexicon.YES_WORDS, *own]
+    yes = _consume(bare, [*yes_words, *yes_fillers])
+    # A candidate's 求助 ends only on a yes that names ending it (a plain 好的 may mean "I'll help").
+    needed = own if action == HELP_REQUEST else yes_words
+    if yes is not None and any(w in needed for w in yes):
         return True
     no = _consume(bare, [*lexicon.NO_WORDS, *fillers, "先"])
     if no is not None and any(w in lexicon.NO_WORDS for w in no):
