@@ -203,7 +203,7 @@ async def _with_time(
     understood: Understood,
     help_params: dict[str, Any] | None = None,
     *,
-    compound: dict[str, str] | None = None,
+    compound: dict[str, Any] | None = None,
 ) -> list[Reply]:
     """A time to confirm, or the question for what is missing: the day of a week, the hour of a day
     (``compound``, the termination that comes first, travels with the question)."""
@@ -283,7 +283,7 @@ async def _prompt(
     when: datetime,
     help_params: dict[str, Any] | None,
     *,
-    compound: dict[str, str] | None = None,
+    compound: dict[str, Any] | None = None,
 ) -> list[Reply]:
     """State the time understood in full and ask 确认: the candidate is told once it is done.
     With ``compound`` (a reason code and the words typed) the interview in progress is ended
@@ -303,6 +303,11 @@ async def _prompt(
         interview_id=interview.id,
         detail={"at": when.isoformat(), "help": bool(help_params)},
     )
+    if compound is None and help_params and interview.status == InterviewStatus.in_progress.value:
+        # A 求助 answered with a time while the interview runs: the same one prompt for both steps.
+        words = str(help_params.get("reason", ""))
+        named = match_reason(words, await reasons.active(core))
+        compound = {"reason": named.code if named else HELP_FALLBACK_REASON, "detail": words, "help": help_params}
     if compound is not None:
         return await _prompt_compound(ctx, interview, candidate, when, compound, requested)
     params = {"platform_id": platform_id, "at": when.isoformat(), "help": help_params}
@@ -325,7 +330,7 @@ async def _prompt_compound(
     interview: Interview,
     candidate: Candidate,
     when: datetime,
-    compound: dict[str, str],
+    compound: dict[str, Any],
     requested: prompts.Audit,
 ) -> list[Reply]:
     core = ctx.core
@@ -334,7 +339,13 @@ async def _prompt_compound(
     if reason is None:  # renamed away while the question waited: ask again
         return await _compound(ctx, interview.platform_id, Understood(at=when), None, compound.get("detail", ""))
     detail = compound.get("detail", "")
-    params = {"platform_id": interview.platform_id, "at": when.isoformat(), "reason": reason.code, "detail": detail}
+    params = {
+        "platform_id": interview.platform_id,
+        "at": when.isoformat(),
+        "reason": reason.code,
+        "detail": detail,
+        "help": compound.get("help"),
+    }
     requested = prompts.Audit(
         requested.actor,
         "terminate_reschedule.requested",
@@ -362,6 +373,8 @@ async def _compound_confirmed(ctx: Context, action: PendingAction) -> list[Reply
     """End the interview in progress (progress saved, exit record with the reason), then book the
     new time; a termination already done by an earlier try of this 确认 is not repeated."""
     params = action.params
+    if params.get("help"):  # a 求助 answered with a time: closed for everyone, ended as the candidate asked
+        return await _answer_help(ctx, params["help"], datetime.fromisoformat(params["at"]))
     found = await interviews.get_with_candidate(ctx.core, params["platform_id"])
     if found is not None and found[0].status == InterviewStatus.in_progress.value:
         await termination.terminate(

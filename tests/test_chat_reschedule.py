@@ -195,8 +195,9 @@ async def test_reschedule_answers_help_request(make_client: AppFactory, clock: F
     hr = ChatUser(app, "hr01")
     assert "请回复新的面试时间" in await hr.says("重新安排")
     prompt = await hr.says("重新安排 明天上午10:30")
-    assert f"新的时间:{in_full(tomorrow_at(clock, 10, 30))}" in prompt
-    assert "先结束本场面试(作答已保存)" in prompt
+    # The interview runs: one prompt names both steps (end it, with the candidate's reason; book it again).
+    assert f"重新安排到:{in_full(tomorrow_at(clock, 10, 30))}" in prompt
+    assert "终止当前面试" in prompt and "系统故障" in prompt
     assert (await detail(client))["status"] == "in_progress"  # nothing happens before 确认
     reply = await hr.says("确认")
     assert in_full(tomorrow_at(clock, 10, 30)) in reply
@@ -214,7 +215,7 @@ async def test_help_request_reschedule_asks_the_hour_and_can_be_cancelled(
     await help_requested(client, clock)
     hr = ChatUser(app, "hr01")
     assert "请补充" in await hr.says("重新安排 明天")
-    assert "先结束本场面试" in await hr.says("15:00")
+    assert "终止当前面试" in await hr.says("15:00")
     assert "已取消" in await hr.says("取消")
     body = await detail(client)
     assert body["status"] == "in_progress" and rescheduled_notices(body) == []
@@ -236,7 +237,8 @@ async def test_help_reschedule_ends_with_the_fallback_reason_found_by_code_after
     )
     assert (await post_event(client, clock, payload)).status == 200
     hr = ChatUser(app, "hr01")
-    assert "先结束本场面试(作答已保存)" in await hr.says("重新安排 明天上午10:30")
+    prompt = await hr.says("重新安排 明天上午10:30")
+    assert "终止当前面试" in prompt and "面试流程调整" in prompt
     assert in_full(tomorrow_at(clock, 10, 30)) in await hr.says("确认")
     body = await detail(client)
     assert body["status"] == "scheduled"

@@ -33,6 +33,17 @@ CASES = [
     (TUE, "15:00", at(2026, 3, 10, 15)),
     # What the chat tests type.
     (DEC, "12月3日 10:00", at(2026, 12, 3, 10)),
+    # A weekday followed at once by its hour (a numeral after 周五 is an hour, after 十 it is not).
+    (TUE, "周五10点", at(2026, 3, 13, 10)),
+    (TUE, "周五十点", at(2026, 3, 13, 10)),
+    (TUE, "礼拜三两点", at(2026, 3, 11, 14)),
+    (TUE, "十五点", at(2026, 3, 10, 15)),
+    # Months ahead and the end of a month.
+    (TUE, "下个月2号上午10点", at(2026, 4, 2, 10)),
+    (TUE, "下月底下午3点", at(2026, 4, 30, 15)),
+    (TUE, "这个月20号 14:00", at(2026, 3, 20, 14)),
+    (TUE, "月底", Understood(day=date(2026, 3, 31))),
+    (DEC, "下个月2号", Understood(day=date(2027, 1, 2))),
     (TUE, "2026年3月12日 15:00", at(2026, 3, 12, 15)),
     (DEC, "凌晨3点", at(2026, 12, 1, 3)),  # said plainly: the morning (and refused as past)
     (DEC, "明天上午9点", at(2026, 12, 2, 9)),

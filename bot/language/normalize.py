@@ -89,8 +89,25 @@ def _drop_symbols(text: str) -> str:
     return "".join(out)
 
 
+# English phrases first (how to use → 怎么用), and clock times (4pm → 下午4点).
+_PHRASES = {"how to use": "怎么用", "how to": "怎么", "go ahead": "好", "what can you do": "你能干啥"}
+_AM_PM = re.compile(r"(?<![\w])(\d{1,2})(?::(\d{2}))?\s*(am|pm)(?![\w])", re.IGNORECASE)
+
+
+def _clock_words(m: re.Match[str]) -> str:
+    part = "上午" if m.group(3).lower() == "am" else "下午"
+    return f" {part}{m.group(1)}点{m.group(2) or ''} "
+
+
 def _english_words(text: str) -> str:
     """terminate → 终止, ok → 好的, zhongzhi → 终止: whole ASCII words only (ids like iv-1 untouched)."""
+    lowered = text.lower()
+    for phrase, chinese in _PHRASES.items():
+        while phrase in lowered:
+            i = lowered.index(phrase)
+            text = text[:i] + f" {chinese} " + text[i + len(phrase) :]
+            lowered = text.lower()
+    text = _AM_PM.sub(_clock_words, text)
 
     def swap(m: re.Match[str]) -> str:
         word = m.group(0)

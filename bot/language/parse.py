@@ -34,6 +34,8 @@ _FUNCTION_WORDS = re.compile(
     r"面试|那场|这场|那一场|这一场|那位|这位|同学|候选人|的|把|将|给|让|帮|跟|和|对|原因是|原因|因为|由于|说明|备注|他|她|了"
     r"|先|吧|一下|下|呢|啊|呀|吗|么|我|你|被|要|想|就|再|还|都|也|得|去|来|场"
 )
+# What follows a position that stands for a person (前端那个, 算法工程师那场, 销售代表的面试).
+_REFERENT = re.compile(r"\s*(?:的|那场|那个|那位|这场|这个|这位|候选人|同学|岗位)")
 _ASCII_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{1,127}")
 
 
@@ -75,12 +77,17 @@ def _find_all(text: str, needle: str) -> list[tuple[int, int]]:
 def _position_words(position: str) -> list[str]:
     """产品经理 → 产品经理, 产品; 测试工程师 → 测试工程师, 测试; Java后端工程师 → Java后端, 后端, Java."""
     words = [position] if position else []
-    core = re.sub(r"(工程师|经理|专员|主管|助理|设计师|实习生|总监|代表)$", "", position)
-    if core and core != position:
-        words.append(core)
-        if re.fullmatch(r"[A-Za-z]+[\u4e00-\u9fff]{2,}", core):
-            words.append(re.sub(r"^[A-Za-z]+", "", core))
-    return [w for w in words if len(w) >= 2]
+    for suffix in ("工程师", "经理", "专员", "主管", "助理", "设计师", "实习生", "总监", "代表", "师"):
+        if position.endswith(suffix) and len(position) > len(suffix):
+            core = position[: -len(suffix)]
+            words.append(core)
+            if re.fullmatch(r"[A-Za-z]+[\u4e00-\u9fff]{2,}", core):
+                words.append(re.sub(r"^[A-Za-z]+", "", core))
+    return [w for w in dict.fromkeys(words) if len(w) >= 2]
+
+
+def _pinyin_of(text: str) -> tuple[str, ...]:
+    return tuple(_syllable(ch) for ch in text)
 
 
 @dataclass
@@ -140,6 +147,38 @@ def link(text: str, known: Sequence[Known]) -> _Linked:
                     if len(fits) == 1 and claim(i, i + size):
                         order.append(piece)
                         found[piece] = list(by_name[fits[0]])
+    if not found:  # a name typed by sound (何婷 for 贺婷, 李鸣 for 李明), when only one fits
+        by_sound: dict[tuple[str, ...], list[str]] = {}
+        for name in by_name:
+            if 2 <= len(name) <= 4 and all("\u4e00" <= ch <= "\u9fff" for ch in name):
+                by_sound.setdefault(_pinyin_of(name), []).append(name)
+        for run in _CJK_RUN.finditer(_mask(text, spans)):
+            for size in (4, 3, 2):
+                for i in range(run.start(), run.end() - size + 1):
+                    piece = text[i : i + size]
+                    fits = by_sound.get(_pinyin_of(piece), [])
+                    if len(fits) == 1 and fits[0] != piece and claim(i, i + size):
+                        order.append(piece)
+                        found[piece] = list(by_name[fits[0]])
+    if not found:  # a position only (那个UI设计的, 算法工程师那场): the interviews of that position
+        by_position: dict[str, list[Known]] = {}
+        for k in known:
+            for word in _position_words(k.position):
+                by_position.setdefault(word, []).append(k)
+        masked_now = _mask(text, spans)
+        for word in sorted(by_position, key=len, reverse=True):
+            start = masked_now.find(word)
+            if start < 0:
+                continue
+            # A position names a person only as one: 那个UI设计的, 算法工程师那场, 前端那个 (not 测试一下).
+            before, after = masked_now[max(0, start - 2) : start], masked_now[start + len(word) :]
+            named = any(k.position == word for k in by_position[word])
+            if not (named or before.endswith(("那个", "那位", "这个", "这位")) or _REFERENT.match(after)):
+                continue
+            if claim(start, start + len(word)):
+                order.append(word)
+                found[word] = by_position[word]
+                break
     refs = []
     masked = _mask(text, spans)
     first_at = {
@@ -162,7 +201,9 @@ def link(text: str, known: Sequence[Known]) -> _Linked:
                     break
         if position:
             rows = [r for r in rows if r.position == position]
-        label = rows[0].name if typed.startswith("#") else typed
+        # A ref by id, by sound or by position shows the candidate's real name.
+        named = typed.startswith("#") or (typed not in by_name and len({r.name for r in rows}) == 1)
+        label = rows[0].name if named else typed
         refs.append(CandidateRef(text=label, platform_ids=tuple(r.platform_id for r in rows), position=position))
     return _Linked(refs, spans)
 
@@ -236,7 +277,7 @@ _ANSWER_PUNCT = re.compile(r"[\s,,.。、;;!!~～…]+")
 def answer(text: str, action: str) -> bool | None:
     """A standalone yes (True) or no (False) to an open prompt of kind ``action``; None when the
     message is anything else: a question (?), a sentence that merely starts with 确认, a mix."""
-    bare = _ANSWER_PUNCT.sub("", text.lower())
+    bare = fix_sounds(_ANSWER_PUNCT.sub("", text.lower()))  # 确任 → 确认, 取笑 → 取消
     if not bare:
         return None
     fillers = [f for f in lexicon.FILLERS if f not in ("先",)]
@@ -257,7 +298,7 @@ def answer(text: str, action: str) -> bool | None:
 
 def starts_no(text: str) -> bool:
     """算了算了,再观察下 / 取消吧,他又连上了: a message that opens with a no (a no is always safe)."""
-    return bool(lexicon.NO_START.match(_ANSWER_PUNCT.sub("", text)))
+    return bool(lexicon.NO_START.match(fix_sounds(_ANSWER_PUNCT.sub("", text))))
 
 
 def pick_number(text: str) -> int | None:
@@ -384,15 +425,21 @@ def parse(
             masked = _mask(fixed, protected)
 
     sure = 1.0 if documented else 0.8
-    question = bool(lexicon.QUESTION.search(masked))
+    # A question guards the clause it is in: 谁还在面?顺便把贺婷结束了 asks one thing and orders another.
+    action_at = [m.start() for m in (lexicon.TERMINATE.search(masked), lexicon.RESCHEDULE.search(masked)) if m]
+    clauses = [c for c in re.split(r"(?<=[??!!。;;])", masked) if c.strip()]
+    ordered = [c for c in clauses if lexicon.TERMINATE.search(c) or lexicon.RESCHEDULE.search(c)]
+    asked = "".join(ordered) if action_at and len(clauses) > 1 and ordered else masked
+    question = bool(lexicon.QUESTION.search(asked))
     if question and (documented or _POLITE.search(masked)):
         # 重新安排 张三 随便什么时候, 能不能改到明天上午十点: orders whose words only sound like asking.
         question = bool(_REAL_QUESTION.search(masked)) or (documented and bool(re.search(r"[??]|吗", masked)))
     negated = bool(lexicon.NEGATION.search(masked))
     condition = bool(lexicon.CONDITION.search(masked))
     has_term = bool(lexicon.TERMINATE.search(masked))
-    has_resched = bool(lexicon.RESCHEDULE.search(masked))
-    quits = bool(lexicon.QUIT_WORDS.search(masked))
+    has_resched = bool(lexicon.RESCHEDULE.search(masked)) and not lexicon.VAGUE_REBOOK.search(masked)
+    # 他不想面了 asks to end it; 王芳跟我说她不想面了 only reports what she said.
+    quits = bool(lexicon.QUIT_WORDS.search(masked)) and not lexicon.REPORTED.search(masked)
     shift = _shift_seconds(masked)
     if shift is not None:
         has_resched = True
@@ -433,6 +480,8 @@ def parse(
         return Intent(Kind.in_progress, sure=0.8)  # 有哪些面试还没结束
     if question and not linked.refs and lexicon.STATS.search(masked):
         return Intent(Kind.stats, args=_period(fixed), sure=0.8)  # 今天一共终止了几场面试
+    if negated and linked.refs and lexicon.SHOW.search(masked):
+        return Intent(Kind.show, refs=refs, sure=0.8)  # 我不是要终止王芳,是想看看她答到哪了
     if question and linked.refs and has_term and not has_resched and lexicon.PAST_QUESTION.search(masked):
         return Intent(Kind.show, refs=refs, sure=0.8)  # 周杰的面试为什么结束了
     if has_term and has_resched and not time_text and not lexicon.REBOOK.search(masked):

@@ -108,13 +108,16 @@ _TOKENS = re.compile(
     rf"|(?P<ndays>{_NUM})\s*天\s*(?:以后|之后|后)"
     rf"|(?P<rel>大后天|大前天|后天|前天|明天|明日|明儿|今天|今日|今儿|昨天|昨日|昨儿)"
     rf"|(?P<rel_day>[今明昨])(?P<rel_part>早|晚|晨)"
+    rf"|(?P<nm>下个?月|这个?月|本月)\s*(?:(?P<nm_end>底|末)|(?P<nm_d>{_NUM})\s*[日号])"
+    rf"|(?<![下这本个])(?P<me>月底|月末)"
     rf"|(?P<wd_this>这|本)?(?P<wd_next>下下|下|上)?个?{_WEEK_WORD}(?P<wd>[一二三四五六日天七])"
     rf"|(?P<wk>这|本|下下|下|上)个?{_WEEK_WORD}"
     rf"|(?:(?P<y>\d{{4}})\s*年\s*)?(?P<m>{_NUM})\s*月\s*(?P<d>{_NUM})(?:\s*[日号])?"
     rf"|(?<![\d.])(?P<y2>\d{{4}})(?P<sep2>[-/.])(?P<m2>\d{{1,2}})(?P=sep2)(?P<d2>\d{{1,2}})(?![\d.])"
     rf"|(?<![\d./:-])(?P<m3>\d{{1,2}})[-/.](?P<d3>\d{{1,2}})(?![\d./:-]|\s*[%％分元倍个题])"
     rf"|(?<![\d.:])(?P<h>\d{{1,2}}):(?P<mi>\d{{2}})(?![\d:])"
-    rf"|(?<![\d第{_CN}])(?P<h2>{_NUM})\s*(?P<unit>点|时)(?P<oclock>钟)?"
+    # An hour right after a weekday is one (周五10点, 周五十点), after another numeral it is not (十五点).
+    rf"|(?<![\d第])(?<!(?<![周期拜])[{_CN}])(?P<h2>{_NUM})\s*(?P<unit>点|时)(?P<oclock>钟)?"
     rf"(?:\s*(?P<half>半)|\s*(?P<quarter>一刻|三刻)|\s*(?P<mi2>\d{{1,2}}|[{_CN}]{{1,3}})(?:\s*分)?)?"
     rf"|(?P<part>凌晨|半夜|早上|早晨|清晨|上午|中午|午后|下午|傍晚|晚上|晚间|夜里|夜间|(?:早|晚)(?=\s*(?:\d|[{_CN}])))"
 )
@@ -151,7 +154,7 @@ class _Token:
         g = self.match.groupdict()
         if g["off_unit"]:
             return "offset"
-        if g["ndays"] or g["rel"] or g["wd"] or g["m"] or g["m2"] or g["m3"]:
+        if g["ndays"] or g["rel"] or g["wd"] or g["m"] or g["m2"] or g["m3"] or g["nm"] or g["me"]:
             return "day"
         if g["rel_day"]:
             return "day+part"
@@ -256,6 +259,13 @@ def _day_spec(g: dict[str, str | None]) -> tuple[str, int, int, int] | None:
     if g["wd"]:
         prefixed = 1 if (g["wd_this"] or g["wd_next"]) else 0
         return ("weekday", WEEKS[g["wd_next"]], WEEKDAY[g["wd"]], prefixed)
+    if g["nm"] or g["me"]:
+        # 下个月2号, 下月底, 月底 (this month's last day): months ahead, and a day (0: the last).
+        ahead = 1 if g["nm"] and g["nm"].startswith("下") else 0
+        if g["nm_d"]:
+            n = _number(g["nm_d"])
+            return None if n is None or not 1 <= n <= 31 else ("month", ahead, n, 0)
+        return ("month", ahead, 0, 0)
     if g["m"] and g["d"]:
         month, day = _number(g["m"]), _number(g["d"])
         year = int(g["y"]) if g["y"] else 0
@@ -295,6 +305,13 @@ def _resolve_day(spec: tuple[str, int, int, int], today: date, week: date | None
     kind, a, b, c = spec
     if kind == "relative":
         return today + timedelta(days=a)
+    if kind == "month":
+        year, month = today.year + (today.month - 1 + a) // 12, (today.month - 1 + a) % 12 + 1
+        last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+        try:
+            return date(year, month, b or last)
+        except ValueError:
+            return None
     if kind == "weekday":
         # A weekday without 这/下/上 is in the week already named (the answer to 哪一天), else this week.
         monday = week if (week is not None and not c) else today - timedelta(days=today.weekday())
