@@ -196,7 +196,8 @@ async def test_reschedule_answers_help_request(make_client: AppFactory, clock: F
     assert "请回复新的面试时间" in await hr.says("重新安排")
     prompt = await hr.says("重新安排 明天上午10:30")
     assert f"新的时间:{in_full(tomorrow_at(clock, 10, 30))}" in prompt
-    assert "先结束本场面试(作答已保存)" in prompt
+    assert "确认后先结束本场面试,再按新时间重新安排" in prompt
+    assert "未连接面试平台(未设置 PLATFORM_API_BASE),确认后只在本系统记为终止" in prompt
     assert (await detail(client))["status"] == "in_progress"  # nothing happens before 确认
     reply = await hr.says("确认")
     assert in_full(tomorrow_at(clock, 10, 30)) in reply
@@ -236,7 +237,7 @@ async def test_help_reschedule_ends_with_the_fallback_reason_found_by_code_after
     )
     assert (await post_event(client, clock, payload)).status == 200
     hr = ChatUser(app, "hr01")
-    assert "先结束本场面试(作答已保存)" in await hr.says("重新安排 明天上午10:30")
+    assert "确认后只在本系统记为终止" in await hr.says("重新安排 明天上午10:30")
     assert in_full(tomorrow_at(clock, 10, 30)) in await hr.says("确认")
     body = await detail(client)
     assert body["status"] == "scheduled"
