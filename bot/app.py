@@ -77,7 +77,8 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
         settings = app[SETTINGS]
         # One summary of what is on and off; WARNING when something is off (README: 启动摘要).
         summary = registry.startup_summary(settings)
-        log.log(logging.WARNING if registry.disabled_features(settings) else logging.INFO, "%s", summary)
+        warn = registry.disabled_features(settings) or registry.startup_warnings(settings)
+        log.log(logging.WARNING if warn else logging.INFO, "%s", summary)
         engine = create_engine(settings.database_url)
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         sessions = session_maker(engine)
@@ -125,7 +126,7 @@ async def _delivery_ctx(app: web.Application) -> AsyncIterator[None]:
     channels stop while the worker still runs, then the worker."""
     core, outbox = app[CORE], app[OUTBOX]
     if core.settings.smtp_enabled:
-        outbox.register(EmailSender(core.settings))
+        outbox.register(EmailSender(core.settings, clock=core.clock))
     sms = build_sms_sender(core.settings)
     if sms is not None:
         outbox.register(sms)

@@ -104,6 +104,7 @@ async def _end(ctx: Context, platform_id: str, reason: ExitReason, words: str) -
         "chat/help_terminated.txt.j2",
         reason=result.exit.reason,
         outcome=result.candidate.pipeline_status,
+        **result.reply_context(),
         **notices.notice_outcome(result.candidate, result.interview, ctx.core, reader=ctx.actor),
     )
     return [Reply(text)]

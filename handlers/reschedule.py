@@ -319,6 +319,7 @@ async def _prompt(
         start_text=full_text(when, tz),
         previous_text=full_text(interview.scheduled_at, tz) if interview.scheduled_at else "",
         ends_current=bool(help_params) and interview.status == "in_progress",
+        platform_connected=core.platform is not None,
         ttl_minutes=max(1, core.settings.confirm_ttl_seconds // 60),
     )
     buttons = confirm_buttons(action, LABELS["button"]["reschedule"])
@@ -363,6 +364,7 @@ async def _prompt_compound(
         detail=shown_detail(detail, name=reason.name, code=reason.code),
         start_text=full_text(when, core.settings.tz),
         ttl_minutes=max(1, core.settings.confirm_ttl_seconds // 60),
+        platform_connected=core.platform is not None,
     )
     title = LABELS["reply_title"]["terminate_reschedule"]
     buttons = confirm_buttons(action, LABELS["button"]["terminate_reschedule"])

@@ -105,6 +105,7 @@ async def _prompt(ctx: Context, platform_id: str, reason: ExitReason, detail: st
         outcome=reason.outcome,
         detail=shown_detail(detail, name=reason.name, code=reason.code),
         ttl_minutes=max(1, ttl // 60),
+        platform_connected=ctx.core.platform is not None,
     )
     buttons = confirm_buttons(action, LABELS["button"]["terminate"])
     return [Reply(text, kind="confirm", title=LABELS["reply_title"]["terminate"], buttons=buttons)]
@@ -209,7 +210,7 @@ async def _terminate_confirmed(ctx: Context, action: PendingAction) -> list[Repl
         position=result.interview.position,
         reason=result.exit.reason,
         outcome=result.candidate.pipeline_status,
-        answered=len(result.exit.progress_snapshot.get("answered", [])),
+        **result.reply_context(),
         **notices.notice_outcome(result.candidate, result.interview, ctx.core, reader=ctx.actor),
     )
     return [Reply(text)]

@@ -142,7 +142,10 @@ async def test_event_after_chat_prompt(make_client: AppFactory, clock: FrozenClo
     hr = ChatUser(app, "hr01")
     await hr.say("终止面试 张三 放弃")
     await post_event(client, clock, event("interview.answer_saved", data={"question_no": 3, "media_url": "oss://3"}))
-    assert "已保存作答 3 题" in await hr.says("确认")
+    # No platform is connected in this test: the reply says the termination is recorded here only.
+    reply = await hr.says("确认")
+    assert "只在本系统记为已终止:未连接面试平台(未设置 PLATFORM_API_BASE),平台上的面试没有被终止" in reply
+    assert "已保存作答" not in reply
 
 
 async def test_manager_shares_an_interview_with_another_hr(make_client: AppFactory, clock: FrozenClock) -> None:

@@ -198,6 +198,7 @@ async def test_reschedule_answers_help_request(make_client: AppFactory, clock: F
     # The interview runs: one prompt names both steps (end it, with the candidate's reason; book it again).
     assert f"重新安排到:{in_full(tomorrow_at(clock, 10, 30))}" in prompt
     assert "终止当前面试" in prompt and "系统故障" in prompt
+    assert "未连接面试平台(未设置 PLATFORM_API_BASE),确认后只在本系统记为终止" in prompt
     assert (await detail(client))["status"] == "in_progress"  # nothing happens before 确认
     reply = await hr.says("确认")
     assert in_full(tomorrow_at(clock, 10, 30)) in reply
@@ -238,7 +239,7 @@ async def test_help_reschedule_ends_with_the_fallback_reason_found_by_code_after
     assert (await post_event(client, clock, payload)).status == 200
     hr = ChatUser(app, "hr01")
     prompt = await hr.says("重新安排 明天上午10:30")
-    assert "终止当前面试" in prompt and "面试流程调整" in prompt
+    assert "终止当前面试" in prompt and "面试流程调整" in prompt and "确认后只在本系统记为终止" in prompt
     assert in_full(tomorrow_at(clock, 10, 30)) in await hr.says("确认")
     body = await detail(client)
     assert body["status"] == "scheduled"

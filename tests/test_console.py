@@ -182,9 +182,11 @@ async def test_terminate_from_the_console_runs_the_one_procedure(make_client: Ap
     clock.advance(minutes=7)
     data = {"csrf": csrf, "reason": "candidate_quit", "note": "候选人说家里有事", "from": "live"}
     resp = await client.post("/console/interviews/iv-1/terminate", data=data, allow_redirects=False)
-    assert resp.status == 303 and resp.headers["Location"] == "/console?done=terminated"
+    # No platform is connected here: the page says the termination is recorded here only.
+    assert resp.status == 303 and resp.headers["Location"] == "/console?done=recorded"
     page = await (await client.get(resp.headers["Location"])).text()
     assert "已终止" in page and "候选人放弃" in page and "张三" in page
+    assert "只在本系统记为已终止:未连接面试平台" in page and "作答已保存" not in page
 
     api = await (await client.get("/api/interviews/iv-1", headers=admin_headers())).json()
     assert api["status"] == "terminated"
@@ -269,8 +271,9 @@ async def test_detail_has_the_whole_history(make_client: AppFactory, clock: Froz
     csrf = await signed_in(client, "hr01")
     data = {"csrf": csrf, "reason": "system_failure", "from": "detail"}
     resp = await client.post("/console/interviews/iv-1/terminate", data=data, allow_redirects=False)
-    assert resp.headers["Location"] == "/console/interviews/iv-1?done=terminated"
+    assert resp.headers["Location"] == "/console/interviews/iv-1?done=recorded"  # no platform connected
     html = await (await client.get(resp.headers["Location"])).text()
+    assert "平台上的面试没有被终止" in html
     for part in (
         "平台事件",
         "开始面试",
@@ -283,7 +286,7 @@ async def test_detail_has_the_whole_history(make_client: AppFactory, clock: Froz
         "跟进候选人张三的面试",
     ):
         assert part in html, part
-    assert "提醒" in html and "保存的作答:2 题" in html
+    assert "提醒" in html and "作答:2 题(本系统的记录)" in html
 
 
 async def test_reschedule_asks_then_moves_the_interview(make_client: AppFactory, clock: FrozenClock) -> None:
@@ -593,3 +596,18 @@ async def test_a_failed_save_shows_what_chat_shows(
     assert said in html, (said, html[:2000])  # the service's refusal, word for word
     assert (await interview(app, "iv-1")).status == "in_progress"
     assert fake_platform.actions().count("terminate") == 0
+
+
+async def test_with_a_platform_the_console_says_it_saved_and_terminated_there(
+    make_client: AppFactory, clock: FrozenClock, fake_platform: FakePlatform
+) -> None:
+    assert fake_platform.server is not None
+    client, _ = await setup(make_client, clock, platform_api_base=str(fake_platform.server.make_url("")))
+    csrf = await signed_in(client, "hr01")
+    data = {"csrf": csrf, "reason": "system_failure", "from": "detail"}
+    resp = await client.post("/console/interviews/iv-1/terminate", data=data, allow_redirects=False)
+    assert resp.headers["Location"] == "/console/interviews/iv-1?done=terminated"
+    assert fake_platform.actions() == ["save", "terminate"]
+    html = await (await client.get(resp.headers["Location"])).text()
+    assert "面试平台已保存作答并终止面试" in html and "作答:2 题(面试平台已保存并终止面试)" in html
+    assert "只在本系统" not in html

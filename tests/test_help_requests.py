@@ -154,7 +154,8 @@ async def test_deny_policy_tells_candidate_to_contact_hr(
     kinds = [n["kind"] for n in body["notices"]]
     assert "help_contact_hr" in kinds
     contact = next(n for n in body["notices"] if n["kind"] == "help_contact_hr")
-    assert "请直接联系HR" in contact["body"]
+    assert "结束面试需要HR确认" in contact["body"]
+    assert "如有任何疑问,欢迎联系您的负责HR 王小姐。" in contact["body"]
     assert len(await staff_notices(app, "help_requested")) == 1
 
 

@@ -48,7 +48,8 @@ async def test_idle_interview_is_terminated_with_the_timeout_reason(
 
     await eventually(mailed)
     text = mail_text(smtp, subjects(smtp).index("【测试科技】您的AI面试已终止"))
-    assert "您的AI面试已终止,原因是超时未操作。如需重新安排,请联系HR" in text
+    assert "由于长时间未操作,您的AI面试已超时终止。" in text
+    assert "请联系HR" not in text and "妥善保存" not in text  # no platform saved the answer here
 
 
 async def test_activity_and_answers_push_the_timeout_back(make_client: AppFactory, clock: FrozenClock) -> None:

@@ -166,3 +166,46 @@ async def test_company_contact_replaces_the_hr_own(
     text = await hr_contact_mail(make_client, clock, smtp, notice_hr_contact="mobile", company_contact="400-800-1234")
     assert "欢迎联系您的负责HR 王小姐(400-800-1234)" in text
     assert "13900001111" not in text
+
+
+@pytest.mark.parametrize(
+    ("answered", "saved_on_platform", "says_saved"),
+    [(2, True, True), (0, True, False), (2, False, False)],
+)
+def test_answers_are_called_kept_only_when_some_exist_and_the_platform_saved_them(
+    answered: int, saved_on_platform: bool, says_saved: bool
+) -> None:
+    context = {**BASE, **SAMPLES["terminated"], "answered": answered, "saved_on_platform": saved_on_platform}
+    t = Templates()
+    for name in ("notices/terminated.txt.j2", "notices/terminated.html.j2", "notices/terminated.sms.j2"):
+        assert ("保存" in t.render(name, **context)) is says_saved, name
+
+
+@pytest.mark.parametrize(
+    ("code", "name", "said"),
+    [
+        ("candidate_quit", "候选人放弃", "您已主动结束本次AI面试。"),
+        ("idle_timeout", "超时未操作", "由于长时间未操作,您的AI面试已超时终止。"),
+        ("added_by_admin", "岗位已招满", "您的AI面试已终止,原因是岗位已招满。"),
+    ],
+)
+def test_the_reason_is_said_to_the_candidate(code: str, name: str, said: str) -> None:
+    context = {**BASE, "reason": name, "reason_code": code, "outcome": "未完成"}
+    text = Templates().render("notices/terminated.txt.j2", **context)
+    assert said in text
+    assert "候选人" not in text
+
+
+def test_html_escapes_a_reason_name() -> None:
+    context = {**BASE, "reason": "<b>x</b>", "reason_code": "added_by_admin", "outcome": "未完成"}
+    html = Templates().render("notices/terminated.html.j2", **context)
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
+
+
+@pytest.mark.parametrize("kind", ["terminated", "rescheduled", "help_contact_hr"])
+def test_no_contact_no_call_to_contact_hr(kind: str) -> None:
+    context = {**BASE, **SAMPLES[kind], "hr_name": "", "hr_contact": ""}
+    t = Templates()
+    for ext in ("txt", "sms", "html"):
+        if t.exists(f"notices/{kind}.{ext}.j2"):
+            assert "联系HR" not in t.render(f"notices/{kind}.{ext}.j2", **context), (kind, ext)

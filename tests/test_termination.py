@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from email.utils import parsedate_to_datetime
 
 from aiohttp.test_utils import TestClient
 
@@ -62,11 +63,19 @@ async def test_happy_path_saves_then_terminates_records_and_emails(
     mail = smtp.messages[0]
     assert mail["To"] == "zhangsan@example.com"
     assert "AI面试已终止" in mail["Subject"]
+    # RFC 5322: a Date, the service's (test) clock at sending, in its time zone.
+    assert parsedate_to_datetime(str(mail["Date"])) == clock.now()
+    assert str(mail["Date"]).endswith("+0800")
+    assert mail["Message-ID"]
     text = mail.get_body(preferencelist=("plain",)).get_content()
-    assert "原因是系统故障" in text
+    assert "由于系统或网络故障,您的AI面试已终止。" in text
+    assert "您已完成的 2 道题作答都已妥善保存。" in text  # the platform saved them
     assert "重新安排面试" in text
     html = mail.get_body(preferencelist=("html",)).get_content()
-    assert "<strong>系统故障</strong>" in html
+    assert html.lstrip().startswith("<!DOCTYPE html>")
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    assert "max-width:600px" in html  # one column that narrows to a phone's width
+    assert "<strong>由于系统或网络故障,您的AI面试已终止。</strong>" in html
 
     async def marked_sent() -> bool:
         return (await get(client))["notices"][0]["status"] == "sent"
@@ -74,10 +83,10 @@ async def test_happy_path_saves_then_terminates_records_and_emails(
     await eventually(marked_sent)
 
 
-async def test_candidate_quit_goes_to_incomplete_and_says_contact_hr(
+async def test_candidate_quit_without_a_platform_claims_nothing_saved(
     make_client: AppFactory, clock: FrozenClock, smtp: SmtpServer
 ) -> None:
-    client = await make_client()  # no platform API: progress saved from our own record
+    client = await make_client()  # no PLATFORM_API_BASE: the termination is recorded here only
     await started_interview(client, clock)
     resp = await terminate(client, "候选人放弃", operator="lihua")
     assert resp.status == 200
@@ -85,12 +94,23 @@ async def test_candidate_quit_goes_to_incomplete_and_says_contact_hr(
     assert detail["candidate"]["pipeline_status"] == "未完成"
     assert detail["exit"]["operator"] == "admin:lihua"
     assert detail["exit"]["progress_snapshot"]["saved_by"] == "bot"
+    assert detail["exit"]["progress_snapshot"]["platform_called"] is False
 
     async def delivered() -> bool:
         return len(smtp.messages) == 1
 
     await eventually(delivered)
-    assert "如需重新安排,请联系HR" in smtp.messages[0].get_body(preferencelist=("plain",)).get_content()
+    mail = smtp.messages[0]
+    assert parsedate_to_datetime(str(mail["Date"])) == clock.now()
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    # Said to the candidate, about the candidate's own choice; no answers claimed kept.
+    assert "您已主动结束本次AI面试。" in text
+    assert "候选人" not in text
+    assert "保存" not in text
+    # No HR owner registered and no BOT_COMPANY_CONTACT: nobody to point at, so no 请联系HR.
+    assert "联系HR" not in text and "感谢您的理解与配合。" in text
+    html = mail.get_body(preferencelist=("html",)).get_content()
+    assert "您已主动结束本次AI面试。" in html and "保存" not in html and "联系HR" not in html
 
 
 async def test_save_failure_does_not_terminate(

@@ -1,14 +1,18 @@
-"""Email notices over SMTP (aiosmtplib), plain text with an HTML alternative."""
+"""Email notices over SMTP (aiosmtplib), plain text with an HTML alternative.
+
+Every message carries the headers RFC 5322 requires (``Date`` from the service's clock, ``From``)
+and a ``Message-ID`` stable per notice, so a retried message can be recognised as the same one."""
 
 from __future__ import annotations
 
 import logging
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid
 
 import aiosmtplib
 
 from bot.chat.masking import mask_contacts
+from bot.clock import Clock
 from bot.delivery import SendProblem
 from bot.outbox import SendError
 from bot.settings import Settings
@@ -24,16 +28,19 @@ class EmailSender:
     channel = "email"
     rate: tuple[int, float] | None = None
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock) -> None:
         if not settings.smtp_enabled:
             raise ValueError("SMTP is not configured")
         self._s = settings
+        self._clock = clock
 
     def build(self, notice: Notice) -> EmailMessage:
         msg = EmailMessage()
         msg["From"] = self._s.smtp_from
         msg["To"] = notice.recipient
         msg["Subject"] = notice.subject or "通知"
+        # When this message is sent, in the service's time zone (RFC 5322 requires a Date).
+        msg["Date"] = format_datetime(self._clock.now().astimezone(self._s.tz))
         domain = (self._s.smtp_from or "bot.local").rsplit("@", 1)[-1].strip(">")
         # Stable id per notice: a retried message can be recognised as the same one.
         msg["Message-ID"] = make_msgid(idstring=f"notice-{notice.id}", domain=domain)

@@ -123,15 +123,37 @@ def disabled_features(settings: Settings) -> list[str]:
     return [f"{name} ({why})" for name, why in feature_status(settings) if why]
 
 
+def startup_warnings(settings: Settings) -> list[str]:
+    """What people would be told or not told because of a setting left unset, in plain words:
+    terminations that reach no platform, candidate notices that give no way to reach anyone."""
+    warnings: list[str] = []
+    platform_off = dict(settings.feature_status()).get("platform calls")
+    if platform_off:
+        warnings.append(
+            f"platform calls: off ({platform_off}): terminations are recorded here only,"
+            " the interview on the platform is not touched and no answers are saved"
+        )
+    if not settings.company_contact and settings.notice_hr_contact == "none":
+        warnings.append(
+            "candidate contact: none (BOT_COMPANY_CONTACT not set, BOT_NOTICE_HR_CONTACT=none):"
+            " candidate notices give no phone or mailbox to reach anyone"
+        )
+    return warnings
+
+
 def startup_summary(settings: Settings) -> str:
-    """One line for the start-up log: what is on, what is off and why."""
+    """One line for the start-up log: what is on, what is off and why, and what that means for
+    people (``startup_warnings``)."""
     status = feature_status(settings)
     on = [name for name, why in status if not why]
     off = [f"{name} ({why})" for name, why in status if why]
     usable = settings.candidate_channels() | reach(settings).candidate_chats
     reached = [c for c in settings.notice_channels if c in usable]
     notices = ", ".join(reached) if reached else "NONE (candidates cannot be notified)"
-    return (
-        f"enabled: {', '.join(on) or 'nothing'} | disabled: {'; '.join(off) or 'nothing'}"
-        f" | candidate notices ({settings.notice_plan}) can go by: {notices}"
-    )
+    parts = [
+        f"enabled: {', '.join(on) or 'nothing'}",
+        f"disabled: {'; '.join(off) or 'nothing'}",
+        *startup_warnings(settings),
+        f"candidate notices ({settings.notice_plan}) can go by: {notices}",
+    ]
+    return " | ".join(parts)

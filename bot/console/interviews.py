@@ -99,6 +99,7 @@ async def _detail(
         reasons=await reasons.active(core),
         error=error,
         done=request.query.get("done", ""),
+        platform_called=termination.platform_called,
         **extra,
     )
 
@@ -124,7 +125,7 @@ async def _terminate(request: web.Request, user: ConsoleUser, form: Form) -> web
     if not reason:
         return await refuse(400, "请选择终止原因")
     try:
-        await termination.terminate(
+        result = await termination.terminate(
             core,
             platform_id=platform_id,
             reason_text=reason,
@@ -134,7 +135,8 @@ async def _terminate(request: web.Request, user: ConsoleUser, form: Form) -> web
         )
     except termination.TerminationError as exc:
         return await refuse(exc.http_status, exc.message)
-    raise redirect(_back(form, platform_id), done="terminated")
+    # "recorded": no platform is connected, the termination is only recorded here.
+    raise redirect(_back(form, platform_id), done="terminated" if result.platform_called else "recorded")
 
 
 routes.post(PREFIX + "/interviews/{id}/terminate")(action(_terminate))

@@ -136,7 +136,7 @@ CARRIED: dict[str, tuple[str, ...]] = {K.rescheduled: ("old_text",)}
 # Context a notice takes over from a pending notice of another kind it replaces, renamed:
 # (new kind, replaced kind) -> ((old key, new key), …).
 CARRIED_ACROSS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
-    (K.rescheduled, K.terminated): (("reason", "ended_reason"),),
+    (K.rescheduled, K.terminated): (("reason", "ended_reason"), ("reason_code", "ended_reason_code")),
 }
 
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlmodel import col
 
-from bot.services import notices, people, reminders
+from bot.services import notices, people, reminders, termination
 from bot.services.claims import local_text
 from bot.services.context import Core
 from bot.services.errors import ServiceError, refusal
@@ -121,6 +121,9 @@ async def reschedule(
                     todo.done, todo.done_at = True, now
         await reminders.sync_reminders(session, core, interview, now)
         start_text = local_text(new_time, tz)
+        # The answers given so far are "kept" only if the platform saved them when the attempt ended.
+        ended = await repo.get_exit(session, interview_id=interview.id) if reopened else None
+        saved_on_platform = ended is not None and termination.platform_called(ended.progress_snapshot)
         notice = await notices.notify_candidate(
             session,
             core,
@@ -133,6 +136,7 @@ async def reschedule(
                 "old_text": local_text(previous, tz),
                 "join_url": interview.join_url or "",
                 "answered": interview.answered_count,
+                "saved_on_platform": saved_on_platform,
             },
             dedupe_key=f"rescheduled:{interview.id}:{int(now.timestamp())}:{int(new_time.timestamp())}",
         )

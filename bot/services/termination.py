@@ -91,6 +91,15 @@ class PlatformTerminateFailed(TerminationError):
     http_status = 502
 
 
+def platform_called(snapshot: dict[str, Any]) -> bool:
+    """Whether the platform was asked to save and terminate (an exit record's progress snapshot).
+
+    False when no platform is connected (PLATFORM_API_BASE or its secret unset): the termination is
+    recorded here only, the interview on the platform goes on and nobody saved its answers. Records
+    from before the flag existed tell it by ``saved_by``."""
+    return bool(snapshot.get("platform_called", snapshot.get("saved_by") == "platform"))
+
+
 @dataclass
 class TerminationResult:
     interview: Interview
@@ -98,6 +107,20 @@ class TerminationResult:
     exit: ExitRecord
     todo: Todo
     notice: Notice
+
+    @property
+    def platform_called(self) -> bool:
+        """The platform saved the answers and terminated the interview (else: recorded here only)."""
+        return platform_called(self.exit.progress_snapshot)
+
+    @property
+    def answered(self) -> int:
+        """How many answers our record of the interview holds."""
+        return len(self.exit.progress_snapshot.get("answered", []))
+
+    def reply_context(self) -> dict[str, Any]:
+        """For ``templates/chat/_platform_outcome.txt.j2``: what happened on the platform."""
+        return {"platform_called": self.platform_called, "answered": self.answered}
 
 
 async def resolve_reason(core: Core, text: str) -> ExitReason:
@@ -253,7 +276,10 @@ async def _run(core: Core, job_id: int, token: str, *, hold_notice_seconds: int 
             if core.platform is None:
                 after = JobState.finishing.value
             # What the save established, as it goes into the exit record's progress snapshot.
-            outcome: dict[str, Any] = {"saved_by": "bot" if core.platform is None else "platform"}
+            outcome: dict[str, Any] = {
+                "saved_by": "bot" if core.platform is None else "platform",
+                "platform_called": core.platform is not None,
+            }
             if saved:
                 outcome["platform"] = saved
             values: dict[str, Any] = {"save_result": outcome}
@@ -408,6 +434,9 @@ async def _commit(
         candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
         assert candidate is not None
         snapshot: dict[str, Any] = {"answered": list(interview.progress.get("answered", [])), **fresh.save_result}
+        # A job resumed from before the flag existed: derive it the way old records are read.
+        snapshot["platform_called"] = platform_called(snapshot)
+        answered = len(snapshot["answered"])
         if fresh.terminate_result:
             snapshot["platform_terminate"] = fresh.terminate_result
         previous_status = interview.status
@@ -446,7 +475,14 @@ async def _commit(
             candidate=candidate,
             now=now,
             # The reason's label only: HR's own words (detail) stay with HR.
-            context={"reason": reason.name, "reason_code": reason.code, "outcome": reason.outcome},
+            # answered / saved_on_platform: the notice says the answers were kept only when both hold.
+            context={
+                "reason": reason.name,
+                "reason_code": reason.code,
+                "outcome": reason.outcome,
+                "answered": answered,
+                "saved_on_platform": snapshot["platform_called"],
+            },
             hold_seconds=hold_notice_seconds,
         )
         notices.notify_staff(
@@ -465,7 +501,8 @@ async def _commit(
                 outcome=reason.outcome,
                 operator=await people.display_name(session, operator),
                 source=source,
-                answered=len(snapshot.get("answered", [])),
+                answered=answered,
+                platform_called=snapshot["platform_called"],
                 detail=shown_detail(detail, name=reason.name, code=reason.code),
                 **notices.notice_outcome(candidate, interview, core, reader=interview.hr_key),
             ),
@@ -509,7 +546,8 @@ async def _commit(
                 candidate_name=candidate.name,
                 reason=reason.name,
                 outcome=reason.outcome,
-                answered=len(snapshot["answered"]),
+                answered=answered,
+                platform_called=snapshot["platform_called"],
             )
         await session.commit()
         return TerminationResult(interview=interview, candidate=candidate, exit=record, todo=todo, notice=notice)
