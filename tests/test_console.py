@@ -6,6 +6,7 @@ The real app on the test database; what a browser does is in tests/test_console_
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import timedelta
 
 from aiohttp import FormData, web
@@ -375,7 +376,7 @@ async def test_admin_pages_are_for_admins_only(make_client: AppFactory, clock: F
         client.session.cookie_jar.clear()
         csrf = await signed_in(client, user_id)
         nav = await (await client.get("/console")).text()
-        assert "/console/reasons" not in nav and "/console/stats" in nav
+        assert "/console/reasons" not in nav and ("/console/stats" in nav) == (user_id == "boss")
         for path in ADMIN_PAGES:
             assert (await client.get(path)).status == 403, path
         data = {"csrf": csrf, "op": "add", "name": "新原因", "outcome": "未完成", "synonyms": "新词"}
@@ -406,8 +407,8 @@ async def test_reasons_page_changes_what_chat_understands(make_client: AppFactor
     html = await (await client.get("/console/reasons")).text()
     assert "设备被占用" in html and "借不到电脑" in html
     # What the service itself terminates with (超时未操作) offers no 停用; the others do.
-    idle = html.split('id="reason-idle_timeout"')[1].split("</section>")[0]
-    quit_ = html.split('id="reason-candidate_quit"')[1].split("</section>")[0]
+    idle = html.split('id="reason-idle_timeout"')[1].split("</tr>")[0]
+    quit_ = html.split('id="reason-candidate_quit"')[1].split("</tr>")[0]
     assert 'value="disable"' not in idle and "不能停用" in idle and 'value="disable"' in quit_
     reply = await ChatUser(app, "hr01").says("终止面试 张三 借不到电脑")
     assert "设备被占用" in reply and "确认" in reply
@@ -486,8 +487,17 @@ async def test_notices_page_retries_a_dead_notice(make_client: AppFactory, clock
         event = (await session.exec(select(AuditEvent).where(AuditEvent.action == "notice.retried"))).one()
     assert event.detail["source"] == "console"
     system = await (await client.get("/console/system")).text()
-    assert ("数据库" in system and "sqlite" in system) or "postgresql" in system
-    assert "未启用" in system  # e.g. the platform API is not configured in tests
+    assert "数据库" in system and ("SQLite" in system or "PostgreSQL" in system)
+    # Every line in Chinese: the features by their Chinese names, why one is off, the send errors.
+    features = system.split('id="features"')[1].split("</table>")[0]
+    assert "调用面试平台" in features and "未设置 PLATFORM_API_BASE" in features and "邮件通知" in features
+    assert "企业微信自建应用" in features and "微信客服" in features
+    assert "WECOM_KF_ENABLED 未开启" in features
+    readable = re.sub(
+        r"<code>.*?</code>|<[^>]+>|\b[A-Z][A-Z0-9_]{2,}\b|SQLite|PostgreSQL", " ", system.split("<main>")[1]
+    )
+    assert not re.search(r"[a-z]{3,}", readable), re.findall(r"[A-Za-z_. ]{4,}", readable)
+    assert "通知 #" in system and "失败,此渠道放弃" in system  # the failed attempt of the dead notice
 
 
 async def test_stats_page_counts_and_downloads(make_client: AppFactory, clock: FrozenClock) -> None:
@@ -512,9 +522,35 @@ async def test_stats_page_counts_and_downloads(make_client: AppFactory, clock: F
         await client.get("/console/stats", params={"period": "custom", "from": "2026-03-10", "to": "2026-03-01"})
     ).status == 400
     assert (await client.get("/console/stats", params={"period": "year"})).status == 400
-    client.session.cookie_jar.clear()
-    await signed_in(client, "hr01")  # HR: their own interviews' exits
-    assert '<strong id="total">1</strong>' in await (await client.get("/console/stats")).text()
+    by_owner = html.split('id="by-owner"')[1].split("</table>")[0]
+    by_position = html.split('id="by-position"')[1].split("</table>")[0]
+    assert "<th>负责 HR</th><th>退出数</th>" in by_owner and "王小姐" in by_owner and "赵先生" in by_owner
+    assert "<th>岗位</th><th>退出数</th>" in by_position
+
+
+async def test_stats_follow_the_chat_rule_managers_and_admins_only(make_client: AppFactory, clock: FrozenClock) -> None:
+    """统计 in chat is for managers and admins; the console's 统计 page, chart and CSV are too."""
+    client, app = await setup(make_client, clock)
+    resp = await client.post("/api/interviews/iv-1/terminate", json={"reason": "掉线"}, headers=admin_headers())
+    assert resp.status == 200
+    refused_in_chat = await ChatUser(app, "hr01").says("统计")
+    assert "没有使用该命令的权限" in refused_in_chat and "系统故障" not in refused_in_chat
+    assert "系统故障" in await ChatUser(app, "boss").says("统计")
+
+    await signed_in(client, "hr01")
+    nav = (await (await client.get("/console")).text()).split("</nav>")[0]
+    assert "统计" not in nav and "/console/stats" not in nav
+    for path in ("/console/stats", "/console/stats/chart.png", "/console/stats/exits.csv"):
+        resp = await client.get(path, params={"period": "week"})
+        text = await resp.text() if resp.content_type == "text/html" else ""
+        assert resp.status == 403 and "经理和管理员" in text and "系统故障" not in text, path
+    for user_id in ("boss", "root"):
+        client.session.cookie_jar.clear()
+        await signed_in(client, user_id)
+        nav = (await (await client.get("/console")).text()).split("</nav>")[0]
+        assert "统计" in nav
+        page = await client.get("/console/stats")
+        assert page.status == 200 and "系统故障" in await page.text()
 
 
 async def test_two_presses_of_one_link_at_once_open_one_session(make_client: AppFactory, clock: FrozenClock) -> None:

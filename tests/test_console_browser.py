@@ -307,7 +307,7 @@ async def test_a_reason_added_on_the_page_is_understood_in_chat(
     await browser.open("/console/reasons")
     new = "#reason-new"
     await browser.type(f"{new} input[name=name]", "设备被占用")
-    await browser.type(f"{new} textarea[name=synonyms]", "借不到电脑,电脑被占用")
+    await browser.type(f"{new} input[name=synonyms]", "借不到电脑,电脑被占用")
     await browser.choose(f"{new} select[name=outcome]", "需要重新面试")
     await browser.submit(f"{new} button[type=submit]")
     assert await browser.path() == "/console/reasons?done=add", await browser.text(".msg")
