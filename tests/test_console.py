@@ -15,6 +15,7 @@ from sqlmodel import select
 from bot.clock import FrozenClock
 from bot.keys import CORE
 from bot.services import console_auth
+from bot.services.reminders import sweep_reminders
 from storage import repo
 from storage.db import create_engine, session_maker
 from storage.models import AuditEvent, ConsoleLogin, ConsoleSession, ExitRecord, Interview, InterviewShare, Person, Todo
@@ -629,3 +630,48 @@ async def test_a_failed_save_shows_what_chat_shows(
     assert said in html, (said, html[:2000])  # the service's refusal, word for word
     assert (await interview(app, "iv-1")).status == "in_progress"
     assert fake_platform.actions().count("terminate") == 0
+
+
+def readable(html: str) -> str:
+    """The text of a page's <main> as a person reads it (tags, and technical error details, left out)."""
+    main = html.split("<main>")[1].split("</main>")[0]
+    return re.sub(r"\s+", " ", re.sub(r"<code>.*?</code>|<[^>]+>", " ", main, flags=re.S))
+
+
+async def test_detail_shows_how_to_reach_the_candidate_and_speaks_chinese(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
+    client, app = await setup(make_client, clock)
+    await started_interview(client, clock, "iv-7", name="孙七", mobile="138 0013 8000", email="sun7@example.com")
+    old = (await interview(app, "iv-7")).scheduled_at
+    assert old is not None
+    hr = ChatUser(app, "hr01")
+    await hr.says("终止面试 孙七 候选人放弃")
+    await hr.says("确认")
+    clock.advance(hours=2)  # the reminders due meanwhile find the interview ended
+    await sweep_reminders(app[CORE])
+    await hr.says("重新安排 孙七 后天下午3点")
+    await hr.says("确认")
+    new = (await interview(app, "iv-7")).scheduled_at
+    assert new is not None and new != old
+
+    await signed_in(client, "hr01")
+    html = await (await client.get("/console/interviews/iv-7")).text()
+    assert '<a href="tel:13800138000">138 0013 8000</a>' in html
+    assert '<a href="mailto:sun7@example.com">sun7@example.com</a>' in html
+    text = readable(html)
+    # The reschedule asked for and done: old → new time, by their Chinese names.
+    assert "发起改期" in text and "重新安排" in text
+    assert f"{old.astimezone(SHANGHAI):%m-%d %H:%M} → {new.astimezone(SHANGHAI):%m-%d %H:%M}" in text
+    assert "不再发送" in text  # a cancelled reminder says why, in Chinese
+    leftover = re.sub(r"iv-7|sun7@example\.com|oss://\S+|Java|hr01", " ", text)  # ids, data, addresses
+    assert not re.search(r"[a-z]{3,}", leftover), leftover
+
+    # Out of scope: another HR sees neither the page nor the contact.
+    client.session.cookie_jar.clear()
+    await signed_in(client, "hr02")
+    other = await client.get("/console/interviews/iv-7")
+    assert other.status == 404 and "13800138000" not in await other.text()
+    client.session.cookie_jar.clear()
+    await signed_in(client, "boss")  # managers see everyone's
+    assert 'href="tel:13800138000"' in await (await client.get("/console/interviews/iv-7")).text()

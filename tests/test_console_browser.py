@@ -284,7 +284,7 @@ async def test_pages_fit_a_phone_and_screenshots(
     await browser.screenshot("console-live.png")
     await browser.open("/console/interviews/iv-2")
     assert "退出记录" in await browser.text() and "系统故障" in await browser.text()
-    assert "赵先生(wecom:hr02)" in await browser.text()
+    assert "赵先生(企业微信 hr02)" in await browser.text()
     await browser.full_page_screenshot("console-detail.png")
 
     await browser.size(*PHONE, mobile=True)
