@@ -18,7 +18,7 @@ from bot.services import console_auth
 from bot.services.reminders import sweep_reminders
 from storage import repo
 from storage.db import create_engine, session_maker
-from storage.models import AuditEvent, ConsoleLogin, ConsoleSession, ExitRecord, Interview, InterviewShare, Person, Todo
+from storage.models import AuditEvent, ConsoleLogin, ConsoleSession, ExitRecord, Interview, InterviewShare, Notice, Person, Todo
 from tests.chat import ChatUser
 from tests.conftest import CLOCK_START, SHANGHAI, AppFactory, admin_headers, started_interview
 from tests.console import console_setup, hidden_fields, login_token, sign_in, signed_in
@@ -675,3 +675,49 @@ async def test_detail_shows_how_to_reach_the_candidate_and_speaks_chinese(
     client.session.cookie_jar.clear()
     await signed_in(client, "boss")  # managers see everyone's
     assert 'href="tel:13800138000"' in await (await client.get("/console/interviews/iv-7")).text()
+
+
+async def test_notices_say_whom_they_are_for_and_retry_only_where_a_channel_delivers(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
+    client, app = await setup(make_client, clock)
+    core = app[CORE]
+    iv1 = await interview(app, "iv-1")
+    for_zhang = await dead_notice(core)
+    on_sms = await dead_notice(core)
+    async with core.sessions() as session:
+        for row, channel in ((for_zhang, "email"), (on_sms, "sms")):
+            stored = await session.get(Notice, row.id)
+            assert stored is not None
+            stored.interview_id, stored.channel, stored.payload = iv1.id, channel, {"audience": "candidate"}
+            session.add(stored)
+        await session.commit()
+    csrf = await signed_in(client, "root")
+    html = await (await client.get("/console/notices")).text()
+    email_row = html.split(f'id="notice-{for_zhang.id}"')[1].split("</tr>")[0]
+    sms_row = html.split(f'id="notice-{on_sms.id}"')[1].split("</tr>")[0]
+    assert '候选人 <a href="/console/interviews/iv-1">张三</a>' in email_row and "重试" in email_row
+    # SMS is not configured here: no 重试, and why; a forged POST is refused and changes nothing.
+    assert "张三" in sms_row and "重试" not in readable(f"<main>{sms_row}</main>").replace("不能重试", "")
+    assert "短信" in sms_row and "现在不能发送" in sms_row
+    resp = await client.post(f"/console/notices/{on_sms.id}/retry", data={"csrf": csrf})
+    assert resp.status == 409 and "短信" in await resp.text() and "没有配置" in await resp.text()
+    async with core.sessions() as session:
+        assert (await session.get(Notice, on_sms.id)).status == "dead"  # type: ignore[union-attr]
+
+
+async def test_forms_offer_what_a_person_picks(make_client: AppFactory, clock: FrozenClock) -> None:
+    """超时未操作 is the idle sweep's reason, not a choice; a new person is HR unless changed;
+    the pages without a session name all three chat apps."""
+    client, _ = await setup(make_client, clock)
+    welcome = readable(await (await client.get("/console/welcome")).text())
+    assert "企业微信" in welcome and "钉钉" in welcome and "飞书" in welcome
+    await signed_in(client, "hr01")
+    for path in ("/console", "/console/interviews/iv-1"):
+        form = (await (await client.get(path)).text()).split('name="reason"')[1].split("</select>")[0]
+        assert "候选人放弃" in form and "其他" in form and "idle_timeout" not in form and "超时未操作" not in form
+    client.session.cookie_jar.clear()
+    await signed_in(client, "root")
+    people_page = await (await client.get("/console/people")).text()
+    add = people_page.split('id="person-new"')[1].split('name="role"')[1].split("</select>")[0]
+    assert re.findall(r'<option value="(\w+)" selected>', add) == ["hr"]
