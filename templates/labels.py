@@ -107,7 +107,6 @@ LABELS: dict[str, dict[str, str]] = {
         "todo.done": "完成待办",
         "help.escalated": "求助升级",
         "notice.retried": "重试通知",
-        "terminate.requested": "发起终止",
         "reschedule.requested": "发起改期",
         "terminate_reschedule.requested": "发起终止并改期",
         "terminate.cancelled": "取消终止",

@@ -18,7 +18,17 @@ from bot.services import console_auth
 from bot.services.reminders import sweep_reminders
 from storage import repo
 from storage.db import create_engine, session_maker
-from storage.models import AuditEvent, ConsoleLogin, ConsoleSession, ExitRecord, Interview, InterviewShare, Notice, Person, Todo
+from storage.models import (
+    AuditEvent,
+    ConsoleLogin,
+    ConsoleSession,
+    ExitRecord,
+    Interview,
+    InterviewShare,
+    Notice,
+    Person,
+    Todo,
+)
 from tests.chat import ChatUser
 from tests.conftest import CLOCK_START, SHANGHAI, AppFactory, admin_headers, started_interview
 from tests.console import console_setup, hidden_fields, login_token, sign_in, signed_in

@@ -21,8 +21,8 @@ from bot.keys import CORE
 from bot.services import console_admin, people, people_import, reasons, sharing, stats, termination, timeouts
 from bot.services.context import Core
 from storage.models import AuditEvent, ExitReason, Notice, NoticeAttempt, NoticeStatus, Person
-from tests.chat import ChatUser, add_person
 from templates.labels import LABELS
+from tests.chat import ChatUser, add_person
 from tests.conftest import (
     CLOCK_START,
     SHANGHAI,

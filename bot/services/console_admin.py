@@ -4,9 +4,9 @@ reads ``bot.channels.registry``); services never import a channel."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-import re
 from importlib import metadata
 
 from sqlalchemy.engine import make_url
@@ -101,9 +101,10 @@ async def problem_notices(
                 view = NoticeView(n, attempts.get(n.id or 0, []), deliverable=n.channel in usable)
                 if n.interview_id is not None:
                     interview = await session.get(Interview, n.interview_id)
-                    candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id) if interview else None
-                    view.platform_id = interview.platform_id if interview else None
-                    view.candidate_name = candidate.name if candidate else ""
+                    if interview is not None:
+                        candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
+                        view.platform_id = interview.platform_id
+                        view.candidate_name = candidate.name if candidate else ""
                 if not view.for_candidate:
                     key = _staff_key(n)
                     view.staff_name = await people.display_name(session, key) if key else ""
