@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 APOLOGY = LABELS["chat"]["apology"]
 
 STAFF = frozenset({Role.admin.value, Role.manager.value, Role.hr.value})
-MANAGERS = frozenset({Role.admin.value, Role.manager.value})
+MANAGERS = people.MANAGERS  # the same rule in the console (bot/console/web.py manager_page)
 
 # Proposes an intent for a message the rules cannot place (``bot.language.llm``; None when off).
 Proposer = Callable[[Core, str, str, str, Sequence[str]], Awaitable[Intent | None]]

@@ -7,7 +7,13 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, select_autoescape
 
+from bot.delivery import problem_of
 from templates.labels import label
+
+
+def _send_problem(error: str | None) -> str:
+    problem = problem_of(error)
+    return label(problem.value, "send_problem") if problem else ""
 
 
 class Templates:
@@ -28,6 +34,8 @@ class Templates:
         )
         # {{ code|label("channel") }}: the Chinese label of a stored code (templates/labels.py).
         self.env.filters["label"] = label
+        # {{ error|send_problem }}: what a stored delivery error means for people, "" when unknown.
+        self.env.filters["send_problem"] = _send_problem
 
     def render(self, name: str, /, **context: Any) -> str:
         return self.env.get_template(name).render(**context).strip()

@@ -6,6 +6,7 @@ The real app on the test database; what a browser does is in tests/test_console_
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import timedelta
 
 from aiohttp import FormData, web
@@ -14,9 +15,20 @@ from sqlmodel import select
 from bot.clock import FrozenClock
 from bot.keys import CORE
 from bot.services import console_auth
+from bot.services.reminders import sweep_reminders
 from storage import repo
 from storage.db import create_engine, session_maker
-from storage.models import AuditEvent, ConsoleLogin, ConsoleSession, ExitRecord, Interview, InterviewShare, Person, Todo
+from storage.models import (
+    AuditEvent,
+    ConsoleLogin,
+    ConsoleSession,
+    ExitRecord,
+    Interview,
+    InterviewShare,
+    Notice,
+    Person,
+    Todo,
+)
 from tests.chat import ChatUser
 from tests.conftest import CLOCK_START, SHANGHAI, AppFactory, admin_headers, started_interview
 from tests.console import console_setup, hidden_fields, login_token, sign_in, signed_in
@@ -378,7 +390,7 @@ async def test_admin_pages_are_for_admins_only(make_client: AppFactory, clock: F
         client.session.cookie_jar.clear()
         csrf = await signed_in(client, user_id)
         nav = await (await client.get("/console")).text()
-        assert "/console/reasons" not in nav and "/console/stats" in nav
+        assert "/console/reasons" not in nav and ("/console/stats" in nav) == (user_id == "boss")
         for path in ADMIN_PAGES:
             assert (await client.get(path)).status == 403, path
         data = {"csrf": csrf, "op": "add", "name": "新原因", "outcome": "未完成", "synonyms": "新词"}
@@ -409,8 +421,8 @@ async def test_reasons_page_changes_what_chat_understands(make_client: AppFactor
     html = await (await client.get("/console/reasons")).text()
     assert "设备被占用" in html and "借不到电脑" in html
     # What the service itself terminates with (超时未操作) offers no 停用; the others do.
-    idle = html.split('id="reason-idle_timeout"')[1].split("</section>")[0]
-    quit_ = html.split('id="reason-candidate_quit"')[1].split("</section>")[0]
+    idle = html.split('id="reason-idle_timeout"')[1].split("</tr>")[0]
+    quit_ = html.split('id="reason-candidate_quit"')[1].split("</tr>")[0]
     assert 'value="disable"' not in idle and "不能停用" in idle and 'value="disable"' in quit_
     reply = await ChatUser(app, "hr01").says("终止面试 张三 借不到电脑")
     assert "设备被占用" in reply and "确认" in reply
@@ -489,8 +501,17 @@ async def test_notices_page_retries_a_dead_notice(make_client: AppFactory, clock
         event = (await session.exec(select(AuditEvent).where(AuditEvent.action == "notice.retried"))).one()
     assert event.detail["source"] == "console"
     system = await (await client.get("/console/system")).text()
-    assert ("数据库" in system and "sqlite" in system) or "postgresql" in system
-    assert "未启用" in system  # e.g. the platform API is not configured in tests
+    assert "数据库" in system and ("SQLite" in system or "PostgreSQL" in system)
+    # Every line in Chinese: the features by their Chinese names, why one is off, the send errors.
+    features = system.split('id="features"')[1].split("</table>")[0]
+    assert "调用面试平台" in features and "未设置 PLATFORM_API_BASE" in features and "邮件通知" in features
+    assert "企业微信自建应用" in features and "微信客服" in features
+    assert "WECOM_KF_ENABLED 未开启" in features
+    readable = re.sub(
+        r"<code>.*?</code>|<[^>]+>|\b[A-Z][A-Z0-9_]{2,}\b|SQLite|PostgreSQL", " ", system.split("<main>")[1]
+    )
+    assert not re.search(r"[a-z]{3,}", readable), re.findall(r"[A-Za-z_. ]{4,}", readable)
+    assert "通知 #" in system and "失败,此渠道放弃" in system  # the failed attempt of the dead notice
 
 
 async def test_stats_page_counts_and_downloads(make_client: AppFactory, clock: FrozenClock) -> None:
@@ -515,9 +536,35 @@ async def test_stats_page_counts_and_downloads(make_client: AppFactory, clock: F
         await client.get("/console/stats", params={"period": "custom", "from": "2026-03-10", "to": "2026-03-01"})
     ).status == 400
     assert (await client.get("/console/stats", params={"period": "year"})).status == 400
-    client.session.cookie_jar.clear()
-    await signed_in(client, "hr01")  # HR: their own interviews' exits
-    assert '<strong id="total">1</strong>' in await (await client.get("/console/stats")).text()
+    by_owner = html.split('id="by-owner"')[1].split("</table>")[0]
+    by_position = html.split('id="by-position"')[1].split("</table>")[0]
+    assert "<th>负责 HR</th><th>退出数</th>" in by_owner and "王小姐" in by_owner and "赵先生" in by_owner
+    assert "<th>岗位</th><th>退出数</th>" in by_position
+
+
+async def test_stats_follow_the_chat_rule_managers_and_admins_only(make_client: AppFactory, clock: FrozenClock) -> None:
+    """统计 in chat is for managers and admins; the console's 统计 page, chart and CSV are too."""
+    client, app = await setup(make_client, clock)
+    resp = await client.post("/api/interviews/iv-1/terminate", json={"reason": "掉线"}, headers=admin_headers())
+    assert resp.status == 200
+    refused_in_chat = await ChatUser(app, "hr01").says("统计")
+    assert "没有使用该命令的权限" in refused_in_chat and "系统故障" not in refused_in_chat
+    assert "系统故障" in await ChatUser(app, "boss").says("统计")
+
+    await signed_in(client, "hr01")
+    nav = (await (await client.get("/console")).text()).split("</nav>")[0]
+    assert "统计" not in nav and "/console/stats" not in nav
+    for path in ("/console/stats", "/console/stats/chart.png", "/console/stats/exits.csv"):
+        resp = await client.get(path, params={"period": "week"})
+        text = await resp.text() if resp.content_type == "text/html" else ""
+        assert resp.status == 403 and "经理和管理员" in text and "系统故障" not in text, path
+    for user_id in ("boss", "root"):
+        client.session.cookie_jar.clear()
+        await signed_in(client, user_id)
+        nav = (await (await client.get("/console")).text()).split("</nav>")[0]
+        assert "统计" in nav
+        page = await client.get("/console/stats")
+        assert page.status == 200 and "系统故障" in await page.text()
 
 
 async def test_two_presses_of_one_link_at_once_open_one_session(make_client: AppFactory, clock: FrozenClock) -> None:
@@ -611,3 +658,94 @@ async def test_with_a_platform_the_console_says_it_saved_and_terminated_there(
     html = await (await client.get(resp.headers["Location"])).text()
     assert "面试平台已保存作答并终止面试" in html and "作答:2 题(面试平台已保存并终止面试)" in html
     assert "只在本系统" not in html
+
+
+def readable(html: str) -> str:
+    """The text of a page's <main> as a person reads it (tags, and technical error details, left out)."""
+    main = html.split("<main>")[1].split("</main>")[0]
+    return re.sub(r"\s+", " ", re.sub(r"<code>.*?</code>|<[^>]+>", " ", main, flags=re.S))
+
+
+async def test_detail_shows_how_to_reach_the_candidate_and_speaks_chinese(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
+    client, app = await setup(make_client, clock)
+    await started_interview(client, clock, "iv-7", name="孙七", mobile="138 0013 8000", email="sun7@example.com")
+    old = (await interview(app, "iv-7")).scheduled_at
+    assert old is not None
+    hr = ChatUser(app, "hr01")
+    await hr.says("终止面试 孙七 候选人放弃")
+    await hr.says("确认")
+    clock.advance(hours=2)  # the reminders due meanwhile find the interview ended
+    await sweep_reminders(app[CORE])
+    await hr.says("重新安排 孙七 后天下午3点")
+    await hr.says("确认")
+    new = (await interview(app, "iv-7")).scheduled_at
+    assert new is not None and new != old
+
+    await signed_in(client, "hr01")
+    html = await (await client.get("/console/interviews/iv-7")).text()
+    assert '<a href="tel:13800138000">138 0013 8000</a>' in html
+    assert '<a href="mailto:sun7@example.com">sun7@example.com</a>' in html
+    text = readable(html)
+    # The reschedule asked for and done: old → new time, by their Chinese names.
+    assert "发起改期" in text and "重新安排" in text
+    assert f"{old.astimezone(SHANGHAI):%m-%d %H:%M} → {new.astimezone(SHANGHAI):%m-%d %H:%M}" in text
+    assert "不再发送" in text  # a cancelled reminder says why, in Chinese
+    leftover = re.sub(r"iv-7|sun7@example\.com|oss://\S+|Java|hr01", " ", text)  # ids, data, addresses
+    assert not re.search(r"[a-z]{3,}", leftover), leftover
+
+    # Out of scope: another HR sees neither the page nor the contact.
+    client.session.cookie_jar.clear()
+    await signed_in(client, "hr02")
+    other = await client.get("/console/interviews/iv-7")
+    assert other.status == 404 and "13800138000" not in await other.text()
+    client.session.cookie_jar.clear()
+    await signed_in(client, "boss")  # managers see everyone's
+    assert 'href="tel:13800138000"' in await (await client.get("/console/interviews/iv-7")).text()
+
+
+async def test_notices_say_whom_they_are_for_and_retry_only_where_a_channel_delivers(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
+    client, app = await setup(make_client, clock)
+    core = app[CORE]
+    iv1 = await interview(app, "iv-1")
+    for_zhang = await dead_notice(core)
+    on_sms = await dead_notice(core)
+    async with core.sessions() as session:
+        for row, channel in ((for_zhang, "email"), (on_sms, "sms")):
+            stored = await session.get(Notice, row.id)
+            assert stored is not None
+            stored.interview_id, stored.channel, stored.payload = iv1.id, channel, {"audience": "candidate"}
+            session.add(stored)
+        await session.commit()
+    csrf = await signed_in(client, "root")
+    html = await (await client.get("/console/notices")).text()
+    email_row = html.split(f'id="notice-{for_zhang.id}"')[1].split("</tr>")[0]
+    sms_row = html.split(f'id="notice-{on_sms.id}"')[1].split("</tr>")[0]
+    assert '候选人 <a href="/console/interviews/iv-1">张三</a>' in email_row and "重试" in email_row
+    # SMS is not configured here: no 重试, and why; a forged POST is refused and changes nothing.
+    assert "张三" in sms_row and "重试" not in readable(f"<main>{sms_row}</main>").replace("不能重试", "")
+    assert "短信" in sms_row and "现在不能发送" in sms_row
+    resp = await client.post(f"/console/notices/{on_sms.id}/retry", data={"csrf": csrf})
+    assert resp.status == 409 and "短信" in await resp.text() and "没有配置" in await resp.text()
+    async with core.sessions() as session:
+        assert (await session.get(Notice, on_sms.id)).status == "dead"  # type: ignore[union-attr]
+
+
+async def test_forms_offer_what_a_person_picks(make_client: AppFactory, clock: FrozenClock) -> None:
+    """超时未操作 is the idle sweep's reason, not a choice; a new person is HR unless changed;
+    the pages without a session name all three chat apps."""
+    client, _ = await setup(make_client, clock)
+    welcome = readable(await (await client.get("/console/welcome")).text())
+    assert "企业微信" in welcome and "钉钉" in welcome and "飞书" in welcome
+    await signed_in(client, "hr01")
+    for path in ("/console", "/console/interviews/iv-1"):
+        form = (await (await client.get(path)).text()).split('name="reason"')[1].split("</select>")[0]
+        assert "候选人放弃" in form and "其他" in form and "idle_timeout" not in form and "超时未操作" not in form
+    client.session.cookie_jar.clear()
+    await signed_in(client, "root")
+    people_page = await (await client.get("/console/people")).text()
+    add = people_page.split('id="person-new"')[1].split('name="role"')[1].split("</select>")[0]
+    assert re.findall(r'<option value="(\w+)" selected>', add) == ["hr"]

@@ -14,6 +14,7 @@ import asyncio
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -284,7 +285,7 @@ async def test_pages_fit_a_phone_and_screenshots(
     await browser.screenshot("console-live.png")
     await browser.open("/console/interviews/iv-2")
     assert "退出记录" in await browser.text() and "系统故障" in await browser.text()
-    assert "赵先生(wecom:hr02)" in await browser.text()
+    assert "赵先生(企业微信 hr02)" in await browser.text()
     await browser.full_page_screenshot("console-detail.png")
 
     await browser.size(*PHONE, mobile=True)
@@ -307,11 +308,12 @@ async def test_a_reason_added_on_the_page_is_understood_in_chat(
     await browser.open("/console/reasons")
     new = "#reason-new"
     await browser.type(f"{new} input[name=name]", "设备被占用")
-    await browser.type(f"{new} textarea[name=synonyms]", "借不到电脑,电脑被占用")
+    await browser.type(f"{new} input[name=synonyms]", "借不到电脑,电脑被占用")
     await browser.choose(f"{new} select[name=outcome]", "需要重新面试")
     await browser.submit(f"{new} button[type=submit]")
     assert await browser.path() == "/console/reasons?done=add", await browser.text(".msg")
-    assert "设备被占用" in await browser.text() and "借不到电脑" in await browser.text()
+    values = await browser.js("return [...document.querySelectorAll('#reasons input')].map(i => i.value).join('|');")
+    assert "设备被占用" in values and "借不到电脑" in values  # in the table's fields, ready to edit
 
     # Right away, in chat: the synonym picks the new reason, and the terminate ends with it.
     hr = ChatUser(app, "hr01")
@@ -335,3 +337,39 @@ async def test_a_reason_added_on_the_page_is_understood_in_chat(
     for path in ("/console/stats", "/console/reasons", "/console/people", "/console/notices", "/console/system"):
         await browser.open(path)
         assert await browser.overflow() <= 0, path
+
+
+async def test_the_reasons_table_is_compact_and_edits_in_place(
+    driver: WebDriver, make_client: AppFactory, clock: FrozenClock
+) -> None:
+    """One row per reason (it was a full form each, about 3,100 px tall); a name changed in its row
+    and saved there is what chat understands next."""
+    client, app = await setup(make_client, clock)
+    browser = await fresh(driver, client)
+    await login(browser, app, "root")
+    heights = {}
+    for width, height, mobile in ((1366, 768, False), (375, 812, True)):
+        await browser.size(width, height, mobile=mobile)
+        await browser.open("/console/reasons")
+        assert await browser.overflow() <= 0, width
+        heights[width] = int(await browser.js("return document.documentElement.scrollHeight;"))
+        if SCREENSHOTS or os.environ.get("BOT_REASONS_SHOT"):
+            shot = f"{os.environ.get('BOT_REASONS_SHOT', str(DOCS))}/console-reasons-{width}.png"
+            await browser.size(width, min(heights[width], 3000), mobile=mobile)
+            await browser.run(partial(driver.save_screenshot, shot))
+    assert heights[1366] < 1000, heights  # the six built-in reasons and the add form on one screen
+    assert heights[375] < 2600, heights
+    await browser.size(*DESKTOP)
+    await browser.open("/console/reasons")
+    headers = await browser.text("#reasons thead")
+    assert all(h in headers for h in ("名称", "同义词", "结果", "退出记录", "状态", "操作"))
+    row = "#reason-candidate_quit"
+    await browser.js(f"document.querySelector('{row} input[name=name]').value = '';")
+    await browser.type(f"{row} input[name=name]", "候选人主动放弃")
+    await browser.js(f"document.querySelector('{row} input[name=synonyms]').value = '';")
+    await browser.type(f"{row} input[name=synonyms]", "不想面了,不面了")
+    await browser.submit(f"{row} button[type=submit]")
+    assert await browser.path() == "/console/reasons?done=edit", await browser.text(".msg")
+    value = await browser.js(f"return document.querySelector('{row} input[name=name]').value;")
+    assert value == "候选人主动放弃"
+    assert "候选人主动放弃" in await ChatUser(app, "hr01").says("终止面试 张三 不面了")

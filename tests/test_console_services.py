@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,8 +21,18 @@ from bot.keys import CORE
 from bot.services import console_admin, people, people_import, reasons, sharing, stats, termination, timeouts
 from bot.services.context import Core
 from storage.models import AuditEvent, ExitReason, Notice, NoticeAttempt, NoticeStatus, Person
+from templates.labels import LABELS
 from tests.chat import ChatUser, add_person
-from tests.conftest import CLOCK_START, SHANGHAI, AppFactory, admin_headers, event, post_event, started_interview
+from tests.conftest import (
+    CLOCK_START,
+    SHANGHAI,
+    AppFactory,
+    admin_headers,
+    event,
+    make_settings,
+    post_event,
+    started_interview,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -564,3 +575,25 @@ async def test_two_admins_adding_the_same_reason_at_once_get_one(make_client: Ap
     assert "已有名为「已接受其他offer」的原因" in refused[0].message
     assert [r.reason.name for r in await reasons.list_all(core)].count("已接受其他offer") == 1
     assert len(await audits(core, "reason.added")) == 1
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"wecom_kf_enabled": True, "dingtalk_mode": "stream", "feishu_mode": "ws", "sms_provider": "aliyun"},
+        {"sms_provider": "aliyun", "sms_access_key_id": "k", "sms_access_key_secret": "s", "sms_sign_name": "n"},
+    ],
+)
+def test_every_feature_on_the_system_page_reads_in_chinese(clean_db: str, overrides: dict[str, object]) -> None:
+    """The 系统 page names each feature of the start-up summary and why it is off in Chinese; only
+    the settings' own names (as typed in .env) stay as they are."""
+    settings = make_settings(clean_db, **overrides)
+    snapshot = [console_admin.Feature(name, why is None, why) for name, why in registry.feature_status(settings)]
+    assert snapshot and any(not f.enabled for f in snapshot)
+    for feature in snapshot:
+        assert feature.title != feature.name and not re.search(r"[a-z]{3,}", feature.title), feature
+        if feature.why_not:
+            shown = re.sub(r"\b[A-Z][A-Z0-9_]{2,}\b", "", feature.why_shown)
+            assert re.search(r"[\u4e00-\u9fff]", shown) and not re.search(r"[A-Za-z]{3,}", shown), feature
+            assert feature.why_shown != LABELS["feature_why"]["other"], feature  # every known reason is read

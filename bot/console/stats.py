@@ -1,5 +1,5 @@
 """统计: exits in a date range (今天/本周/本月/自定义) by reason with the 7-day chart, by HR owner
-and by position, and the CSV of those exits. HR see their own and shared interviews' exits."""
+and by position, and the CSV of those exits. Managers and admins only, as chat's 统计 command."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import date
 
 from aiohttp import web
 
-from bot.console.web import PREFIX, SECURITY_HEADERS, core_of, page, render
+from bot.console.web import PREFIX, SECURITY_HEADERS, core_of, manager_page, render
 from bot.services import stats
 from bot.services.console_auth import ConsoleUser
 
@@ -32,7 +32,7 @@ def _range(request: web.Request) -> tuple[str, date, date]:
 
 
 @routes.get(STATS)
-@page
+@manager_page
 async def stats_page(request: web.Request, user: ConsoleUser) -> web.StreamResponse:
     try:
         period, first, last = _range(request)
@@ -46,7 +46,7 @@ async def stats_page(request: web.Request, user: ConsoleUser) -> web.StreamRespo
 
 
 @routes.get(f"{STATS}/chart.png")
-@page
+@manager_page
 async def stats_chart(request: web.Request, user: ConsoleUser) -> web.StreamResponse:
     try:
         _, first, last = _range(request)
@@ -58,7 +58,7 @@ async def stats_chart(request: web.Request, user: ConsoleUser) -> web.StreamResp
 
 
 @routes.get(f"{STATS}/exits.csv")
-@page
+@manager_page
 async def stats_csv(request: web.Request, user: ConsoleUser) -> web.StreamResponse:
     try:
         _, first, last = _range(request)

@@ -111,6 +111,18 @@ def admin_page(fn: PageFn) -> Callable[[web.Request], Awaitable[web.StreamRespon
     return page(inner)
 
 
+def manager_page(fn: PageFn) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A GET page for managers and admins only (统计), as chat's 统计 command."""
+
+    @functools.wraps(fn)
+    async def inner(request: web.Request, user: ConsoleUser) -> web.StreamResponse:
+        if not user.is_manager:
+            return forbidden(request, user, why="managers_only")
+        return await fn(request, user)
+
+    return page(inner)
+
+
 def forbidden(request: web.Request, user: ConsoleUser | None, *, why: str = "admin_only") -> web.Response:
     return render(request, "refused", status=403, user=user, why=why)
 

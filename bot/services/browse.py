@@ -157,6 +157,9 @@ class TimelineItem:
     item: Any
     actor: str = ""
     attempts: list[NoticeAttempt] = field(default_factory=list)
+    # A time change an audit event records (a reschedule, or one asked for): old → new.
+    moved_from: datetime | None = None
+    moved_to: datetime | None = None
 
 
 @dataclass
@@ -199,11 +202,32 @@ async def timeline(core: Core, *, platform_id: str, scope: str | None) -> Timeli
         items += [TimelineItem(t.created_at, "todo", t) for t in todos]
         audit: Sequence[AuditEvent] = await repo.audit_for_interview(session, interview_id=interview.id, limit=500)
         for event in audit:
-            items.append(TimelineItem(event.at, "audit", event, actor=await people.display_name(session, event.actor)))
+            item = TimelineItem(event.at, "audit", event, actor=await people.display_name(session, event.actor))
+            item.moved_from, item.moved_to = _moved(event)
+            items.append(item)
         hr_name = await people.display_name(session, interview.hr_key)
     order = {"event": 0, "audit": 1, "exit": 2, "todo": 3, "notice": 4, "reminder": 5}
     items.sort(key=lambda i: (i.at, order[i.kind]))
     return Timeline(interview, candidate, items, exits=exits, todos=todos, reminders=reminders, hr_name=hr_name)
+
+
+def _when(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _moved(event: AuditEvent) -> tuple[datetime | None, datetime | None]:
+    """The old and new time of a reschedule (``from``/``to``) or of one asked for (``at``)."""
+    detail = event.detail or {}
+    if "to" in detail:
+        return _when(detail.get("from")), _when(detail.get("to"))
+    if event.action.endswith("reschedule.requested"):
+        return None, _when(detail.get("at"))
+    return None, None
 
 
 def _due(reminder: Reminder) -> datetime:

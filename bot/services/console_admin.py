@@ -4,6 +4,7 @@ reads ``bot.channels.registry``); services never import a channel."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -11,11 +12,13 @@ from importlib import metadata
 from sqlalchemy.engine import make_url
 
 from bot.chat.messages import INBOUND_KIND
+from bot.delivery import Audience
+from bot.services import people
 from bot.services.context import Core
 from bot.services.errors import ServiceError
 from storage import repo
-from storage.models import AttemptResult, Notice, NoticeAttempt, NoticeStatus
-from templates.labels import label
+from storage.models import AttemptResult, Interview, Notice, NoticeAttempt, NoticeStatus
+from templates.labels import LABELS, label
 
 PACKAGE = "interview-exit-bot"
 
@@ -34,14 +37,47 @@ def _refuse(core: Core, error: str, *, http: int = 409, **context: object) -> No
 class NoticeView:
     notice: Notice
     attempts: list[NoticeAttempt]
+    # Whether a configured channel can send on the notice's channel now (see ``deliverable``).
+    deliverable: bool = True
+    # Whom it is about and for: the interview's id and candidate (linked on the page), and the
+    # colleague's name for a notice to staff ("" for a candidate's own notice or a group post).
+    platform_id: str | None = None
+    candidate_name: str = ""
+    staff_name: str = ""
+
+    @property
+    def for_candidate(self) -> bool:
+        return (self.notice.payload or {}).get("audience") == Audience.candidate.value
 
     @property
     def retryable(self) -> bool:
-        """Dead, and its last attempt did not end with an unknown outcome (maybe delivered)."""
+        """Dead, on a channel that can deliver now, and its last attempt did not end with an
+        unknown outcome (maybe delivered)."""
         last = self.attempts[-1] if self.attempts else None
-        return self.notice.status == NoticeStatus.dead.value and not (
-            last is not None and last.result == AttemptResult.unknown.value and last.channel == self.notice.channel
+        return (
+            self.notice.status == NoticeStatus.dead.value
+            and self.deliverable
+            and not (
+                last is not None and last.result == AttemptResult.unknown.value and last.channel == self.notice.channel
+            )
         )
+
+
+def deliverable(core: Core) -> set[str]:
+    """The outbox channels a configured sender can deliver on: candidates' (SMS, email and the chat
+    channels that reach candidates), colleagues' and the group robots'."""
+    return (
+        core.settings.candidate_channels()
+        | set(core.candidate_chats)
+        | set(core.staff_channels)
+        | {poster.channel for poster in core.group_posters}
+    )
+
+
+def _staff_key(notice: Notice) -> str | None:
+    """``platform:user_id`` of the colleague a staff notice goes to (destination ``platform:user:id``)."""
+    platform, sep, user_id = notice.destination.partition(":user:")
+    return f"{platform}:{user_id}" if sep and platform and user_id else None
 
 
 async def problem_notices(
@@ -51,6 +87,7 @@ async def problem_notices(
     each with every delivery attempt, under "pending" and "dead". Inbound chat messages waiting to
     be processed are left out unless ``include_inbound`` (the 系统 view counts them)."""
     exclude = None if include_inbound else INBOUND_KIND
+    usable = deliverable(core)
     out: dict[str, list[NoticeView]] = {}
     async with core.sessions() as session:
         for group, statuses in (
@@ -59,7 +96,20 @@ async def problem_notices(
         ):
             rows = await repo.notices_with_status(session, statuses=statuses, exclude_kind=exclude, limit=limit)
             attempts = await repo.attempts_for_notices(session, notice_ids=[n.id for n in rows if n.id is not None])
-            out[group] = [NoticeView(n, attempts.get(n.id or 0, [])) for n in rows]
+            views = []
+            for n in rows:
+                view = NoticeView(n, attempts.get(n.id or 0, []), deliverable=n.channel in usable)
+                if n.interview_id is not None:
+                    interview = await session.get(Interview, n.interview_id)
+                    if interview is not None:
+                        candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
+                        view.platform_id = interview.platform_id
+                        view.candidate_name = candidate.name if candidate else ""
+                if not view.for_candidate:
+                    key = _staff_key(n)
+                    view.staff_name = await people.display_name(session, key) if key else ""
+                views.append(view)
+            out[group] = views
     return out
 
 
@@ -74,6 +124,9 @@ async def retry_notice(core: Core, *, notice_id: int, actor: str, source: str) -
             raise _refuse(core, "notice_not_found", http=404, notice_id=notice_id)
         if notice.status != NoticeStatus.dead.value:
             raise _refuse(core, "notice_not_dead", notice_id=notice_id, status=label(notice.status, "notice_status"))
+        if notice.channel not in deliverable(core):
+            channel = label(notice.channel, "channel")
+            raise _refuse(core, "notice_no_channel", notice_id=notice_id, channel=channel)
         last = await repo.last_attempt(session, notice_id=notice_id, channel=notice.channel)
         if last is not None and last.result == AttemptResult.unknown.value:
             raise _refuse(core, "notice_unknown_outcome", notice_id=notice_id, channel=label(notice.channel, "channel"))
@@ -104,9 +157,50 @@ async def retry_notice(core: Core, *, notice_id: int, actor: str, source: str) -
 
 @dataclass
 class Feature:
-    name: str
+    name: str  # as the start-up summary names it (English)
     enabled: bool
-    why_not: str | None
+    why_not: str | None  # the start-up summary's English reason
+
+    @property
+    def title(self) -> str:
+        """Its Chinese name for the 系统 page."""
+        return label(self.name, "feature")
+
+    @property
+    def why_shown(self) -> str:
+        """Why it is off, in Chinese (setting names kept as they are typed in .env)."""
+        return explain_off(self.why_not) if self.why_not else ""
+
+
+_UNSET = re.compile(r"^([A-Z0-9_, ]+?(?: or [A-Z0-9_]+)?) (?:is )?not set(?:;.*)?$")
+_OFF = re.compile(r"^([A-Z0-9_]+) is off$")
+_INVALID = re.compile(r"^([A-Z0-9_]+) is not valid\b")
+_NEEDS = re.compile(r"^needs the (.+) settings$")
+_NO_TEMPLATE = re.compile(r"^([A-Z0-9_]+) has no template for notice kinds: (.+)$")
+
+
+def explain_off(why: str) -> str:
+    """A feature's English reason for being off (``Settings.feature_status`` and the channels'
+    ``features``) as the 系统 page says it; setting names stay as typed in .env."""
+    words = LABELS["feature_why"]
+
+    def names(text: str) -> str:
+        parts = [p.strip() for p in re.split(r",| or ", text) if p.strip()]
+        joiner = words["or"] if " or " in text else words["separator"]
+        return joiner.join(parts)
+
+    if found := _UNSET.match(why):
+        return words["unset"].format(names=names(found.group(1)))
+    if found := _OFF.match(why):
+        return words["off"].format(names=found.group(1))
+    if found := _INVALID.match(why):
+        return words["invalid"].format(names=found.group(1))
+    if found := _NO_TEMPLATE.match(why):
+        kinds = words["separator"].join(label(k.strip(), "notice_kind") for k in found.group(2).split(","))
+        return words["no_template"].format(names=found.group(1), kinds=kinds)
+    if found := _NEEDS.match(why):
+        return words["needs"].format(what=label(found.group(1), "feature"))
+    return words["other"]
 
 
 @dataclass
@@ -125,7 +219,7 @@ def package_version() -> str:
     try:
         return metadata.version(PACKAGE)
     except metadata.PackageNotFoundError:
-        return "unknown"
+        return LABELS["system"]["unknown_version"]
 
 
 def database_kind(core: Core) -> str:

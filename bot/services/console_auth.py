@@ -89,6 +89,11 @@ class ConsoleUser:
         return people.scope_key(self.person)
 
     @property
+    def is_manager(self) -> bool:
+        """Managers and admins: 统计, as chat's 统计 command allows (``people.MANAGERS``)."""
+        return self.person.role in people.MANAGERS
+
+    @property
     def sees_all(self) -> bool:
         """Managers and admins see and act on every interview; HR on their own and shared ones."""
         return self.scope is None

@@ -312,10 +312,14 @@ async def revoke(
         return person
 
 
+# The roles that see every interview and the 统计 (chat's 统计 command and the console's page).
+MANAGERS = frozenset({Role.admin.value, Role.manager.value})
+
+
 def scope_key(person: Person) -> str | None:
     """Whose interviews ``person`` sees and acts on: None (all) for managers and admins, else their own
     key (their own and shared interviews), as chat's role rules."""
-    return None if person.role in (Role.manager.value, Role.admin.value) else person.key
+    return None if person.role in MANAGERS else person.key
 
 
 async def list_all(core: Core) -> Sequence[Person]:

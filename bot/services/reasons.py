@@ -18,6 +18,7 @@ from storage import repo
 from storage.models import ExitReason, Pipeline, ReasonCode
 
 __all__ = [
+    "AUTOMATIC_CODES",
     "OUTCOMES",
     "SYSTEM_CODES",
     "ExitReason",
@@ -27,6 +28,7 @@ __all__ = [
     "ReasonRow",
     "active",
     "add",
+    "choices",
     "delete",
     "edit",
     "list_all",
@@ -89,6 +91,12 @@ async def active(core: Core) -> Sequence[ExitReason]:
         return await repo.list_reasons(session)
 
 
+async def choices(core: Core) -> Sequence[ExitReason]:
+    """The reasons a person picks from in the console's 终止 form: the active ones except those only
+    the service itself observes (``AUTOMATIC_CODES``: 超时未操作 is the idle sweep's)."""
+    return [r for r in await active(core) if r.code not in AUTOMATIC_CODES]
+
+
 # --- administration: the 退出原因 page and ``python -m bot reasons`` --------------------------------
 #
 # Every read above goes to the database (no cache), so a change committed here is what the next
@@ -145,6 +153,9 @@ BUILTIN_CODES = frozenset(str(code) for code in ReasonCode)
 # Reasons the service terminates with by code (idle timeouts; candidate exits no other reason fits):
 # they stay enabled, or those terminations would find no reason. They may be renamed.
 SYSTEM_CODES = frozenset({str(ReasonCode.idle_timeout), str(ReasonCode.other)})
+# Of those, the ones no person picks: the service terminates with them on what it observes itself
+# (其他 stays a choice: it is what a person picks when no other reason fits).
+AUTOMATIC_CODES = frozenset({str(ReasonCode.idle_timeout)})
 
 
 def _refuse(core: Core, error: str, cls: type[ReasonError] = ReasonError, **context: Any) -> ReasonError:
