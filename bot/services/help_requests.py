@@ -21,6 +21,7 @@ from bot.chat.messages import Reply
 from bot.chat.payload import reply_to_payload
 from bot.services import notices, termination
 from bot.services.context import Core
+from bot.services.lifecycle import HELP_ACTION, close_help_request, help_todo_ref
 from bot.services.reasons import match_reason
 from storage import repo
 from storage.models import ActionState, Candidate, Interview, PendingAction, ReasonCode, Role, Todo
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 # Who a candidate's 求助 reached (``open_help_request``); the kf answer says which.
 HelpReached = Literal["hr", "managers", "self", "nobody"]
 
-HELP_ACTION = "help_request"
 EXIT_ACTION = "candidate_exit"
 HELP_BUTTONS = (("确认终止", "确认终止"), ("协助继续", "协助继续"), ("重新安排", "重新安排"))
 LIFETIME = timedelta(hours=24)
@@ -119,7 +119,8 @@ async def open_help_request(
     reached: HelpReached = "nobody"
     if hr:
         title = f"候选人{candidate.name}{want}:{reason or '未说明原因'}"
-        session.add(Todo(assignee=hr, interview_id=interview.id, title=title[:200], created_at=now))
+        ref = help_todo_ref(event_id)
+        session.add(Todo(assignee=hr, interview_id=interview.id, title=title[:200], ref=ref, created_at=now))
         _ask(session, core, person_key=hr, params=params, now=now, escalated=False)
         reached = "hr"
     else:
@@ -146,16 +147,12 @@ async def open_help_request(
     return reached
 
 
-async def close_siblings(core: Core, key: str, *, state: ActionState) -> int:
-    """Close every open prompt of one help request (HR's and managers'); returns how many."""
-    now = core.clock.now()
-    closed = 0
+async def close_siblings(core: Core, key: str, *, state: ActionState, by: str) -> int:
+    """Close every open prompt of one help request (HR's and managers') and the HR owner's to-do
+    for it, as answered by ``by``, in one transaction; returns how many prompts were closed."""
     async with core.sessions() as session:
-        for action in await repo.open_actions(session, action=HELP_ACTION, now=now):
-            if action.params.get("key") == key and action.id is not None:
-                closed += await repo.transition_action_and_commit(
-                    session, action_id=action.id, from_state=ActionState.open, to_state=state
-                )
+        closed = await close_help_request(session, key=key, state=state, by=by, now=core.clock.now())
+        await session.commit()
     return closed
 
 

@@ -118,7 +118,7 @@ async def reschedule(
             candidate.updated_at = now
             for todo in await repo.todos_for_interview(session, interview_id=interview.id):
                 if not todo.done:
-                    todo.done, todo.done_at = True, now
+                    todo.done, todo.done_at, todo.done_by = True, now, operator
         await reminders.sync_reminders(session, core, interview, now)
         start_text = local_text(new_time, tz)
         notice = await notices.notify_candidate(

@@ -29,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.logs import log_context
 from bot.platform_client import ALREADY_TERMINATED, PlatformError
-from bot.services import notices, people
+from bot.services import lifecycle, notices, people
 from bot.services.claims import CLAIM_FOR, end_run, owner_gone, run_token
 from bot.services.context import Core
 from bot.services.errors import ServiceError, refusal
@@ -418,6 +418,8 @@ async def _commit(
         interview.terminating_since = None
         candidate.pipeline_status = reason.outcome
         candidate.updated_at = now
+        # Reminders and the guide can no longer be sent; a 求助 about it is settled.
+        await lifecycle.interview_ended(session, interview=interview, actor=operator, now=now)
         record = ExitRecord(
             interview_id=interview_id,
             attempt=interview.attempt,
