@@ -30,6 +30,9 @@ LABELS: dict[str, dict[str, str]] = {
         "help_reminder": "求助提醒",
         "daily_summary": "管理者日报",
         "shared": "共享通知",
+        "interview_shared": "共享通知",
+        "termination_outcome": "终止结果",
+        "notice_cut_off": "通知可能未送达",
     },
     "channel": {
         "kf": "微信客服",

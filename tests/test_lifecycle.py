@@ -11,7 +11,9 @@ from aiohttp.test_utils import TestClient
 from sqlmodel import col, select
 
 from bot import jobs
+from bot.channels import registry
 from bot.clock import FrozenClock
+from bot.services import people
 from bot.services.context import Core
 from bot.services.help_requests import sweep_help_requests
 from bot.services.summary import build_summary
@@ -19,7 +21,7 @@ from storage.models import AuditEvent, Notice
 from tests.chat import ChatUser, add_person
 from tests.conftest import DEFAULT_SCHEDULED_AT, AppFactory, admin_headers, event, eventually, post_event
 from tests.console import signed_in
-from tests.fakes.smtp import free_port
+from tests.fakes.smtp import SmtpServer, free_port
 from tests.sched import SH, core_of, reminders, send_event
 
 HELP_TITLE = "候选人张三希望结束面试:网络卡顿"
@@ -236,3 +238,108 @@ async def test_a_terminated_interview_booked_again_gets_its_reminders_planned_an
     assert {k: r.state for k, r in rows.items()} == dict.fromkeys(("guide", "before_1h", "at_start"), "pending")
     assert rows["at_start"].due_at == DEFAULT_SCHEDULED_AT
     assert await jobs.sweep_reminders(core) == 1  # the guide goes out for the new booking
+
+
+# --- HR notices when the HR's chat is not connected -------------------------------------------
+
+
+async def hr_by_email_only(make_client: AppFactory, clock: FrozenClock, **settings: object) -> tuple[TestClient, Core]:
+    """The HR owner is on WeCom, which this service has no app for; they have an email address."""
+    client = await make_client(**settings)
+    core = core_of(client)
+    assert "wecom" not in core.staff_channels
+    await people.register(
+        core, platform="wecom", user_id="hr01", role="hr", actor="cli", name="王小姐", email="wang@example.com"
+    )
+    await send_event(client, clock, "interview.scheduled")
+    await send_event(client, clock, "interview.started")
+    return client, core
+
+
+def mails_to(smtp: SmtpServer, address: str) -> list[tuple[str, str]]:
+    return [
+        (str(m["Subject"]), str(m.get_body(preferencelist=("plain",)).get_content()))  # type: ignore[union-attr]
+        for m in smtp.messages
+        if str(m["To"]) == address
+    ]
+
+
+async def test_a_help_request_reaches_an_hr_without_chat_by_email(
+    make_client: AppFactory, clock: FrozenClock, smtp: SmtpServer
+) -> None:
+    client, core = await hr_by_email_only(make_client, clock, public_base_url="https://bot.example.com")
+    payload = event(
+        "interview.help_requested",
+        event_id="help-1",
+        data={"reason": "网络卡顿", "wants_exit": True},
+        occurred_at=clock.now(),
+    )
+    assert (await post_event(client, clock, payload)).status == 200
+
+    async def mailed() -> bool:
+        return len(mails_to(smtp, "wang@example.com")) == 1
+
+    await eventually(mailed)
+    [(subject, body)] = mails_to(smtp, "wang@example.com")
+    assert subject == "【测试科技】求助提示"
+    assert body.startswith("王小姐,你好:") and "张三" in body and "网络卡顿" in body
+    # Why it came by mail, and where to act on it: a reply to the mail would go nowhere.
+    assert "你的企业微信账号还没有接入面试退出助手" in body and "回复这封邮件不会被处理" in body
+    assert "https://bot.example.com/console" in body
+    # The to-do is still there, as before.
+    assert [t["title"] for t in (await detail(client))["todos"]] == [HELP_TITLE]
+
+    # Unanswered: the reminder goes the same way, once.
+    clock.advance(minutes=11)
+    await sweep_help_requests(core)
+    await sweep_help_requests(core)
+
+    async def reminded() -> bool:
+        return len(mails_to(smtp, "wang@example.com")) == 2
+
+    await eventually(reminded)
+    assert mails_to(smtp, "wang@example.com")[1][0] == "【测试科技】求助提醒"
+
+
+async def test_an_idle_timeout_reaches_an_hr_without_chat_by_email(
+    make_client: AppFactory, clock: FrozenClock, smtp: SmtpServer
+) -> None:
+    _, core = await hr_by_email_only(make_client, clock, idle_timeout_seconds=600)
+    clock.advance(seconds=601)
+    assert await jobs.sweep_idle(core) == 1
+
+    async def mailed() -> bool:
+        return len(mails_to(smtp, "wang@example.com")) == 1
+
+    await eventually(mailed)
+    [(subject, body)] = mails_to(smtp, "wang@example.com")
+    assert subject == "【测试科技】终止通知(HR)"
+    assert "面试已终止:张三(Java后端工程师)" in body and "超时未操作" in body
+    # No console address is configured: the mail does not invent one.
+    assert "登录链接可向管理员索取" in body and "http" not in body
+    # The candidate's own mail went too, to the candidate.
+    assert any(s == "【测试科技】您的AI面试已终止" for s, _ in mails_to(smtp, "zhangsan@example.com"))
+
+
+async def test_an_hr_without_chat_or_email_gets_no_notice_row(make_client: AppFactory, clock: FrozenClock) -> None:
+    client = await make_client(idle_timeout_seconds=600)
+    core = core_of(client)
+    await add_person(client.server.app, "hr01", "王小姐", "hr")  # type: ignore[arg-type]
+    await send_event(client, clock, "interview.scheduled")
+    await send_event(client, clock, "interview.started")
+    clock.advance(seconds=601)
+    assert await jobs.sweep_idle(core) == 1
+    async with core.sessions() as session:
+        staff = (await session.exec(select(Notice).where(Notice.kind == "hr_terminated"))).all()
+    assert staff == []
+    assert [t["title"] for t in (await detail(client))["todos"]] == ["跟进候选人张三的面试"]
+
+
+def test_startup_summary_says_where_hr_notices_go() -> None:
+    base = {"database_url": "sqlite+aiosqlite:///:memory:"}
+    nothing = registry.startup_summary(registry.load_settings(_env_file=None, **base))
+    assert "| HR notices can go by: NONE (HR get only to-dos in the console) |" in nothing
+    mail = registry.startup_summary(
+        registry.load_settings(_env_file=None, smtp_host="127.0.0.1", smtp_from="bot@example.com", **base)
+    )
+    assert "| HR notices can go by: email (HR with an address) |" in mail

@@ -9,7 +9,7 @@ right away and retried by the sweep until the termination goes through.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Literal
@@ -49,7 +49,7 @@ def _prompt(core: Core, params: dict[str, Any], *, escalated: bool = False) -> R
     return Reply(text, kind="confirm", title="候选人求助", buttons=HELP_BUTTONS)
 
 
-def _ask(
+async def _ask(
     session: AsyncSession, core: Core, *, person_key: str, params: dict[str, Any], now: datetime, escalated: bool
 ) -> None:
     """A prompt row for one person who may answer, and the chat message that shows it."""
@@ -65,7 +65,7 @@ def _ask(
         )
     )
     reply = _prompt(core, params, escalated=escalated)
-    notices.notify_staff(
+    await notices.notify_staff(
         session,
         core,
         kind="help_requested",
@@ -121,12 +121,12 @@ async def open_help_request(
         title = f"候选人{candidate.name}{want}:{reason or '未说明原因'}"
         ref = help_todo_ref(event_id)
         session.add(Todo(assignee=hr, interview_id=interview.id, title=title[:200], ref=ref, created_at=now))
-        _ask(session, core, person_key=hr, params=params, now=now, escalated=False)
+        await _ask(session, core, person_key=hr, params=params, now=now, escalated=False)
         reached = "hr"
     else:
         managers = [p.key for p in await repo.list_people(session) if p.role in (Role.manager.value, Role.admin.value)]
         for manager in managers:
-            _ask(session, core, person_key=manager, params=params, now=now, escalated=True)
+            await _ask(session, core, person_key=manager, params=params, now=now, escalated=True)
         if managers:
             reached = "managers"
         else:
@@ -223,13 +223,13 @@ async def sweep_help_requests(core: Core) -> None:
             await _commit_once(core, build, key=f"help_remind:{key}")
 
 
-def _remind(session: AsyncSession, *, core: Core, owner: PendingAction, age: timedelta, now: datetime) -> None:
+async def _remind(session: AsyncSession, *, core: Core, owner: PendingAction, age: timedelta, now: datetime) -> None:
     text = core.templates.render(
         "chat/help_reminder.txt.j2",
         candidate_name=owner.params["candidate_name"],
         minutes=int(age.total_seconds() // 60),
     )
-    notices.notify_staff(
+    await notices.notify_staff(
         session,
         core,
         kind="help_reminder",
@@ -241,21 +241,23 @@ def _remind(session: AsyncSession, *, core: Core, owner: PendingAction, age: tim
     )
 
 
-def _escalate(session: AsyncSession, *, core: Core, owner: PendingAction, targets: list[str], now: datetime) -> None:
+async def _escalate(
+    session: AsyncSession, *, core: Core, owner: PendingAction, targets: list[str], now: datetime
+) -> None:
     for manager in targets:
-        _ask(session, core, person_key=manager, params=dict(owner.params), now=now, escalated=True)
+        await _ask(session, core, person_key=manager, params=dict(owner.params), now=now, escalated=True)
     if targets:
         repo.audit(
             session, at=now, actor="system", action="help.escalated", detail={"key": owner.params["key"], "to": targets}
         )
 
 
-async def _commit_once(core: Core, build: Callable[[AsyncSession], None], key: str | None = None) -> bool:
+async def _commit_once(core: Core, build: Callable[[AsyncSession], Awaitable[None]], key: str | None = None) -> bool:
     """Build rows in one transaction; False when a unique dedupe key shows another did it first."""
     async with core.sessions() as session:
         if key is not None and await repo.notice_exists(session, dedupe_key=key):
             return False
-        build(session)
+        await build(session)
         try:
             await session.commit()
         except IntegrityError:

@@ -141,7 +141,7 @@ async def _fire(session: AsyncSession, core: Core, reminder_id: int, worker: str
             position=interview.position,
             answered=interview.answered_count,
         )
-        notices.notify_staff(
+        await notices.notify_staff(
             session,
             core,
             kind="hr_after_30m",

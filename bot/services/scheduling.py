@@ -137,7 +137,7 @@ async def reschedule(
             dedupe_key=f"rescheduled:{interview.id}:{int(now.timestamp())}:{int(new_time.timestamp())}",
         )
         if interview.hr_key and interview.hr_key != operator:
-            notices.notify_staff(
+            await notices.notify_staff(
                 session,
                 core,
                 kind="hr_rescheduled",

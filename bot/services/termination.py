@@ -359,7 +359,7 @@ async def _fail(
         )
         if await _was_resumed(session, job.id):
             candidate = await repo.get_candidate(session, candidate_id=candidate_of.candidate_id)
-            _tell_outcome(
+            await _tell_outcome(
                 session,
                 core,
                 job,
@@ -378,11 +378,11 @@ async def _was_resumed(session: AsyncSession, job_id: int) -> bool:
     return bool(job and job.resumed)
 
 
-def _tell_outcome(
+async def _tell_outcome(
     session: AsyncSession, core: Core, job: TerminationJob, interview: Interview, now: datetime, **context: Any
 ) -> None:
     """The person who asked waited for an answer a crash cut off: tell them in chat how it ended."""
-    notices.notify_staff(
+    await notices.notify_staff(
         session,
         core,
         kind="termination_outcome",
@@ -451,7 +451,7 @@ async def _commit(
             context={"reason": reason.name, "reason_code": reason.code, "outcome": reason.outcome},
             hold_seconds=hold_notice_seconds,
         )
-        notices.notify_staff(
+        await notices.notify_staff(
             session,
             core,
             kind="hr_terminated",
@@ -501,7 +501,7 @@ async def _commit(
             await session.rollback()
             raise await _refusal_for(core, interview_id)
         if fresh.resumed:
-            _tell_outcome(
+            await _tell_outcome(
                 session,
                 core,
                 fresh,
