@@ -27,7 +27,7 @@ async def take_help_request(ctx: Context) -> PendingAction | None:
     action = await open_help_request(ctx)
     if action is None:
         return None
-    if not await close_siblings(ctx.core, action.params["key"], state=prompts.ActionState.answered):
+    if not await close_siblings(ctx.core, action.params["key"], state=prompts.ActionState.answered, by=ctx.actor):
         return None  # someone else answered in the meantime
     return action
 
@@ -75,7 +75,7 @@ async def _exit_for(ctx: Context, action: PendingAction) -> list[Reply]:
         head = ctx.core.templates.render("chat/help_requests/reason_head.txt.j2", words=words)
         params = {"key": action.params["key"], "platform_id": action.params["platform_id"]}
         return await ask_reason(ctx, then="help.pick_reason", params=params, head=head, detail=words)
-    if not await close_siblings(ctx.core, action.params["key"], state=prompts.ActionState.answered):
+    if not await close_siblings(ctx.core, action.params["key"], state=prompts.ActionState.answered, by=ctx.actor):
         return [say(ctx, "help_requests/none")]
     return await _end(ctx, action.params["platform_id"], reason, words)
 
@@ -85,7 +85,7 @@ async def on_pick_reason(ctx: Context) -> list[Reply]:
     reason, detail, replies = await picked_reason(ctx)
     if reason is None:
         return replies
-    if not await close_siblings(ctx.core, ctx.pending.params["key"], state=prompts.ActionState.answered):
+    if not await close_siblings(ctx.core, ctx.pending.params["key"], state=prompts.ActionState.answered, by=ctx.actor):
         return [say(ctx, "help_requests/taken")]
     return await _end(ctx, ctx.pending.params["platform_id"], reason, detail)
 

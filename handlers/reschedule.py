@@ -438,7 +438,7 @@ def _rescheduled_reply(
 async def _answer_help(ctx: Context, params: dict[str, object], when: datetime) -> list[Reply]:
     """A 求助 answered with a new time: end the current attempt (progress saved), then book the new one."""
     key, platform_id = str(params["key"]), str(params["platform_id"])
-    if not await close_siblings(ctx.core, key, state=prompts.ActionState.answered):
+    if not await close_siblings(ctx.core, key, state=prompts.ActionState.answered, by=ctx.actor):
         return [say(ctx, "help_requests/taken")]
     found = await interviews.get_with_candidate(ctx.core, platform_id)
     if found is not None and found[0].status == "in_progress":

@@ -46,6 +46,9 @@ class NoticeStatus(StrEnum):
     dead = "dead"
     # Replaced, before it went out, by a newer notice for the same interview (bot/services/notices.py).
     superseded = "superseded"
+    # Withdrawn before it went out: the interview ended, so what it says can no longer happen
+    # (a reminder, the operation guide; bot/services/lifecycle.py).
+    cancelled = "cancelled"
 
 
 def _dt(**kw: Any) -> Any:
@@ -189,9 +192,14 @@ class Todo(SQLModel, table=True):
     assignee: str = Field(max_length=160, index=True)
     interview_id: int | None = Field(default=None, foreign_key="interview.id", index=True)
     title: str = Field(max_length=200)
+    # What the to-do is about, when something closes it by itself: "help:<event id>" for a
+    # candidate's 求助 (closed when the request is answered or its interview ends).
+    ref: str | None = Field(default=None, max_length=200, index=True)
     done: bool = Field(default=False)
     created_at: datetime = _dt()
     done_at: datetime | None = _dt(default=None)
+    # Who closed it ("<platform>:<user_id>", "system", "platform").
+    done_by: str | None = Field(default=None, max_length=160)
 
 
 class Notice(SQLModel, table=True):

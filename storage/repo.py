@@ -100,14 +100,21 @@ from storage.repos.prompts import (
     latest_open_action,
     open_actions,
     open_actions_of,
+    transition_action,
     transition_action_and_commit,
 )
 from storage.repos.reasons import get_reason, list_reasons, reason_references
-from storage.repos.reminders import claim_reminder_and_commit, due_reminder_ids, reminders_for_interview
+from storage.repos.reminders import (
+    cancel_pending_reminders,
+    claim_reminder_and_commit,
+    due_reminder_ids,
+    reminders_for_interview,
+)
 from storage.repos.shares import share_interview_and_commit
 from storage.repos.summaries import claim_summary_and_commit, summaries_for_day, summary_chart
 from storage.repos.todos import (
     finish_todo,
+    finish_todos_by_ref,
     open_todo_counts,
     open_todos,
     open_todos_with_interviews,
@@ -136,6 +143,7 @@ __all__ = [
     "audit",
     "audit_for_interview",
     "backlog_by_channel",
+    "cancel_pending_reminders",
     "claim_inbound_and_commit",
     "claim_notice_and_commit",
     "claim_notices_and_commit",
@@ -160,6 +168,7 @@ __all__ = [
     "failing_notices",
     "find_candidate",
     "finish_todo",
+    "finish_todos_by_ref",
     "get_action",
     "get_candidate",
     "get_console_login",
@@ -230,6 +239,7 @@ __all__ = [
     "take_pace_slot",
     "termination_audits",
     "todos_for_interview",
+    "transition_action",
     "transition_action_and_commit",
     "update_pending_notice",
 ]

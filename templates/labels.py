@@ -60,6 +60,7 @@ LABELS: dict[str, dict[str, str]] = {
         "sending": "发送中",
         "sent": "已送出",
         "dead": "未送达",
+        "cancelled": "已取消",
     },
     "attempt_result": {
         "started": "发送中",

@@ -156,6 +156,8 @@ async def test_help_request_becomes_hr_todo(make_client: AppFactory, clock: Froz
             "assignee": "wecom:hr01",
             "title": "候选人张三希望结束面试:摄像头打不开",
             "done": False,
+            "done_at": None,
+            "done_by": None,
         }
     ]
 

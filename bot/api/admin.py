@@ -72,7 +72,14 @@ def exit_public(record: ExitRecord | None) -> dict[str, Any] | None:
 
 
 def todo_public(todo: Todo) -> dict[str, Any]:
-    return {"id": todo.id, "assignee": todo.assignee, "title": todo.title, "done": todo.done}
+    return {
+        "id": todo.id,
+        "assignee": todo.assignee,
+        "title": todo.title,
+        "done": todo.done,
+        "done_at": _iso(todo.done_at),
+        "done_by": todo.done_by,
+    }
 
 
 def attempt_public(attempt: NoticeAttempt) -> dict[str, Any]:

@@ -150,10 +150,14 @@ def startup_summary(settings: Settings) -> str:
     usable = settings.candidate_channels() | reach(settings).candidate_chats
     reached = [c for c in settings.notice_channels if c in usable]
     notices = ", ".join(reached) if reached else "NONE (candidates cannot be notified)"
+    # HR notices (help requests, timeouts, terminations by others): their chat, else their email.
+    staff = sorted(reach(settings).staff_channels) + (["email (HR with an address)"] if settings.smtp_enabled else [])
+    hr = ", ".join(staff) if staff else "NONE (HR get only to-dos in the console)"
     parts = [
         f"enabled: {', '.join(on) or 'nothing'}",
         f"disabled: {'; '.join(off) or 'nothing'}",
         *startup_warnings(settings),
+        f"HR notices can go by: {hr}",
         f"candidate notices ({settings.notice_plan}) can go by: {notices}",
     ]
     return " | ".join(parts)

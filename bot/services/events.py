@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.bounded import check_time
-from bot.services import help_requests, reminders
+from bot.services import help_requests, lifecycle, reminders
 from bot.services.context import Core
 from storage import repo
 from storage.models import OPEN_INTERVIEW_STATUSES, Candidate, Interview, InterviewStatus, Pipeline, PlatformEvent
@@ -237,6 +237,7 @@ async def _apply(
                 interview.status = InterviewStatus.completed.value
                 interview.ended_at = at
                 candidate.pipeline_status = Pipeline.done.value
+                await lifecycle.interview_ended(session, interview=interview, actor="platform", now=now)
         case EventType.help_requested:
             assert help_req is not None
             detail.update(reason=help_req.reason, wants_exit=help_req.wants_exit)

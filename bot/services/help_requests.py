@@ -9,7 +9,7 @@ right away and retried by the sweep until the termination goes through.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Literal
@@ -21,6 +21,7 @@ from bot.chat.messages import Reply
 from bot.chat.payload import reply_to_payload
 from bot.services import notices, termination
 from bot.services.context import Core
+from bot.services.lifecycle import HELP_ACTION, close_help_request, help_todo_ref
 from bot.services.reasons import match_reason
 from storage import repo
 from storage.models import ActionState, Candidate, Interview, PendingAction, ReasonCode, Role, Todo
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 # Who a candidate's 求助 reached (``open_help_request``); the kf answer says which.
 HelpReached = Literal["hr", "managers", "self", "nobody"]
 
-HELP_ACTION = "help_request"
 EXIT_ACTION = "candidate_exit"
 HELP_BUTTONS = (("确认终止", "确认终止"), ("协助继续", "协助继续"), ("重新安排", "重新安排"))
 LIFETIME = timedelta(hours=24)
@@ -49,7 +49,7 @@ def _prompt(core: Core, params: dict[str, Any], *, escalated: bool = False) -> R
     return Reply(text, kind="confirm", title="候选人求助", buttons=HELP_BUTTONS)
 
 
-def _ask(
+async def _ask(
     session: AsyncSession, core: Core, *, person_key: str, params: dict[str, Any], now: datetime, escalated: bool
 ) -> None:
     """A prompt row for one person who may answer, and the chat message that shows it."""
@@ -65,7 +65,7 @@ def _ask(
         )
     )
     reply = _prompt(core, params, escalated=escalated)
-    notices.notify_staff(
+    await notices.notify_staff(
         session,
         core,
         kind="help_requested",
@@ -119,13 +119,14 @@ async def open_help_request(
     reached: HelpReached = "nobody"
     if hr:
         title = f"候选人{candidate.name}{want}:{reason or '未说明原因'}"
-        session.add(Todo(assignee=hr, interview_id=interview.id, title=title[:200], created_at=now))
-        _ask(session, core, person_key=hr, params=params, now=now, escalated=False)
+        ref = help_todo_ref(event_id)
+        session.add(Todo(assignee=hr, interview_id=interview.id, title=title[:200], ref=ref, created_at=now))
+        await _ask(session, core, person_key=hr, params=params, now=now, escalated=False)
         reached = "hr"
     else:
         managers = [p.key for p in await repo.list_people(session) if p.role in (Role.manager.value, Role.admin.value)]
         for manager in managers:
-            _ask(session, core, person_key=manager, params=params, now=now, escalated=True)
+            await _ask(session, core, person_key=manager, params=params, now=now, escalated=True)
         if managers:
             reached = "managers"
         else:
@@ -146,16 +147,12 @@ async def open_help_request(
     return reached
 
 
-async def close_siblings(core: Core, key: str, *, state: ActionState) -> int:
-    """Close every open prompt of one help request (HR's and managers'); returns how many."""
-    now = core.clock.now()
-    closed = 0
+async def close_siblings(core: Core, key: str, *, state: ActionState, by: str) -> int:
+    """Close every open prompt of one help request (HR's and managers') and the HR owner's to-do
+    for it, as answered by ``by``, in one transaction; returns how many prompts were closed."""
     async with core.sessions() as session:
-        for action in await repo.open_actions(session, action=HELP_ACTION, now=now):
-            if action.params.get("key") == key and action.id is not None:
-                closed += await repo.transition_action_and_commit(
-                    session, action_id=action.id, from_state=ActionState.open, to_state=state
-                )
+        closed = await close_help_request(session, key=key, state=state, by=by, now=core.clock.now())
+        await session.commit()
     return closed
 
 
@@ -226,13 +223,13 @@ async def sweep_help_requests(core: Core) -> None:
             await _commit_once(core, build, key=f"help_remind:{key}")
 
 
-def _remind(session: AsyncSession, *, core: Core, owner: PendingAction, age: timedelta, now: datetime) -> None:
+async def _remind(session: AsyncSession, *, core: Core, owner: PendingAction, age: timedelta, now: datetime) -> None:
     text = core.templates.render(
         "chat/help_reminder.txt.j2",
         candidate_name=owner.params["candidate_name"],
         minutes=int(age.total_seconds() // 60),
     )
-    notices.notify_staff(
+    await notices.notify_staff(
         session,
         core,
         kind="help_reminder",
@@ -244,21 +241,23 @@ def _remind(session: AsyncSession, *, core: Core, owner: PendingAction, age: tim
     )
 
 
-def _escalate(session: AsyncSession, *, core: Core, owner: PendingAction, targets: list[str], now: datetime) -> None:
+async def _escalate(
+    session: AsyncSession, *, core: Core, owner: PendingAction, targets: list[str], now: datetime
+) -> None:
     for manager in targets:
-        _ask(session, core, person_key=manager, params=dict(owner.params), now=now, escalated=True)
+        await _ask(session, core, person_key=manager, params=dict(owner.params), now=now, escalated=True)
     if targets:
         repo.audit(
             session, at=now, actor="system", action="help.escalated", detail={"key": owner.params["key"], "to": targets}
         )
 
 
-async def _commit_once(core: Core, build: Callable[[AsyncSession], None], key: str | None = None) -> bool:
+async def _commit_once(core: Core, build: Callable[[AsyncSession], Awaitable[None]], key: str | None = None) -> bool:
     """Build rows in one transaction; False when a unique dedupe key shows another did it first."""
     async with core.sessions() as session:
         if key is not None and await repo.notice_exists(session, dedupe_key=key):
             return False
-        build(session)
+        await build(session)
         try:
             await session.commit()
         except IntegrityError:

@@ -281,7 +281,7 @@ async def undelivered_todo(session: AsyncSession, *, interview: Interview, candi
     session.add(Todo(assignee=interview.hr_key, interview_id=interview.id, title=title, created_at=now))
 
 
-def notify_staff(
+async def notify_staff(
     session: AsyncSession,
     core: Core,
     *,
@@ -293,27 +293,56 @@ def notify_staff(
     dedupe_key: str | None = None,
     payload: dict[str, Any] | None = None,
 ) -> Notice | None:
-    """Queue a chat message to a colleague (``platform:user_id``) if that platform is connected.
+    """Queue a message to a colleague (``platform:user_id``): in chat when that platform is
+    connected; otherwise by email when they have an address and SMTP is configured (the mail says
+    why it came by mail and that replying to it does nothing); None when nothing reaches them.
 
     ``payload`` adds to the default ``{"audience": "staff", "msgtype": "text"}`` (e.g. markdown and a title).
     """
     if not person_key or ":" not in person_key:
         return None
     platform, user_id = person_key.split(":", 1)
-    if platform not in core.staff_channels:
-        return None
-    notice = Notice(
-        kind=kind,
-        channel=platform,
-        recipient=user_id,
-        interview_id=interview.id if interview else None,
-        body=text,
-        payload={"audience": Audience.staff.value, "msgtype": "text", **(payload or {})},
-        destination=f"{platform}:user:{user_id}",
-        dedupe_key=dedupe_key,
-        next_attempt_at=now,
-        created_at=now,
-    )
+    if platform in core.staff_channels:
+        notice = Notice(
+            kind=kind,
+            channel=platform,
+            recipient=user_id,
+            interview_id=interview.id if interview else None,
+            body=text,
+            payload={"audience": Audience.staff.value, "msgtype": "text", **(payload or {})},
+            destination=f"{platform}:user:{user_id}",
+            dedupe_key=dedupe_key,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    else:
+        settings = core.settings
+        person = await repo.get_person(session, platform=platform, user_id=user_id) if settings.smtp_enabled else None
+        if person is None or not person.email:
+            return None
+        base = (settings.public_base_url or "").rstrip("/")
+        ctx = {
+            "company": settings.company_name,
+            "kind": kind,
+            "text": text,
+            "name": person.name,
+            "platform": platform,
+            "console_url": f"{base}/console" if base else "",
+        }
+        notice = Notice(
+            kind=kind,
+            channel=EMAIL,
+            recipient=person.email,
+            interview_id=interview.id if interview else None,
+            subject=core.templates.render("notices/staff_email.subject.j2", **ctx),
+            body=core.templates.render("notices/staff_email.txt.j2", **ctx),
+            # The chat channel it would have gone by, for people reading the outbox.
+            payload={"audience": Audience.staff.value, "instead_of": platform},
+            destination=f"{EMAIL}:{person.email}",
+            dedupe_key=dedupe_key,
+            next_attempt_at=now,
+            created_at=now,
+        )
     repo.add_notice(session, notice)
     return notice
 
@@ -364,7 +393,7 @@ class DeliveryFailures:
             cut_off=CHANNEL_NAMES.get(cut_off, cut_off),
             next_channel=CHANNEL_NAMES.get(notice.channel, notice.channel) if moved_on else "",
         )
-        notify_staff(
+        await notify_staff(
             session,
             self.core,
             kind=NoticeKind.notice_cut_off,

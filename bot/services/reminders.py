@@ -27,10 +27,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.services import notices
 from bot.services.claims import CLAIM_FOR, local_text
 from bot.services.context import Core
+from bot.services.lifecycle import ended_note
 from storage import repo
 from storage.models import Interview, InterviewStatus, Reminder, ReminderKind, ReminderState
 
 log = logging.getLogger(__name__)
+
+ENDED_NOTES = frozenset(ended_note(s) for s in (InterviewStatus.terminated, InterviewStatus.completed))
 
 # A reminder planned this late is still sent (an event may arrive a little after its time).
 LATE_GRACE = timedelta(seconds=60)
@@ -50,7 +53,8 @@ def planned(core: Core, interview: Interview, existing: dict[str, Reminder], now
     due: dict[str, datetime] = {}
     if interview.status == InterviewStatus.scheduled.value and interview.scheduled_at is not None:
         guide = existing.get(ReminderKind.guide.value)
-        due[ReminderKind.guide.value] = guide.due_at if guide else now
+        # A guide withdrawn when the interview ended goes out again for the new booking.
+        due[ReminderKind.guide.value] = guide.due_at if guide and not _ended(guide) else now
         due[ReminderKind.before_start.value] = interview.scheduled_at - timedelta(seconds=s.reminder_before_seconds)
         due[ReminderKind.at_start.value] = interview.scheduled_at
     if interview.status == InterviewStatus.in_progress.value and interview.started_at is not None:
@@ -64,7 +68,7 @@ async def sync_reminders(session: AsyncSession, core: Core, interview: Interview
     existing = await repo.reminders_for_interview(session, interview_id=interview.id)
     for kind, due_at in planned(core, interview, existing, now).items():
         row = existing.get(kind)
-        if row is not None and row.due_at == due_at:
+        if row is not None and row.due_at == due_at and not _ended(row):
             continue
         if row is None:
             row = Reminder(interview_id=interview.id, kind=kind, due_at=due_at, created_at=now, updated_at=now)
@@ -75,6 +79,11 @@ async def sync_reminders(session: AsyncSession, core: Core, interview: Interview
         row.claimed_by = row.claimed_until = None
         row.updated_at = now
         session.add(row)
+
+
+def _ended(row: Reminder) -> bool:
+    """Cancelled because its interview ended (``bot.services.lifecycle``): planned again on a reopen."""
+    return row.state == ReminderState.cancelled.value and row.note in ENDED_NOTES
 
 
 async def sweep_reminders(core: Core, *, limit: int = 200) -> int:
@@ -109,7 +118,7 @@ async def _fire(session: AsyncSession, core: Core, reminder_id: int, worker: str
     row.claimed_by = row.claimed_until = None
     row.updated_at = now
     if interview.status != SEND_WHILE[row.kind]:
-        row.state, row.note = ReminderState.cancelled.value, f"interview {interview.status}"
+        row.state, row.note = ReminderState.cancelled.value, ended_note(interview.status)
         await session.commit()
         log.info("reminder %s (%s) for %s cancelled: %s", row.id, row.kind, interview.platform_id, row.note)
         return 0
@@ -132,7 +141,7 @@ async def _fire(session: AsyncSession, core: Core, reminder_id: int, worker: str
             position=interview.position,
             answered=interview.answered_count,
         )
-        notices.notify_staff(
+        await notices.notify_staff(
             session,
             core,
             kind="hr_after_30m",

@@ -118,7 +118,7 @@ async def reschedule(
             candidate.updated_at = now
             for todo in await repo.todos_for_interview(session, interview_id=interview.id):
                 if not todo.done:
-                    todo.done, todo.done_at = True, now
+                    todo.done, todo.done_at, todo.done_by = True, now, operator
         await reminders.sync_reminders(session, core, interview, now)
         start_text = local_text(new_time, tz)
         # The answers given so far are "kept" only if the platform saved them when the attempt ended.
@@ -141,7 +141,7 @@ async def reschedule(
             dedupe_key=f"rescheduled:{interview.id}:{int(now.timestamp())}:{int(new_time.timestamp())}",
         )
         if interview.hr_key and interview.hr_key != operator:
-            notices.notify_staff(
+            await notices.notify_staff(
                 session,
                 core,
                 kind="hr_rescheduled",

@@ -51,7 +51,7 @@ async def share(
             session, interview_id=interview.id, person_key=person_key, shared_by=actor, now=now
         ):
             raise SharingError(core.templates.render("chat/share/already.txt.j2", person_name=person_name))
-        notices.notify_staff(
+        await notices.notify_staff(
             session,
             core,
             kind="interview_shared",

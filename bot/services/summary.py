@@ -261,7 +261,7 @@ async def _queue(
                 )
             )
         else:
-            notices.notify_staff(
+            await notices.notify_staff(
                 session, core, kind=KIND, person_key=target.key, interview=None, now=now, text=text, dedupe_key=key
             )
         row.state, row.sent_at = SummaryState.sent.value, now

@@ -29,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.logs import log_context
 from bot.platform_client import ALREADY_TERMINATED, PlatformError
-from bot.services import notices, people
+from bot.services import lifecycle, notices, people
 from bot.services.claims import CLAIM_FOR, end_run, owner_gone, run_token
 from bot.services.context import Core
 from bot.services.errors import ServiceError, refusal
@@ -385,7 +385,7 @@ async def _fail(
         )
         if await _was_resumed(session, job.id):
             candidate = await repo.get_candidate(session, candidate_id=candidate_of.candidate_id)
-            _tell_outcome(
+            await _tell_outcome(
                 session,
                 core,
                 job,
@@ -404,11 +404,11 @@ async def _was_resumed(session: AsyncSession, job_id: int) -> bool:
     return bool(job and job.resumed)
 
 
-def _tell_outcome(
+async def _tell_outcome(
     session: AsyncSession, core: Core, job: TerminationJob, interview: Interview, now: datetime, **context: Any
 ) -> None:
     """The person who asked waited for an answer a crash cut off: tell them in chat how it ended."""
-    notices.notify_staff(
+    await notices.notify_staff(
         session,
         core,
         kind="termination_outcome",
@@ -447,6 +447,8 @@ async def _commit(
         interview.terminating_since = None
         candidate.pipeline_status = reason.outcome
         candidate.updated_at = now
+        # Reminders and the guide can no longer be sent; a 求助 about it is settled.
+        await lifecycle.interview_ended(session, interview=interview, actor=operator, now=now)
         record = ExitRecord(
             interview_id=interview_id,
             attempt=interview.attempt,
@@ -485,7 +487,7 @@ async def _commit(
             },
             hold_seconds=hold_notice_seconds,
         )
-        notices.notify_staff(
+        await notices.notify_staff(
             session,
             core,
             kind="hr_terminated",
@@ -536,7 +538,7 @@ async def _commit(
             await session.rollback()
             raise await _refusal_for(core, interview_id)
         if fresh.resumed:
-            _tell_outcome(
+            await _tell_outcome(
                 session,
                 core,
                 fresh,

@@ -23,7 +23,7 @@ async def finish(
     """Mark to-do ``todo_id`` done (only ``assignee``'s unless None); False if there is no such open to-do."""
     now = core.clock.now()
     async with core.sessions() as session:
-        done = await repo.finish_todo(session, todo_id=todo_id, assignee=assignee, now=now)
+        done = await repo.finish_todo(session, todo_id=todo_id, assignee=assignee, now=now, by=actor)
         if done:
             repo.audit(
                 session, at=now, actor=actor, action="todo.done", chat=chat, detail={"todo": todo_id, "source": source}

@@ -88,15 +88,23 @@ async def action_closed_by(session: AsyncSession, *, requester: str, by: str) ->
     return (await session.exec(stmt.order_by(col(PendingAction.id).desc()))).first()
 
 
-async def transition_action_and_commit(
+async def transition_action(
     session: AsyncSession, *, action_id: int, from_state: ActionState, to_state: ActionState
 ) -> bool:
-    """Move an action between states once (a claim across replicas) and commit; no expiry check."""
+    """Move an action between states once (a claim across replicas); no expiry check, not committed."""
     stmt = (
         update(PendingAction)
         .where(col(PendingAction.id) == action_id, col(PendingAction.state) == str(from_state))
         .values(state=str(to_state))
     )
     result = await session.exec(stmt)
-    await session.commit()
     return bool(result.rowcount == 1)
+
+
+async def transition_action_and_commit(
+    session: AsyncSession, *, action_id: int, from_state: ActionState, to_state: ActionState
+) -> bool:
+    """``transition_action``, committed."""
+    moved = await transition_action(session, action_id=action_id, from_state=from_state, to_state=to_state)
+    await session.commit()
+    return moved

@@ -56,3 +56,23 @@ async def claim_reminder_and_commit(
     result = await session.exec(stmt)
     await session.commit()
     return bool(result.rowcount == 1)
+
+
+async def cancel_pending_reminders(session: AsyncSession, *, interview_id: int, note: str, now: datetime) -> list[str]:
+    """Cancel the interview's reminders not yet taken by a sweep; their kinds (not committed).
+    One a sweep has claimed re-checks the interview itself before it sends."""
+    stmt = (
+        select(Reminder)
+        .where(Reminder.interview_id == interview_id, col(Reminder.state) == ReminderState.pending.value)
+        .order_by(col(Reminder.id))
+    )
+    kinds: list[str] = []
+    for row in (await session.exec(stmt)).all():
+        moved = await session.exec(
+            update(Reminder)
+            .where(col(Reminder.id) == row.id, col(Reminder.state) == ReminderState.pending.value)
+            .values(state=ReminderState.cancelled.value, note=note, updated_at=now)
+        )
+        if moved.rowcount == 1:
+            kinds.append(row.kind)
+    return kinds

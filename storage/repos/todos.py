@@ -37,13 +37,31 @@ async def open_todos_with_interviews(
     return [(todo, interview) for todo, interview in (await session.exec(stmt)).all()]
 
 
-async def finish_todo(session: AsyncSession, *, todo_id: int, assignee: str | None, now: datetime) -> bool:
-    """Mark an open to-do done (only the assignee's, unless ``assignee`` is None); not committed."""
-    stmt = update(Todo).where(col(Todo.id) == todo_id, col(Todo.done).is_(False)).values(done=True, done_at=now)
+async def finish_todo(
+    session: AsyncSession, *, todo_id: int, assignee: str | None, now: datetime, by: str | None = None
+) -> bool:
+    """Mark an open to-do done by ``by`` (only the assignee's, unless ``assignee`` is None); not committed."""
+    stmt = (
+        update(Todo)
+        .where(col(Todo.id) == todo_id, col(Todo.done).is_(False))
+        .values(done=True, done_at=now, done_by=by)
+    )
     if assignee is not None:
         stmt = stmt.where(col(Todo.assignee) == assignee)
     result = await session.exec(stmt)
     return bool(result.rowcount == 1)
+
+
+async def finish_todos_by_ref(session: AsyncSession, *, ref: str, by: str, now: datetime) -> list[Todo]:
+    """Mark every open to-do about ``ref`` done by ``by``; the ones closed (not committed)."""
+    stmt = select(Todo).where(Todo.ref == ref, col(Todo.done).is_(False)).order_by(col(Todo.id))
+    closed: list[Todo] = []
+    for todo in (await session.exec(stmt)).all():
+        assert todo.id is not None
+        if await finish_todo(session, todo_id=todo.id, assignee=None, now=now, by=by):
+            todo.done, todo.done_at, todo.done_by = True, now, by
+            closed.append(todo)
+    return closed
 
 
 async def open_todo_counts(session: AsyncSession) -> list[tuple[str, int]]:
