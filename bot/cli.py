@@ -351,6 +351,8 @@ async def _console_link(settings: Settings, args: argparse.Namespace) -> int:
         print(exc.message, file=sys.stderr)  # noqa: T201
         return 1
     print(f"{args.platform}:{args.user_id} 的网页后台登录链接(10 分钟内有效,只能使用一次):")  # noqa: T201
+    if console_auth.local_only(settings):
+        print("(未设置 BOT_PUBLIC_BASE_URL:这个链接只能在运行服务的这台电脑上打开)")  # noqa: T201
     print(console_auth.link_url(core, token))  # noqa: T201
     return 0
 
@@ -466,7 +468,7 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> int:
         print(f"--hr 需要 平台:用户ID,平台是 {'、'.join(registry.names())} 之一", file=sys.stderr)  # noqa: T201
         return 2
     core = _core(settings)
-    url = events_client.service_url(settings)
+    url = console_auth.service_url(settings)
     counted = {"applied": 0, "duplicate": 0}
     async with events_client.Poster(url, secret) as poster:
         for event in demo.events(core.clock.now(), settings.tz, (platform, user_id)):
@@ -516,7 +518,7 @@ async def _events_send(settings: Settings, args: argparse.Namespace) -> int:
     secret = _webhook_secret(settings)
     if secret is None:
         return 2
-    url = events_client.service_url(settings)
+    url = console_auth.service_url(settings)
     async with events_client.Poster(url, secret) as poster:
         try:
             answer = await poster.post(body)

@@ -8,21 +8,9 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from bot.settings import Settings
 from bot.signing import platform_signature
 
 PATH = "/api/platform/events"
-
-
-def service_url(settings: Settings) -> str:
-    """Where the running service is reached: BOT_PUBLIC_BASE_URL, else BOT_HOST:BOT_PORT (a
-    wildcard host is reached on this machine's loopback)."""
-    if settings.public_base_url:
-        return settings.public_base_url.rstrip("/")
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104 - compared, not bound
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.port}"
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,8 @@ from tests.conftest import AppFactory, event, post_event
 async def session(app: web.Application, *lines: str) -> str:
     """One terminal chat session of wecom:hr01 typing ``lines``, then Ctrl-D; what it printed."""
     out = io.StringIO()
-    code = await run_console(
-        app[DISPATCHER], platform="wecom", user_id="hr01", stdin=io.StringIO("".join(f"{x}\n" for x in lines)), stdout=out
-    )
+    typed = io.StringIO("".join(f"{x}\n" for x in lines))
+    code = await run_console(app[DISPATCHER], platform="wecom", user_id="hr01", stdin=typed, stdout=out)
     assert code == 0
     return out.getvalue()
 
