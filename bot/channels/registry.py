@@ -153,11 +153,11 @@ def startup_notes(settings: Settings, console_url: str) -> list[tuple[int, str]]
         notes.append(
             (
                 logging.INFO,
-                "no chat channel is configured. To try the bot from this machine: "
-                f"python -m bot people add --platform {first} --user-id admin01 --name <name> --role admin; "
-                "python -m bot demo (sample interviews; needs PLATFORM_WEBHOOK_SECRET); "
-                f"python -m bot chat --as {first}:admin01, or "
-                f"python -m bot console-link --platform {first} --user-id admin01 and open the link",
+                "no chat channel is configured. To try the bot from this machine (same .env): "
+                f"python -m bot people add --platform {first} --user-id hr01 --name <name> --role hr; "
+                f"python -m bot demo --hr {first}:hr01 (sample interviews; needs PLATFORM_WEBHOOK_SECRET); "
+                f"python -m bot chat --as {first}:hr01, or "
+                f"python -m bot console-link --platform {first} --user-id hr01 and open the link",
             )
         )
     elif not settings.public_base_url:
