@@ -72,6 +72,7 @@ async def rows(database_url: str, model: Any, *where: Any) -> list[Any]:
         await engine.dispose()
 
 
+@pytest.mark.timeout(180)  # ten command-line runs beside a running service
 async def test_demo_terminate_by_chat_mail_then_remove_only_the_demo(
     clean_db: str, smtp: SmtpServer, tmp_path: Path
 ) -> None:
@@ -240,3 +241,16 @@ async def test_with_a_public_address_links_use_it_and_nothing_warns(
     await add_person(app, "hr01", "王小姐", "hr")
     reply = await ChatUser(app, "hr01").says("后台")
     assert "https://hr.example.com/console/login?token=" in reply and "只能在" not in reply
+
+
+async def test_console_link_says_when_it_opens_only_here(clean_db: str, tmp_path: Path) -> None:
+    env = service_env(clean_db)
+    code, _, err = await cli(
+        env, tmp_path, "people", "add", "--platform", "wecom", "--user-id", "hr01", "--name", "王小姐", "--role", "hr"
+    )
+    assert code == 0, err
+    code, out, err = await cli(env, tmp_path, "console-link", "--platform", "wecom", "--user-id", "hr01")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[-1].startswith("http://127.0.0.1:8080/console/login?token=")  # the link stays last
+    assert any("BOT_PUBLIC_BASE_URL" in line and "这台电脑" in line for line in lines[:-1])
