@@ -21,6 +21,7 @@ from bot.channels.email import EmailSender
 from bot.channels.sms import build_sms_sender
 from bot.chat.messages import INBOUND_KIND
 from bot.clock import Clock, SystemClock
+from bot.console.web import PREFIX as CONSOLE_PATH
 from bot.dispatcher import Dispatcher
 from bot.jobs import register_jobs
 from bot.keys import BACKGROUND, CORE, DISPATCHER, ENGINE, HTTP, OUTBOX, SCHEDULER, SETTINGS
@@ -79,6 +80,8 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
         summary = registry.startup_summary(settings)
         warn = registry.disabled_features(settings) or registry.startup_warnings(settings)
         log.log(logging.WARNING if warn else logging.INFO, "%s", summary)
+        for level, note in registry.startup_notes(settings, console_auth.service_url(settings) + CONSOLE_PATH):
+            log.log(level, "%s", note)
         engine = create_engine(settings.database_url)
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         sessions = session_maker(engine)

@@ -14,6 +14,7 @@ from datetime import date
 
 from aiohttp import web
 
+from bot import events_client
 from bot.app import create_app, freeze_startup_heap
 from bot.bounded import check_day
 from bot.channels import registry
@@ -24,7 +25,7 @@ from bot.delivery import Reach
 from bot.dispatcher import Dispatcher
 from bot.language import llm
 from bot.logs import PathAccessLogger, access_logger, configure_logging
-from bot.services import console_admin, console_auth, notice_check, people_import
+from bot.services import console_admin, console_auth, demo, notice_check, people_import
 from bot.services import people as people_service
 from bot.services import reasons as reason_service
 from bot.services.context import Core
@@ -136,7 +137,22 @@ def _parser() -> argparse.ArgumentParser:
     retry.add_argument("notice_id", type=int)
 
     sub.add_parser("system", help="features on and off, intake and outbox backlog, last errors, version, database")
+    _add_first_try_commands(sub)
     return p
+
+
+def _add_first_try_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``demo`` and ``events send``: a first try, and a vendor's integration test, without a platform."""
+    demo_cmd = sub.add_parser("demo", help="创建示例面试(通过运行中服务的签名事件接口);--remove 删除全部示例数据")
+    demo_cmd.add_argument("--remove", action="store_true", help="删除示例数据(demo- 开头的面试及其全部记录)")
+    demo_cmd.add_argument(
+        "--hr",
+        metavar="PLATFORM:USER_ID",
+        help=f"示例面试的负责 HR(默认 {registry.names()[0]}:hr01)",
+    )
+    events_cmd = sub.add_parser("events", help="平台事件").add_subparsers(dest="events_command", required=True)
+    send_cmd = events_cmd.add_parser("send", help="签名并发送一个事件文件到运行中的服务,显示状态和应答")
+    send_cmd.add_argument("file", metavar="FILE.json", help="一个平台事件(JSON 对象)")
 
 
 def _core(settings: Settings, *, reach: Reach | None = None) -> Core:
@@ -335,6 +351,8 @@ async def _console_link(settings: Settings, args: argparse.Namespace) -> int:
         print(exc.message, file=sys.stderr)  # noqa: T201
         return 1
     print(f"{args.platform}:{args.user_id} 的网页后台登录链接(10 分钟内有效,只能使用一次):")  # noqa: T201
+    if console_auth.local_only(settings):
+        print("(未设置 BOT_PUBLIC_BASE_URL:这个链接只能在运行服务的这台电脑上打开)")  # noqa: T201
     print(console_auth.link_url(core, token))  # noqa: T201
     return 0
 
@@ -416,6 +434,110 @@ async def _system(settings: Settings) -> int:
     return 0
 
 
+def _webhook_secret(settings: Settings) -> str | None:
+    if settings.platform_webhook_secret is None or not settings.platform_webhook_secret.get_secret_value():
+        print(  # noqa: T201
+            "没有设置 PLATFORM_WEBHOOK_SECRET:平台事件接口未启用,无法发送签名事件。"
+            "请在 .env 中设置它(与服务使用同一个值),重启服务后再试。",
+            file=sys.stderr,
+        )
+        return None
+    return settings.platform_webhook_secret.get_secret_value()
+
+
+def _unreachable(url: str, exc: events_client.Unreachable) -> int:
+    print(  # noqa: T201
+        f"连不上服务 {url}({exc})。请先在另一个终端运行 python -m bot serve(使用同一个 .env),"
+        "或用 BOT_PUBLIC_BASE_URL 指明服务地址。",
+        file=sys.stderr,
+    )
+    return 1
+
+
+async def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    if args.remove:
+        counts = await demo.remove(_core(settings))
+        print(Templates().render("admin/demo_removed.txt.j2", counts=counts))  # noqa: T201
+        return 0
+    secret = _webhook_secret(settings)
+    if secret is None:
+        return 2
+    hr = args.hr or f"{registry.names()[0]}:hr01"
+    platform, sep, user_id = hr.partition(":")
+    if not sep or not user_id or platform not in registry.names():
+        print(f"--hr 需要 平台:用户ID,平台是 {'、'.join(registry.names())} 之一", file=sys.stderr)  # noqa: T201
+        return 2
+    core = _core(settings)
+    url = console_auth.service_url(settings)
+    counted = {"applied": 0, "duplicate": 0}
+    async with events_client.Poster(url, secret) as poster:
+        for event in demo.events(core.clock.now(), settings.tz, (platform, user_id)):
+            try:
+                answer = await poster.post(json.dumps(event, ensure_ascii=False).encode())
+            except events_client.Unreachable as exc:
+                return _unreachable(url, exc)
+            if answer.status != 200:
+                print(f"服务拒绝了示例事件 {event['event_id']}:HTTP {answer.status} {answer.body}", file=sys.stderr)  # noqa: T201
+                _signature_hint(answer.status)
+                return 1
+            status = json.loads(answer.body).get("status")
+            counted["duplicate" if status == "duplicate" else "applied"] += 1
+    async with core.sessions() as session:
+        known = await repo.get_person(session, platform=platform, user_id=user_id) is not None
+    text = core.templates.render(
+        "admin/demo.txt.j2",
+        url=url,
+        samples=demo.SAMPLES,
+        applied=counted["applied"],
+        duplicate=counted["duplicate"],
+        hr=hr,
+        hr_known=known,
+        idle_minutes=settings.idle_timeout_seconds // 60,
+    )
+    print(text)  # noqa: T201
+    return 0
+
+
+async def _events_send(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        body = _read_upload(args.file, settings.max_body_bytes + 1)
+    except OSError as exc:
+        print(f"无法读取 {args.file}: {exc.strerror}", file=sys.stderr)  # noqa: T201
+        return 2
+    if len(body) > settings.max_body_bytes:
+        print(f"{args.file} 太大(超过 {settings.max_body_bytes} 字节),服务不会接受", file=sys.stderr)  # noqa: T201
+        return 2
+    try:
+        parsed = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        print(f"{args.file} 不是有效的 JSON:{exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    if not isinstance(parsed, dict):
+        print(f"{args.file} 应当是一个 JSON 对象(一个平台事件),而不是 {type(parsed).__name__}", file=sys.stderr)  # noqa: T201
+        return 2
+    secret = _webhook_secret(settings)
+    if secret is None:
+        return 2
+    url = console_auth.service_url(settings)
+    async with events_client.Poster(url, secret) as poster:
+        try:
+            answer = await poster.post(body)
+        except events_client.Unreachable as exc:
+            return _unreachable(url, exc)
+    print(f"POST {poster.url} → HTTP {answer.status}")  # noqa: T201
+    try:
+        print(json.dumps(json.loads(answer.body), ensure_ascii=False, indent=2))  # noqa: T201
+    except json.JSONDecodeError:
+        print(answer.body)  # noqa: T201
+    _signature_hint(answer.status)
+    return 0 if 200 <= answer.status < 300 else 1
+
+
+def _signature_hint(status: int) -> None:
+    if status == 401:
+        print("签名不符:请确认本命令与服务使用同一个 PLATFORM_WEBHOOK_SECRET,且本机时钟准确。", file=sys.stderr)  # noqa: T201
+
+
 def _log_banner(text: str) -> None:
     for line in text.splitlines():
         if line.strip("= "):
@@ -482,4 +604,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "report":
         migrate(settings.database_url)
         return asyncio.run(_report_exits(settings, args))
+    if args.command in ("demo", "events"):
+        return _first_try(settings, args)
     return 2
+
+
+def _first_try(settings: Settings, args: argparse.Namespace) -> int:
+    if args.command == "events":
+        return asyncio.run(_events_send(settings, args))
+    migrate(settings.database_url)
+    return asyncio.run(_demo(settings, args))

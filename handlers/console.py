@@ -17,4 +17,6 @@ async def console_link(ctx: Context) -> list[Reply]:
         return [say(ctx, "console/direct_only")]
     token = await console_auth.issue_link(ctx.core, platform=ctx.msg.platform, user_id=ctx.msg.sender_id, chat=ctx.chat)
     minutes = int(console_auth.LINK_VALID.total_seconds() // 60)
-    return [say(ctx, "console/link", url=console_auth.link_url(ctx.core, token), minutes=minutes)]
+    url = console_auth.link_url(ctx.core, token)
+    local_only = console_auth.local_only(ctx.core.settings)
+    return [say(ctx, "console/link", url=url, minutes=minutes, local_only=local_only)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sys
+import uuid
 from typing import TextIO
 
 from bot.chat.messages import ChatType, IncomingMessage
@@ -29,6 +30,9 @@ async def run_console(
 ) -> int:
     stdout.write(f"面试退出助手 · 控制台({platform}:{user_id},{'群聊' if chat_type == 'group' else '单聊'})\n")
     stdout.write("输入「帮助」查看命令,Ctrl-D 退出。\n")
+    # Message ids are never reused across sessions: a 确认 that met an earlier session's id would
+    # be taken as a redelivery of that message (crash replay is keyed on platform:msg_id).
+    session = uuid.uuid4().hex
     for n in itertools.count(1):
         stdout.write(PROMPT)
         stdout.flush()
@@ -42,7 +46,7 @@ async def run_console(
             chat_id=chat_id or user_id,
             chat_type=chat_type,
             text=line.rstrip("\n"),
-            msg_id=f"console-{n}",
+            msg_id=f"console-{session}-{n}",
         )
         for reply in await dispatcher.handle(msg):
             if reply.title:

@@ -7,6 +7,7 @@ the candidate notice plan learn about channels only from here (through ``bot.del
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -161,3 +162,36 @@ def startup_summary(settings: Settings) -> str:
         f"candidate notices ({settings.notice_plan}) can go by: {notices}",
     ]
     return " | ".join(parts)
+
+
+def chat_channels_on(settings: Settings) -> list[str]:
+    """The channels with at least one part switched on (people talk to the bot there, or it posts there)."""
+    return [c.name for c in CHANNELS if any(why is None for _, why in c.features(settings))]
+
+
+def startup_notes(settings: Settings, console_url: str) -> list[tuple[int, str]]:
+    """Start-up log lines after the summary, with their levels: where the web console is; the next
+    step when no chat channel is configured; a warning when links people open on their phones
+    (console logins from chat, the daily summary's) can only point at this machine."""
+    notes = [(logging.INFO, f"web console: {console_url}")]
+    first = names()[0]
+    if not chat_channels_on(settings):
+        notes.append(
+            (
+                logging.INFO,
+                "no chat channel is configured. To try the bot from this machine (same .env): "
+                f"python -m bot people add --platform {first} --user-id hr01 --name <name> --role hr; "
+                f"python -m bot demo --hr {first}:hr01 (sample interviews; needs PLATFORM_WEBHOOK_SECRET); "
+                f"python -m bot chat --as {first}:hr01, or "
+                f"python -m bot console-link --platform {first} --user-id hr01 and open the link",
+            )
+        )
+    elif not settings.public_base_url:
+        notes.append(
+            (
+                logging.WARNING,
+                f"BOT_PUBLIC_BASE_URL is not set: console login links sent in chat point at {console_url}, "
+                "which opens only on this machine; set it to the address people and platforms reach this service at",
+            )
+        )
+    return notes

@@ -90,6 +90,12 @@ async def welcome(request: web.Request) -> web.StreamResponse:
     return render(request, "welcome", status=401)
 
 
+@routes.get("/")
+async def root(request: web.Request) -> web.StreamResponse:
+    """The service's address opened in a browser: the console (its welcome page without a session)."""
+    raise redirect(PREFIX)
+
+
 @routes.get(f"{PREFIX}/")
 async def slash(request: web.Request) -> web.StreamResponse:
     raise redirect(PREFIX)

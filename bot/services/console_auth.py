@@ -21,6 +21,7 @@ from datetime import timedelta
 from bot.services import people
 from bot.services.context import Core
 from bot.services.errors import ServiceError, refusal
+from bot.settings import Settings
 from storage import repo
 from storage.models import Person, Role
 
@@ -103,13 +104,25 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def base_url(core: Core) -> str:
-    """BOT_PUBLIC_BASE_URL when set, else the address the service listens on."""
-    settings = core.settings
+def service_url(settings: Settings) -> str:
+    """BOT_PUBLIC_BASE_URL when set, else the address the service listens on (a wildcard host
+    is reached on this machine's loopback)."""
     if settings.public_base_url:
         return settings.public_base_url
     host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104
+    if ":" in host:
+        host = f"[{host}]"
     return f"http://{host}:{settings.port}"
+
+
+def base_url(core: Core) -> str:
+    return service_url(core.settings)
+
+
+def local_only(settings: Settings) -> bool:
+    """Links are built on the listening address (BOT_PUBLIC_BASE_URL unset): they open only on
+    this machine (or its network), not on a colleague's phone."""
+    return not settings.public_base_url
 
 
 def link_url(core: Core, token: str) -> str:

@@ -7,12 +7,28 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, bindparam, func, or_, update
+from sqlalchemy import BindParameter, ColumnElement, String, bindparam, cast, delete, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
 
-from storage.models import OPEN_INTERVIEW_STATUSES, Candidate, Interview, InterviewShare, InterviewStatus
+from storage.models import (
+    OPEN_INTERVIEW_STATUSES,
+    AuditEvent,
+    Candidate,
+    ExitRecord,
+    Interview,
+    InterviewShare,
+    InterviewStatus,
+    KfConversation,
+    Notice,
+    NoticeAttempt,
+    PendingAction,
+    PlatformEvent,
+    Reminder,
+    TerminationJob,
+    Todo,
+)
 
 
 async def get_interview(session: AsyncSession, *, platform_id: str) -> Interview | None:
@@ -250,3 +266,64 @@ async def recently_ended(
     """Interviews that reached ``status`` at or after ``since`` (in ``hr_key``'s scope unless None)."""
     _, rows = await page_interviews(session, hr_key=hr_key, status=status, ended_since=since, limit=200)
     return rows
+
+
+async def purge_interviews_and_commit(session: AsyncSession, *, platform_id_prefix: str) -> dict[str, int]:
+    """Delete every interview whose platform id starts with ``platform_id_prefix`` and every row
+    that belongs to it: its events, prompts, exit records, termination jobs, reminders, shares,
+    to-dos, notices with their attempts, audit rows, and its candidates when no other interview
+    is theirs. Nothing else is touched. Returns how many rows of each kind went."""
+    pattern = platform_id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    doomed = (await session.exec(select(Interview).where(col(Interview.platform_id).like(pattern, escape="\\")))).all()
+    ids = [i.id for i in doomed if i.id is not None]
+    platform_ids = {i.platform_id for i in doomed}
+    counts: dict[str, int] = {}
+
+    async def gone(name: str, stmt: Any) -> None:
+        result = await session.exec(stmt)
+        counts[name] = counts.get(name, 0) + int(result.rowcount or 0)
+
+    # Prompts and audit rows name an interview or its events inside JSON: narrowed by text, then checked.
+    prompts = (
+        await session.exec(
+            select(PendingAction).where(cast(PendingAction.params, String).like(f"%{pattern}", escape="\\"))
+        )
+    ).all()
+    prompt_ids = [p.id for p in prompts if str(p.params.get("platform_id", "")).startswith(platform_id_prefix)]
+    loose_audits = (
+        await session.exec(
+            select(AuditEvent).where(
+                col(AuditEvent.interview_id).is_(None), cast(AuditEvent.detail, String).like(f"%{pattern}", escape="\\")
+            )
+        )
+    ).all()
+    audit_ids = [a.id for a in loose_audits if str(a.detail.get("key", "")).startswith(platform_id_prefix)]
+    await gone("prompts", delete(PendingAction).where(col(PendingAction.id).in_(prompt_ids)))
+    await gone("audit", delete(AuditEvent).where(col(AuditEvent.id).in_(audit_ids)))
+    await gone(
+        "events", delete(PlatformEvent).where(col(PlatformEvent.interview_platform_id).in_(sorted(platform_ids)))
+    )
+    notice_ids = select(Notice.id).where(col(Notice.interview_id).in_(ids))
+    await gone("notice_attempts", delete(NoticeAttempt).where(col(NoticeAttempt.notice_id).in_(notice_ids)))
+    for name, model in (
+        ("notices", Notice),
+        ("todos", Todo),
+        ("exits", ExitRecord),
+        ("termination_jobs", TerminationJob),
+        ("reminders", Reminder),
+        ("shares", InterviewShare),
+        ("audit", AuditEvent),
+    ):
+        await gone(name, delete(model).where(col(model.interview_id).in_(ids)))
+    candidate_ids = {i.candidate_id for i in doomed}
+    await gone("interviews", delete(Interview).where(col(Interview.id).in_(ids)))
+    still_used = set(
+        (await session.exec(select(Interview.candidate_id).where(col(Interview.candidate_id).in_(candidate_ids)))).all()
+    )
+    orphans = sorted(candidate_ids - still_used)
+    await session.exec(
+        update(KfConversation).where(col(KfConversation.candidate_id).in_(orphans)).values(candidate_id=None)
+    )
+    await gone("candidates", delete(Candidate).where(col(Candidate.id).in_(orphans)))
+    await session.commit()
+    return counts
