@@ -15,7 +15,7 @@ from bot.clock import FrozenClock
 from bot.services.charts import render_exit_chart
 from bot.services.summary import build_summary, send_daily_summary
 from storage.models import Person
-from tests.conftest import CLOCK_START, AppFactory, admin_headers, eventually
+from tests.conftest import CLOCK_START, NO_ENV_FILE, AppFactory, admin_headers, eventually
 from tests.fakes.smtp import SmtpServer
 from tests.sched import SH, core_of, notices, send_event, subjects
 
@@ -182,6 +182,7 @@ async def test_cli_summary_send(make_client: AppFactory, clock: FrozenClock, dat
     client = await make_client()
     await add_people(client, ("dingtalk", "mgr2", "吴经理", "manager", "wu@example.com"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_"))}
+    env.update(NO_ENV_FILE)
     env["BOT_DATABASE_URL"] = database_url
     cmd = [sys.executable, "-m", "bot", "summary", "send", "--date", DAY.isoformat()]
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=50, check=False)
