@@ -151,9 +151,7 @@ async def build_summary(core: Core, *, day: date) -> SummaryData:
         average = sum(r.by_reason.get(name, 0) for r in week) / WEEK
         if count or average:
             spike = (
-                history_days >= MIN_HISTORY_DAYS
-                and count >= MIN_SPIKE
-                and count >= s.summary_spike_factor * average
+                history_days >= MIN_HISTORY_DAYS and count >= MIN_SPIKE and count >= s.summary_spike_factor * average
             )
             reasons.append(ReasonLine(name=name, count=count, average=average, spike=spike))
     now = core.clock.now()
