@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import timedelta
@@ -56,6 +57,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.router.add_get("/healthz", healthz)
     for channel in registry.CHANNELS:  # their callback routes must exist before the app starts
         app.add_routes(channel.routes(settings))
+    app.on_shutdown.append(_log_stopping)
+    app.cleanup_ctx.append(_lifecycle_ctx)  # first in, so its end runs after every other cleanup
     app.cleanup_ctx.append(_core_ctx(clock or SystemClock()))
     app.cleanup_ctx.append(_delivery_ctx)
     app.cleanup_ctx.append(_scheduler_ctx)
@@ -71,6 +74,18 @@ async def freeze_startup_heap(app: web.Application) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
+
+
+async def _log_stopping(app: web.Application) -> None:
+    log.info("stopping: finishing the work in flight")
+
+
+async def _lifecycle_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The service's last line: said after the scheduler, the outbox, the channels and the
+    database are closed, so an admin knows the stop was clean (a crash ends without it)."""
+    started = time.monotonic()
+    yield
+    log.info("stopped after %.0f s", time.monotonic() - started)
 
 
 def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]

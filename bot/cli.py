@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from aiohttp import web
 
@@ -43,6 +44,9 @@ log = logging.getLogger("bot")
 
 # The actor and source of changes made on the command line (audit).
 CLI = "cli"
+# What migrating logs at INFO (alembic's steps, "schema is up to date"): quiet for every command
+# but serve and migrate, whose output is read for it.
+QUIET_MIGRATION_LOGGERS = ("alembic", "storage.db")
 
 
 def day(value: str) -> date:
@@ -50,93 +54,138 @@ def day(value: str) -> date:
     return check_day(date.fromisoformat(value))
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    def add_usage(self, usage: str | None, actions: Any, groups: Any, prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, "用法:" if prefix is None else prefix)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its own words in Chinese (usage, section titles, -h); every subcommand's parser
+    is one too (``add_subparsers`` makes parsers of the parent's class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        add_help = kwargs.pop("add_help", True)
+        kwargs["add_help"] = False  # our own -h below, described in Chinese
+        super().__init__(*args, **kwargs)
+        self._positionals.title = "参数"
+        self._optionals.title = "选项"
+        if add_help:
+            self.add_argument("-h", "--help", action="help", help="显示本帮助并退出")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bot", description="面试退出助手 / interview-exit bot")
-    sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="apply migrations and run the HTTP service")
-    sub.add_parser("migrate", help="apply database migrations")
-
-    people = sub.add_parser("people", help="manage colleagues known to the bot").add_subparsers(
-        dest="people_command", required=True
+    platforms = "、".join(registry.names())
+    outcomes = "或".join(reason_service.OUTCOMES)
+    p = _Parser(
+        prog="python -m bot",
+        description="面试退出助手的命令行。每个命令都读取同一份设置(环境变量和 .env),连接同一个数据库。",
+        epilog="各命令的选项:python -m bot <命令> -h,例如 python -m bot people add -h",
     )
-    add = people.add_parser("add", help="add or update a person")
-    add.add_argument("--platform", required=True, choices=registry.names())
-    add.add_argument("--user-id", required=True)
-    add.add_argument("--name", required=True)
-    add.add_argument("--role", required=True, choices=[r.value for r in Role])
-    add.add_argument("--mobile")
-    add.add_argument("--email")
-    people.add_parser("list", help="list people")
-    people_import_cmd = people.add_parser("import", help="import people from a CSV file (preview, then apply)")
-    people_import_cmd.add_argument("file", metavar="FILE.csv", help="columns platform,user_id,name,role,mobile,email")
-    people_import_cmd.add_argument("--yes", action="store_true", help="apply without asking")
-    edit_person = people.add_parser("edit", help="change a person's role, name or contact")
-    edit_person.add_argument("--platform", required=True, choices=registry.names())
-    edit_person.add_argument("--user-id", required=True)
-    edit_person.add_argument("--name")
-    edit_person.add_argument("--role", choices=[r.value for r in Role])
-    edit_person.add_argument("--mobile", help='"" clears it')
-    edit_person.add_argument("--email", help='"" clears it')
-    remove_person = people.add_parser("remove", help="remove a person")
-    remove_person.add_argument("--platform", required=True, choices=registry.names())
-    remove_person.add_argument("--user-id", required=True)
+    sub = p.add_subparsers(dest="command", required=True, title="命令", metavar="<命令>")
+    sub.add_parser("serve", help="升级数据库结构后运行服务(HTTP 回调、网页后台、定时任务、发件箱)")
+    sub.add_parser("migrate", help="只升级数据库结构(serve 启动时也会自动升级)")
 
-    reasons = sub.add_parser("reasons", help="exit reasons (退出原因)").add_subparsers(
-        dest="reasons_command", required=True
+    people = sub.add_parser("people", help="人员:添加、查看、导入、修改、移除").add_subparsers(
+        dest="people_command", required=True, title="子命令", metavar="<子命令>"
     )
-    reasons.add_parser("list", help="list every reason in order")
-    add_reason = reasons.add_parser("add", help="add a reason")
-    add_reason.add_argument("--name", required=True)
-    add_reason.add_argument("--outcome", required=True, choices=reason_service.OUTCOMES)
-    add_reason.add_argument("--synonyms", default="", help="separated by commas or 、")
-    add_reason.add_argument("--code", help="lower-case letters, digits, _ (made up when not given)")
-    edit_reason = reasons.add_parser("edit", help="rename, change synonyms, outcome, order, enable")
-    edit_reason.add_argument("code")
-    edit_reason.add_argument("--name")
-    edit_reason.add_argument("--synonyms", help='the whole list, separated by commas or 、 ("" for none)')
-    edit_reason.add_argument("--outcome", choices=reason_service.OUTCOMES)
-    edit_reason.add_argument("--enable", action="store_true", help="enable a disabled reason")
-    edit_reason.add_argument("--move", type=int, metavar="N", help="move N places (negative: up)")
-    disable_reason = reasons.add_parser("disable", help="disable a reason (chat no longer offers it)")
-    disable_reason.add_argument("code")
-    delete_reason = reasons.add_parser("delete", help="delete a disabled reason nothing refers to")
-    delete_reason.add_argument("code")
+    add = people.add_parser("add", help="添加人员(已存在则更新)")
+    add.add_argument("--platform", required=True, choices=registry.names(), help=f"所在平台:{platforms}")
+    add.add_argument(
+        "--user-id", required=True, help="该平台上的用户 ID(企业微信账号、钉钉 userId、飞书 user_id 或 open_id)"
+    )
+    add.add_argument("--name", required=True, help="姓名")
+    add.add_argument(
+        "--role", required=True, choices=[r.value for r in Role], help="角色:hr、manager(经理)或 admin(管理员)"
+    )
+    add.add_argument("--mobile", help="手机号(可选)")
+    add.add_argument("--email", help="邮箱(可选;没有聊天渠道时日报和通知发到这里)")
+    people.add_parser("list", help="列出全部人员")
+    people_import_cmd = people.add_parser("import", help="从 CSV 文件批量导入人员(先预览,确认后导入)")
+    people_import_cmd.add_argument(
+        "file", metavar="FILE.csv", help="CSV 文件,列为 platform,user_id,name,role,mobile,email"
+    )
+    people_import_cmd.add_argument("--yes", action="store_true", help="不询问,预览后直接导入")
+    edit_person = people.add_parser("edit", help="修改人员的角色、姓名或联系方式")
+    edit_person.add_argument("--platform", required=True, choices=registry.names(), help=f"所在平台:{platforms}")
+    edit_person.add_argument("--user-id", required=True, help="该平台上的用户 ID")
+    edit_person.add_argument("--name", help="新姓名")
+    edit_person.add_argument("--role", choices=[r.value for r in Role], help="新角色:hr、manager 或 admin")
+    edit_person.add_argument("--mobile", help='新手机号(传 "" 清空)')
+    edit_person.add_argument("--email", help='新邮箱(传 "" 清空)')
+    remove_person = people.add_parser("remove", help="移除人员")
+    remove_person.add_argument("--platform", required=True, choices=registry.names(), help=f"所在平台:{platforms}")
+    remove_person.add_argument("--user-id", required=True, help="该平台上的用户 ID")
 
-    link = sub.add_parser("console-link", help="print a one-time login link to the web console (valid 10 minutes)")
-    link.add_argument("--platform", required=True, choices=registry.names())
-    link.add_argument("--user-id", required=True)
+    reasons = sub.add_parser("reasons", help="退出原因:查看、添加、修改、停用、删除").add_subparsers(
+        dest="reasons_command", required=True, title="子命令", metavar="<子命令>"
+    )
+    reasons.add_parser("list", help="按顺序列出全部退出原因")
+    add_reason = reasons.add_parser("add", help="添加退出原因")
+    add_reason.add_argument("--name", required=True, help="名称,例如 候选人迟到")
+    add_reason.add_argument(
+        "--outcome",
+        required=True,
+        choices=reason_service.OUTCOMES,
+        help=f"结束后的招聘状态:{outcomes}",
+    )
+    add_reason.add_argument("--synonyms", default="", help="聊天中可说的同义词,用逗号或 、 分隔")
+    add_reason.add_argument("--code", help="代码:小写字母、数字、下划线(不填则自动生成)")
+    edit_reason = reasons.add_parser("edit", help="改名、改同义词、改招聘状态、调整顺序、重新启用")
+    edit_reason.add_argument("code", help="原因代码(reasons list 中括号里的)")
+    edit_reason.add_argument("--name", help="新名称")
+    edit_reason.add_argument("--synonyms", help='完整的同义词列表,用逗号或 、 分隔(传 "" 表示没有)')
+    edit_reason.add_argument("--outcome", choices=reason_service.OUTCOMES, help=f"新的招聘状态:{outcomes}")
+    edit_reason.add_argument("--enable", action="store_true", help="重新启用已停用的原因")
+    edit_reason.add_argument("--move", type=int, metavar="N", help="移动 N 位(负数为上移)")
+    disable_reason = reasons.add_parser("disable", help="停用原因(聊天中不再提供)")
+    disable_reason.add_argument("code", help="原因代码")
+    delete_reason = reasons.add_parser("delete", help="删除已停用且没有被引用的原因")
+    delete_reason.add_argument("code", help="原因代码")
 
-    chat = sub.add_parser("chat", help="talk to the bot in this terminal (console channel)")
+    link = sub.add_parser("console-link", help="打印网页后台的一次性登录链接(10 分钟内有效)")
+    link.add_argument("--platform", required=True, choices=registry.names(), help=f"登录人所在平台:{platforms}")
+    link.add_argument("--user-id", required=True, help="登录人在该平台上的用户 ID(须已用 people add 添加)")
+
+    chat = sub.add_parser("chat", help="在终端里以某人的身份和机器人对话(试用、排查)")
     chat.add_argument(
-        "--as", dest="who", required=True, metavar="PLATFORM:USER_ID", help=f"e.g. {registry.names()[0]}:hr01"
+        "--as",
+        dest="who",
+        required=True,
+        metavar="PLATFORM:USER_ID",
+        help=f"以谁的身份,平台:用户ID,例如 {registry.names()[0]}:hr01",
     )
-    chat.add_argument("--group", action="store_true", help="behave like a group chat (masking applies)")
+    chat.add_argument("--group", action="store_true", help="当作群聊(联系方式会打码)")
 
-    report = sub.add_parser("report", help="reports").add_subparsers(dest="report_command", required=True)
-    exits = report.add_parser("exits", help="exit counts by reason")
-    exits.add_argument("--from", dest="start", required=True, type=day, help="YYYY-MM-DD")
-    exits.add_argument("--to", dest="end", required=True, type=day, help="YYYY-MM-DD")
-    exits.add_argument("--format", choices=["table", "csv", "json"], default="table")
-
-    summary = sub.add_parser("summary", help="managers' daily exit summary").add_subparsers(
-        dest="summary_command", required=True
+    report = sub.add_parser("report", help="报表").add_subparsers(
+        dest="report_command", required=True, title="子命令", metavar="<子命令>"
     )
-    send = summary.add_parser("send", help="queue the summary now (each recipient gets it once per day)")
-    send.add_argument("--date", dest="day", type=day, help="YYYY-MM-DD (default: today)")
-
-    notice = sub.add_parser("notice", help="candidate notices").add_subparsers(dest="notice_command", required=True)
-    test = notice.add_parser(
-        "test", help="queue a test notice; the running service sends it through the outbox; show the result"
+    exits = report.add_parser("exits", help="按原因统计提前结束的面试(默认本月)")
+    exits.add_argument("--from", dest="start", type=day, help="开始日期 YYYY-MM-DD(默认:结束日期所在月的 1 日)")
+    exits.add_argument("--to", dest="end", type=day, help="结束日期 YYYY-MM-DD(默认:今天,按 BOT_TIMEZONE)")
+    exits.add_argument(
+        "--format", choices=["table", "csv", "json"], default="table", help="输出格式:table(默认)、csv 或 json"
     )
+
+    summary = sub.add_parser("summary", help="经理的每日退出日报").add_subparsers(
+        dest="summary_command", required=True, title="子命令", metavar="<子命令>"
+    )
+    send = summary.add_parser("send", help="立即发送日报(每人每天只会收到一份)")
+    send.add_argument("--date", dest="day", type=day, help="日报日期 YYYY-MM-DD(默认:今天)")
+
+    notice = sub.add_parser("notice", help="通知:测试发送、查看问题、重发").add_subparsers(
+        dest="notice_command", required=True, title="子命令", metavar="<子命令>"
+    )
+    test = notice.add_parser("test", help="发一条测试通知(由运行中的服务经发件箱发出)并显示结果")
     to = test.add_mutually_exclusive_group(required=True)
-    to.add_argument("--to-email", metavar="ADDRESS", help="send by email (SMTP)")
-    to.add_argument("--to-mobile", metavar="NUMBER", help="send by SMS")
-    test.add_argument("--wait", type=float, default=60.0, metavar="SECONDS", help="how long to wait for the result")
-    notice.add_parser("problems", help="list pending and dead notices with their attempts")
-    retry = notice.add_parser("retry", help="send a dead notice again (the running service's outbox sends it)")
-    retry.add_argument("notice_id", type=int)
+    to.add_argument("--to-email", metavar="ADDRESS", help="发到这个邮箱(SMTP)")
+    to.add_argument("--to-mobile", metavar="NUMBER", help="发到这个手机号(短信)")
+    test.add_argument("--wait", type=float, default=60.0, metavar="SECONDS", help="最多等待结果的秒数(默认 60)")
+    notice.add_parser("problems", help="列出待发送和发送失败的通知及每次尝试")
+    retry = notice.add_parser("retry", help="重发一条发送失败的通知(由运行中的服务发出)")
+    retry.add_argument("notice_id", type=int, help="通知编号(notice problems 中的 #编号)")
 
-    sub.add_parser("system", help="features on and off, intake and outbox backlog, last errors, version, database")
+    sub.add_parser("system", help="系统状态:功能开关、消息和发件箱积压、最近错误、版本、数据库")
     _add_first_try_commands(sub)
     return p
 
@@ -318,8 +367,11 @@ async def _report_exits(settings: Settings, args: argparse.Namespace) -> int:
     core = _core(settings)
     async with core.sessions() as session:
         await repo.ensure_default_reasons(session)
+    # This month by default: --to today (in BOT_TIMEZONE), --from the 1st of --to's month.
+    end = args.end or core.clock.now().astimezone(settings.tz).date()
+    start = args.start or end.replace(day=1)
     try:
-        report = await exit_report(core, start=args.start, end=args.end)
+        report = await exit_report(core, start=start, end=end)
     except ValueError as exc:
         print(str(exc), file=sys.stderr)  # noqa: T201
         return 2
@@ -329,9 +381,8 @@ async def _report_exits(settings: Settings, args: argparse.Namespace) -> int:
         buf = io.StringIO()
         writer = csv.writer(buf)
         writer.writerow(["reason", "count"])
-        for name, count in report.by_reason.items():
+        for name, count in report.by_reason.items():  # no total row: it would double a spreadsheet's SUM
             writer.writerow([name, count])
-        writer.writerow(["total", report.total])
         print(buf.getvalue(), end="")  # noqa: T201
     else:
         width = max([len(n) for n in report.by_reason] + [2]) * 2
@@ -552,6 +603,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"配置错误 / bad settings: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     configure_logging(settings.tz, json_lines=settings.log_format == "json")
+    if args.command not in ("serve", "migrate"):
+        # Every command brings the schema up to date first; only serve and migrate say so.
+        for name in QUIET_MIGRATION_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     if args.command in ("serve", "migrate"):
         migrate(settings.database_url)
         if args.command == "serve":

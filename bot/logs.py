@@ -3,7 +3,12 @@
 ``configure_logging`` is called by the command line; the access logger is handed to aiohttp's
 ``run_app`` when ``BOT_ACCESS_LOG`` is on.
 
-``BOT_LOG_FORMAT=json`` writes one JSON object per line instead (``JsonFormatter``), each with the
+The access log leaves out the probes (``PROBES``: ``/healthz``, ``/readyz``, ``/metrics``) that
+answer below 400: a load balancer or Prometheus asks every few seconds, and those lines would bury
+the rest. A failing probe is still logged.
+
+``BOT_LOG_FORMAT=json`` writes one JSON object per line instead (``JsonFormatter``), its ``time`` in
+ISO 8601 with the zone's offset (``2026-03-10T10:00:00.250+08:00``), each with the
 fields bound by ``log_context`` for the work in progress: the chat message (``message_id``), the
 outbox row (``notice_id``), the interview (``interview_id``), the platform event (``event_id``).
 They are contextvars, so they follow a request's work into the tasks it starts and never leak
@@ -31,6 +36,8 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MAX_MESSAGE_CHARS = 2000
 MAX_LINE_CHARS = 500
 MAX_TRACEBACK_CHARS = 8000
+# Paths polled by health checks and Prometheus: not access-logged while they succeed.
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 _CONTEXT: ContextVar[dict[str, str]] = ContextVar("bot_log_context", default={})  # noqa: B039 - never mutated
@@ -84,13 +91,13 @@ class AdminFormatter(logging.Formatter):
 
 
 class JsonFormatter(AdminFormatter):
-    """One JSON object per line: time (local, with offset), level, logger, message, the bound
-    context fields, and the traceback (cut like the text format's) when there is one."""
+    """One JSON object per line: time (ISO 8601, local, with offset), level, logger, message, the
+    bound context fields, and the traceback (cut like the text format's) when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
         record.message = cap(record.getMessage(), MAX_MESSAGE_CHARS)
         line: dict[str, Any] = {
-            "time": self.formatTime(record),
+            "time": datetime.fromtimestamp(record.created, self.tz).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.message,
@@ -120,6 +127,8 @@ class PathAccessLogger(AbstractAccessLogger):
     (WeCom and DingTalk put signatures there) and never a header."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if request.path in PROBES and response.status < 400:
+            return
         self.logger.info(
             '%s "%s %s" %s %s %.3fs',
             request.remote or "-",

@@ -51,6 +51,14 @@ DEFAULT_SCHEDULED_AT = datetime.combine(
 )
 
 
+# Tests never read a settings file they did not write: not the developer's .env in the checkout
+# (filled in after the README's first step, its SMTP server once made a CLI test wait 60 s).
+# BOT_ENV_FILE="" turns the file off (bot.channels.registry.env_file); every `python -m bot` a test
+# starts inherits it, and helpers that build a child's environment from scratch add NO_ENV_FILE.
+NO_ENV_FILE = {registry.ENV_FILE_VARIABLE: ""}
+os.environ.update(NO_ENV_FILE)
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("BOT_TEST_DATABASE_URL") or f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db')}/test.db"

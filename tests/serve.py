@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import ADMIN_TOKEN, PLATFORM_SECRET
+from tests.conftest import ADMIN_TOKEN, NO_ENV_FILE, PLATFORM_SECRET
 from tests.fakes.smtp import SmtpServer, free_port
 
 
@@ -26,6 +26,7 @@ def service_env(database_url: str, smtp: SmtpServer | None = None, **extra: str)
         for k, v in os.environ.items()
         if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_", "FEISHU_", "SMS_"))
     }
+    env.update(NO_ENV_FILE)
     env.update(BOT_DATABASE_URL=database_url, BOT_ADMIN_TOKEN=ADMIN_TOKEN, PLATFORM_WEBHOOK_SECRET=PLATFORM_SECRET)
     if smtp is not None:
         env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp.port), SMTP_FROM="hr-bot@example.com")

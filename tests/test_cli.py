@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import csv
+import io
 import json
 import os
+import re
 import sys
+from datetime import date, timedelta
+from pathlib import Path
 
+from bot import cli
 from bot.clock import FrozenClock
-from tests.conftest import CLOCK_START, AppFactory, admin_headers, started_interview
+from tests.conftest import CLOCK_START, SHANGHAI, AppFactory, admin_headers, started_interview
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 async def run_cli(database_url: str, *args: str, stdin: str = "") -> tuple[int, str, str]:
@@ -82,3 +91,72 @@ async def test_console_group_masks_contact_details(make_client: AppFactory, cloc
     assert "138****1234" in out and "13800001234" not in out
     code, _, err = await run_cli(clean_db, "chat", "--as", "hr01")
     assert code == 2 and "平台:用户ID" in err
+
+
+async def test_commands_say_nothing_of_migrations_but_migrate_does(clean_db: str) -> None:
+    code, out, err = await run_cli(clean_db, "people", "list")
+    assert code == 0 and "还没有人员" in out
+    assert "alembic" not in err and "schema is up to date" not in err, err
+    code, _, err = await run_cli(clean_db, "migrate")
+    assert code == 0 and "INFO storage.db: database schema is up to date" in err
+
+
+def subcommands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Every runnable command of the parser and its parser, e.g. "people add", "report exits"."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                found.update(subcommands(child, f"{prefix}{name} ") or {f"{prefix}{name}": child})
+    return found
+
+
+async def test_help_is_chinese_and_the_readme_lists_every_command(clean_db: str) -> None:
+    commands = subcommands(cli._parser())
+    assert {"serve", "reasons add", "people edit", "people remove", "people import", "system"} <= set(commands)
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert [c for c in commands if f"python -m bot {c}" not in readme] == []
+    undescribed = [
+        f"{name} {action.dest}"
+        for name, parser in commands.items()
+        for action in parser._actions
+        if not CJK.search(action.help or "")
+    ]
+    assert undescribed == []  # every option and argument of every command, -h too
+
+    code, out, _ = await run_cli(clean_db, "--help")
+    assert code == 0 and out.startswith("用法:python -m bot")
+    assert "显示本帮助并退出" in out and "show this help" not in out and "options:" not in out
+    assert all(f"    {name.split()[0]}" in out for name in commands), out
+    code, out, _ = await run_cli(clean_db, "people", "add", "-h")
+    assert code == 0 and "--name NAME           姓名" in out and "选项:" in out
+
+
+async def test_report_exits_defaults_to_this_month_and_its_csv_has_no_total(
+    make_client: AppFactory, clock: FrozenClock, clean_db: str
+) -> None:
+    client = await make_client()
+    today = CLOCK_START.astimezone(SHANGHAI).date()
+    for n, back in enumerate((0, today.day)):  # one exit this month, one on the last day of last month
+        clock.set(CLOCK_START - timedelta(days=back))
+        await started_interview(client, clock, f"iv-{n}")
+        resp = await client.post(
+            f"/api/interviews/iv-{n}/terminate", json={"reason": "候选人放弃"}, headers=admin_headers()
+        )
+        assert resp.status == 200, await resp.text()
+
+    code, out, err = await run_cli(clean_db, "report", "exits", "--to", today.isoformat(), "--format", "csv")
+    assert code == 0, err
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["reason", "count"] and "total" not in out and "合计" not in out
+    counts = {name: int(count) for name, count in rows[1:]}
+    assert counts["候选人放弃"] == 1 and sum(counts.values()) == 1  # a sum over the column is the total
+
+    code, out, _ = await run_cli(clean_db, "report", "exits", "--to", today.isoformat(), "--format", "json")
+    shown = json.loads(out)
+    assert (shown["from"], shown["to"], shown["total"]) == (today.replace(day=1).isoformat(), today.isoformat(), 1)
+    code, out, _ = await run_cli(clean_db, "report", "exits", "--format", "json")  # the real today: its month
+    start, end = (date.fromisoformat(json.loads(out)[k]) for k in ("from", "to"))
+    assert code == 0 and start.day == 1 and (start.year, start.month) == (end.year, end.month)
+    code, out, _ = await run_cli(clean_db, "report", "exits", "--to", today.isoformat())
+    assert "合计" in out  # the table keeps its total line

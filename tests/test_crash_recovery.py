@@ -23,6 +23,7 @@ from sqlmodel import select
 from bot.clock import FrozenClock
 from storage.db import create_engine, session_maker
 from storage.models import Notice, NoticeAttempt, Person
+from tests.conftest import NO_ENV_FILE
 from tests.fakes.dingtalk_api import FakeDingTalk
 from tests.fakes.smtp import free_port
 from tests.fakes.wecom_api import FakeWeCom, WeComSide, text_xml, wecom_settings
@@ -105,6 +106,7 @@ def services() -> Iterator[list[Service]]:
 
 def base_env(database_url: str, settings: dict[str, Any]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_"))}
+    env.update(NO_ENV_FILE)
     env.update(BOT_DATABASE_URL=database_url, BOT_OUTBOX_POLL_SECONDS="0.1", BOT_SWEEP_INTERVAL_SECONDS="3600")
     for key, value in settings.items():
         env[key.upper()] = str(value)

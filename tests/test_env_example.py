@@ -11,6 +11,10 @@ import pytest
 from bot.channels.registry import AppSettings as Settings
 
 EXAMPLE = Path(__file__).parents[1] / ".env.example"
+COMPOSE = Path(__file__).parents[1] / "deploy" / "docker-compose.yml"
+# Read by deploy/docker-compose.yml only, not by the service: documented beside the settings.
+DEPLOY_ONLY = {"POSTGRES_PASSWORD"}
+CJK = re.compile(r"[\u4e00-\u9fff]")
 SETTING = re.compile(r"# ([A-Z][A-Z0-9_]*)=(.*)")
 
 
@@ -29,9 +33,27 @@ def test_every_setting_is_in_env_example_with_a_comment() -> None:
     names = {str(field.validation_alias) for field in Settings.model_fields.values()}
     found = documented()
     assert sorted(names - set(found)) == [], "add these to .env.example"
-    assert sorted(set(found) - names) == [], "not settings (renamed?)"
+    assert sorted(set(found) - names - DEPLOY_ONLY) == [], "not settings (renamed?)"
     for name, (_, comment) in found.items():
         assert comment.startswith("# ") and not SETTING.fullmatch(comment) and len(comment) > 6, name
+
+
+def test_env_example_speaks_to_its_chinese_readers() -> None:
+    """Every comment line is Chinese (the admins filling it in read Chinese); the names stay English."""
+    comments = [
+        line
+        for line in EXAMPLE.read_text(encoding="utf-8").splitlines()
+        if line.startswith("#") and not SETTING.fullmatch(line)
+    ]
+    english = [line for line in comments if not CJK.search(line) and not line.lstrip("# ").startswith(("http", "#"))]
+    assert len(comments) > 100 and english == []
+
+
+def test_compose_requires_the_database_password_documented_in_env_example() -> None:
+    compose = COMPOSE.read_text(encoding="utf-8")
+    assert "POSTGRES_PASSWORD" in documented()
+    uses = re.findall(r"\$\{POSTGRES_PASSWORD([^}]*)\}", compose)
+    assert len(uses) == 2 and all(use.startswith(":?") for use in uses), uses  # no silent default password
 
 
 def test_uncommenting_env_example_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

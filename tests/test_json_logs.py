@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from bot.clock import FrozenClock
 from bot.logs import JsonFormatter
-from tests.conftest import SHANGHAI, AppFactory, event, eventually, sign
+from tests.conftest import CLOCK_START, SHANGHAI, AppFactory, event, eventually, sign
 from tests.fakes.dingtalk_api import FakeDingTalk
 from tests.fakes.smtp import SmtpServer
 from tests.serve import running_service, service_env
@@ -46,7 +47,20 @@ async def test_serve_writes_json_lines_with_the_work_they_belong_to(
     assert any(line["logger"] == "bot.app" and line["message"].startswith("enabled: ") for line in lines)
     [sent] = [line for line in lines if line["message"].endswith("sent by email")]
     assert sent["logger"] == "bot.outbox" and sent["notice_id"].isdigit() and sent["interview_row"].isdigit()
-    assert sent["time"].endswith("+0800")  # the configured zone, as in the text format
+    # ISO 8601 in the configured zone, with its offset: what log shippers parse without a pattern.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+08:00", sent["time"]), sent["time"]
+    assert datetime.fromisoformat(sent["time"]).utcoffset() == timedelta(hours=8)
+    assert lines[-1]["logger"] == "bot.app" and lines[-1]["message"].startswith("stopped after ")
+
+
+def test_json_time_is_iso_8601_with_the_offset() -> None:
+    formatter = JsonFormatter(SHANGHAI)
+    record = logging.LogRecord("bot.test", logging.INFO, __file__, 1, "hello %s", ("admin",), None)
+    record.created, record.msecs = CLOCK_START.timestamp() + 0.25, 250.0
+    line = json.loads(formatter.format(record))
+    assert line["time"] == "2026-03-10T10:00:00.250+08:00"
+    assert datetime.fromisoformat(line["time"]) == CLOCK_START + timedelta(seconds=0.25)
+    assert line["message"] == "hello admin"
 
 
 @pytest.fixture

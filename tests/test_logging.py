@@ -16,7 +16,7 @@ import pytest
 
 from bot.logs import AdminFormatter
 from bot.scheduler import Scheduler
-from tests.conftest import CLOCK_START, event, eventually, sign
+from tests.conftest import ADMIN_TOKEN, CLOCK_START, event, eventually, sign
 from tests.fakes.smtp import SmtpServer
 from tests.serve import running_service, service_env
 
@@ -61,8 +61,14 @@ async def test_serve_logs_summary_local_times_access_lines_and_bounded_errors(
 
             await eventually(guide_mailed, timeout=20)
             query = "msg_signature=QUERYSECRET&timestamp=1&nonce=2"
-            async with http.get(f"{service.url}/healthz?{query}", headers={"sign": "HEADERSECRET"}) as resp:
-                assert resp.status == 200
+            async with http.get(f"{service.url}/no-such-page?{query}", headers={"sign": "HEADERSECRET"}) as resp:
+                assert resp.status == 404
+            bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            for probe in ("/healthz", "/readyz", "/metrics"):  # polled every few seconds: not logged
+                async with http.get(f"{service.url}{probe}", headers=bearer) as resp:
+                    assert resp.status == 200, probe
+            async with http.get(f"{service.url}/metrics") as resp:  # a failing probe still is
+                assert resp.status == 401
         assert b" 400 " in await malformed_request(service.url)
     text = service.output()
     lines = text.splitlines()
@@ -81,13 +87,18 @@ async def test_serve_logs_summary_local_times_access_lines_and_bounded_errors(
     assert "apscheduler" not in text and "Running job" not in text  # ~a sweep each 0.1 s, not a line each
 
     assert ' bot.access: 127.0.0.1 "POST /api/platform/events" 200 ' in text
-    assert ' bot.access: 127.0.0.1 "GET /healthz" 200 ' in text
+    assert ' bot.access: 127.0.0.1 "GET /no-such-page" 404 ' in text
+    assert ' bot.access: 127.0.0.1 "GET /metrics" 401 ' in text
+    assert "GET /healthz" not in text and "GET /readyz" not in text and '"GET /metrics" 200' not in text
     assert "QUERYSECRET" not in text and "msg_signature" not in text and "HEADERSECRET" not in text
 
     [refused] = [line for line in lines if "aiohttp.server" in line]
     assert "WARNING aiohttp.server: Error handling request from 127.0.0.1: LineTooLong" in refused
     assert len(refused) < 600 and "Traceback" not in text
     assert len(text) < 10_000  # before: about 128 KB for this one request
+    # Ctrl-C: a line when it begins, and the last line once everything is closed.
+    assert " INFO bot.app: stopping: finishing the work in flight" in text
+    assert re.search(r" INFO bot\.app: stopped after \d+ s$", lines[-1]), lines[-1]
 
 
 async def test_sweep_runs_are_silent_and_each_failure_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:

@@ -15,7 +15,8 @@ from bot.clock import FrozenClock
 from bot.services.charts import render_exit_chart
 from bot.services.summary import build_summary, send_daily_summary
 from storage.models import Person
-from tests.conftest import CLOCK_START, AppFactory, admin_headers, eventually
+from tests.conftest import CLOCK_START, NO_ENV_FILE, AppFactory, admin_headers, eventually
+from tests.console import signed_in
 from tests.fakes.smtp import SmtpServer
 from tests.sched import SH, core_of, notices, send_event, subjects
 
@@ -99,6 +100,45 @@ async def test_summary_numbers(make_client: AppFactory, clock: FrozenClock) -> N
     assert data.chart_series["候选人放弃"] == [0, 0, 0, 2, 0, 0, 1]
 
 
+async def test_no_spike_without_three_days_of_history(make_client: AppFactory, clock: FrozenClock) -> None:
+    """Day one of a deployment: 3 exits of one reason are not 异常偏高 (nothing to compare with)
+    until 3 of the 7 days before had early exits; then the same day is flagged."""
+    client = await make_client()
+    core = core_of(client)
+    for n in range(3):
+        await exit_at(client, clock, n, at(DAY, 9 + n), "候选人放弃")
+    clock.set(at(DAY, 18))
+    first = await build_summary(core, day=DAY)
+    assert (first.history_days, [(r.name, r.count, r.spike) for r in first.reasons]) == (0, [("候选人放弃", 3, False)])
+    for n, back in enumerate((1, 2), start=10):
+        await exit_at(client, clock, n, at(DAY - timedelta(days=back), 10), "系统故障")
+    clock.set(at(DAY, 18))
+    two_days = await build_summary(core, day=DAY)
+    assert two_days.history_days == 2 and not any(r.spike for r in two_days.reasons)
+    text = core.templates.render("notices/daily_summary.txt.j2", **two_days.context())
+    assert "· 候选人放弃:3 场\n" in text and "⚠" not in text and "(日均" not in text
+    assert "近7日只有 2 天有提前结束的面试,满 3 天后再与日均比较、标注异常偏高" in text
+
+    await exit_at(client, clock, 20, at(DAY - timedelta(days=5), 10), "系统故障")
+    clock.set(at(DAY, 18))
+    judged = await build_summary(core, day=DAY)
+    assert judged.history_days == 3
+    assert {r.name: r.spike for r in judged.reasons} == {"候选人放弃": True, "系统故障": False}
+    text = core.templates.render("notices/daily_summary.txt.j2", **judged.context())
+    assert "今日提前结束 3 场(近7日日均 0.4 场)" in text
+    assert "· 候选人放弃:3 场(日均 0,+3) ⚠ 异常偏高" in text and "只有" not in text
+    assert "· 系统故障:0 场(日均 0.4,-0.4)\n" in text
+
+    # The summary's 统计 link (tests/test_summary.py::test_chart_goes_to_the_robots_and_is_served)
+    # opens those 7 days for a signed-in manager.
+    await add_people(client, ("wecom", "boss", "陈经理", "manager", None))
+    await signed_in(client, "boss")
+    first_day = DAY - timedelta(days=6)
+    page = await client.get(f"/console/stats?period=custom&from={first_day}&to={DAY}")
+    html = await page.text()
+    assert page.status == 200 and str(first_day) in html and "候选人放弃" in html
+
+
 async def test_summary_goes_once_to_each_manager_without_contact_details(
     make_client: AppFactory, clock: FrozenClock, smtp: SmtpServer
 ) -> None:
@@ -128,8 +168,9 @@ async def test_summary_goes_once_to_each_manager_without_contact_details(
     assert body == sent[1].body
     assert f"{DAY} 面试退出日报" in body
     assert "今日提前结束 4 场(近7日日均 1.3 场)" in body
-    assert "· 系统故障:3(日均 1.0,+2.0) ⚠ 异常偏高" in body
-    assert "· 候选人放弃:1(日均 0.3,+0.7)\n" in body
+    assert "· 系统故障:3 场(日均 1,+2) ⚠ 异常偏高" in body
+    assert "· 候选人放弃:1 场(日均 0.3,+0.7)\n" in body
+    assert "只有" not in body and "网页后台统计" not in body  # a week of history; no BOT_PUBLIC_BASE_URL
     assert "待跟进待办 13 项" in body and "· 王小姐:12 项" in body and "· 李先生:1 项" in body
     assert "仍在进行超过 2 小时的面试 1 场" in body and "iv-stuck 赵六" in body and "iv-fresh" not in body
     assert "@example.com" not in body and "1390000" not in body and "13800001234" not in body
@@ -160,8 +201,16 @@ async def test_chart_goes_to_the_robots_and_is_served(make_client: AppFactory, c
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     markdown = rows["dingtalk_robot", "markdown"].body
     assert f"### {DAY} 面试退出日报" in markdown
-    link = markdown.rsplit("](", 1)[1].rstrip(")")
+    link = markdown.split("![近7日退出原因](", 1)[1].split(")", 1)[0]
     assert link.startswith("https://bot.example.com/charts/") and link.endswith(".png")
+    first = DAY - timedelta(days=6)
+    stats = f"https://bot.example.com/console/stats?period=custom&from={first}&to={DAY}"
+    assert f"[网页后台统计]({stats})(需先登录)" in markdown
+    # A first day: no history to compare with, so nothing is flagged and no average is shown.
+    assert "- 系统故障:**1** 场\n" in markdown and "⚠" not in markdown and "(日均" not in markdown
+    assert "近7日只有 0 天有提前结束的面试,满 3 天后再与日均比较、标注异常偏高" in markdown
+    page = await client.get(stats.removeprefix("https://bot.example.com"), allow_redirects=False)
+    assert (page.status, page.headers["Location"]) == (303, "/console/welcome")  # a console page: sign in first
 
     resp = await client.get(link.removeprefix("https://bot.example.com"))
     assert resp.status == 200 and resp.content_type == "image/png"
@@ -182,6 +231,7 @@ async def test_cli_summary_send(make_client: AppFactory, clock: FrozenClock, dat
     client = await make_client()
     await add_people(client, ("dingtalk", "mgr2", "吴经理", "manager", "wu@example.com"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_"))}
+    env.update(NO_ENV_FILE)
     env["BOT_DATABASE_URL"] = database_url
     cmd = [sys.executable, "-m", "bot", "summary", "send", "--date", DAY.isoformat()]
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=50, check=False)

@@ -28,7 +28,7 @@ from sqlmodel import func, select
 from bot.clock import FrozenClock
 from storage.db import create_engine, session_maker
 from storage.models import ExitRecord, Interview, JobState, Notice, Person, TerminationJob
-from tests.conftest import PLATFORM_SECRET, event, sign
+from tests.conftest import NO_ENV_FILE, PLATFORM_SECRET, event, sign
 from tests.fakes.dingtalk_api import APP_KEY, APP_SECRET, FakeDingTalk, reference_sign
 from tests.fakes.platform import FakePlatform
 from tests.fakes.smtp import SmtpServer, free_port
@@ -156,6 +156,7 @@ async def test_kill9_during_platform_call_resumes_after_restart(
     await seed_hr(clean_db)
     assert fake_platform.server is not None
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_", "PLAT"))}
+    env.update(NO_ENV_FILE)
     env.update(
         BOT_DATABASE_URL=clean_db,
         PLATFORM_WEBHOOK_SECRET=PLATFORM_SECRET,

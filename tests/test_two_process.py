@@ -24,6 +24,7 @@ from sqlmodel import col, func, select
 
 from storage.db import create_engine, session_maker
 from storage.models import Candidate, Interview, Notice, Person, Reminder
+from tests.conftest import NO_ENV_FILE
 from tests.fakes.smtp import SmtpServer, free_port
 
 pytestmark = pytest.mark.skipif(
@@ -109,6 +110,7 @@ async def test_two_processes_send_each_reminder_and_summary_once(
     base = {
         k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_", "FEISHU_"))
     }
+    base.update(NO_ENV_FILE)
     base.update(
         BOT_DATABASE_URL=clean_db,
         SMTP_HOST="127.0.0.1",

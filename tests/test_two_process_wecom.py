@@ -23,6 +23,7 @@ from sqlmodel import select
 
 from storage.db import create_engine, session_maker
 from storage.models import Lease, NoticeAttempt, Person
+from tests.conftest import NO_ENV_FILE
 from tests.fakes.smtp import free_port
 from tests.fakes.wecom_aibot_ws import BOT_ID, FakeAiBotGateway
 from tests.test_two_process import wait_healthy
@@ -86,6 +87,7 @@ async def test_two_processes_hold_one_connection_and_answer_each_message_once(
 ) -> None:
     await seed(clean_db)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_"))}
+    base.update(NO_ENV_FILE)
     base.update(
         BOT_DATABASE_URL=clean_db,
         BOT_OUTBOX_POLL_SECONDS="0.2",

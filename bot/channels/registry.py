@@ -8,6 +8,7 @@ the candidate notice plan learn about channels only from here (through ``bot.del
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -90,8 +91,23 @@ def _app_settings() -> type[Settings]:
 AppSettings = _app_settings()
 
 
+# The process environment variable naming the settings file: unset, ``.env`` in the working
+# directory; empty, no file at all (the tests set it so a developer's ``.env`` is never read).
+ENV_FILE_VARIABLE = "BOT_ENV_FILE"
+
+
+def env_file() -> str | None:
+    """The settings file ``load_settings`` reads (None: none), from ``BOT_ENV_FILE``."""
+    value = os.environ.get(ENV_FILE_VARIABLE)
+    if value is None:
+        return ".env"
+    return value or None
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read every setting from the environment (and .env); overrides (by field name) win."""
+    """Read every setting from the environment (and the file ``env_file`` names); overrides (by
+    field name, ``_env_file`` among them) win."""
+    overrides.setdefault("_env_file", env_file())
     return AppSettings(**overrides)  # type: ignore[arg-type]
 
 

@@ -42,6 +42,7 @@ __all__ = [
 
 LINK_VALID = timedelta(minutes=10)
 LOGIN_PATH = "/console/login"
+STATS_PATH = "/console/stats"  # linked from the daily summary
 
 
 class LinkRefused(ServiceError):

@@ -1,10 +1,19 @@
 """The managers' daily exit summary, sent once per (day, recipient) however many replicas run.
 
 Numbers come from ``reports.daily_exit_reports`` (the same counting as ``python -m bot report exits``):
-the day's exits by reason against the average of the 7 days before (a reason at least
-BOT_SUMMARY_SPIKE_FACTOR times its average, and at least 2, is flagged), open follow-up to-dos by HR
+the day's exits by reason against the average of the 7 days before, open follow-up to-dos by HR
 owner and interviews still in progress long after they started. Candidate contact details never
 appear: only names, positions and interview ids.
+
+The spike rule (「异常偏高」): a reason is flagged when the day's count is at least 2 and at least
+BOT_SUMMARY_SPIKE_FACTOR times its daily average over the 7 days before, and only when at least
+``MIN_HISTORY_DAYS`` (3) of those 7 days had an early exit of any reason. With less history (the
+first days of a deployment) no reason is flagged and no average is shown: the summary says how many
+days of history there are. Counts are whole numbers; averages and differences are shown with one
+decimal only when they are not whole (``1``, ``0.3``, ``+2``).
+
+With BOT_PUBLIC_BASE_URL the summary ends with a link to the console's 统计 page for those 7 days
+and the day (a manager signs in with 后台 first).
 
 Recipients: every person with role manager, in a 1:1 chat on their platform when that channel is
 connected, else by email when they have one; plus the group robots that are configured. A chart of
@@ -35,6 +44,7 @@ from bot.delivery import GroupPost, GroupPoster
 from bot.services import notices
 from bot.services.charts import render_exit_chart
 from bot.services.claims import CLAIM_FOR, local_text
+from bot.services.console_auth import STATS_PATH
 from bot.services.context import Core
 from bot.services.reports import daily_exit_reports
 from storage import repo
@@ -44,8 +54,16 @@ log = logging.getLogger(__name__)
 
 WEEK = 7
 MIN_SPIKE = 2
+MIN_HISTORY_DAYS = 3  # days with any early exit among the 7 before, before a spike is flagged
 STUCK_LISTED = 10
 KIND = "daily_summary"
+
+
+def number_text(value: float, *, sign: bool = False) -> str:
+    """``1``, ``0.3``, ``+2``, ``-0.7``: one decimal only when the rounded value is not whole."""
+    rounded = round(value, 1)
+    text = f"{rounded:+.1f}" if sign else f"{rounded:.1f}"
+    return text.removesuffix(".0")
 
 
 @dataclass
@@ -58,6 +76,14 @@ class ReasonLine:
     @property
     def delta(self) -> float:
         return self.count - self.average
+
+    @property
+    def average_text(self) -> str:
+        return number_text(self.average)
+
+    @property
+    def delta_text(self) -> str:
+        return number_text(self.delta, sign=True)
 
 
 @dataclass
@@ -74,12 +100,21 @@ class SummaryData:
     chart_days: list[date]
     chart_series: dict[str, list[int]]
     codes: dict[str, str]
+    history_days: int = WEEK  # days of the 7 before with any early exit
 
-    def context(self, chart_url: str = "") -> dict[str, Any]:
+    @property
+    def judged(self) -> bool:
+        """Enough history to compare with: averages shown, spikes flagged."""
+        return self.history_days >= MIN_HISTORY_DAYS
+
+    def context(self, chart_url: str = "", stats_url: str = "") -> dict[str, Any]:
         return {
             "day": self.day.isoformat(),
             "total": self.total,
-            "week_average": self.week_average,
+            "week_average": number_text(self.week_average),
+            "judged": self.judged,
+            "history_days": self.history_days,
+            "min_history_days": MIN_HISTORY_DAYS,
             "reasons": self.reasons,
             "followups": self.followups,
             "followups_total": self.followups_total,
@@ -87,6 +122,7 @@ class SummaryData:
             "stuck_total": self.stuck_total,
             "stuck_hours": self.stuck_hours,
             "chart_url": chart_url,
+            "stats_url": stats_url,
         }
 
 
@@ -109,11 +145,14 @@ async def build_summary(core: Core, *, day: date) -> SummaryData:
     s = core.settings
     reports = await daily_exit_reports(core, start=day - timedelta(days=WEEK), end=day)
     today, week = reports[-1], reports[:-1]
+    history_days = sum(1 for r in week if r.total)
     reasons = []
     for name, count in today.by_reason.items():
         average = sum(r.by_reason.get(name, 0) for r in week) / WEEK
         if count or average:
-            spike = count >= MIN_SPIKE and count >= s.summary_spike_factor * average
+            spike = (
+                history_days >= MIN_HISTORY_DAYS and count >= MIN_SPIKE and count >= s.summary_spike_factor * average
+            )
             reasons.append(ReasonLine(name=name, count=count, average=average, spike=spike))
     now = core.clock.now()
     async with core.sessions() as session:
@@ -146,7 +185,18 @@ async def build_summary(core: Core, *, day: date) -> SummaryData:
         chart_days=[r.start for r in chart_reports],
         chart_series={name: [r.by_reason.get(name, 0) for r in chart_reports] for name in today.by_reason},
         codes=codes,
+        history_days=history_days,
     )
+
+
+def stats_url(core: Core, day: date) -> str:
+    """The console's 统计 page for the summary's 7 days; "" without BOT_PUBLIC_BASE_URL (a link to
+    this machine's own address would not open on a manager's phone)."""
+    base = core.settings.public_base_url
+    if not base:
+        return ""
+    first = day - timedelta(days=WEEK - 1)
+    return f"{base}{STATS_PATH}?period=custom&from={first.isoformat()}&to={day.isoformat()}"
 
 
 async def render_chart(core: Core, data: SummaryData) -> bytes:
@@ -232,7 +282,7 @@ async def _queue(
         if chart is not None and s.public_base_url:
             row.chart_token, row.chart_png = secrets.token_urlsafe(24), chart
             chart_url = f"{s.public_base_url}/charts/{row.chart_token}.png"
-        ctx = data.context(chart_url)
+        ctx = data.context(chart_url, stats_url(core, data.day))
         title = t.render("notices/daily_summary.subject.j2", company=s.company_name, **ctx)
         text = t.render("notices/daily_summary.txt.j2", **ctx)
         if target.poster is not None:  # a group robot: contacts masked
