@@ -190,7 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _add_first_try_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_first_try_commands(sub: argparse._SubParsersAction[Any]) -> None:
     """``demo`` and ``events send``: a first try, and a vendor's integration test, without a platform."""
     demo_cmd = sub.add_parser("demo", help="创建示例面试(通过运行中服务的签名事件接口);--remove 删除全部示例数据")
     demo_cmd.add_argument("--remove", action="store_true", help="删除示例数据(demo- 开头的面试及其全部记录)")
