@@ -329,7 +329,7 @@ class Dispatcher:
                 ctx.args, ctx.intent = "", Intent(cmd.kind)
                 return cmd.handler, cmd
         # 1c. A standalone yes with nothing open: 确认 says there is nothing to confirm.
-        if pending is None and rules.answer(text, "") is True:
+        if pending is None and rules.answer(text, "") is True and not rules.names_an_action(text):
             cmd = self.by_kind[Kind.confirm]
             ctx.args, ctx.intent = "", Intent(cmd.kind)
             return cmd.handler, cmd

@@ -9,6 +9,7 @@ from typing import Any
 from bot.chat.messages import Button, Reply, pressed
 from bot.dispatcher import MANAGERS, Context
 from bot.language.intents import CandidateRef, Intent
+from bot.language.parse import Known, pick_by_words
 from bot.services import interviews, prompts, reasons
 from bot.services.interviews import OPEN, Candidate, Interview
 from bot.services.prompts import PendingAction
@@ -117,6 +118,12 @@ async def picked_interview(ctx: Context) -> tuple[str | None, list[Reply]]:
     assert ctx.pending is not None
     picked: list[str] = ctx.pending.params.get("choices", [])
     index = pick_number(ctx.args, len(picked))
+    if index is None:  # 测试的, 产品那个: the words name one of the listed interviews
+        rows = {i.platform_id: (i, c) for i, c in await interviews.get_many(ctx.core, picked)}
+        listed = [
+            Known(pid, rows[pid][1].name, rows[pid][0].position, rows[pid][0].status) for pid in picked if pid in rows
+        ]
+        index = pick_by_words(ctx.args, listed) if len(listed) == len(picked) else None
     if index is None:
         return None, [say(ctx, "pick/out_of_range", count=len(picked))]
     if not await close_pending(ctx):

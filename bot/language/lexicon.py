@@ -173,7 +173,18 @@ YES_FOR: dict[str, tuple[str, ...]] = {
     "reschedule": ("确认改期", "改期", "确认重新安排", "重新安排", "改吧"),
     "terminate_reschedule": ("确认终止", "确认改期", "终止并改期", "确认重新安排", "终止吧", "结束吧", "改吧"),
     # A candidate's 求助: a yes that names ending it (a plain 好的 could as well mean "I'll help").
-    "help_request": ("确认终止", "终止吧", "同意终止", "同意退出", "停吧", "结束吧", "让他退", "让她退", "退吧"),
+    "help_request": (
+        "确认终止",
+        "确认终止吧",
+        "终止吧",
+        "同意终止",
+        "同意退出",
+        "停吧",
+        "结束吧",
+        "让他退",
+        "让她退",
+        "退吧",
+    ),
 }
 # Agreeing to the exit a candidate asked for, with their name: 同意刘洋退出, 刘洋要退就让他退吧.
 HELP_EXIT = re.compile(r"同意.{0,8}(?:退出|终止|结束)|让(?:他|她)退|要退就")
@@ -195,7 +206,7 @@ REBOOK = re.compile(r"重新约|重约|再约|改约|重新面|再面|重新安�
 CONDITION = re.compile(r"要是|如果|假如|万一|的话|假设|等.{0,6}(?:再|就)|以后再说")
 # A shift of the booked time: 往后推一天, 推迟两小时, 提前半小时.
 SHIFT = re.compile(
-    r"(?P<dir>往后推|向后推|推迟|推后|延后|顺延|延期|往前提|提前|挪后|往后挪)\s*"
+    r"(?P<dir>往后推|向后推|往后延|向后延|推迟|推后|延后|顺延|延期|往前提|提前|挪后|往后挪|延)\s*"
     r"(?P<n>\d{1,3}|[一二两三四五六七八九十半]{1,3})\s*(?:个)?\s*(?P<unit>天|小时|钟头|分钟|周|星期)"
 )
 
@@ -249,7 +260,7 @@ NO_WORDS: tuple[str, ...] = (
 # Verbs of each intent (anywhere in the message). Order matters only for reading; the parser
 # checks which kinds' verbs are present.
 TERMINATE = re.compile(
-    r"终止|中断|叫停|结束掉|先停掉|停掉|停止|停下来|停下|停了|先停|停一下|停吧|把.{0,12}停|关掉|关闭|掐掉|结束|取消(?:这场|那场|他的|她的|.{0,8}面试)"
+    r"终止|中断|叫停|结束掉|不用继续|不必继续|不要继续|不再继续|别继续|先停掉|停掉|停止|停下来|停下|停了|先停|停一下|停吧|把.{0,12}停|关掉|关闭|掐掉|结束|取消.{0,10}(?:这场|那场|面试)|取消(?:他的|她的)"
     r"|不让他?她?面了|别让他?她?面了|作废|(?:^|[\s,,])停(?:[\s,,]|$)"
 )
 RESCHEDULE = re.compile(

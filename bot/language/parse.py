@@ -296,6 +296,22 @@ def answer(text: str, action: str) -> bool | None:
     return None
 
 
+def pick_by_words(text: str, choices: Sequence[Known]) -> int | None:
+    """Which of a numbered list the words name (测试的, 产品那个, 张三那个测试工程师): its index, when
+    they name exactly one."""
+    linked = link(text, choices)
+    ids = {pid for ref in linked.refs for pid in ref.platform_ids}
+    if len(ids) != 1:
+        return None
+    [chosen] = ids
+    return next(i for i, k in enumerate(choices) if k.platform_id == chosen)
+
+
+def names_an_action(text: str) -> bool:
+    """终止吧 / 改吧: a yes that is itself an order (with a quoted message it may name who)."""
+    return bool(lexicon.TERMINATE.search(text) or lexicon.RESCHEDULE.search(text))
+
+
 def starts_no(text: str) -> bool:
     """算了算了,再观察下 / 取消吧,他又连上了: a message that opens with a no (a no is always safe)."""
     return bool(lexicon.NO_START.match(fix_sounds(_ANSWER_PUNCT.sub("", text))))
