@@ -472,7 +472,7 @@ async def _notice_retry(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _notice_problems(settings: Settings) -> int:
-    core = _core(settings)
+    core = _core(settings, reach=registry.reach(settings))  # what can deliver: the configured channels
     groups = await console_admin.problem_notices(core)
     print(core.templates.render("admin/notices.txt.j2", groups=groups, tz=settings.tz))  # noqa: T201
     return 0

@@ -92,6 +92,7 @@ LABELS: dict[str, dict[str, str]] = {
         "platform": "面试平台",
     },
     "audit_action": {
+        "reminders.cancelled": "提醒已取消",
         "interview.scheduled": "已预约",
         "interview.started": "开始面试",
         "interview.answer_saved": "保存作答",

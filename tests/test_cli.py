@@ -20,8 +20,10 @@ from tests.conftest import CLOCK_START, SHANGHAI, AppFactory, admin_headers, sta
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
-async def run_cli(database_url: str, *args: str, stdin: str = "") -> tuple[int, str, str]:
-    env = {**os.environ, "BOT_DATABASE_URL": database_url}
+async def run_cli(
+    database_url: str, *args: str, stdin: str = "", extra: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    env = {**os.environ, "BOT_DATABASE_URL": database_url, **(extra or {})}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -185,26 +185,32 @@ async def test_notice_problems_retry_and_system_on_the_command_line(
     async with core.sessions() as session:
         notice = Notice(
             kind="terminated",
-            channel="sms",
-            recipient="13800001234",
+            channel="email",
+            recipient="c@example.com",
             body="x",
             status=NoticeStatus.dead.value,
             attempts=3,
             next_attempt_at=now,
             created_at=now,
-            last_error="isv.BUSINESS_LIMIT_CONTROL",
+            last_error="SMTP unavailable",
         )
         session.add(notice)
         await session.commit()
         await session.refresh(notice)
+    # Mail is not configured for these commands: no retry is offered, and none is made.
     code, out, err = await run_cli(clean_db, "notice", "problems")
     assert code == 0, err
-    assert (
-        f"#{notice.id} 面试终止通知 → 短信 13800001234,已尝试 3 次,最近错误:isv.BUSINESS_LIMIT_CONTROL(可重试)" in out
-    )
-    code, out, err = await run_cli(clean_db, "notice", "retry", str(notice.id))
-    assert code == 0 and f"通知 #{notice.id} 已放回发件箱(已尝试 3 次)" in out, err
+    assert f"#{notice.id} 面试终止通知 → 邮件 c@example.com,已尝试 3 次,最近错误:SMTP unavailable(此渠道" in out
     code, _, err = await run_cli(clean_db, "notice", "retry", str(notice.id))
+    assert code == 1, err
+    # With SMTP configured it can be retried.
+    mail = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": "2525", "SMTP_FROM": "hr-bot@example.com"}
+    code, out, err = await run_cli(clean_db, "notice", "problems", extra=mail)
+    assert code == 0, err
+    assert f"#{notice.id} 面试终止通知 → 邮件 c@example.com,已尝试 3 次,最近错误:SMTP unavailable(可重试)" in out
+    code, out, err = await run_cli(clean_db, "notice", "retry", str(notice.id), extra=mail)
+    assert code == 0 and f"通知 #{notice.id} 已放回发件箱(已尝试 3 次)" in out, err
+    code, _, err = await run_cli(clean_db, "notice", "retry", str(notice.id), extra=mail)
     assert code == 1 and "只有未送达的通知可以重试" in err
     async with core.sessions() as session:
         row = await session.get(Notice, notice.id, populate_existing=True)
@@ -216,4 +222,4 @@ async def test_notice_problems_retry_and_system_on_the_command_line(
     assert code == 0, err
     assert "版本 0.1.0,数据库 " + ("postgresql" if clean_db.startswith("postgresql") else "sqlite") in out
     assert "✗ SMS notices(SMS_PROVIDER is not set)" in out
-    assert "发件箱积压:短信 1" in out
+    assert "发件箱积压:邮件 1" in out

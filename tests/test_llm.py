@@ -388,7 +388,7 @@ async def test_a_message_outside_the_rules_becomes_a_proposal_hr_must_confirm(
     await started_interview(client, clock)
     hr = ChatUser(app, "hr01")
     fake.answer = ToolCall.of("terminate", candidate="张三", reason="网络卡顿")
-    text = "那位做后端的同学电脑彻底罢工了,你处理掉"  # no name, no command word: the rules place nothing
+    text = "那位同学电脑彻底罢工了,你处理掉"  # no name, position or command word: the rules place nothing
     [prompt] = await hr.say(text)
     assert prompt.kind == "confirm" and "语言模型" in prompt.text
     assert "候选人:张三" in prompt.text and "系统故障" in prompt.text
@@ -409,7 +409,7 @@ async def test_a_model_that_times_out_leaves_the_bot_as_it_is_without_one(
     await started_interview(client, clock)
     fake.answer = ToolCall.of("terminate", candidate="张三", reason="网络卡顿")
     fake.delay = 5
-    text = "那位做后端的同学电脑彻底罢工了,你处理掉"
+    text = "那位同学电脑彻底罢工了,你处理掉"
     with_model = await ChatUser(app, "hr01").says(text)
     assert "没有看懂" in with_model
     async with app[CORE].sessions() as session:

@@ -133,7 +133,7 @@ async def test_notices_go_by_kf_first_then_fall_back_after_five_replies(
     resp = await client.post("/api/interviews/iv-1/terminate", json={"reason": "候选人放弃"}, headers=admin_headers())
     assert resp.status == 200
     texts = await wait_replies(fake_wecom, 2)
-    assert "已终止" in texts[1] and smtp.messages == []
+    assert "结束本次AI面试" in texts[1] and smtp.messages == []
 
     async def terminated_notice() -> dict:
         detail = await (await client.get("/api/interviews/iv-1", headers=admin_headers())).json()
