@@ -22,8 +22,10 @@ COPY handlers ./handlers
 COPY storage ./storage
 COPY templates ./templates
 COPY deploy/entrypoint.sh /usr/local/bin/bot-entrypoint
-# Installed as a package (not editable); the source tree is then not needed at run time.
+# Installed as a package (not editable); the source tree is then removed: `python -m bot` in the
+# working directory /app would otherwise import it instead of what pip installed.
 RUN pip install --no-cache-dir . \
+    && rm -rf /app/* \
     && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent bot \
     && mkdir -p /data && chown bot /data \
     && chmod 0755 /usr/local/bin/bot-entrypoint

@@ -150,7 +150,10 @@ paths = set()
 for name in ("cert", "client-cert", "constraint", "requirement", "find-links", "index-url", "extra-index-url"):
     for item in settings.get(name, "").split():
         path = urlparse(item).path if item.startswith("file:") else item
-        if path.startswith("/") and os.path.exists(path):
+        if name.endswith("index-url"):
+            # A local index's pages link to files beside it (../../files/…): its whole tree.
+            path = os.path.dirname(path.rstrip("/"))
+        if path.startswith("/") and path != "/" and os.path.exists(path):
             paths.add(os.path.realpath(path))
 print("\n".join(sorted(p for p in paths if not p.startswith("/etc/ssl/certs"))))
 EOF
@@ -275,9 +278,10 @@ serve_check() {
     [ "$code" = 200 ] || { cat "$log" >&2; return 1; }
     # The image's own HEALTHCHECK command, run in the image as its user with its ENV.
     local hc_status
-    hc_status=$(python3 - "$WORK/config.json" <<'EOF'
+    inspect '{{json .Config.Healthcheck}}' >"$WORK/healthcheck.json"
+    hc_status=$(python3 - "$WORK/healthcheck.json" <<'EOF'
 import json, sys
-test = (json.load(open(sys.argv[1])).get("Healthcheck") or {}).get("Test") or []
+test = (json.load(open(sys.argv[1])) or {}).get("Test") or []
 print(test[1] if test[:1] == ["CMD-SHELL"] else "")
 EOF
     )
@@ -286,15 +290,30 @@ EOF
     local server env=()
     server=$(pgrep -P "$SERVER_PID" | head -n1)
     mapfile -t env < <(tr '\0' '\n' <"$WORK/run.args" | sed -n '2,/^$/p' | sed '/^$/d')
-    nsenter --target "$server" --mount --root --wd=/ \
+    nsenter --target "$server" --mount --root --wd \
         setpriv --reuid="${UID_GID%%:*}" --regid="${UID_GID##*:}" --clear-groups \
         /usr/bin/env -i "${env[@]}" /bin/sh -c "$hc_status" ||
         { echo "the image's HEALTHCHECK command failed" >&2; return 1; }
     echo "HEALTHCHECK command: exit 0"
-    grep -q . "$log" && sed 's/^/   | /' "$log" | tail -n 20
-    kill -- "-$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+    # What served: the image's user, on a read-only root, its database in /data.
+    local uids
+    uids=$(awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$server/status")
+    [ "$uids" = "${UID_GID%%:*} ${UID_GID%%:*} ${UID_GID%%:*} ${UID_GID%%:*}" ] ||
+        { echo "the server runs as uids '$uids', not ${UID_GID%%:*}" >&2; return 1; }
+    awk '$5 == "/" { split($6, o, ","); exit !(o[1] == "ro") }' "/proc/$server/mountinfo" ||
+        { echo "the server's root is not read-only" >&2; return 1; }
+    [ -s "/proc/$server/root/data/bot.db" ] ||
+        { echo "no database at /data/bot.db" >&2; return 1; }
+    echo "served as uid ${UID_GID%%:*} on a read-only root, database /data/bot.db"
+    # Stopped as a container would be: SIGTERM to the server, which must end within 10 s.
+    kill -TERM "$server"
+    local rc=0
+    timeout 10 tail --pid="$server" -f /dev/null || rc=$?
+    wait "$SERVER_PID" || true
     SERVER_PID=
+    sed 's/^/   | /' "$log" | grep -v 'alembic.runtime.migration: Running upgrade' | cut -c1-200
+    [ "$rc" -eq 0 ] || { echo "the server did not stop within 10 s of SIGTERM" >&2; return 1; }
+    grep -q 'stopped after' "$log" || { echo "the server logged no 'stopped after' line" >&2; return 1; }
 }
 
 step "system packages" system_packages
