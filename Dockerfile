@@ -1,4 +1,4 @@
-# 面试退出助手 image. Build: docker build -t interview-exit-bot .
+# 面试退出助手 image. Build: docker build -t interview-exit-bot .  (checked without Docker: deploy/build-image.sh)
 # Pinned base: an exact Python patch release on an exact Debian release (bump deliberately).
 FROM python:3.11.11-slim-bookworm
 

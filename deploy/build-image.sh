@@ -168,9 +168,16 @@ EOF
 }
 
 build() {
+    local old new
+    old=$(podman image inspect --format '{{.Id}}' "$TAG" 2>/dev/null || true)
     timeout "$BUILD_TIMEOUT" podman build --isolation=chroot --format docker --pull=never \
         -v /etc/ssl/certs:/etc/ssl/certs:ro "${PIP_VOLUMES[@]}" \
         -t "$TAG" -f Dockerfile .
+    new=$(podman image inspect --format '{{.Id}}' "$TAG")
+    # The image this tag had before (and its build's intermediate layers) would only fill the disk.
+    if [ -n "$old" ] && [ "$old" != "$new" ]; then
+        podman rmi "$old" >/dev/null 2>&1 || true
+    fi
 }
 
 inspect() { # inspect GO-TEMPLATE: of the built image
