@@ -1,4 +1,4 @@
-# 面试退出助手 image. Build: docker build -t interview-exit-bot .
+# 面试退出助手 image. Build: docker build -t interview-exit-bot .  (checked without Docker: deploy/build-image.sh)
 # Pinned base: an exact Python patch release on an exact Debian release (bump deliberately).
 FROM python:3.11.11-slim-bookworm
 
@@ -22,8 +22,10 @@ COPY handlers ./handlers
 COPY storage ./storage
 COPY templates ./templates
 COPY deploy/entrypoint.sh /usr/local/bin/bot-entrypoint
-# Installed as a package (not editable); the source tree is then not needed at run time.
+# Installed as a package (not editable); the source tree is then removed: `python -m bot` in the
+# working directory /app would otherwise import it instead of what pip installed.
 RUN pip install --no-cache-dir . \
+    && rm -rf /app/* \
     && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent bot \
     && mkdir -p /data && chown bot /data \
     && chmod 0755 /usr/local/bin/bot-entrypoint
