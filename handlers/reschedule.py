@@ -149,7 +149,9 @@ async def _compound(
     if reason is None and words:
         reason = match_reason(words, offered)
     if reason is None:
-        head = ctx.core.templates.render("chat/reschedule/compound_reason_head.txt.j2", words=words)
+        found = await interviews.get_with_candidate(ctx.core, platform_id)
+        name = found[1].name if found is not None else ""
+        head = ctx.core.templates.render("chat/reschedule/compound_reason_head.txt.j2", words=words, name=name)
         asked = {"platform_id": platform_id, **_time_params(understood)}
         return await ask_reason(ctx, then=COMPOUND_REASON, params=asked, head=head, detail=words)
     return await _with_time(ctx, platform_id, understood, compound={"reason": reason.code, "detail": words})
