@@ -62,6 +62,8 @@ class Context:
     intent: Intent = field(default_factory=lambda: Intent(Kind.unknown))
     # Lines said before the handler's reply (an earlier question this message replaced).
     preface: list[str] = field(default_factory=list)
+    # The rules' reading of this message, once read (``Dispatcher.read``): it costs two queries.
+    read_as: Intent | None = None
 
     @property
     def actor(self) -> str:
@@ -135,10 +137,6 @@ class Router:
     # PendingAction.action of the confirmation prompts this router opens -> what 确认 does.
     confirms: dict[str, Confirm] = field(default_factory=dict)
 
-    @property
-    def prompts(self) -> set[str]:
-        return set(self.confirms)
-
     def flow(self, flow: Flow) -> Flow:
         """Register a feature's conversation: its questions' answer handlers and its prompts."""
         for action, step in flow.steps.items():
@@ -197,10 +195,6 @@ class Dispatcher:
                     self.commands[name] = cmd
         # The documented first words, for the parser (终止面试 → terminate).
         self.words: dict[str, Kind] = {name: cmd.kind for name, cmd in self.commands.items()}
-
-    @property
-    def prompts(self) -> set[str]:
-        return set(self.confirms)
 
     def names_for(self, person: Person | None) -> list[str]:
         """Every name (and alias) of the commands ``person`` may use."""
@@ -346,7 +340,7 @@ class Dispatcher:
                 ctx.args = str(number) if number is not None else text
                 return self.answers[pending.action], None
         # 3. What the message asks for.
-        intent = await self.understand(text, ctx.person, ctx.actor, quoted(ctx.msg.text))
+        intent = await self.read(ctx, text)
         if intent.kind == Kind.unknown and pending is None and self.proposer is not None:
             # The model only proposes: the intent goes through the same scope checks and prompts.
             scope = None if ctx.person is not None and ctx.person.role in MANAGERS else ctx.actor
@@ -388,9 +382,15 @@ class Dispatcher:
                 ctx.preface.append(self.core.templates.render("chat/language/replaced.txt.j2", what=what))
         return found.handler, found
 
+    async def read(self, ctx: Context, text: str) -> Intent:
+        """The rules' intent of this message, read once however many steps ask."""
+        if ctx.read_as is None:
+            ctx.read_as = await self.understand(text, ctx.person, ctx.actor, quoted(ctx.msg.text))
+        return ctx.read_as
+
     async def _new_request(self, ctx: Context, text: str) -> bool:
         """Whether ``text`` asks for an action on a candidate it names (so it answers no question)."""
-        intent = await self.understand(text, ctx.person, ctx.actor)
+        intent = await self.read(ctx, text)
         return intent.is_action and any(ref.platform_ids for ref in intent.refs)
 
     async def _guarded(

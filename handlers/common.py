@@ -157,6 +157,16 @@ async def picked_reason(ctx: Context) -> tuple[ExitReason | None, str, list[Repl
     return reason, detail, []
 
 
+async def reason_for(ctx: Context, code: str | None, words: str) -> ExitReason | None:
+    """The exit reason a request named (by its code, as the parser or a stored question gives it),
+    else the one the asker's words name; None: ask."""
+    offered = await reasons.active(ctx.core)
+    reason = next((r for r in offered if r.code == code), None) if code else None
+    if reason is None and words:
+        reason = match_reason(words, offered)
+    return reason
+
+
 async def names_reason(ctx: Context) -> bool:
     """For ``ask_reason`` questions: the words name an offered reason (so they answer the question)."""
     return match_reason(ctx.args, await reasons.active(ctx.core)) is not None

@@ -29,6 +29,7 @@ from handlers.common import (
     open_action,
     picked_interview,
     picked_reason,
+    reason_for,
     resolve_ref,
     say,
     usage_reply,
@@ -144,10 +145,7 @@ async def _compound(
     ctx: Context, platform_id: str, understood: Understood, reason_code: str | None, words: str
 ) -> list[Reply]:
     """A reason (asked for when the words name none), then the one prompt for both steps."""
-    offered = await reasons.active(ctx.core)
-    reason = next((r for r in offered if r.code == reason_code), None) if reason_code else None
-    if reason is None and words:
-        reason = match_reason(words, offered)
+    reason = await reason_for(ctx, reason_code, words)
     if reason is None:
         found = await interviews.get_with_candidate(ctx.core, platform_id)
         name = found[1].name if found is not None else ""

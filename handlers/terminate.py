@@ -21,6 +21,7 @@ from handlers.common import (
     open_action,
     picked_interview,
     picked_reason,
+    reason_for,
     resolve_ref,
     say,
     usage_reply,
@@ -58,10 +59,7 @@ async def on_pick_interview(ctx: Context) -> list[Reply]:
 
 
 async def _with_interview(ctx: Context, platform_id: str, reason_code: str | None, words: str) -> list[Reply]:
-    offered = await reasons.active(ctx.core)
-    reason = next((r for r in offered if r.code == reason_code), None) if reason_code else None
-    if reason is None and words:
-        reason = match_reason(words, offered)
+    reason = await reason_for(ctx, reason_code, words)
     if reason is None:
         head = ctx.core.templates.render("chat/terminate/reason_head.txt.j2", words=words)
         params = {"platform_id": platform_id}
