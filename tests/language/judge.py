@@ -49,10 +49,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import select
 
 from bot.app import create_app
-from bot.chat.text import clean_text
 from bot.clock import FrozenClock
 from bot.dispatcher import APOLOGY
 from bot.keys import CORE
+from bot.language.normalize import normalize as clean_text
 from storage.db import migrate_async
 from storage.models import ExitRecord, Interview, InterviewShare, PendingAction, Person, Todo
 from tests.chat import ChatUser
