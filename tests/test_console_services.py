@@ -424,7 +424,9 @@ async def test_csv_export_one_row_per_exit_with_bom(make_client: AppFactory, clo
 # --- 通知 and 系统 ------------------------------------------------------------------------------
 
 
-async def dead_notice(core: Core, *, result: str = "rejected") -> Notice:
+async def dead_notice(
+    core: Core, *, result: str = "rejected", status: str = NoticeStatus.dead.value, due_in: timedelta = timedelta(0)
+) -> Notice:
     now = core.clock.now()
     async with core.sessions() as session:
         notice = Notice(
@@ -432,9 +434,9 @@ async def dead_notice(core: Core, *, result: str = "rejected") -> Notice:
             channel="email",
             recipient="a@example.com",
             body="x",
-            status=NoticeStatus.dead.value,
+            status=status,
             attempts=3,
-            next_attempt_at=now,
+            next_attempt_at=now + due_in,
             created_at=now,
             last_error="SMTP 550",
         )
@@ -472,8 +474,12 @@ async def test_retry_a_dead_notice_keeps_its_attempts(make_client: AppFactory, c
     assert dead.id is not None and unknown.id is not None
     retried = await console_admin.retry_notice(core, notice_id=dead.id, actor="wecom:root", source="console")
     assert (retried.status, retried.attempts) == ("pending", 3)
-    with pytest.raises(console_admin.NoticeRetryError, match="当前状态为「等待发送」"):
-        await console_admin.retry_notice(core, notice_id=dead.id, actor="wecom:root", source="console")
+    # The retried notice is the outbox worker's now (it may already be sending it), so a notice that
+    # waits for a later attempt shows the refusal of anything not dead.
+    waiting = await dead_notice(core, status=NoticeStatus.pending.value, due_in=timedelta(hours=1))
+    assert waiting.id is not None
+    with pytest.raises(console_admin.NoticeRetryError, match="当前状态为「等待发送」,只有未送达的通知可以重试"):
+        await console_admin.retry_notice(core, notice_id=waiting.id, actor="wecom:root", source="console")
     with pytest.raises(console_admin.NoticeRetryError, match="可能已经送达"):
         await console_admin.retry_notice(core, notice_id=unknown.id, actor="wecom:root", source="console")
     with pytest.raises(console_admin.NoticeRetryError) as missing:
@@ -481,7 +487,9 @@ async def test_retry_a_dead_notice_keeps_its_attempts(make_client: AppFactory, c
     assert missing.value.http_status == 404
     [audit] = await audits(core, "notice.retried")
     assert (audit.actor, audit.detail["source"], audit.detail["attempts"]) == ("wecom:root", "console", 3)
-    assert [v.notice.id for v in (await console_admin.problem_notices(core))["pending"]] == [dead.id]
+    problems = await console_admin.problem_notices(core)
+    assert waiting.id in [v.notice.id for v in problems["pending"]]
+    assert dead.id not in [v.notice.id for v in problems["dead"]]
 
 
 async def test_system_snapshot(make_client: AppFactory, clock: FrozenClock, database_url: str) -> None:
