@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
 from bot.channels import registry
+from bot.channels.reconnect import Backoff
 from bot.channels.wecom import WECOM
 from bot.clock import FrozenClock
 from bot.keys import CORE
@@ -171,7 +172,7 @@ async def test_dropped_connection_and_silent_gateway_reconnect(
     assert app is not None
     link = link_of(app).link
     await gateway.wait_subscribed()
-    link.backoff_first = 0.05
+    link.backoff = Backoff(0.05)
     link.heartbeat_seconds = 0.05
 
     await gateway.drop()
@@ -227,7 +228,7 @@ async def test_disconnected_event_stops_without_a_reconnect_loop(
     app = client.server.app
     assert app is not None
     longconn = link_of(app)
-    longconn.link.backoff_first = 0.01
+    longconn.link.backoff = Backoff(0.01)
     await gateway.wait_subscribed()
     await gateway.replace()
 

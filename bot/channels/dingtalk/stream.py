@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from typing import Any
 
 import aiohttp
@@ -35,14 +34,13 @@ from dingtalk_stream.version import VERSION_STRING
 
 from bot.channels.dingtalk.api import TIMEOUT, DingTalkError
 from bot.channels.dingtalk.inbound import Inbound
+from bot.channels.reconnect import Backoff
 
 log = logging.getLogger(__name__)
 
 OPEN_PATH = "/v1.0/gateway/connections/open"
 PING_TOPIC = "ping"
 HEARTBEAT_SECONDS = 20.0
-BACKOFF_FIRST = 1.0
-BACKOFF_MAX = 60.0
 STOP_TIMEOUT = 5.0
 WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)
 
@@ -112,7 +110,7 @@ class StreamRunner:
             log.error("the DingTalk stream did not stop within %.0fs", STOP_TIMEOUT)
 
     async def run(self) -> None:
-        delay = BACKOFF_FIRST
+        backoff = Backoff()
         while True:
             outcome = "failed"
             try:
@@ -122,14 +120,13 @@ class StreamRunner:
             except Exception:
                 log.exception("DingTalk stream connection failed")
             if outcome == "disconnect":  # DingTalk rotates connections: come back at once
-                delay = BACKOFF_FIRST
+                backoff.reset()
                 continue
             if outcome == "served":  # it worked for a while; start the backoff over
-                delay = BACKOFF_FIRST
-            pause = delay + random.uniform(0, 1)  # noqa: S311 - jitter, not crypto
+                backoff.reset()
+            pause = backoff.next_pause()
             log.info("reconnecting to the DingTalk stream in %.1fs", pause)
             await asyncio.sleep(pause)
-            delay = min(BACKOFF_MAX, delay * 2)
 
     async def _open(self) -> tuple[str, str]:
         body = {

@@ -26,7 +26,6 @@ import asyncio
 import base64
 import json
 import logging
-import random
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -39,14 +38,13 @@ from bot.channels.feishu.crypto import CryptoError, decrypt
 from bot.channels.feishu.frames import Frame, FrameError
 from bot.channels.feishu.inbound import Inbound
 from bot.channels.feishu.parse import ParseError
+from bot.channels.reconnect import Backoff
 
 log = logging.getLogger(__name__)
 
 ENDPOINT_PATH = "/callback/ws/endpoint"
 CONTROL, DATA = 0, 1
 DEFAULT_PING_SECONDS = 120.0
-BACKOFF_FIRST = 1.0
-BACKOFF_MAX = 60.0
 SPLIT_TTL_SECONDS = 5.0  # parts of one split event are kept this long (as the SDK does)
 WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)
 
@@ -83,7 +81,7 @@ class WsRunner:
 
     async def run(self) -> None:
         """Connect, serve, reconnect with backoff; returns only when cancelled."""
-        delay = BACKOFF_FIRST
+        backoff = Backoff()
         while True:
             served = False
             try:
@@ -93,11 +91,10 @@ class WsRunner:
             finally:
                 self.connected = False
             if served:
-                delay = BACKOFF_FIRST
-            pause = delay + random.uniform(0, delay / 2)  # noqa: S311 - jitter, not crypto
+                backoff.reset()
+            pause = backoff.next_pause()
             log.info("reconnecting to Feishu in %.1fs", pause)
             await asyncio.sleep(pause)
-            delay = min(BACKOFF_MAX, delay * 2)
 
     async def _endpoint(self) -> str:
         body = {"AppID": self._app_id, "AppSecret": self._app_secret}

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
@@ -37,6 +36,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.channels.reconnect import Backoff
 from bot.services.leases import LinkState
 
 log = logging.getLogger(__name__)
@@ -61,9 +61,7 @@ HEARTBEAT_SECONDS = 30.0
 MISSED_PINGS = 2
 ACK_TIMEOUT = 10.0
 SUBSCRIBE_TIMEOUT = 10.0
-BACKOFF_FIRST = 1.0
 STABLE_SECONDS = 60.0  # a connection up this long resets the backoff
-BACKOFF_MAX = 60.0
 AUTH_BACKOFF_FIRST = 60.0
 AUTH_BACKOFF_MAX = 900.0
 WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)
@@ -96,8 +94,8 @@ class AiBotLink:
         self._secret = secret
         self._on_frame = on_frame
         self.heartbeat_seconds = HEARTBEAT_SECONDS
-        self.backoff_first, self.backoff_max = BACKOFF_FIRST, BACKOFF_MAX
-        self.auth_backoff_first, self.auth_backoff_max = AUTH_BACKOFF_FIRST, AUTH_BACKOFF_MAX
+        self.backoff = Backoff()  # drops and failures
+        self.auth_backoff = Backoff(AUTH_BACKOFF_FIRST, AUTH_BACKOFF_MAX)  # refused subscriptions
         self.state = LinkState.connecting
         self.connections = 0  # subscriptions made so far
         self.auth_failures = 0  # refused subscriptions in a row
@@ -111,7 +109,6 @@ class AiBotLink:
     # --- the connection loop --------------------------------------------------------------
 
     async def run(self) -> None:
-        delay = self.backoff_first
         try:
             while True:
                 self.state = LinkState.connecting
@@ -129,12 +126,12 @@ class AiBotLink:
                     return
                 if outcome == "refused":
                     self.auth_failures += 1
-                    base = min(self.auth_backoff_max, self.auth_backoff_first * 2 ** (self.auth_failures - 1))
+                    pause = self.auth_backoff.next_pause()
                 else:
+                    self.auth_backoff.reset()
                     if outcome == "served":
-                        delay = self.backoff_first
-                    base, delay = delay, min(self.backoff_max, delay * 2)
-                pause = base * random.uniform(1.0, 1.25)  # noqa: S311 - jitter, not crypto
+                        self.backoff.reset()
+                    pause = self.backoff.next_pause()
                 log.info("reconnecting to the WeCom AI bot in %.1fs", pause)
                 await asyncio.sleep(pause)
         finally:
