@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.chat import masking
 from bot.chat.masking import mask_reply
 from bot.chat.messages import IncomingMessage, Reply
 from bot.language import parse as rules
@@ -238,7 +237,7 @@ class Dispatcher:
             if msg.chat_type != "group":
                 return await self._handle(msg, final=final)
             # A group reply hides contact details, and above all those of the candidates it was made from.
-            with masking.collecting() as known:
+            with self.core.contacts.collecting() as known:
                 replies = await self._handle(msg, final=final)
             return [mask_reply(r, known) for r in replies]
 

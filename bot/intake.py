@@ -33,7 +33,6 @@ from bot.chat.messages import INBOUND_KIND, IncomingMessage, Reply
 from bot.chat.payload import reply_to_payload
 from bot.dispatcher import Dispatcher
 from bot.outbox import LOCK_SECONDS, SendError
-from bot.services import memo
 from bot.services.context import Core
 from storage import repo
 from storage.models import Notice
@@ -205,7 +204,7 @@ class BatchWork:
                     await self._let_intake_first(INTAKE_FIRST_PER_MESSAGE)
 
         # The sender's person and open question are looked up once per batch until something commits.
-        with memo.remembering():
+        with core.lookups.remembering():
             await asyncio.gather(*(run(group) for group in by_sender.values()))
         await self._complete(results)
         if not self._queue:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -13,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import Session as SyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import sqlite_driver
@@ -57,8 +60,38 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True)
 
 
-def session_maker(engine: AsyncEngine) -> SessionMaker:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+def session_maker(
+    engine: AsyncEngine,
+    *,
+    after_commit: Callable[[], None] | None = None,
+    on_load: Callable[[Any], None] | None = None,
+) -> SessionMaker:
+    """Sessions on ``engine``. ``after_commit`` is called after each of their commits and
+    ``on_load(obj)`` for each object they load from the database; both reach only these sessions (their own
+    Session class), never another app's in the same process."""
+    if after_commit is None and on_load is None:
+        return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+    class WatchedSession(SyncSession):
+        """The sessions of one session maker, with its own event listeners."""
+
+    if after_commit is not None:
+        event.listen(WatchedSession, "after_commit", lambda _session: after_commit())
+    if on_load is not None:
+        event.listen(WatchedSession, "loaded_as_persistent", lambda _session, obj: on_load(obj))
+    return async_sessionmaker(engine, class_=AsyncSession, sync_session_class=WatchedSession, expire_on_commit=False)
+
+
+def watched(
+    sessions: SessionMaker,
+    *,
+    after_commit: Callable[[], None] | None = None,
+    on_load: Callable[[Any], None] | None = None,
+) -> SessionMaker:
+    """``sessions``' engine with hooks of its own (see ``session_maker``)."""
+    engine = sessions.kw["bind"]
+    assert isinstance(engine, AsyncEngine)
+    return session_maker(engine, after_commit=after_commit, on_load=on_load)
 
 
 def alembic_config(url: str) -> Config:

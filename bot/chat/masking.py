@@ -6,7 +6,8 @@ separators allowed between digits; replacements are made in the original text. T
 - shapes: a mainland mobile with or without +86/0086/(+86), with spaces, dashes or dots inside;
   an email with any domain (例子.中国 included); http(s) links;
 - what we know: the mobile and email of every candidate whose record was loaded while a group
-  reply was being made (``collecting()`` around the handler; an ORM load hook records them), masked
+  reply was being made (``Core.contacts.collecting()`` around the handler; the app's sessions report
+  each loaded row to it), masked
   in any spelling and wherever they stand, whatever their shape (foreign numbers, odd addresses).
 
 A reply mentions a candidate only after loading that candidate, so the known contacts are exactly
@@ -24,8 +25,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
-
-from sqlalchemy import event
 
 from bot.chat.messages import Reply
 from storage.models import Candidate
@@ -127,28 +126,31 @@ class KnownContacts:
                 yield from _mobile_patterns(value)
 
 
-_collecting: ContextVar[KnownContacts | None] = ContextVar("known_contacts", default=None)
+# The contacts being collected in this task and the tasks it started: (the collector, the set).
+_COLLECTING: ContextVar[tuple[ContactCollector, KnownContacts] | None] = ContextVar("known_contacts", default=None)
 
 
-@contextmanager
-def collecting() -> Iterator[KnownContacts]:
-    """Within the block, every Candidate loaded from the database adds its contacts to the yielded set."""
-    known = KnownContacts()
-    token = _collecting.set(known)
-    try:
-        yield known
-    finally:
-        _collecting.reset(token)
+class ContactCollector:
+    """One app's record of the candidates loaded while a group reply or a summary is made
+    (``Core.contacts``): its sessions call ``loaded`` for every object they load
+    (``storage.db.session_maker(on_load=…)``), and only this app's ``collecting()`` blocks see them."""
 
+    @contextmanager
+    def collecting(self) -> Iterator[KnownContacts]:
+        """Within the block, every Candidate this app loads adds its contacts to the yielded set."""
+        known = KnownContacts()
+        token = _COLLECTING.set((self, known))
+        try:
+            yield known
+        finally:
+            _COLLECTING.reset(token)
 
-def _on_candidate_load(target: Candidate, *_args: Any) -> None:
-    known = _collecting.get()
-    if known is not None:
-        known.add(target.mobile, target.email)
-
-
-event.listen(Candidate, "load", _on_candidate_load)
-event.listen(Candidate, "refresh", _on_candidate_load)
+    def loaded(self, obj: Any) -> None:
+        if not isinstance(obj, Candidate):
+            return
+        current = _COLLECTING.get()
+        if current is not None and current[0] is self:
+            current[1].add(obj.mobile, obj.email)
 
 
 def _constant(value: str, _match: re.Match[str]) -> str:

@@ -6,14 +6,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.chat.masking import ContactCollector
 from bot.clock import Clock
 from bot.delivery import GroupPoster, Reach
 from bot.metrics import Metrics
 from bot.platform_client import PlatformClient
 from bot.services.claims import instance_name, new_worker_id
+from bot.services.memo import Lookups
 from bot.settings import Settings
 from bot.templating import Templates
-from storage.db import SessionMaker
+from storage.db import SessionMaker, watched
 
 
 @dataclass
@@ -37,6 +39,11 @@ class Core:
     worker_id: str = ""
     # This app's Prometheus metrics (its own registry) and long-connection states (bot.metrics).
     metrics: Metrics = field(default_factory=Metrics)
+    # Lookups remembered within one batch of chat messages (bot.services.memo) and the candidates
+    # loaded while a group reply is made (bot.chat.masking): this app's own, fed by its own sessions
+    # (set up in __post_init__), so two apps in one process never see each other's.
+    lookups: Lookups = field(default_factory=Lookups)
+    contacts: ContactCollector = field(default_factory=ContactCollector)
 
     @classmethod
     def reaching(cls, reach: Reach, **kwargs: Any) -> Core:
@@ -49,6 +56,7 @@ class Core:
         )
 
     def __post_init__(self) -> None:
+        self.sessions = watched(self.sessions, after_commit=self.lookups.forget, on_load=self.contacts.loaded)
         if not self.instance:
             self.instance = instance_name(self.settings.instance_id, self.settings.port)
         if not self.worker_id:

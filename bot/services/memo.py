@@ -18,43 +18,43 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.orm import Session
-
 T = TypeVar("T")
 
-_MEMO: ContextVar[dict[Hashable, Any] | None] = ContextVar("lookup_memo", default=None)
+# The batch being processed in this task and the tasks it started: (its owner, what it remembers).
+_BATCH: ContextVar[tuple[Lookups, dict[Hashable, Any]] | None] = ContextVar("lookup_batch", default=None)
 
 
-@contextmanager
-def remembering() -> Iterator[None]:
-    """Remember lookups until the block ends (tasks started inside share what is remembered)."""
-    token = _MEMO.set({})
-    try:
-        yield
-    finally:
-        _MEMO.reset(token)
+class Lookups:
+    """One app's remembered lookups (``Core.lookups``). Its sessions call ``forget`` after every
+    commit (``storage.db.session_maker(after_commit=…)``); another app in the same process, with
+    sessions of its own, neither sees nor clears what this one remembers."""
 
+    @contextmanager
+    def remembering(self) -> Iterator[None]:
+        """Remember lookups until the block ends (tasks started inside share what is remembered)."""
+        token = _BATCH.set((self, {}))
+        try:
+            yield
+        finally:
+            _BATCH.reset(token)
 
-async def lookup(key: Hashable, load: Callable[[], Awaitable[T]], *, keep: Callable[[T], bool]) -> T:
-    """``load()``, or what it returned before in this batch; kept only when ``keep(value)``."""
-    memo = _MEMO.get()
-    if memo is None:
-        return await load()
-    if key in memo:
-        return memo[key]
-    value = await load()
-    if keep(value) and _MEMO.get() is memo:
-        memo[key] = value
-    return value
+    def _memo(self) -> dict[Hashable, Any] | None:
+        batch = _BATCH.get()
+        return batch[1] if batch is not None and batch[0] is self else None
 
+    async def lookup(self, key: Hashable, load: Callable[[], Awaitable[T]], *, keep: Callable[[T], bool]) -> T:
+        """``load()``, or what it returned before in this batch; kept only when ``keep(value)``."""
+        memo = self._memo()
+        if memo is None:
+            return await load()
+        if key in memo:
+            return memo[key]
+        value = await load()
+        if keep(value) and self._memo() is memo:
+            memo[key] = value
+        return value
 
-def forget() -> None:
-    memo = _MEMO.get()
-    if memo:
-        memo.clear()
-
-
-@event.listens_for(Session, "after_commit")
-def _after_commit(session: Session) -> None:
-    forget()
+    def forget(self) -> None:
+        memo = self._memo()
+        if memo:
+            memo.clear()

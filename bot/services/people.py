@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import memo
 from bot.services.context import Core
 from bot.services.errors import ServiceError
 from storage import repo
@@ -335,4 +334,4 @@ async def get(core: Core, *, platform: str, user_id: str) -> Person | None:
         async with core.sessions() as session:
             return await repo.get_person(session, platform=platform, user_id=user_id)
 
-    return await memo.lookup(("person", platform, user_id), load, keep=lambda _: True)
+    return await core.lookups.lookup(("person", platform, user_id), load, keep=lambda _: True)

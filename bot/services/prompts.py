@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
-from bot.services import memo
 from bot.services.context import Core
 from storage import repo
 from storage.models import ActionState, PendingAction
@@ -113,7 +112,7 @@ async def latest_open(
             )
 
     key = ("open_prompt", requester, chat_id, tuple(actions) if actions is not None else None, action_id)
-    return await memo.lookup(key, load, keep=lambda found: found is None)
+    return await core.lookups.lookup(key, load, keep=lambda found: found is None)
 
 
 async def open_of(core: Core, *, requester: str, action: str) -> Sequence[PendingAction]:

@@ -38,7 +38,6 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from bot.chat import masking
 from bot.chat.masking import KnownContacts, mask_contacts
 from bot.delivery import GroupPost, GroupPoster
 from bot.services import notices
@@ -255,7 +254,7 @@ async def send_daily_summary(core: Core, *, day: date) -> SummaryOutcome:
         return outcome
     for key in outcome.unreachable:
         log.warning("daily summary: manager %s has no connected chat and no email", key)
-    with masking.collecting() as known:  # contacts of any candidate the summary was built from
+    with core.contacts.collecting() as known:  # contacts of any candidate the summary was built from
         data = await build_summary(core, day=day)
     needs_chart = bool(core.settings.public_base_url) or any(t.poster and t.poster.takes_images for t in mine)
     chart = await render_chart(core, data) if needs_chart else None
