@@ -9,6 +9,7 @@ import asyncio
 import gc
 import hashlib
 import hmac
+import inspect
 import json
 import os
 import time
@@ -236,15 +237,25 @@ def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    """Poll until ``check`` holds (for work done by background tasks), failing after ``timeout``."""
+async def eventually(
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    timeout: float = 5.0,
+    what: str = "condition not reached in time",
+    *,
+    interval: float = 0.02,
+) -> None:
+    """Poll until ``check`` (sync or async) holds, for work done by background tasks or other
+    processes; fails with ``what`` after ``timeout`` seconds. The one poll helper of the suite."""
     deadline = time.monotonic() + timeout
     while True:
-        if await check():
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
             return
         if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
+            raise AssertionError(f"timed out after {timeout:g}s: {what}")
+        await asyncio.sleep(interval)
 
 
 async def started_interview(client: TestClient, clock: FrozenClock, interview_id: str = "iv-1", **kw: Any) -> None:

@@ -23,7 +23,7 @@ from sqlmodel import select
 from bot.clock import FrozenClock
 from storage.db import create_engine, session_maker
 from storage.models import Notice, NoticeAttempt, Person
-from tests.conftest import NO_ENV_FILE
+from tests.conftest import NO_ENV_FILE, eventually
 from tests.fakes.dingtalk_api import FakeDingTalk
 from tests.fakes.smtp import free_port
 from tests.fakes.wecom_api import FakeWeCom, WeComSide, text_xml, wecom_settings
@@ -111,13 +111,6 @@ def base_env(database_url: str, settings: dict[str, Any]) -> dict[str, str]:
     for key, value in settings.items():
         env[key.upper()] = str(value)
     return env
-
-
-async def eventually(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.05)
 
 
 async def test_wecom_reply_cut_off_by_kill_9_is_resent_within_the_dedupe_window_and_shown_once(

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from storage.db import create_engine, session_maker
 from storage.models import Person
+from tests.conftest import eventually
 from tests.fakes.feishu_api import FakeFeishu
 from tests.fakes.smtp import free_port
 from tests.serve import service_env
@@ -52,13 +52,6 @@ async def seed(url: str) -> None:
         session.add(Person(platform="feishu", user_id="hr01", name="王小姐", role="hr", created_at=datetime.now(UTC)))
         await session.commit()
     await engine.dispose()
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -91,7 +84,7 @@ async def test_two_processes_hold_one_connection_and_process_each_message_once(
     try:
         procs.append(start(env, ports[0], logs[0]))
         await wait_healthy(ports[:1], time.monotonic() + 40)
-        await until(lambda: len(fake.sockets) == 1, "the first process to connect", 20)
+        await eventually(lambda: len(fake.sockets) == 1, 20, "the first process to connect")
         procs.append(start(env, ports[1], logs[1]))
         await wait_healthy(ports[1:], time.monotonic() + 40)
         await asyncio.sleep(1.5)  # the second replica has tried the lease by now (its first try is at start)
@@ -104,13 +97,13 @@ async def test_two_processes_hold_one_connection_and_process_each_message_once(
             assert (await fake.answer_to(await fake.push(body)))["payload"]["code"] == 200
             if n == 0:  # a redelivery of the first: acknowledged, processed once
                 assert (await fake.answer_to(await fake.push(body)))["payload"]["code"] == 200
-        await until(lambda: len(fake.messages) >= BEFORE, f"{BEFORE} replies", 30)
+        await eventually(lambda: len(fake.messages) >= BEFORE, 30, f"{BEFORE} replies")
 
         procs[0].send_signal(signal.SIGKILL)  # the holder dies without releasing its lease
         procs[0].wait(timeout=10)
         died = time.monotonic()
-        await until(
-            lambda: fake.connections == 2 and len(fake.sockets) == 1, "the standby to take over", TAKEOVER_SECONDS
+        await eventually(
+            lambda: fake.connections == 2 and len(fake.sockets) == 1, TAKEOVER_SECONDS, "the standby to take over"
         )
         took = time.monotonic() - died
         print(f"the standby took the Feishu connection over {took:.1f}s after the holder died")  # noqa: T201
@@ -119,7 +112,7 @@ async def test_two_processes_hold_one_connection_and_process_each_message_once(
             body = fake.message("帮助", message_id=f"om_after{n:03d}")
             sent.append(body["event"]["message"]["message_id"])
             assert (await fake.answer_to(await fake.push(body)))["payload"]["code"] == 200
-        await until(lambda: len(fake.messages) >= BEFORE + AFTER, f"{BEFORE + AFTER} replies", 30)
+        await eventually(lambda: len(fake.messages) >= BEFORE + AFTER, 30, f"{BEFORE + AFTER} replies")
         await asyncio.sleep(1.0)  # nothing more comes
         assert fake.connections == 2 and fake.most_open == 1  # never two connections at once
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
@@ -15,7 +14,7 @@ from bot.services.leases import Leased
 from bot.templating import Templates
 from storage import repo
 from storage.db import create_engine, session_maker
-from tests.conftest import make_settings
+from tests.conftest import eventually, make_settings
 
 RENEW = 0.02  # seconds between renewals in these tests
 LEASE_FOR = timedelta(seconds=30)
@@ -33,13 +32,6 @@ async def cores(clean_db: str, clock: FrozenClock) -> AsyncIterator[Callable[[st
 
     yield core
     await engine.dispose()
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 def worker(log: list[str], name: str) -> Callable[[], Awaitable[None]]:
@@ -61,7 +53,7 @@ async def test_one_replica_holds_the_lease_and_a_standby_takes_over_when_it_dies
     first = Leased(a, "link", worker(log, "a"), lease_for=LEASE_FOR, renew_every=RENEW)
     second = Leased(b, "link", worker(log, "b"), lease_for=LEASE_FOR, renew_every=RENEW)
     first.start()
-    await until(lambda: first.holding and log == ["a start"], "the first replica to hold the lease")
+    await eventually(lambda: first.holding and log == ["a start"], 5.0, "the first replica to hold the lease")
     second.start()
     await asyncio.sleep(RENEW * 10)  # many renewals: the second only stands by
     assert log == ["a start"] and not second.holding
@@ -72,7 +64,7 @@ async def test_one_replica_holds_the_lease_and_a_standby_takes_over_when_it_dies
     await asyncio.sleep(RENEW * 5)
     assert not second.holding, "a lease that has not expired is not taken"
     clock.advance(seconds=LEASE_FOR.total_seconds() + 1)
-    await until(lambda: second.holding and "b start" in log, "the standby to take over after expiry")
+    await eventually(lambda: second.holding and "b start" in log, 5.0, "the standby to take over after expiry")
     async with b.sessions() as session:
         lease = await repo.get_lease(session, name="link")
     assert lease is not None and lease.holder == b.worker_id
@@ -86,14 +78,14 @@ async def test_a_clean_stop_releases_the_lease_at_once(cores: Callable[[str], Co
     a, b = cores("a"), cores("b")
     first = Leased(a, "link", worker(log, "a"), renew_every=RENEW)
     first.start()
-    await until(lambda: first.holding, "the first replica to hold the lease")
+    await eventually(lambda: first.holding, 5.0, "the first replica to hold the lease")
     await first.stop()
     assert log == ["a start", "a stop"]
     async with a.sessions() as session:
         assert await repo.get_lease(session, name="link") is None
     second = Leased(b, "link", worker(log, "b"), renew_every=RENEW)
     second.start()
-    await until(lambda: second.holding and log[-1] == "b start", "the standby to take it without waiting")
+    await eventually(lambda: second.holding and log[-1] == "b start", 5.0, "the standby to take it without waiting")
     await second.stop()
 
 
@@ -108,7 +100,7 @@ async def test_work_that_returns_is_not_restarted_and_the_lease_stays_held(cores
 
     first = Leased(a, "link", once, renew_every=RENEW)
     first.start()
-    await until(lambda: first.finished, "the work to stop on purpose")
+    await eventually(lambda: first.finished, 5.0, "the work to stop on purpose")
     second = Leased(b, "link", once, renew_every=RENEW)
     second.start()
     await asyncio.sleep(RENEW * 10)
@@ -128,6 +120,6 @@ async def test_work_that_fails_is_started_again(cores: Callable[[str], Core]) ->
 
     leased = Leased(cores("a"), "link", flaky, renew_every=RENEW)
     leased.start()
-    await until(lambda: len(runs) == 3, "the third start")
+    await eventually(lambda: len(runs) == 3, 5.0, "the third start")
     assert not leased.finished
     await leased.stop()

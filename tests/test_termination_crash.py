@@ -28,7 +28,7 @@ from sqlmodel import func, select
 from bot.clock import FrozenClock
 from storage.db import create_engine, session_maker
 from storage.models import ExitRecord, Interview, JobState, Notice, Person, TerminationJob
-from tests.conftest import NO_ENV_FILE, PLATFORM_SECRET, event, sign
+from tests.conftest import NO_ENV_FILE, PLATFORM_SECRET, event, eventually, sign
 from tests.fakes.dingtalk_api import APP_KEY, APP_SECRET, FakeDingTalk, reference_sign
 from tests.fakes.platform import FakePlatform
 from tests.fakes.smtp import SmtpServer, free_port
@@ -109,13 +109,6 @@ async def say(http: aiohttp.ClientSession, service: Service, dingtalk: FakeDingT
         assert resp.status == 200, await resp.text()
 
 
-async def until(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 async def db_state(url: str) -> dict[str, Any]:
     engine = create_engine(url)
     async with session_maker(engine)() as session:
@@ -190,7 +183,7 @@ async def test_kill9_during_platform_call_resumes_after_restart(
             async def prompted() -> bool:
                 return len(dingtalk.session_posts) == 1
 
-            await until(prompted, 30, "the confirmation prompt")
+            await eventually(prompted, 30, "the confirmation prompt")
             await say(http, service, dingtalk, "确认")
             await asyncio.wait_for(fake_platform.hanging.wait(), timeout=10)
 
@@ -207,7 +200,7 @@ async def test_kill9_during_platform_call_resumes_after_restart(
         async def terminated() -> bool:
             return (await db_state(clean_db))["status"] == "terminated"
 
-        await until(terminated, 30, "the resumed termination")
+        await eventually(terminated, 30, "the resumed termination")
         recovery = time.monotonic() - started
         print(  # noqa: T201 - the figure for the report, shown with -s
             f"recovery after kill -9 during {killed_during}: {recovery:.2f} s from restart ({healthy:.2f} s to healthy)"
@@ -220,14 +213,14 @@ async def test_kill9_during_platform_call_resumes_after_restart(
         async def hr_told() -> bool:
             return len(outcome_texts()) == 1 and len(smtp.messages) == 1
 
-        await until(hr_told, 30, "the HR's outcome message and the candidate's email")
+        await eventually(hr_told, 30, "the HR's outcome message and the candidate's email")
 
         # The 确认 cut off by the kill is processed again after the restart: its answer is about the
         # termination (under way or done), not 没有等待你确认的操作.
         async def confirm_answered() -> bool:
             return len(dingtalk.session_posts) >= 2
 
-        await until(confirm_answered, 30, "the answer to the 确认 processed again")
+        await eventually(confirm_answered, 30, "the answer to the 确认 processed again")
         answers = [json.dumps(p["body"], ensure_ascii=False) for p in dingtalk.session_posts[1:]]
         assert not any("没有等待你确认" in a for a in answers), answers
         assert any("终止" in a for a in answers), answers
