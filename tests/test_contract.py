@@ -19,7 +19,16 @@ from pydantic import BaseModel, ConfigDict
 from bot.api.openapi import build_openapi, render
 from bot.clock import FrozenClock, SystemClock
 from bot.platform_client import PlatformClient
-from tests.conftest import PLATFORM_SECRET, AppFactory, admin_headers, event, post_event, sign, started_interview
+from tests.conftest import (
+    PLATFORM_SECRET,
+    AppFactory,
+    admin_headers,
+    event,
+    eventually,
+    post_event,
+    sign,
+    started_interview,
+)
 from tests.fakes.platform import FakePlatform
 from tests.serve import running_service, service_env
 
@@ -91,12 +100,17 @@ async def test_every_example_is_taken_by_the_running_service(make_client: AppFac
         resp = await post_event(client, clock, example["value"])
         assert resp.status == 200, (name, await resp.text())
         body = await resp.json()
-        taken.validate(body)
-        assert body == {"status": "applied", "event_id": example["value"]["event_id"]}
+        taken.validate(body)  # an answer the document lists
+        assert body["status"] != "duplicate" and body["event_id"] == example["value"]["event_id"]
         again = await post_event(client, clock, example["value"])  # a repeat: recognised by event_id
         assert await again.json() == {"status": "duplicate", "event_id": example["value"]["event_id"]}
-    detail = await (await client.get("/api/interviews/iv-1001", headers=admin_headers())).json()
-    assert detail["status"] == "completed" and detail["answered"] == 1
+
+    async def all_applied() -> bool:
+        resp = await client.get("/api/interviews/iv-1001", headers=admin_headers())
+        detail = await resp.json() if resp.status == 200 else {}
+        return detail.get("status") == "completed" and detail.get("answered") == 1
+
+    await eventually(all_applied)
 
 
 def _typed(doc: dict[str, Any]) -> list[dict[str, Any]]:
