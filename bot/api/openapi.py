@@ -212,7 +212,7 @@ def event_answers(max_skew: int, max_body: int) -> tuple[Answer, ...]:
         ),
         Answer(
             "413",
-            f"The body is larger than BOT_MAX_BODY_BYTES ({max_body} bytes by default here). Nothing changed.",
+            f"The body is larger than BOT_MAX_BODY_BYTES ({max_body} bytes). Nothing changed.",
         ),
         Answer(
             "422",
@@ -231,9 +231,9 @@ def event_answers(max_skew: int, max_body: int) -> tuple[Answer, ...]:
         ),
         Answer(
             "503",
-            "We cannot take events now (`disabled`: PLATFORM_WEBHOOK_SECRET is not set on our side, or the service "
-            "is overloaded). Nothing changed: send the same event again later, after `Retry-After` seconds when "
-            "given.",
+            "We cannot take the event now; nothing changed: send the same event again later, after "
+            "`Retry-After` seconds when the answer carries it. `disabled`: PLATFORM_WEBHOOK_SECRET is not set on "
+            "our side.",
             ErrorAnswer,
             {"disabled": _err("disabled", "平台事件接口未启用(未设置 PLATFORM_WEBHOOK_SECRET)")},
             {"Retry-After": {"description": "Seconds to wait before sending again.", "schema": {"type": "integer"}}},
@@ -249,7 +249,8 @@ PLATFORM_CALL_ANSWERS: dict[str, str] = {
     "409": 'With `{"status": "terminated"}`: the interview is already terminated there; counted as success.',
     "429": "Retried with backoff (3 attempts in all, PLATFORM_TIMEOUT_SECONDS each).",
     "5XX": "Retried with backoff, as are timeouts and connection errors; after the last attempt the "
-    "termination is reported as failed (HR is told) and resumed later with the same Idempotency-Key.",
+    "termination fails (the person who asked is told) and nothing is recorded as terminated. A termination "
+    "our crash interrupted is resumed with the same Idempotency-Key.",
     "default": "Any other answer (4xx, an HTML page, a JSON list) is a refusal: not retried.",
 }
 OUTBOUND_EVENT_ANSWERS: dict[str, str] = {
@@ -287,8 +288,8 @@ ADMIN_API: dict[tuple[str, str], AdminOp] = {
     ),
     ("POST", "/api/interviews/{id}/terminate"): AdminOp(
         "Terminate an interview",
-        "The same termination as from chat (source `admin_api`): saves progress and terminates on the "
-        "platform, records the exit, notifies the candidate, gives HR a todo.",
+        "The same termination as from chat (source `admin_api`): with PLATFORM_API_BASE set, saves progress and "
+        "terminates on the platform first; records the exit, notifies the candidate, gives HR a todo.",
         body=admin.TerminateIn,
         answers={
             "200": '`{"status": "terminated", "interview", "exit", "todo", "notice"}`',
