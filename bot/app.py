@@ -16,7 +16,7 @@ from sqlalchemy import delete, text
 from sqlmodel import col
 
 from bot import console
-from bot.api import admin, charts, ops, platform
+from bot.api import admin, charts, openapi, ops, platform
 from bot.channels import registry
 from bot.channels.email import EmailSender
 from bot.channels.sms import build_sms_sender
@@ -51,6 +51,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[BACKGROUND] = set()
     app.add_routes(platform.routes)
     app.add_routes(admin.routes)
+    app.add_routes(openapi.routes)
     app.add_routes(charts.routes)
     console.add_routes(app)
     app.add_routes(ops.routes)

@@ -10,14 +10,15 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from bot import events_client
+from bot.api import openapi
 from bot.app import create_app, freeze_startup_heap
-from bot.bounded import check_day
+from bot.bounded import BadInput, check_day, load_json
 from bot.channels import registry
 from bot.channels.console import run_console
 from bot.chat.messages import ChatType
@@ -27,6 +28,7 @@ from bot.dispatcher import Dispatcher
 from bot.language import llm
 from bot.logs import PathAccessLogger, access_logger, configure_logging
 from bot.services import console_admin, console_auth, demo, notice_check, people_import
+from bot.services import events as events_service
 from bot.services import people as people_service
 from bot.services import reasons as reason_service
 from bot.services.context import Core
@@ -202,6 +204,14 @@ def _add_first_try_commands(sub: argparse._SubParsersAction[Any]) -> None:
     events_cmd = sub.add_parser("events", help="平台事件").add_subparsers(dest="events_command", required=True)
     send_cmd = events_cmd.add_parser("send", help="签名并发送一个事件文件到运行中的服务,显示状态和应答")
     send_cmd.add_argument("file", metavar="FILE.json", help="一个平台事件(JSON 对象)")
+    check_cmd = events_cmd.add_parser(
+        "check", help="离线检查事件文件是否符合对接文档(与服务用同一套校验,不需要运行中的服务),逐处指出错误"
+    )
+    check_cmd.add_argument("files", nargs="+", metavar="FILE.json", help="一个或多个平台事件文件(各为一个 JSON 对象)")
+    openapi_cmd = events_cmd.add_parser(
+        "openapi", help="输出对接文档(OpenAPI 3.1,默认设置下的 /api/openapi.json,即 docs/openapi.json)"
+    )
+    openapi_cmd.add_argument("-o", "--output", metavar="FILE", help="写入文件(默认打印到标准输出)")
 
 
 def _core(settings: Settings, *, reach: Reach | None = None) -> Core:
@@ -584,6 +594,51 @@ async def _events_send(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if 200 <= answer.status < 300 else 1
 
 
+def _events_check(settings: Settings, args: argparse.Namespace) -> int:
+    """Each file checked offline by the models the service validates with (``events.event_problems``)."""
+    now = SystemClock().now()
+    ahead = timedelta(seconds=settings.signature_max_skew_seconds)
+    results: list[dict[str, Any]] = []
+    for name in args.files:
+        result: dict[str, Any] = {
+            "name": name,
+            "ok": False,
+            "error": None,
+            "detail": None,
+            "problems": [],
+            "type": None,
+        }
+        results.append(result)
+        try:
+            raw = _read_upload(name, settings.max_body_bytes + 1)
+        except OSError as exc:
+            result.update(error="unreadable", detail=exc.strerror)
+            continue
+        if len(raw) > settings.max_body_bytes:
+            result.update(error="too_large")
+            continue
+        try:
+            data = load_json(raw)
+        except BadInput as exc:
+            result.update(error=exc.code, detail=str(exc))
+            continue
+        problems = events_service.event_problems(data, now=now, max_ahead=ahead)
+        result.update(problems=problems, ok=not problems, type=data.get("type") if isinstance(data, dict) else None)
+    text = Templates().render("admin/events_check.txt.j2", files=results, limit=settings.max_body_bytes)
+    print(text, file=sys.stdout if all(r["ok"] for r in results) else sys.stderr)
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+def _events_openapi(args: argparse.Namespace) -> int:
+    text = openapi.render(openapi.build_openapi())  # the defaults: what docs/openapi.json holds
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _signature_hint(status: int) -> None:
     if status == 401:
         print("签名不符:请确认本命令与服务使用同一个 PLATFORM_WEBHOOK_SECRET,且本机时钟准确。", file=sys.stderr)  # noqa: T201
@@ -666,6 +721,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _first_try(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "events":
+        if args.events_command == "check":
+            return _events_check(settings, args)
+        if args.events_command == "openapi":
+            return _events_openapi(args)
         return asyncio.run(_events_send(settings, args))
     migrate(settings.database_url)
     return asyncio.run(_demo(settings, args))

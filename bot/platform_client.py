@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from pydantic import BaseModel, ConfigDict, Field
 
 from bot.clock import Clock
 from bot.signing import platform_signature
@@ -29,6 +30,26 @@ log = logging.getLogger(__name__)
 
 # The key in a result dict that says the platform had terminated the interview already.
 ALREADY_TERMINATED = "already_terminated"
+
+
+class SaveRequest(BaseModel):
+    """The body of ``POST {base}/interviews/{id}/save``: an empty object."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TerminateRequest(BaseModel):
+    """The body of ``POST {base}/interviews/{id}/terminate``."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason_code: str = Field(
+        description="The exit reason's stable code: `candidate_quit`, `system_failure`, `unfamiliar`, "
+        "`process_change`, `idle_timeout`, `other`, or a code the company added."
+    )
+    reason: str = Field(description="The exit reason's name as the company calls it (Chinese, editable).")
+    operator: str = Field(
+        description="Who ended it: `<chat platform>:<user id>`, `admin…`, `system` (idle timeout) or `candidate`."
+    )
 
 
 class PlatformError(Exception):
@@ -92,12 +113,13 @@ class PlatformClient:
 
     async def save_progress(self, platform_id: str, *, idempotency_key: str | None = None) -> dict[str, Any]:
         """Ask the platform to persist the candidate's answers; returns what it reports."""
-        return await self._post(interview_path(platform_id, "save"), {}, what="保存作答进度", key=idempotency_key)
+        body = SaveRequest().model_dump()
+        return await self._post(interview_path(platform_id, "save"), body, what="保存作答进度", key=idempotency_key)
 
     async def terminate(
         self, platform_id: str, *, reason_code: str, reason: str, operator: str, idempotency_key: str | None = None
     ) -> dict[str, Any]:
-        body = {"reason_code": reason_code, "reason": reason, "operator": operator}
+        body = TerminateRequest(reason_code=reason_code, reason=reason, operator=operator).model_dump()
         return await self._post(interview_path(platform_id, "terminate"), body, what="终止面试", key=idempotency_key)
 
     async def _post(self, path: str, payload: dict[str, Any], *, what: str, key: str | None) -> dict[str, Any]:

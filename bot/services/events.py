@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -86,6 +96,14 @@ class HelpRequested(BaseModel):
     wants_exit: bool = False
 
 
+# The typed ``data`` of each event type; the other types carry none (what they send there is ignored).
+# The published contract (bot/api/openapi.py) and ``events check`` read the same table.
+EVENT_DATA: dict[EventType, type[BaseModel]] = {
+    EventType.answer_saved: AnswerSaved,
+    EventType.help_requested: HelpRequested,
+}
+
+
 OPEN = OPEN_INTERVIEW_STATUSES
 
 
@@ -102,8 +120,9 @@ async def apply_event(core: Core, event: PlatformEventIn) -> bool:
     concurrent events for one interview are applied one after the other and none is lost.
     """
     # Validate the typed data before touching the database, so bad input changes nothing.
-    answer = AnswerSaved.model_validate(event.data) if event.type is EventType.answer_saved else None
-    help_req = HelpRequested.model_validate(event.data) if event.type is EventType.help_requested else None
+    typed = EVENT_DATA[event.type].model_validate(event.data) if event.type in EVENT_DATA else None
+    answer = typed if isinstance(typed, AnswerSaved) else None
+    help_req = typed if isinstance(typed, HelpRequested) else None
     for attempt in range(1, APPLY_ATTEMPTS + 1):
         try:
             applied = await _apply_once(core, event, answer, help_req)
@@ -260,3 +279,46 @@ async def _apply(
             interview_id=interview.id,
             detail=detail,
         )
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing the service would refuse in an event: where (``interview.candidate.name``) and why."""
+
+    path: str
+    message: str
+    code: str
+
+
+def event_problems(data: Any, *, now: datetime | None = None, max_ahead: timedelta | None = None) -> list[Problem]:
+    """Everything ``POST /api/platform/events`` would refuse in this parsed body, by the same models
+    (empty when it would be taken). ``now`` and ``max_ahead``: refuse events from the future, as the
+    service does."""
+    if not isinstance(data, dict):
+        return [Problem("", f"expected a JSON object, got {type(data).__name__}", "not_an_object")]
+    known = [t.value for t in EventType]
+    if data.get("type") not in known:
+        return [Problem("type", f"unknown event type {data.get('type')!r}; known: {', '.join(known)}", "unknown_type")]
+    context = {"now": now, "max_ahead": max_ahead} if now is not None and max_ahead is not None else None
+    try:
+        PlatformEventIn.model_validate(data, context=context)
+    except ValidationError as exc:
+        found = _problems(exc)
+    else:
+        found = []
+    # The typed data too, even when the rest is wrong: a vendor hears of everything at once.
+    model = EVENT_DATA.get(EventType(data["type"]))
+    body = data.get("data", {})
+    if model is not None and isinstance(body, dict):
+        try:
+            model.model_validate(body)
+        except ValidationError as exc:
+            found += _problems(exc, prefix=("data",))
+    return found
+
+
+def _problems(exc: ValidationError, prefix: tuple[str, ...] = ()) -> list[Problem]:
+    return [
+        Problem(".".join(str(p) for p in (*prefix, *e["loc"])), e["msg"], e["type"])
+        for e in exc.errors(include_url=False)
+    ]
