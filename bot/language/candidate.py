@@ -17,8 +17,8 @@ _HELP = re.compile(r"求助|需要帮助|帮助|人工|联系\s*(?:hr|HR|人事|
 _EXIT = re.compile(r"不想面了?|不面了|我要退出|想退出|退出面试|放弃面试|结束面试|终止面试")
 # 不需要求助, 不用人工, 别联系HR, 我不想退出: a no to what follows.
 _NEGATED = re.compile(r"(?:不|别|无需|没|甭)(?:需要|用|要|想|必)?\s*(?:求助|帮助|人工|联系|找|退出|结束|终止|放弃)")
-# Words around the ask that are not its reason.
-_ASK_WORDS = re.compile(r"^(?:我|本人)?(?:要|想|需要|请求|申请)?")
+# Words in front of the ask that are not its reason (我要求助, 转人工).
+_ASK_WORDS = re.compile(r"(?:我|本人)?(?:要|想|需要|请求|申请|转|找)?")
 _EDGES = re.compile(r"^[\s::,,。、;;!!~～-]+|[\s::,,。、;;!!~～-]+$")
 
 
@@ -42,6 +42,7 @@ def read(text: str) -> CandidateAsk:
         return CandidateAsk("status")
     reason = text
     if asks_help:
-        reason = reason[: asks_help.start()] + " " + reason[asks_help.end() :]
-        reason = _ASK_WORDS.sub("", _EDGES.sub("", reason).strip())
+        before = _EDGES.sub("", text[: asks_help.start()])
+        before = "" if _ASK_WORDS.fullmatch(before) else before
+        reason = f"{before} {text[asks_help.end() :]}"
     return CandidateAsk("help", reason=_EDGES.sub("", reason).strip(), wants_exit=bool(exits))
