@@ -13,6 +13,7 @@ from bot.channels.wecom import WECOM
 from bot.clock import FrozenClock
 from bot.delivery import SendProblem, problem_of
 from bot.keys import CORE, OUTBOX
+from bot.services import candidate_chat
 from storage.models import AuditEvent, Candidate, KfConversation, KfCursor, Notice, NoticeAttempt, Todo
 from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, admin_headers, eventually, started_interview
@@ -255,6 +256,16 @@ async def test_help_request_reaches_the_hr_owner_and_a_negation_opens_nothing(
     todos, prompts = await todos_and_prompts(app)
     assert [(t.assignee, t.title) for t in todos] == [("wecom:hr01", "候选人张三请求协助:网络断了")]
     assert [p.recipient for p in prompts] == ["hr01"] and "网络断了" in prompts[0].body
+
+    # The same message processed again (its reply was lost to a crash) opens nothing new.
+    async with app[CORE].sessions() as session:
+        candidate = (await session.exec(select(Candidate))).one()
+    assert candidate.id is not None
+    key = f"kf:{fake_wecom.kf_messages[-1]['msgid']}"
+    again = await candidate_chat.ask_for_help(
+        app[CORE], candidate_id=candidate.id, key=key, reason="网络断了", wants_exit=False
+    )
+    assert again == "hr" and [len(x) for x in await todos_and_prompts(app)] == [1, 1]
 
     await customer_writes(client, clock, fake_wecom, "我不想面了")
     assert "已收到您的求助" in (await wait_replies(fake_wecom, 5))[4]

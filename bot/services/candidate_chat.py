@@ -16,8 +16,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
-
 from bot.services import help_requests
 from bot.services.claims import local_text
 from bot.services.context import Core
@@ -30,6 +28,8 @@ log = logging.getLogger(__name__)
 # The kf chat answers a customer only within 48 h of their last message, at most 5 times.
 WINDOW = timedelta(hours=48)
 MAX_REPLIES = 5
+# The ``inbound_message`` platform under which help requests opened from the chat are claimed.
+HELP_CLAIM = "candidate_help"
 MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 
 
@@ -165,7 +165,10 @@ async def ask_for_help(core: Core, *, candidate_id: int, key: str, reason: str, 
         interview = await repo.latest_interview_of(session, candidate_id=candidate_id)
         if candidate is None or interview is None or interview.status not in OPEN_INTERVIEW_STATUSES:
             return None
-        try:
+        hr_key = interview.hr_key
+        # The request's key is claimed in the transaction that opens it: a message processed again
+        # (its reply lost to a crash) finds it taken and opens nothing new. A failure rolls both back.
+        if await repo.note_inbound(session, platform=HELP_CLAIM, dedupe_key=key[:300], now=now):
             reached = await help_requests.open_help_request(
                 session,
                 core,
@@ -178,17 +181,15 @@ async def ask_for_help(core: Core, *, candidate_id: int, key: str, reason: str, 
             )
             await session.commit()
             return reached
-        except IntegrityError:
-            await session.rollback()
-            log.warning("help request %s was opened before (the message is processed again)", key)
-    return await _reached_before(core, interview=interview, wants_exit=wants_exit)
+    log.info("help request %s was opened before (the message is processed again)", key)
+    return await _reached_before(core, hr_key=hr_key, wants_exit=wants_exit)
 
 
-async def _reached_before(core: Core, *, interview: Interview, wants_exit: bool) -> HelpReached:
+async def _reached_before(core: Core, *, hr_key: str | None, wants_exit: bool) -> HelpReached:
     """Who a help request opened before reached (the same rule ``open_help_request`` applies)."""
     if wants_exit and core.settings.candidate_exit_policy == "self":
         return "self"
-    if interview.hr_key:
+    if hr_key:
         return "hr"
     async with core.sessions() as session:
         people = await repo.list_people(session)
