@@ -6,6 +6,8 @@ claimed phrase) before anything else, otherwise reads the message's ``Intent``
 (``bot.language.parse``, linked against the interviews the asker may see; the optional language
 model only when the rules place nothing), refuses to act on a guarded intent (a question, a
 negation, a mere mention), checks the sender's role, and turns errors into a polite reply.
+A candidate's message (``IncomingMessage.sender_kind == "candidate"``, from a customer-service
+chat) has no commands or roles: it goes to the candidate handler given as ``candidate``.
 """
 
 from __future__ import annotations
