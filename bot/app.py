@@ -35,7 +35,7 @@ from bot.services import console_auth, notices
 from bot.services.context import Core
 from bot.settings import Settings
 from bot.templating import Templates
-from handlers import ROUTERS
+from handlers import CANDIDATE, ROUTERS
 from storage import repo
 from storage.db import create_engine, session_maker
 from storage.models import InboundMessage
@@ -131,7 +131,7 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
         app[ENGINE], app[HTTP], app[CORE] = engine, http, core
         # What failed deliveries mean for people is the services' rule, not the worker's.
         app[OUTBOX] = Outbox(core, wake=wake, policy=notices.DeliveryFailures(core))
-        app[DISPATCHER] = Dispatcher(core, ROUTERS, proposer=llm.proposer(settings, http))
+        app[DISPATCHER] = Dispatcher(core, ROUTERS, proposer=llm.proposer(settings, http), candidate=CANDIDATE)
         await asyncio.to_thread(language_rules.warm)
         yield
         await http.close()

@@ -37,7 +37,7 @@ from bot.services.reports import exit_report
 from bot.services.summary import send_daily_summary
 from bot.settings import Settings
 from bot.templating import Templates
-from handlers import ROUTERS
+from handlers import CANDIDATE, ROUTERS
 from storage import repo
 from storage.db import create_engine, migrate, session_maker
 from storage.models import NoticeStatus, Role
@@ -426,7 +426,7 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
     core = _core(settings)
     async with core.sessions() as session:
         await repo.ensure_default_reasons(session)
-    dispatcher = Dispatcher(core, ROUTERS, proposer=llm.proposer(settings, None))
+    dispatcher = Dispatcher(core, ROUTERS, proposer=llm.proposer(settings, None), candidate=CANDIDATE)
     chat_type: ChatType = "group" if args.group else "direct"
     return await run_console(dispatcher, platform=platform, user_id=user_id, chat_type=chat_type)
 

@@ -6,6 +6,8 @@ claimed phrase) before anything else, otherwise reads the message's ``Intent``
 (``bot.language.parse``, linked against the interviews the asker may see; the optional language
 model only when the rules place nothing), refuses to act on a guarded intent (a question, a
 negation, a mere mention), checks the sender's role, and turns errors into a polite reply.
+A candidate's message (``IncomingMessage.sender_kind == "candidate"``, from a customer-service
+chat) has no commands or roles: it goes to the candidate handler given as ``candidate``.
 """
 
 from __future__ import annotations
@@ -171,8 +173,17 @@ class Router:
 
 
 class Dispatcher:
-    def __init__(self, core: Core, routers: Iterable[Router], *, proposer: Proposer | None = None) -> None:
+    def __init__(
+        self,
+        core: Core,
+        routers: Iterable[Router],
+        *,
+        proposer: Proposer | None = None,
+        candidate: HandlerFn | None = None,
+    ) -> None:
         self.core = core
+        # Answers a candidate's message (``IncomingMessage.sender_kind == "candidate"``); None: ignored.
+        self.candidate = candidate
         self.commands: dict[str, Command] = {}
         self.by_kind: dict[Kind, Command] = {}
         self.answers: dict[str, HandlerFn] = {}
@@ -242,6 +253,8 @@ class Dispatcher:
             return [mask_reply(r, known) for r in replies]
 
     async def _handle(self, msg: IncomingMessage, *, final: bool) -> list[Reply]:
+        if msg.sender_kind == "candidate":
+            return await self._candidate(msg, final=final)
         text = normalize(msg.text)
         if is_question_marks(msg.text):
             text = self.by_kind[Kind.help].names[0]  # a lone ? or ？ asks for help
@@ -298,6 +311,22 @@ class Dispatcher:
         finally:
             name = ctx.cmd.names[0] if ctx.cmd and ctx.cmd.names else ctx.command
             self.core.metrics.command_seconds.labels(command=name).observe(time.perf_counter() - started)
+
+    async def _candidate(self, msg: IncomingMessage, *, final: bool) -> list[Reply]:
+        """A candidate's message: no commands, no roles; the candidate handlers answer it."""
+        if self.candidate is None or not msg.text.strip():
+            return []
+        ctx = Context(core=self.core, msg=msg, person=None, dispatcher=self, command="(candidate)", args=msg.text)
+        try:
+            return await self.candidate(ctx)
+        except ServiceError as exc:
+            return [Reply(exc.message)]
+        except Exception:
+            if not final:
+                log.warning("candidate handler failed (message %s); it will be retried", msg.msg_id)
+                raise
+            log.exception("candidate handler failed (message %s)", msg.msg_id)
+            return self.apology()
 
     async def _route(
         self, ctx: Context, text: str, pending: PendingAction | None

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.dispatcher import Router
-from handlers import console, help_requests, people, reschedule, share, stats, status, terminate, todos
+from bot.dispatcher import HandlerFn, Router
+from handlers import candidate, console, help_requests, people, reschedule, share, stats, status, terminate, todos
 from handlers import help as help_
 
 ROUTERS: tuple[Router, ...] = (
@@ -18,3 +18,6 @@ ROUTERS: tuple[Router, ...] = (
     console.router,
     help_.router,
 )
+
+# What answers a candidate writing to a customer-service chat (``Dispatcher(candidate=...)``).
+CANDIDATE: HandlerFn = candidate.handle

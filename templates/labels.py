@@ -14,6 +14,13 @@ LABELS: dict[str, dict[str, str]] = {
         "completed": "已完成",
         "terminated": "已终止",
     },
+    # As a candidate reads it in the customer-service chat (before it starts it is 待面试 to them).
+    "candidate_interview_status": {
+        "scheduled": "待面试",
+        "in_progress": "进行中",
+        "completed": "已完成",
+        "terminated": "已终止",
+    },
     "notice_kind": {
         "terminated": "面试终止通知",
         "rescheduled": "改期通知",

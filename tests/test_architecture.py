@@ -91,6 +91,11 @@ def test_channels_use_no_orm_and_no_handlers() -> None:
     assert offenders(files("bot/channels"), ("sqlalchemy", "sqlmodel", "handlers")) == []
 
 
+def test_the_kf_channel_reaches_storage_only_through_the_intake_and_services() -> None:
+    """WeCom customer service parses and replies; linking, status and help requests are services."""
+    assert offenders(files("bot/channels/wecom/kf.py"), ("storage.repo", "storage.db", "storage.repos")) == []
+
+
 def test_app_cli_services_and_delivery_name_no_platform() -> None:
     found = []
     for path in files("bot/app.py", "bot/cli.py", "bot/services", *DELIVERY):

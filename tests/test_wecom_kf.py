@@ -9,14 +9,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlmodel import col, select
 
+from bot.channels.wecom import WECOM
 from bot.clock import FrozenClock
 from bot.delivery import SendProblem, problem_of
 from bot.keys import CORE, OUTBOX
+from bot.services import candidate_chat
 from storage.models import AuditEvent, Candidate, KfConversation, KfCursor, Notice, NoticeAttempt, Todo
 from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, admin_headers, eventually, started_interview
 from tests.fakes.smtp import SmtpServer
 from tests.fakes.wecom_api import FakeWeCom, WeComSide, kf_event_xml, wecom_settings
+from tests.faults import Faults
 
 KF = "wkTESTKF"
 USER = "wmCANDIDATE1"
@@ -36,6 +39,13 @@ async def customer_writes(client: TestClient, clock: FrozenClock, fake: FakeWeCo
     path, body = WeComSide().app_post(kf_event_xml("ENC_TOKEN_1", KF), timestamp=int(clock.now().timestamp()))
     resp = await client.post(path, data=body)
     assert resp.status == 200 and await resp.read() == b""
+
+
+async def inbound_rows(app: web.Application) -> list[Notice]:
+    """The stored customer messages (the intake's rows), oldest first."""
+    async with app[CORE].sessions() as session:
+        stmt = select(Notice).where(Notice.kind == "inbound").order_by(col(Notice.id))
+        return list((await session.exec(stmt)).all())
 
 
 def replies(fake: FakeWeCom) -> list[str]:
@@ -222,3 +232,113 @@ async def test_kf_event_is_acked_and_ignored_when_kf_is_off(
     app = client.server.app
     assert app is not None
     assert "kf" not in app[OUTBOX].senders
+
+
+async def todos_and_prompts(app: web.Application) -> tuple[list[Todo], list[Notice]]:
+    async with app[CORE].sessions() as session:
+        todos = list((await session.exec(select(Todo))).all())
+        prompts = list((await session.exec(select(Notice).where(Notice.kind == "help_requested"))).all())
+    return todos, prompts
+
+
+async def test_help_request_reaches_the_hr_owner_and_a_negation_opens_nothing(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    client, app = await kf_client(make_client, clock, fake_wecom)
+    await customer_writes(client, clock, fake_wecom, "13800001234", "不需要求助", "我可以退出吗?")
+    texts = await wait_replies(fake_wecom, 3)
+    # A negation and a question are answered with the interview's state; nothing is opened.
+    assert all("AI面试状态:进行中" in t and "已收到" not in t for t in texts[1:]), texts
+    assert await todos_and_prompts(app) == ([], [])
+
+    await customer_writes(client, clock, fake_wecom, "我要求助 网络断了")
+    assert "已收到您的求助,已通知负责HR" in (await wait_replies(fake_wecom, 4))[3]
+    todos, prompts = await todos_and_prompts(app)
+    assert [(t.assignee, t.title) for t in todos] == [("wecom:hr01", "候选人张三请求协助:网络断了")]
+    assert [p.recipient for p in prompts] == ["hr01"] and "网络断了" in prompts[0].body
+
+    # The same message processed again (its reply was lost to a crash) opens nothing new.
+    async with app[CORE].sessions() as session:
+        candidate = (await session.exec(select(Candidate))).one()
+    assert candidate.id is not None
+    key = f"kf:{fake_wecom.kf_messages[-1]['msgid']}"
+    again = await candidate_chat.ask_for_help(
+        app[CORE], candidate_id=candidate.id, key=key, reason="网络断了", wants_exit=False
+    )
+    assert again == "hr" and [len(x) for x in await todos_and_prompts(app)] == [1, 1]
+
+    await customer_writes(client, clock, fake_wecom, "我不想面了")
+    assert "已收到您的求助" in (await wait_replies(fake_wecom, 5))[4]
+    todos, _ = await todos_and_prompts(app)
+    assert todos[-1].title.startswith("候选人张三希望结束面试")
+
+
+async def test_a_kf_message_is_stored_before_processing_and_a_failed_try_is_processed_again_once(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom, faults: Faults
+) -> None:
+    client, app = await kf_client(make_client, clock, fake_wecom)
+    await customer_writes(client, clock, fake_wecom, "13800001234")
+    await wait_replies(fake_wecom, 1)
+    # Opening the help request fails (the database refuses the HR's to-do) on the first try.
+    await faults.install("todo")
+    await faults.arm("todo")
+    await customer_writes(client, clock, fake_wecom, "求助:摄像头打不开")
+
+    async def failed_once() -> bool:
+        rows = await inbound_rows(app)
+        return len(rows) == 2 and rows[1].attempts == 1 and rows[1].status == "pending"
+
+    await eventually(failed_once, what="the help message failed once and waits for its retry")
+    stored = await inbound_rows(app)
+    assert stored[1].body == "求助:摄像头打不开" and stored[1].channel == "wecom_kf_inbox"
+    assert len(replies(fake_wecom)) == 1 and await todos_and_prompts(app) == ([], [])
+
+    await faults.disarm("todo")
+    clock.advance(minutes=10)  # past the retry's backoff
+    app[OUTBOX].wake()
+    assert "已收到您的求助,已通知负责HR" in (await wait_replies(fake_wecom, 2))[1]
+
+    async def done() -> bool:
+        return [r.status for r in await inbound_rows(app)] == ["sent", "sent"]
+
+    await eventually(done)
+    todos, prompts = await todos_and_prompts(app)
+    assert len(todos) == 1 and len(prompts) == 1
+    assert [r.attempts for r in await inbound_rows(app)] == [1, 2]
+    assert len(replies(fake_wecom)) == 2
+
+
+async def test_a_kf_message_stored_when_the_process_dies_is_processed_once_after_the_restart(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    client, app = await kf_client(make_client, clock, fake_wecom)
+    kf = app[WECOM].kf
+    assert kf is not None
+    kf.intake.work.stopping()  # the process "dies" after storing, before processing
+    fake_wecom.kf_customer_says(USER, "13800001234", KF)
+    assert await kf.sync("ENC_TOKEN_1", KF) == 1
+    [row] = await inbound_rows(app)
+    assert row.status == "pending" and row.attempts == 0 and replies(fake_wecom) == []
+    await client.close()
+
+    client2 = await make_client(**wecom_settings(fake_wecom, wecom_kf_enabled=True))
+    app2 = client2.server.app
+    assert app2 is not None
+    assert "张三您好" in (await wait_replies(fake_wecom, 1))[0]
+    # WeCom sends the event again and the sync is repeated from the start: nothing new.
+    kf2 = app2[WECOM].kf
+    assert kf2 is not None
+    async with app2[CORE].sessions() as session:
+        cursor = await session.get(KfCursor, KF)
+        assert cursor is not None
+        await session.delete(cursor)
+        await session.commit()
+    assert await kf2.sync("ENC_TOKEN_1", KF) == 0
+
+    async def settled() -> bool:
+        return [r.status for r in await inbound_rows(app2)] == ["sent"]
+
+    await eventually(settled)
+    assert len(replies(fake_wecom)) == 1
+    async with app2[CORE].sessions() as session:
+        assert (await session.exec(select(Candidate))).one().kf_contact == USER

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ChatType = Literal["direct", "group"]
+# Who writes: staff (registered people, answered by the commands) or a candidate (a customer-service
+# chat such as WeCom kf, answered by the candidate handlers).
+SenderKind = Literal["staff", "candidate"]
 
 # Outbox rows that hold a received chat message until it is processed (durable intake).
 INBOUND_KIND = "inbound"
@@ -48,6 +51,7 @@ class IncomingMessage:
     # Where a reply can go without an access token (response_url, sessionWebhook), if any.
     reply_hint: Mapping[str, Any] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict)
+    sender_kind: SenderKind = "staff"
 
     @property
     def sender_key(self) -> str:

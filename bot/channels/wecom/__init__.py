@@ -22,7 +22,7 @@ from bot.channels.wecom.aibot_ws import AIBOT_WS_CHANNEL, AiBotLongConn, AiBotWs
 from bot.channels.wecom.api import WeComApi
 from bot.channels.wecom.crypto import CallbackCrypto, ConfigError
 from bot.channels.wecom.inbox import InboxSender, WeComInbox
-from bot.channels.wecom.kf import KF_CHANNEL, KfSender, WeComKf
+from bot.channels.wecom.kf import KF_CHANNEL, KfInboxSender, KfSender, WeComKf
 from bot.channels.wecom.sender import (
     APP_CHANNEL,
     ROBOT_CHANNEL,
@@ -181,6 +181,8 @@ class WeComChannel:
             await state.longconn.stop()
         if state.inbox is not None:
             await state.inbox.close()
+        if state.kf is not None:
+            await state.kf.close()
 
 
 def build_state(app: web.Application, outbox: Outbox) -> WeComState:
@@ -201,8 +203,9 @@ def build_state(app: web.Application, outbox: Outbox) -> WeComState:
         )
         outbox.register(WeComAppSender(api, source=core.settings.company_name))
         if kf_problem(settings) is None:
-            kf = WeComKf(core, api, app[BACKGROUND])
+            kf = WeComKf(core, api, app[DISPATCHER], app[BACKGROUND], fail=outbox.fail)
             outbox.register(KfSender(core, api))
+            outbox.register(KfInboxSender(kf))
     if bot_crypto is not None:
         outbox.register(WeComAiBotSender(http, api_base=settings.wecom_api_base))
     key = robot_key(settings)

@@ -59,14 +59,14 @@ Source = Literal["app", "aibot", "aibot_ws"]
 AIBOT_WS_CHANNEL = "wecom_aibot_ws"
 
 
-def _message_to_payload(msg: IncomingMessage) -> dict[str, Any]:
+def message_to_payload(msg: IncomingMessage) -> dict[str, Any]:
     data = asdict(msg)
     data["reply_hint"] = dict(msg.reply_hint)
     data["raw"] = dict(msg.raw)
     return data
 
 
-def _message_from_payload(data: Mapping[str, Any]) -> IncomingMessage:
+def message_from_payload(data: Mapping[str, Any]) -> IncomingMessage:
     return IncomingMessage(
         platform=data["platform"],
         sender_id=data["sender_id"],
@@ -76,6 +76,7 @@ def _message_from_payload(data: Mapping[str, Any]) -> IncomingMessage:
         msg_id=data["msg_id"],
         reply_hint=dict(data.get("reply_hint") or {}),
         raw=dict(data.get("raw") or {}),
+        sender_kind=data.get("sender_kind", "staff"),
     )
 
 
@@ -118,7 +119,7 @@ class WeComInbox:
             key=inbound.dedupe_key,
             recipient=msg.sender_id,
             text=msg.text,
-            payload={"source": source, "msg": _message_to_payload(msg), "card": dict(inbound.card)},
+            payload={"source": source, "msg": message_to_payload(msg), "card": dict(inbound.card)},
         )
 
     async def accept(self, inbound: Inbound, *, source: Source) -> int | None:
@@ -137,7 +138,7 @@ class WeComInbox:
         """Dispatch one stored message; its reply rows (not stored), and, for card clicks, the card
         update (stored at once). A handler error propagates (the row is retried); on its last try
         the replies are the apology and the failure comes back with them."""
-        msg = _message_from_payload(row.payload["msg"])
+        msg = message_from_payload(row.payload["msg"])
         source: Source = row.payload.get("source", "app")
         card = row.payload.get("card") or {}
         core = self.core
