@@ -3,6 +3,7 @@ candidate notices through send_msg within 48 h / 5 replies, falling back to SMS/
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -342,3 +343,24 @@ async def test_a_kf_message_stored_when_the_process_dies_is_processed_once_after
     assert len(replies(fake_wecom)) == 1
     async with app2[CORE].sessions() as session:
         assert (await session.exec(select(Candidate))).one().kf_contact == USER
+
+
+async def test_only_a_newer_customer_message_opens_the_reply_window_again(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
+    client = await make_client()
+    assert client.server.app is not None
+    core = client.server.app[CORE]
+    first = clock.now()
+    await candidate_chat.customer_wrote(core, contact="wm-x", account="wk-1", sent_at=first)
+    for _ in range(3):
+        await candidate_chat.count_reply(core, contact="wm-x")
+    # The same message processed again (a retry), or an older one processed late: the count stays.
+    await candidate_chat.customer_wrote(core, contact="wm-x", account="wk-1", sent_at=first)
+    await candidate_chat.customer_wrote(core, contact="wm-x", account="wk-1", sent_at=first - timedelta(minutes=5))
+    window = await candidate_chat.reply_window(core, contact="wm-x")
+    assert window is not None and (window.last_customer_msg_at, window.replies_in_window) == (first, 3)
+    clock.advance(seconds=60)
+    await candidate_chat.customer_wrote(core, contact="wm-x", account="wk-1", sent_at=clock.now())
+    window = await candidate_chat.reply_window(core, contact="wm-x")
+    assert window is not None and (window.last_customer_msg_at, window.replies_in_window) == (clock.now(), 0)

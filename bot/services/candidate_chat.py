@@ -80,8 +80,9 @@ async def save_cursor(core: Core, *, account: str, cursor: str) -> None:
 
 
 async def customer_wrote(core: Core, *, contact: str, account: str, sent_at: datetime) -> None:
-    """A message from ``contact`` opens a fresh 48 h window of 5 answers (and the conversation,
-    the first time)."""
+    """A message from ``contact`` sent at ``sent_at`` opens a fresh 48 h window of 5 answers (and the
+    conversation, the first time). Only a message newer than the window's opens it again: a message
+    processed a second time (a retry) or late (after a newer one) leaves the count of answers as it is."""
     now = core.clock.now()
     async with core.sessions() as session:
         conv = await repo.kf_conversation(session, external_userid=contact)
@@ -92,7 +93,9 @@ async def customer_wrote(core: Core, *, contact: str, account: str, sent_at: dat
                     external_userid=contact, open_kfid=account, last_customer_msg_at=sent_at, created_at=now
                 ),
             )
-        conv.open_kfid, conv.last_customer_msg_at, conv.replies_in_window = account, max(sent_at, now), 0
+        elif sent_at > conv.last_customer_msg_at:
+            conv.last_customer_msg_at, conv.replies_in_window = sent_at, 0
+        conv.open_kfid = account
         await session.commit()
 
 
