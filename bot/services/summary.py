@@ -199,10 +199,15 @@ def stats_url(core: Core, day: date) -> str:
     return f"{base}{STATS_PATH}?period=custom&from={first.isoformat()}&to={day.isoformat()}"
 
 
-async def render_chart(core: Core, data: SummaryData) -> bytes:
-    return await asyncio.to_thread(
-        render_exit_chart, data.chart_days, data.chart_series, codes=data.codes, font_path=core.settings.chart_font
-    )
+async def render_chart(core: Core, data: SummaryData) -> bytes | None:
+    """The chart's PNG, or None when it cannot be drawn: the summary then goes without it."""
+    try:
+        return await asyncio.to_thread(
+            render_exit_chart, data.chart_days, data.chart_series, codes=data.codes, font_path=core.settings.chart_font
+        )
+    except Exception:  # noqa: BLE001 - a chart (font, backend, a name) never stops the summary
+        log.exception("daily summary for %s: the chart could not be drawn; sending the summary without it", data.day)
+        return None
 
 
 @dataclass
