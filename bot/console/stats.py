@@ -59,7 +59,7 @@ async def stats_chart(request: web.Request, user: ConsoleUser) -> web.StreamResp
     found = await stats.exit_stats(core, start=first, end=last, hr_key=user.scope)
     try:
         png = await stats.chart_png(core, found)
-    except Exception:  # noqa: BLE001 - a chart that cannot be drawn is a 503 with our headers, not a bare 500
+    except Exception:  # a chart that cannot be drawn is a 503 with our headers, not a bare 500
         log.exception("the 统计 chart for %s..%s could not be drawn", first, last)
         text = core.templates.render("console/chart_failed.txt.j2")
         return web.Response(text=text, status=503, charset="utf-8", headers=SECURITY_HEADERS)

@@ -1,4 +1,4 @@
-"""The daily summary's chart: exits by reason per day, a stacked bar PNG.
+r"""The daily summary's chart: exits by reason per day, a stacked bar PNG.
 
 matplotlib is imported lazily, used through its object API with the Agg canvas (no pyplot, no
 global state) and called through ``asyncio.to_thread`` by the summary, so rendering never blocks

@@ -205,7 +205,7 @@ async def render_chart(core: Core, data: SummaryData) -> bytes | None:
         return await asyncio.to_thread(
             render_exit_chart, data.chart_days, data.chart_series, codes=data.codes, font_path=core.settings.chart_font
         )
-    except Exception:  # noqa: BLE001 - a chart (font, backend, a name) never stops the summary
+    except Exception:  # a chart (font, backend, a name) never stops the summary
         log.exception("daily summary for %s: the chart could not be drawn; sending the summary without it", data.day)
         return None
 
