@@ -28,7 +28,9 @@ from __future__ import annotations
 import re
 
 # Characters that start markup anywhere on a line, in one of the platforms' subsets.
-_INLINE = str.maketrans({"<": "＜", ">": "＞", "[": "［", "]": "］", "`": "｀", "*": "＊"})
+_INLINE = str.maketrans({"<": "＜", ">": "＞", "[": "［", "]": "］", "`": "｀"})
+# Emphasis (``*x*``, ``**x**``); longer runs are left as typed: they are masks (``138****1234``).
+_EMPHASIS = re.compile(r"(?<!\*)\*{1,2}(?!\*)")
 _TAGS = str.maketrans({"<": "＜", ">": "＞"})
 # A heading at the start of a line ("# x"), in any of the subsets.
 _HEADING = re.compile(r"^([ \t]*)#", re.MULTILINE)
@@ -49,7 +51,7 @@ def wecom_text(text: str) -> str:
 def markdown(text: str) -> str:
     """Plain text for a markdown-reading message: WeCom markdown (app, robot, AI bot), DingTalk
     markdown and ActionCard, Feishu text messages and card markdown / lark_md."""
-    text = _HEADING.sub(r"\1＃", text.translate(_INLINE))
+    text = _HEADING.sub(r"\1＃", _EMPHASIS.sub(lambda m: "＊" * len(m.group()), text.translate(_INLINE)))
     return _EVERYONE.sub("＠", text)
 
 
