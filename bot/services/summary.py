@@ -20,7 +20,10 @@ connected, else by email when they have one; plus the group robots that are conf
 exits by reason over 7 days goes where the channel takes images: a group robot that ``takes_images``
 (WeCom: an image message, base64 + md5); and with BOT_PUBLIC_BASE_URL a link to ``/charts/<token>.png``
 on this service, shown as an image in DingTalk markdown and as a link elsewhere (WeCom app messages
-would need a media upload). The group robots come from ``Core.group_posters`` (the channel registry).
+would need a media upload). A chart that cannot be drawn (a broken BOT_CHART_FONT, …) never stops the
+summary: it goes without the chart and the log says why. The group robots come from
+``Core.group_posters`` (the channel registry); their markdown (``daily_summary.md.j2``) has every value
+escaped for markdown by ``bot.templating``.
 
 Each recipient is claimed by inserting its (day, recipient) row (unique); a claim left by a crashed
 replica expires and is taken over, and the notices carry a per-(day, recipient) dedupe key, so a
