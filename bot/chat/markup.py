@@ -44,7 +44,8 @@ def plain(text: str) -> str:
 
 
 def wecom_text(text: str) -> str:
-    """WeCom app text messages: they read ``<a href="…">`` as a link, nothing else."""
+    """WeCom app and customer service (kf) text messages: they read ``<a href="…">`` as a link,
+    nothing else."""
     return text.translate(_TAGS)
 
 

@@ -30,6 +30,7 @@ from xml.parsers.expat import ExpatError
 from wechatpy.enterprise import parse_message
 
 from bot.channels.wecom.api import WeComApi, WeComError
+from bot.chat import markup
 from bot.delivery import SendProblem
 from bot.outbox import SendError, idem_key
 from bot.services import help_requests
@@ -247,7 +248,7 @@ class KfSender:
                 "open_kfid": conv.open_kfid,
                 "msgid": idem_key(notice)[:32],
                 "msgtype": "text",
-                "text": {"content": notice.body},
+                "text": {"content": markup.wecom_text(notice.body)},  # WeChat text reads <a href>
             }
             try:
                 data = await self.api.call("kf/send_msg", payload)
