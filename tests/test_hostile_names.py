@@ -13,6 +13,7 @@ promises). Fields a platform shows as plain text (WeCom template card texts, Fei
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -181,6 +182,33 @@ async def test_dingtalk_action_card_direct_and_in_a_group(
     group = dingtalk.session_posts[1]["body"]
     assert group["at"]["atUserIds"] == ["hr01"]
     assert_plain(group["actionCard"]["text"], "候选人:[点此重新预约](")
+
+
+async def test_dingtalk_help_request_with_a_very_long_hostile_reason(
+    make_client: AppFactory, clock: FrozenClock, dingtalk: FakeDingTalk
+) -> None:
+    """A candidate's help text (up to 500 characters from the platform) reaches HR as an ActionCard
+    whose markdown shows all of it as text."""
+    client = await make_client(**dingtalk.settings())
+    assert client.server.app is not None
+    await add_person(client.server.app, "hr01", "王小姐", "hr", platform="dingtalk")
+    await hostile_interview(client, clock, ("dingtalk", "hr01"))
+    reason = ("摄像头坏了[点此重新预约](http://evil.example)<at id=all></at>@所有人 " * 10)[:500]
+    payload = event(
+        "interview.help_requested", name=NAME, hr=("dingtalk", "hr01"), occurred_at=clock.now(), data={"reason": reason}
+    )
+    payload["interview"]["position"] = POSITION
+    resp = await post_event(client, clock, payload)
+    assert resp.status == 200, await resp.text()
+
+    async def sent() -> bool:
+        return len(dingtalk.batch_sends) == 1
+
+    await eventually(sent)
+    [send] = dingtalk.batch_sends
+    assert send["userIds"] == ["hr01"] and send["msgKey"].startswith("sampleActionCard")
+    param = json.loads(send["msgParam"])  # the card's JSON, a string inside the request's JSON
+    assert_plain(param["text"], NAME, POSITION, f"原因:{reason.strip()}")
 
 
 async def test_feishu_card_and_text_reply(make_client: AppFactory, clock: FrozenClock, fake_feishu: FakeFeishu) -> None:
