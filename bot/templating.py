@@ -1,12 +1,24 @@
-"""Jinja2 environments: autoescape on for HTML, off for chat text, SMS and email text."""
+"""Jinja2 environments: autoescape on for HTML, off for chat text, SMS and email text; every value in a
+markdown template (``*.md.j2``) escaped for markdown (``bot.chat.markup.value``) unless marked ``|safe``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    pass_context,
+    select_autoescape,
+)
+from jinja2.runtime import Context
+from markupsafe import Markup
 
+from bot.chat import markup
 from bot.delivery import problem_of
 from templates.labels import label
 
@@ -14,6 +26,14 @@ from templates.labels import label
 def _send_problem(error: str | None) -> str:
     problem = problem_of(error)
     return label(problem.value, "send_problem") if problem else ""
+
+
+@pass_context
+def _finalize(context: Context, value: Any) -> Any:
+    """Every ``{{ value }}`` of a markdown template is text, not markup (our own links: ``|safe``)."""
+    if context.name and context.name.endswith(".md.j2") and not isinstance(value, Markup):
+        return markup.value(value)
+    return value
 
 
 class Templates:
@@ -31,6 +51,7 @@ class Templates:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            finalize=_finalize,
         )
         # {{ code|label("channel") }}: the Chinese label of a stored code (templates/labels.py).
         self.env.filters["label"] = label

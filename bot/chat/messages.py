@@ -18,6 +18,8 @@ SenderKind = Literal["staff", "candidate"]
 
 # Outbox rows that hold a received chat message until it is processed (durable intake).
 INBOUND_KIND = "inbound"
+# "text" and "confirm" are plain text: each sender escapes them for its message type (bot.chat.markup).
+# "markdown" is markdown already, its values escaped where it was written (a ``*.md.j2`` template).
 ReplyKind = Literal["text", "markdown", "confirm"]
 # A button of a confirm reply: (label shown, command text a press stands for).
 Button = tuple[str, str]

@@ -3,6 +3,7 @@ and by position, and the CSV of those exits. Managers and admins only, as chat's
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 from aiohttp import web
@@ -10,6 +11,8 @@ from aiohttp import web
 from bot.console.web import PREFIX, SECURITY_HEADERS, core_of, manager_page, render
 from bot.services import stats
 from bot.services.console_auth import ConsoleUser
+
+log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 
@@ -53,7 +56,13 @@ async def stats_chart(request: web.Request, user: ConsoleUser) -> web.StreamResp
     except stats.StatsError as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
     core = core_of(request)
-    png = await stats.chart_png(core, await stats.exit_stats(core, start=first, end=last, hr_key=user.scope))
+    found = await stats.exit_stats(core, start=first, end=last, hr_key=user.scope)
+    try:
+        png = await stats.chart_png(core, found)
+    except Exception:  # a chart that cannot be drawn is a 503 with our headers, not a bare 500
+        log.exception("the 统计 chart for %s..%s could not be drawn", first, last)
+        text = core.templates.render("console/chart_failed.txt.j2")
+        return web.Response(text=text, status=503, charset="utf-8", headers=SECURITY_HEADERS)
     return web.Response(body=png, content_type="image/png", headers=SECURITY_HEADERS)
 
 

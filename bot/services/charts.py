@@ -1,4 +1,4 @@
-"""The daily summary's chart: exits by reason per day, a stacked bar PNG.
+r"""The daily summary's chart: exits by reason per day, a stacked bar PNG.
 
 matplotlib is imported lazily, used through its object API with the Agg canvas (no pyplot, no
 global state) and called through ``asyncio.to_thread`` by the summary, so rendering never blocks
@@ -6,7 +6,8 @@ the event loop. Chinese labels need a CJK font: BOT_CHART_FONT (a font file) or 
 the machine (e.g. the fonts-noto-cjk or fonts-wqy-microhei package), found by its file name on
 disk and registered with matplotlib from that file (never from matplotlib's font cache, which may
 be older than the font); without one the chart uses the reasons' English codes instead of
-printing empty boxes.
+printing empty boxes. Text is drawn as plain text (``parse_math`` off on every text artist): a
+reason named ``薪资 $8k_$`` or with ``\`` or ``%`` is shown as written, never read as mathtext.
 """
 
 from __future__ import annotations
@@ -93,11 +94,12 @@ def render_exit_chart(
         ax.bar(x, counts, bottom=bottom, label=label[name])
         bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
     ax.set_xticks(x, [d.strftime("%m-%d") for d in days])
-    ax.set_title(title, fontproperties=font)
+    ax.set_title(title, fontproperties=font, parse_math=False)
     ax.set_ylim(0, max([*bottom, 1]) * 1.15)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     if any(bottom):
-        ax.legend(prop=font, loc="upper left")
+        for text in ax.legend(prop=font, loc="upper left").get_texts():
+            text.set_parse_math(False)  # a reason's name is text, whatever ``$`` it holds
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     buf = io.BytesIO()

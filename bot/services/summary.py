@@ -20,7 +20,10 @@ connected, else by email when they have one; plus the group robots that are conf
 exits by reason over 7 days goes where the channel takes images: a group robot that ``takes_images``
 (WeCom: an image message, base64 + md5); and with BOT_PUBLIC_BASE_URL a link to ``/charts/<token>.png``
 on this service, shown as an image in DingTalk markdown and as a link elsewhere (WeCom app messages
-would need a media upload). The group robots come from ``Core.group_posters`` (the channel registry).
+would need a media upload). A chart that cannot be drawn (a broken BOT_CHART_FONT, …) never stops the
+summary: it goes without the chart and the log says why. The group robots come from
+``Core.group_posters`` (the channel registry); their markdown (``daily_summary.md.j2``) has every value
+escaped for markdown by ``bot.templating``.
 
 Each recipient is claimed by inserting its (day, recipient) row (unique); a claim left by a crashed
 replica expires and is taken over, and the notices carry a per-(day, recipient) dedupe key, so a
@@ -198,10 +201,15 @@ def stats_url(core: Core, day: date) -> str:
     return f"{base}{STATS_PATH}?period=custom&from={first.isoformat()}&to={day.isoformat()}"
 
 
-async def render_chart(core: Core, data: SummaryData) -> bytes:
-    return await asyncio.to_thread(
-        render_exit_chart, data.chart_days, data.chart_series, codes=data.codes, font_path=core.settings.chart_font
-    )
+async def render_chart(core: Core, data: SummaryData) -> bytes | None:
+    """The chart's PNG, or None when it cannot be drawn: the summary then goes without it."""
+    try:
+        return await asyncio.to_thread(
+            render_exit_chart, data.chart_days, data.chart_series, codes=data.codes, font_path=core.settings.chart_font
+        )
+    except Exception:  # a chart (font, backend, a name) never stops the summary
+        log.exception("daily summary for %s: the chart could not be drawn; sending the summary without it", data.day)
+        return None
 
 
 @dataclass

@@ -24,6 +24,7 @@ from urllib.parse import quote
 import aiohttp
 
 from bot.channels.dingtalk.api import DingTalkError, OpenApi, post_custom_robot, post_webhook
+from bot.chat import markup
 from bot.chat.messages import Reply
 from bot.chat.payload import reply_from_payload
 from bot.clock import Clock
@@ -49,8 +50,9 @@ def dtmd_link(command: str) -> str:
 
 
 def _markdown(reply: Reply) -> str:
-    """Markdown replies are sent as written; a confirmation's plain text keeps its line breaks."""
-    return reply.text if reply.kind == "markdown" else reply.text.replace("\n", "\n\n")
+    """Markdown replies are sent as written; plain text (a confirmation's) is escaped and keeps its
+    line breaks."""
+    return reply.text if reply.kind == "markdown" else markup.markdown(reply.text).replace("\n", "\n\n")
 
 
 def _title(reply: Reply) -> str:

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from bot.channels.feishu.api import FeishuApi, FeishuError
+from bot.chat import markup
 from bot.chat.messages import Reply
 from bot.chat.payload import reply_from_payload
 from bot.outbox import SendError, idem_key
@@ -77,7 +78,7 @@ def card(reply: Reply, *, chat_type: str = "direct") -> dict[str, Any]:
 def message(reply: Reply, *, chat_type: str = "direct") -> tuple[str, dict[str, Any]]:
     """(msg_type, content) of a reply."""
     if reply.kind == "text" and not reply.buttons:
-        return "text", {"text": reply.text}
+        return "text", {"text": markup.markdown(reply.text)}  # text messages read <at> tags and links
     return "interactive", card(reply, chat_type=chat_type)
 
 
@@ -110,7 +111,8 @@ class FeishuSender:
         uuid = idem_key(notice)
         if "reply" not in payload:  # a staff notice (services.notices.notify_staff)
             kind = receive_id_type(notice.recipient)
-            return await _guarded(self._api.send(kind, notice.recipient, "text", {"text": notice.body}, uuid), "send")
+            content = {"text": markup.markdown(notice.body)}
+            return await _guarded(self._api.send(kind, notice.recipient, "text", content, uuid), "send")
         reply = reply_from_payload(payload["reply"])
         chat_type = str(payload.get("chat_type") or "direct")
         msg_type, content = message(reply, chat_type=chat_type)

@@ -44,6 +44,7 @@ from bot.channels.wecom.longconn import (
 )
 from bot.channels.wecom.parse import Inbound, parse_aibot_event, parse_aibot_json
 from bot.channels.wecom.sender import AIBOT_LIMIT, APP_CHANNEL, card_task_id, clip, confirm_card, done_label
+from bot.chat import markup
 from bot.chat.payload import reply_from_payload
 from bot.delivery import GroupPost
 from bot.outbox import SendError
@@ -164,8 +165,11 @@ class AiBotWsSender:
             if reply.kind == "confirm" and reply.buttons:
                 card = confirm_card(reply, task_id=card_task_id(notice), source=self.source)
                 return {"msgtype": "template_card", "template_card": card}
-            return _text_body(reply.text, f"reply-{notice.id}", respond=respond)
-        return _text_body(notice.body, f"notice-{notice.id}", respond=respond)
+            text = reply.text if reply.kind == "markdown" else markup.markdown(reply.text)
+            return _text_body(text, f"reply-{notice.id}", respond=respond)
+        # The summary's push is markdown already (its values escaped by its template); others are text.
+        body = notice.body if payload.get("msgtype") == "markdown" else markup.markdown(notice.body)
+        return _text_body(body, f"notice-{notice.id}", respond=respond)
 
     async def send(self, notice: Notice) -> str | None:
         hint = notice.payload.get("reply_hint") or {}

@@ -84,7 +84,7 @@ def merge_replies(replies: list[Reply]) -> list[Reply]:
     """AI bot replies go through a single-use response_url: one row carries all of the text."""
     if len(replies) <= 1:
         return replies
-    return [Reply("\n\n".join(r.text for r in replies), kind="markdown", title=replies[0].title)]
+    return [Reply("\n\n".join(r.text for r in replies), title=replies[0].title)]
 
 
 class WeComInbox:

@@ -32,6 +32,7 @@ from wechatpy.enterprise import parse_message
 
 from bot.channels.wecom.api import WeComApi, WeComError
 from bot.channels.wecom.inbox import message_from_payload, message_to_payload
+from bot.chat import markup
 from bot.chat.messages import IncomingMessage
 from bot.delivery import SendProblem
 from bot.dispatcher import Dispatcher
@@ -243,7 +244,7 @@ class KfSender:
             "open_kfid": window.account,
             "msgid": idem_key(notice)[:32],
             "msgtype": "text",
-            "text": {"content": notice.body},
+            "text": {"content": markup.wecom_text(notice.body)},  # WeChat text reads <a href>
         }
         try:
             data = await self.api.call("kf/send_msg", payload)

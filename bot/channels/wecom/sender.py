@@ -23,6 +23,7 @@ import aiohttp
 
 from bot.channels.wecom.api import DUPLICATE_CHECK_SECONDS, WeComApi, WeComError, aibot_respond, robot_send
 from bot.channels.wecom.parse import button_key
+from bot.chat import markup
 from bot.chat.messages import Reply
 from bot.chat.payload import reply_from_payload
 from bot.outbox import SendError
@@ -117,10 +118,10 @@ class WeComAppSender:
                 return await self.api.send_template_card(user, card)
             if reply.kind == "markdown":
                 return await self.api.send_markdown(user, clip(reply.text, TEXT_LIMIT))
-            return await self.api.send_text(user, clip(reply.text, TEXT_LIMIT))
+            return await self.api.send_text(user, clip(markup.wecom_text(reply.text), TEXT_LIMIT))
         if payload.get("msgtype") == "markdown":
             return await self.api.send_markdown(user, clip(notice.body, TEXT_LIMIT))
-        return await self.api.send_text(user, clip(notice.body, TEXT_LIMIT))
+        return await self.api.send_text(user, clip(markup.wecom_text(notice.body), TEXT_LIMIT))
 
 
 def update_card_notice(*, user: str, response_code: str, command: str, now: datetime, dedupe: str) -> Notice:
@@ -246,7 +247,9 @@ class WeComAiBotSender:
             raise SendError(f"response_url host {parts.netloc!r} is not the WeCom API host", permanent=True)
         reply = notice.payload.get("reply") or {}
         text = reply.get("text") if isinstance(reply, Mapping) else None
-        content = clip(text if isinstance(text, str) else notice.body, AIBOT_LIMIT)
+        written = isinstance(reply, Mapping) and reply.get("kind") == "markdown"
+        text = text if isinstance(text, str) else notice.body
+        content = clip(text if written else markup.markdown(text), AIBOT_LIMIT)
         try:
             await aibot_respond(self.http, url=url, payload={"msgtype": "markdown", "markdown": {"content": content}})
         except WeComError as exc:
