@@ -36,6 +36,14 @@ LABELS: dict[str, dict[str, str]] = {
         "termination_outcome": "终止结果通知",
         "card_update": "卡片更新",
         "admin_test": "测试通知",
+        "ats_exit": "写回招聘系统",
+        "ats_failed": "招聘系统写回失败提示",
+    },
+    # One call writing an exit back to a recruiting system (bot.services.ats.Call).
+    "ats_call": {
+        "interview": "记录AI面试",
+        "transfer": "投递转阶段",
+        "terminate": "终止投递",
     },
     "channel": {
         "kf": "微信客服",
@@ -52,6 +60,7 @@ LABELS: dict[str, dict[str, str]] = {
         "dingtalk_robot": "钉钉群机器人",
         "dingtalk_inbound": "钉钉收到的消息",
         "feishu_group": "飞书群",
+        "feishu_hire": "飞书招聘",
         "feishu_inbound": "飞书收到的消息",
         "console": "终端聊天",
     },
@@ -75,6 +84,7 @@ LABELS: dict[str, dict[str, str]] = {
         "window_closed": "距候选人最后一条消息已超过48小时",
         "reply_quota": "本轮已回复5条,需等候选人再次发消息",
         "recipient_refused": "收件人被拒绝",
+        "no_permission": "应用缺少所需权限,请管理员在开放平台开通后点重试",
     },
     "source": {
         "chat": "聊天命令",
