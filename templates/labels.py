@@ -168,6 +168,7 @@ LABELS: dict[str, dict[str, str]] = {
         "Feishu bot in http mode": "飞书机器人(HTTP 回调)",
         "Feishu bot in ws mode": "飞书机器人(长连接)",
         "Feishu summary group": "飞书日报群",
+        "Feishu Hire write-back": "飞书招聘写回(退出记入候选人投递)",
         "WeCom app": "企业微信自建应用",
         "WeCom customer service kf": "微信客服(通知候选人)",
         "WeCom AI bot": "企业微信智能机器人",

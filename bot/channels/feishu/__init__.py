@@ -64,7 +64,7 @@ def bot_problem(s: FeishuSettings) -> str | None:
 def hire_problem(s: FeishuSettings) -> str | None:
     """Why 飞书招聘 write-back is off (None when it is on)."""
     if not s.feishu_hire_enabled:
-        return "FEISHU_HIRE_ENABLED not set"
+        return "FEISHU_HIRE_ENABLED is off"
     missing = [
         name
         for name, value in (("FEISHU_APP_ID", s.feishu_app_id), ("FEISHU_APP_SECRET", s.feishu_app_secret))
