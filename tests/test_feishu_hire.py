@@ -410,3 +410,25 @@ async def test_cli_lists_their_reasons_and_sets_the_mapping(
     fake.denied.add(SCOPE_APPLICATION)
     code, _, err = await run_cli(clean_db, "ats", "reasons", extra=env)
     assert code == 1 and "无法读取飞书招聘的终止原因:应用缺少所需权限" in err
+
+
+async def test_a_malformed_ats_link_is_refused_and_changes_nothing(
+    make_client: AppFactory, clock: FrozenClock, fake: FakeFeishuHire
+) -> None:
+    client = await hire_app(make_client, clock, fake)
+    for bad in (
+        {"system": "Feishu Hire!", "application_id": APPLICATION},
+        {"system": "feishu_hire", "application_id": ""},
+        {"system": "feishu_hire", "application_id": "x" * 65},
+        {"application_id": APPLICATION},
+    ):
+        payload = event("interview.scheduled", "iv-9", hr=("feishu", "hr01"), occurred_at=clock.now())
+        payload["interview"]["ats"] = bad
+        resp = await post_event(client, clock, payload)
+        assert resp.status == 422, bad
+        assert "ats" in await resp.text()
+    assert client.server.app is not None
+    async with client.server.app[CORE].sessions() as session:
+        from storage import repo
+
+        assert await repo.get_interview(session, platform_id="iv-9") is None

@@ -36,7 +36,7 @@ from bot.services import notices  # (notices imports this module too: attributes
 from bot.services.context import Core
 from bot.services.errors import ServiceError, refusal
 from storage import repo
-from storage.models import AtsAction, AtsReasonMap, ExitReason, ExitRecord, Interview, Notice, ReasonCode
+from storage.models import AtsAction, AtsReasonMap, AttemptResult, ExitReason, ExitRecord, Interview, Notice, ReasonCode
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +166,12 @@ async def exit_failed(session: AsyncSession, core: Core, notice: Notice, now: da
     if interview is None:
         return
     candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
+    assert notice.id is not None
+    attempts = (await repo.attempts_for_notices(session, notice_ids=[notice.id]))[notice.id]
     text = core.templates.render(
         "notices/ats_failed.txt.j2",
+        # A crash cut an attempt off: the call may have been made; HR is asked to check, not told it failed.
+        maybe_done=any(a.result == AttemptResult.unknown for a in attempts),
         system=notice.channel,
         call=str(notice.payload.get("call", "")),
         candidate_name=candidate.name if candidate else "",
