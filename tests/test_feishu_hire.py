@@ -433,3 +433,31 @@ async def test_a_malformed_ats_link_is_refused_and_changes_nothing(
         from storage import repo
 
         assert await repo.get_interview(session, platform_id="iv-9") is None
+
+
+async def test_an_idle_timeout_exit_is_written_back_too(
+    make_client: AppFactory, clock: FrozenClock, fake: FakeFeishuHire
+) -> None:
+    from bot import jobs
+
+    client = await hire_app(make_client, clock, fake, idle_timeout_seconds=600)
+    assert client.server.app is not None
+    await ats.set_mapping(
+        client.server.app[CORE],
+        system="feishu_hire",
+        reason_code=ReasonCode.idle_timeout,
+        action=AtsAction.transfer,
+        operator="cli",
+        stage_id=STAGE,
+    )
+    await linked_interview(client, clock)
+    clock.advance(seconds=601)
+    assert await jobs.sweep_idle(client.server.app[CORE]) == 1
+
+    async def done() -> bool:
+        return [n.status for n in await rows(client, "ats_exit")] == ["sent", "sent"]
+
+    await eventually(done)
+    [created] = fake.external_interviews
+    assert created["participate_status"] == 2  # it had started: 参与, not 爽约
+    assert fake.applications[APPLICATION]["stage_id"] == STAGE
