@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from bot import events_client
@@ -27,7 +28,7 @@ from bot.delivery import Reach
 from bot.dispatcher import Dispatcher
 from bot.language import llm
 from bot.logs import PathAccessLogger, access_logger, configure_logging
-from bot.services import console_admin, console_auth, demo, notice_check, people_import
+from bot.services import ats, console_admin, console_auth, demo, notice_check, people_import
 from bot.services import events as events_service
 from bot.services import people as people_service
 from bot.services import reasons as reason_service
@@ -40,7 +41,7 @@ from bot.templating import Templates
 from handlers import CANDIDATE, ROUTERS
 from storage import repo
 from storage.db import create_engine, migrate, session_maker
-from storage.models import NoticeStatus, Role
+from storage.models import AtsAction, NoticeStatus, Role
 
 log = logging.getLogger("bot")
 
@@ -201,6 +202,21 @@ def _add_first_try_commands(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="PLATFORM:USER_ID",
         help=f"示例面试的负责 HR(默认 {registry.names()[0]}:hr01)",
     )
+    ats_cmd = sub.add_parser("ats", help="招聘系统写回:查看对方的终止原因和退出原因的映射、设置映射").add_subparsers(
+        dest="ats_command", required=True
+    )
+    ats_reasons = ats_cmd.add_parser("reasons", help="列出招聘系统的终止原因,以及每个退出原因现在的映射")
+    ats_reasons.add_argument("--system", help="招聘系统(默认:唯一已开启的那个)")
+    ats_map = ats_cmd.add_parser("map", help="设置一个退出原因在招聘系统中的处理:只记录面试、转阶段或终止投递")
+    ats_map.add_argument("code", help="退出原因代码(见 reasons list)")
+    ats_map.add_argument("--system", help="招聘系统(默认:唯一已开启的那个)")
+    how = ats_map.add_mutually_exclusive_group(required=True)
+    how.add_argument("--record", action="store_true", help="只记录 AI 面试,不改投递")
+    how.add_argument("--stage", metavar="STAGE_ID", help="把投递转到这个阶段")
+    how.add_argument(
+        "--terminate", metavar="TYPE", type=int, help="终止投递:1 我们拒绝了候选人、22 候选人拒绝了我们、27 其他"
+    )
+    ats_map.add_argument("--reason", action="append", default=[], metavar="REASON_ID", help="终止原因 ID(可多次)")
     events_cmd = sub.add_parser("events", help="平台事件").add_subparsers(dest="events_command", required=True)
     send_cmd = events_cmd.add_parser("send", help="签名并发送一个事件文件到运行中的服务,显示状态和应答")
     send_cmd.add_argument("file", metavar="FILE.json", help="一个平台事件(JSON 对象)")
@@ -650,6 +666,50 @@ def _log_banner(text: str) -> None:
             log.info("%s", line.strip("= "))
 
 
+def _ats_system(settings: Settings, chosen: str | None) -> str | None:
+    systems = sorted(registry.reach(settings).ats_systems)
+    if chosen:
+        return chosen if chosen in systems else None
+    return systems[0] if len(systems) == 1 else None
+
+
+async def _ats(settings: Settings, args: argparse.Namespace) -> int:
+    system = _ats_system(settings, args.system)
+    if system is None:
+        return _fail("没有已开启的招聘系统写回(或未指定 --system);请先在配置中开启")
+    core = _core(settings, reach=registry.reach(settings))
+    async with core.sessions() as session:
+        await repo.ensure_default_reasons(session)
+    try:
+        if args.ats_command == "map":
+            action = AtsAction.record if args.record else AtsAction.transfer if args.stage else AtsAction.terminate
+            await ats.set_mapping(
+                core,
+                system=system,
+                reason_code=args.code,
+                action=action,
+                operator=CLI,
+                stage_id=args.stage,
+                termination_type=args.terminate,
+                termination_reason_ids=tuple(args.reason),
+            )
+            print(f"已设置 {args.code} → {action.value}")  # noqa: T201
+            return 0
+        async with aiohttp.ClientSession() as http:
+            theirs = await registry.ats_reasons(settings, core, http, system)
+    except ServiceError as exc:
+        return _fail(exc.message)
+    for r in theirs or []:
+        state = "" if r["active"] else "\t(已停用)"
+        print(f"{r['id']}\t类型 {r['termination_type']}\t{r['name']}{state}")  # noqa: T201
+    print("---")  # noqa: T201
+    for m in await ats.mappings(core, system):
+        target = m.stage_id or " ".join(m.termination_reason_ids)
+        kind = f" {m.termination_type}" if m.termination_type is not None else ""
+        print(f"{m.reason_code}\t{m.reason_name}\t{m.action}{kind}\t{target}")  # noqa: T201
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -711,6 +771,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "system":
         migrate(settings.database_url)
         return asyncio.run(_system(settings))
+    if args.command == "ats":
+        migrate(settings.database_url)
+        return asyncio.run(_ats(settings, args))
     if args.command == "report":
         migrate(settings.database_url)
         return asyncio.run(_report_exits(settings, args))

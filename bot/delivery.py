@@ -6,7 +6,8 @@ settings and hands the services, through ``Core``, what the channels can do:
 
 - ``staff_channels``: outbox channels that reach colleagues by their platform user id;
 - ``candidate_chats``: chat channels that reach candidates (a channel of BOT_NOTICE_PLAN);
-- ``group_posters``: group robots that take posts (the managers' daily summary).
+- ``group_posters``: group robots that take posts (the managers' daily summary);
+- ``ats_systems``: recruiting systems an exit is written back to (their outbox channel is their name).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Audience(StrEnum):
     candidate = "candidate"  # carries a channel plan, falls back, never sent twice on one channel
     staff = "staff"  # colleagues: notices, replies, group posts
     internal = "internal"  # work rows (an inbound message to process), not messages
+    ats = "ats"  # a call writing an exit back to a recruiting system (bot.services.ats)
 
 
 class CandidateChannel(StrEnum):
@@ -63,6 +65,9 @@ class NoticeKind(StrEnum):
     interview_shared = "interview_shared"
     card_update = "card_update"
     admin_test = "admin_test"
+    ats_failed = "ats_failed"
+    # To a recruiting system: one call each (``payload["call"]``), see bot.services.ats.
+    ats_exit = "ats_exit"
 
 
 CANDIDATE_NOTICE_KINDS: tuple[NoticeKind, ...] = (
@@ -85,6 +90,7 @@ class SendProblem(StrEnum):
     window_closed = "window_closed"  # the platform's reply window after the candidate's last message
     reply_quota = "reply_quota"  # the platform's quota of replies per candidate message
     recipient_refused = "recipient_refused"  # the mail server refused the address
+    no_permission = "no_permission"  # the app lacks a permission (scope) the call needs
 
 
 def problem_of(error: str | None) -> SendProblem | None:
@@ -124,3 +130,4 @@ class Reach:
     staff_channels: frozenset[str] = frozenset()
     candidate_chats: frozenset[str] = frozenset()
     group_posters: tuple[GroupPoster, ...] = ()
+    ats_systems: frozenset[str] = frozenset()

@@ -117,6 +117,9 @@ class Interview(SQLModel, table=True):
     terminating_since: datetime | None = _dt(default=None)
     # 1, then +1 each time a terminated interview is rescheduled (reopened); one exit record per attempt.
     attempt: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    # The candidate's application in the company's recruiting system, from the platform's event:
+    # {"system": ..., "application_id": ..., "external_application_id": ...} (bot.services.ats).
+    ats: dict[str, Any] | None = Field(default=None, sa_type=JSONDoc, nullable=True)
     created_at: datetime = _dt()
     updated_at: datetime = _dt()
 
@@ -576,3 +579,27 @@ class PaceMark(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     destination: str = Field(max_length=600)
     at: datetime = _dt()
+
+
+class AtsAction(StrEnum):
+    """What an exit does to the candidate's application in a recruiting system (``AtsReasonMap.action``)."""
+
+    record = "record"  # only the AI interview is recorded
+    transfer = "transfer"  # the application moves to ``stage_id``
+    terminate = "terminate"  # the application is terminated with ``termination_type`` and reasons
+
+
+class AtsReasonMap(SQLModel, table=True):
+    """An admin's mapping from one of our exit reasons (by code) to a recruiting system's own
+    terms: the stage to move the application to, or the termination type and reasons to end it with."""
+
+    __tablename__ = "ats_reason_map"
+
+    system: str = Field(primary_key=True, max_length=32)
+    reason_code: str = Field(primary_key=True, max_length=32)
+    action: str = Field(default=AtsAction.record.value, max_length=16)
+    stage_id: str | None = Field(default=None, max_length=64)
+    termination_type: int | None = None
+    termination_reason_ids: list[str] = _json(list)
+    updated_by: str = Field(max_length=160)
+    updated_at: datetime = _dt()

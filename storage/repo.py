@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from storage.models import ReasonCode
 from storage.repos._sql import insert_or_nothing
+from storage.repos.ats import ats_mappings, get_ats_mapping, put_ats_mapping
 from storage.repos.audit import audit, audit_for_interview
 from storage.repos.claims import take_over_claims_and_commit
 from storage.repos.console import (
@@ -140,6 +141,7 @@ __all__ = [
     "add_notice",
     "add_notices_and_commit",
     "advance_job",
+    "ats_mappings",
     "attempts_for_notices",
     "audit",
     "audit_for_interview",
@@ -171,6 +173,7 @@ __all__ = [
     "finish_todo",
     "finish_todos_by_ref",
     "get_action",
+    "get_ats_mapping",
     "get_candidate",
     "get_console_login",
     "get_console_session",
@@ -221,6 +224,7 @@ __all__ = [
     "purge_interviews_and_commit",
     "purge_pace_marks_and_commit",
     "purge_processed_and_commit",
+    "put_ats_mapping",
     "reason_references",
     "recent_failed_attempts",
     "recently_ended",

@@ -43,6 +43,14 @@ LABELS: dict[str, dict[str, str]] = {
         "termination_outcome": "终止结果通知",
         "card_update": "卡片更新",
         "admin_test": "测试通知",
+        "ats_exit": "写回招聘系统",
+        "ats_failed": "招聘系统写回失败提示",
+    },
+    # One call writing an exit back to a recruiting system (bot.services.ats.Call).
+    "ats_call": {
+        "interview": "记录AI面试",
+        "transfer": "投递转阶段",
+        "terminate": "终止投递",
     },
     "channel": {
         "kf": "微信客服",
@@ -59,6 +67,7 @@ LABELS: dict[str, dict[str, str]] = {
         "dingtalk_robot": "钉钉群机器人",
         "dingtalk_inbound": "钉钉收到的消息",
         "feishu_group": "飞书群",
+        "feishu_hire": "飞书招聘",
         "feishu_inbound": "飞书收到的消息",
         "console": "终端聊天",
     },
@@ -82,6 +91,7 @@ LABELS: dict[str, dict[str, str]] = {
         "window_closed": "距候选人最后一条消息已超过48小时",
         "reply_quota": "本轮已回复5条,需等候选人再次发消息",
         "recipient_refused": "收件人被拒绝",
+        "no_permission": "应用缺少所需权限,请管理员在开放平台开通后点重试",
     },
     "source": {
         "chat": "聊天命令",
@@ -165,6 +175,7 @@ LABELS: dict[str, dict[str, str]] = {
         "Feishu bot in http mode": "飞书机器人(HTTP 回调)",
         "Feishu bot in ws mode": "飞书机器人(长连接)",
         "Feishu summary group": "飞书日报群",
+        "Feishu Hire write-back": "飞书招聘写回(退出记入候选人投递)",
         "WeCom app": "企业微信自建应用",
         "WeCom customer service kf": "微信客服(通知候选人)",
         "WeCom AI bot": "企业微信智能机器人",

@@ -12,14 +12,16 @@ import os
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
+import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, create_model
 
 from bot.channels import dingtalk, feishu, wecom
 from bot.delivery import Reach
 from bot.outbox import Outbox
+from bot.services.context import Core
 from bot.settings import Settings
 from storage.db import AsyncSession
 
@@ -127,7 +129,22 @@ def reach(settings: Settings) -> Reach:
         staff_channels=frozenset().union(*(p.staff_channels for p in parts)),
         candidate_chats=frozenset().union(*(p.candidate_chats for p in parts)),
         group_posters=tuple(poster for p in parts for poster in p.group_posters),
+        ats_systems=frozenset().union(*(p.ats_systems for p in parts)),
     )
+
+
+async def ats_reasons(
+    settings: Settings, core: Core, http: aiohttp.ClientSession, system: str
+) -> list[dict[str, Any]] | None:
+    """A connected recruiting system's own termination reasons (``id``, ``name``,
+    ``termination_type``, ``active``), for the admin's mapping; None when no channel serves ``system``.
+    A channel that serves one has ``async ats_reasons(settings, core, http, system)``."""
+    for c in CHANNELS:
+        fetch = getattr(c, "ats_reasons", None)
+        if fetch is not None and system in c.reach(settings).ats_systems:
+            reasons: list[dict[str, Any]] = await fetch(settings, core, http, system)
+            return reasons
+    return None
 
 
 def feature_status(settings: Settings) -> list[tuple[str, str | None]]:

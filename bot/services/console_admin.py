@@ -65,12 +65,13 @@ class NoticeView:
 
 def deliverable(core: Core) -> set[str]:
     """The outbox channels a configured sender can deliver on: candidates' (SMS, email and the chat
-    channels that reach candidates), colleagues' and the group robots'."""
+    channels that reach candidates), colleagues', the group robots' and the recruiting systems'."""
     return (
         core.settings.candidate_channels()
         | set(core.candidate_chats)
         | set(core.staff_channels)
         | {poster.channel for poster in core.group_posters}
+        | set(core.ats_systems)
     )
 
 

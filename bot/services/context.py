@@ -31,6 +31,8 @@ class Core:
     staff_channels: set[str] = field(default_factory=set)
     candidate_chats: frozenset[str] = frozenset()
     group_posters: tuple[GroupPoster, ...] = ()
+    # Recruiting systems an exit is written back to (bot.services.ats).
+    ats_systems: frozenset[str] = frozenset()
     # Called after notices are committed, so the outbox worker sends them at once (given by the
     # app factory; the CLI has no worker of its own).
     wake_outbox: Callable[[], None] = lambda: None
@@ -52,6 +54,7 @@ class Core:
             staff_channels=set(reach.staff_channels),
             candidate_chats=reach.candidate_chats,
             group_posters=reach.group_posters,
+            ats_systems=reach.ats_systems,
             **kwargs,
         )
 

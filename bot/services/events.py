@@ -56,6 +56,17 @@ class HrIn(BaseModel):
     user_id: str = Field(min_length=1, max_length=128)
 
 
+class AtsIn(BaseModel):
+    """The candidate's application in the company's recruiting system, when the platform knows it;
+    an exit is written back to it (``bot.services.ats``)."""
+
+    model_config = ConfigDict(extra="ignore")
+    system: str = Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")
+    application_id: str = Field(min_length=1, max_length=64)
+    # Where the system records interviews held outside it on a separate "external application".
+    external_application_id: str | None = Field(None, min_length=1, max_length=64)
+
+
 class InterviewIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: str = Field(min_length=1, max_length=128)
@@ -64,6 +75,7 @@ class InterviewIn(BaseModel):
     join_url: str | None = Field(None, max_length=1024)
     candidate: CandidateIn
     hr: HrIn | None = None
+    ats: AtsIn | None = None
 
 
 class PlatformEventIn(BaseModel):
@@ -210,6 +222,8 @@ async def _upsert(session: AsyncSession, data: InterviewIn, now: datetime) -> tu
         interview.hr_platform, interview.hr_user_id = data.hr.platform, data.hr.user_id
     if data.scheduled_at is not None:
         interview.scheduled_at = data.scheduled_at
+    if data.ats is not None:
+        interview.ats = data.ats.model_dump(exclude_none=True)
     interview.updated_at = now
     await session.flush()
     return interview, candidate

@@ -9,6 +9,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.delivery import Audience, CandidateChannel, NoticeKind
+from bot.services import ats
 from bot.services.context import Core
 from storage import repo
 from storage.models import Candidate, Interview, Notice, NoticeStatus, Person, Todo
@@ -372,7 +373,11 @@ class DeliveryFailures:
         return interview, candidate.name if candidate else ""
 
     async def dead(self, session: AsyncSession, notice: Notice, now: datetime) -> None:
-        """A candidate notice nobody could deliver becomes an HR to-do instead of vanishing."""
+        """A candidate notice nobody could deliver becomes an HR to-do instead of vanishing; a call
+        to a recruiting system that failed for good is told to the HR owner (``ats.exit_failed``)."""
+        if notice.payload.get("audience") == Audience.ats:
+            await ats.exit_failed(session, self.core, notice, now)
+            return
         found = await self._interview(session, notice)
         if found is not None:
             interview, name = found

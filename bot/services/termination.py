@@ -29,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.logs import log_context
 from bot.platform_client import ALREADY_TERMINATED, PlatformError
-from bot.services import lifecycle, notices, people
+from bot.services import ats, lifecycle, notices, people
 from bot.services.claims import CLAIM_FOR, end_run, owner_gone, run_token
 from bot.services.context import Core
 from bot.services.errors import ServiceError, refusal
@@ -509,6 +509,7 @@ async def _commit(
                 **notices.notice_outcome(candidate, interview, core, reader=interview.hr_key),
             ),
         )
+        await ats.queue_exit(session, core, interview=interview, record=record, reason=reason, now=now)
         repo.audit(
             session,
             at=now,

@@ -15,10 +15,14 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
+import aiohttp
 from aiohttp import web
 
-from bot.channels.feishu.api import FeishuApi
+from bot.channels.feishu.api import FeishuApi, FeishuError
+from bot.channels.feishu.hire import PERMISSION_CODES, HireApi, HireSender
+from bot.channels.feishu.hire import SYSTEM as HIRE_SYSTEM
 from bot.channels.feishu.http import CALLBACK_PATH, INBOUND, callback
 from bot.channels.feishu.inbound import Inbound, InboundSender
 from bot.channels.feishu.sender import CHANNEL as APP_CHANNEL
@@ -28,6 +32,9 @@ from bot.channels.feishu.ws import WsRunner
 from bot.delivery import GroupPost, GroupPoster, Reach
 from bot.keys import BACKGROUND, CORE, DISPATCHER, HTTP
 from bot.outbox import Outbox
+from bot.services import ats
+from bot.services.context import Core
+from bot.services.errors import refusal
 from bot.services.leases import Leased, LinkState
 from bot.settings import Settings
 from storage.db import AsyncSession
@@ -52,6 +59,30 @@ def bot_problem(s: FeishuSettings) -> str | None:
     if s.feishu_mode == "http" and not s.feishu_verification_token:
         missing.append("FEISHU_VERIFICATION_TOKEN")
     return f"{', '.join(missing)} not set" if missing else None
+
+
+def hire_problem(s: FeishuSettings) -> str | None:
+    """Why 飞书招聘 write-back is off (None when it is on)."""
+    if not s.feishu_hire_enabled:
+        return "FEISHU_HIRE_ENABLED is off"
+    missing = [
+        name
+        for name, value in (("FEISHU_APP_ID", s.feishu_app_id), ("FEISHU_APP_SECRET", s.feishu_app_secret))
+        if not value
+    ]
+    return f"{', '.join(missing)} not set" if missing else None
+
+
+def feishu_api(core: Core, http: aiohttp.ClientSession, s: FeishuSettings) -> FeishuApi:
+    assert s.feishu_app_id and s.feishu_app_secret
+    return FeishuApi(
+        http,
+        sessions=core.sessions,
+        clock=core.clock,
+        app_id=s.feishu_app_id,
+        app_secret=s.feishu_app_secret.get_secret_value(),
+        base_url=s.feishu_api_base,
+    )
 
 
 def _summary_rows(chat_id: str) -> Callable[[GroupPost], list[Notice]]:
@@ -85,17 +116,22 @@ class FeishuChannel:
         s = feishu_settings(settings)
         problem = bot_problem(s)
         summary = None if s.feishu_summary_chat_id else "FEISHU_SUMMARY_CHAT_ID not set"
-        return [(f"Feishu bot in {s.feishu_mode} mode", problem), ("Feishu summary group", problem or summary)]
+        return [
+            (f"Feishu bot in {s.feishu_mode} mode", problem),
+            ("Feishu summary group", problem or summary),
+            ("Feishu Hire write-back", hire_problem(s)),
+        ]
 
     def reach(self, settings: Settings) -> Reach:
         s = feishu_settings(settings)
+        ats = frozenset({HIRE_SYSTEM}) if hire_problem(s) is None else frozenset()
         if bot_problem(s) is not None:
-            return Reach()
+            return Reach(ats_systems=ats)
         chat_id = s.feishu_summary_chat_id
         posters = (
             (GroupPoster(channel=GROUP_CHANNEL, takes_images=True, build=_summary_rows(chat_id)),) if chat_id else ()
         )
-        return Reach(staff_channels=frozenset({APP_CHANNEL}), group_posters=posters)
+        return Reach(staff_channels=frozenset({APP_CHANNEL}), group_posters=posters, ats_systems=ats)
 
     def routes(self, settings: Settings) -> Iterable[web.AbstractRouteDef]:
         s = feishu_settings(settings)
@@ -105,6 +141,23 @@ class FeishuChannel:
 
     async def purge(self, session: AsyncSession, *, before: datetime) -> None:
         """Nothing beside the shared dedupe keys and inbound rows."""
+
+    async def ats_reasons(
+        self, settings: Settings, core: Core, http: aiohttp.ClientSession, system: str
+    ) -> list[dict[str, Any]]:
+        """飞书招聘's termination reasons (``registry.ats_reasons``)."""
+        s = feishu_settings(settings)
+        assert system == HIRE_SYSTEM and hire_problem(s) is None
+        try:
+            reasons = await HireApi(feishu_api(core, http, s)).termination_reasons()
+        except (FeishuError, aiohttp.ClientError, TimeoutError) as exc:
+            denied = isinstance(exc, FeishuError) and exc.code in PERMISSION_CODES
+            raise ats.AtsError(
+                refusal(core, "ats_reasons_failed", system=system, denied=denied, detail=str(exc)[:200])
+            ) from exc
+        return [
+            {"id": r.id, "name": r.name, "termination_type": r.termination_type, "active": r.active} for r in reasons
+        ]
 
     def connections(self, app: web.Application) -> dict[str, str]:
         link, runner = app.get(LINK), app.get(RUNNER)
@@ -124,16 +177,12 @@ class FeishuChannel:
         s = feishu_settings(core.settings)
         inbound: Inbound | None = None
         link: Leased | None = None
+        if hire_problem(s) is None:
+            outbox.register(HireSender(HireApi(feishu_api(core, http, s))))
+            log.info("Feishu Hire write-back enabled")
         if bot_problem(s) is None and s.feishu_app_id and s.feishu_app_secret:
             secret = s.feishu_app_secret.get_secret_value()
-            api = FeishuApi(
-                http,
-                sessions=core.sessions,
-                clock=core.clock,
-                app_id=s.feishu_app_id,
-                app_secret=secret,
-                base_url=s.feishu_api_base,
-            )
+            api = feishu_api(core, http, s)
             outbox.register(FeishuSender(api))
             outbox.register(FeishuGroupSender(api))
             inbound_sender = InboundSender(core, app[DISPATCHER], api)

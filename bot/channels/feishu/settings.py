@@ -23,6 +23,8 @@ class FeishuSettings(BaseModel):
     feishu_api_base: str = Field("https://open.feishu.cn", validation_alias="FEISHU_API_BASE")
     # A group chat (chat_id oc_…, the bot a member) that gets the managers' daily summary.
     feishu_summary_chat_id: str | None = Field(None, validation_alias="FEISHU_SUMMARY_CHAT_ID")
+    # 飞书招聘: write exits back to the candidate's application (the app needs the Hire scopes).
+    feishu_hire_enabled: bool = Field(False, validation_alias="FEISHU_HIRE_ENABLED")
 
     @field_validator("feishu_api_base")
     @classmethod
