@@ -113,6 +113,8 @@ from storage.repos.reminders import (
 )
 from storage.repos.shares import share_interview_and_commit
 from storage.repos.summaries import claim_summary_and_commit, summaries_for_day, summary_chart
+from storage.repos.timeline import Key as TimelineKey
+from storage.repos.timeline import timeline_page
 from storage.repos.todos import (
     finish_todo,
     finish_todos_by_ref,
@@ -132,6 +134,7 @@ __all__ = [
     "REASON_OTHER",
     "Conflict",
     "OutboxCounts",
+    "TimelineKey",
     "action_closed_by",
     "add_console_login",
     "add_console_session",
@@ -240,6 +243,7 @@ __all__ = [
     "take_over_job_and_commit",
     "take_pace_slot",
     "termination_audits",
+    "timeline_page",
     "todos_for_interview",
     "transition_action",
     "transition_action_and_commit",
