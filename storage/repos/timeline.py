@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, true
+from sqlalchemy import ColumnElement, literal, tuple_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -41,8 +41,8 @@ class Row:
 def _source(kind: str, *, interview_id: int, platform_id: str) -> tuple[Any, Any, ColumnElement[bool]]:
     """(model, time column, which rows are this interview's) for one kind."""
     if kind == "event":
-        when = func.coalesce(col(PlatformEvent.occurred_at), col(PlatformEvent.received_at))
-        return PlatformEvent, when, col(PlatformEvent.interview_platform_id) == platform_id
+        # Every event has occurred_at (required since events are validated; 0017 filled in older rows).
+        return PlatformEvent, col(PlatformEvent.occurred_at), col(PlatformEvent.interview_platform_id) == platform_id
     model: Any
     model, at = {
         "audit": (AuditEvent, AuditEvent.at),
@@ -55,10 +55,14 @@ def _source(kind: str, *, interview_id: int, platform_id: str) -> tuple[Any, Any
 
 
 def _before(kind: str, when: Any, row_id: Any, cursor: Key) -> ColumnElement[bool]:
-    """Rows of ``kind`` whose key is below ``cursor``."""
+    """Rows of ``kind`` whose key is below ``cursor``, in a form an index on (interview, time, id)
+    answers by a range scan: a row value comparison, not an OR."""
     rank = KINDS.index(kind)
-    same_moment = true() if rank < cursor.rank else (row_id < cursor.id if rank == cursor.rank else false())
-    return or_(when < cursor.at, and_(when == cursor.at, same_moment))
+    if rank < cursor.rank:
+        return when <= cursor.at
+    if rank > cursor.rank:
+        return when < cursor.at
+    return tuple_(when, row_id) < tuple_(literal(cursor.at, type_=when.type), literal(cursor.id))
 
 
 async def timeline_page(
@@ -66,26 +70,26 @@ async def timeline_page(
 ) -> tuple[list[Row], Key | None]:
     """The ``limit`` newest rows of one interview's timeline below ``before`` (None: the newest),
     newest first, and the cursor of the next (older) page, or None when there is none."""
-    rows: list[Row] = []
+    # First only the keys (read from the (interview, time, id) indexes), then the rows shown.
+    keys: list[tuple[Key, str]] = []
     for kind in KINDS:
         model, when, mine = _source(kind, interview_id=interview_id, platform_id=platform_id)
         row_id = col(model.id)
-        stmt = select(model).where(mine)
+        stmt = select(when, row_id).where(mine)
         if before is not None:
             stmt = stmt.where(_before(kind, when, row_id, before))
         stmt = stmt.order_by(when.desc(), row_id.desc()).limit(limit + 1)
-        for item in (await session.exec(stmt)).all():
-            rows.append(Row(kind, Key(_time(kind, item), KINDS.index(kind), item.id), item))
+        rank = KINDS.index(kind)
+        keys += [(Key(at, rank, found_id), kind) for at, found_id in (await session.exec(stmt)).all()]
+    keys.sort(reverse=True)
+    more = len(keys) > limit
+    keys = keys[:limit]
+    rows: list[Row] = []
+    for kind in KINDS:
+        ids = [key.id for key, k in keys if k == kind]
+        if ids:
+            model = _source(kind, interview_id=interview_id, platform_id=platform_id)[0]
+            found = {item.id: item for item in (await session.exec(select(model).where(col(model.id).in_(ids)))).all()}
+            rows += [Row(kind, key, found[key.id]) for key, k in keys if k == kind and key.id in found]
     rows.sort(key=lambda r: r.key, reverse=True)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].key if more and rows else None)
-
-
-def _time(kind: str, item: Any) -> datetime:
-    value = (item.occurred_at or item.received_at) if kind == "event" else getattr(item, _TIME[kind])
-    assert isinstance(value, datetime)
-    return value
-
-
-_TIME = {"audit": "at", "exit": "at", "todo": "created_at", "notice": "created_at", "reminder": "due_at"}
+    return rows, (keys[-1][0] if more and keys else None)
