@@ -64,19 +64,20 @@ def client_address(request: web.Request) -> str:
     hops = [h.strip() for line in request.headers.getall("X-Forwarded-For", []) for h in line.split(",")]
     for hop in reversed(hops):
         if not _within(hop, trusted):
-            return hop[:64] if _within(hop, ANY) else peer
+            return hop if _ip(hop) is not None else peer  # junk a trusted proxy passed on: the proxy
     return peer
 
 
-ANY = [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")]
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(address)
+    except ValueError:
+        return None
 
 
 def _within(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip.version == net.version and ip in net for net in networks)
+    ip = _ip(address)
+    return ip is not None and any(ip.version == net.version and ip in net for net in networks)
 
 
 def _held_off(request: web.Request) -> web.Response | None:
