@@ -20,7 +20,7 @@ from storage.repos.console import (
     spend_console_login,
 )
 from storage.repos.errors import Conflict
-from storage.repos.events import events_for_interview, platform_event_seen
+from storage.repos.events import platform_event_seen
 from storage.repos.exits import (
     exit_counts,
     exits_between,
@@ -162,7 +162,6 @@ __all__ = [
     "due_reminder_ids",
     "end_console_session",
     "ensure_default_reasons",
-    "events_for_interview",
     "existing_dedupe_keys",
     "exit_counts",
     "exits_between",
