@@ -59,6 +59,12 @@ class Metrics:
         self.llm_proposals = Counter(
             "bot_llm_proposals", "Language model proposal requests by outcome", ["outcome"], registry=r
         )
+        self.console_login_refused = Counter(
+            "bot_console_login_refused",
+            "Console login links refused, by reason (unknown, used, expired; throttled: not even checked)",
+            ["reason"],
+            registry=r,
+        )
         self.inbound_pending = Gauge("bot_inbound_pending", "Chat messages received and not yet processed", registry=r)
         self.outbox_pending = Gauge(
             "bot_outbox_pending", "Outbox rows waiting to be sent (or being sent), by channel", ["channel"], registry=r

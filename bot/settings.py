@@ -7,6 +7,7 @@ them all from the environment (never at import).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -96,6 +97,15 @@ class Settings(BaseSettings):
     console_session_hours: int = Field(12, ge=1, le=24 * 30, validation_alias="BOT_CONSOLE_SESSION_HOURS")
     # How often the 进行中 page reloads itself (not while a form on it is open); 0 turns it off.
     console_refresh_seconds: int = Field(30, ge=0, le=3600, validation_alias="BOT_CONSOLE_REFRESH_SECONDS")
+    # Login links refused (unknown, used, expired): after this many from one address within the
+    # window, that address gets 429 with Retry-After until its oldest failure leaves the window.
+    console_login_failures: int = Field(20, ge=1, le=10_000, validation_alias="BOT_CONSOLE_LOGIN_FAILURES")
+    console_login_window_seconds: int = Field(
+        300, ge=1, le=24 * 3600, validation_alias="BOT_CONSOLE_LOGIN_WINDOW_SECONDS"
+    )
+    # Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the
+    # client; empty: the peer address is the client and X-Forwarded-For is never read.
+    trusted_proxies: str = Field("", validation_alias="BOT_TRUSTED_PROXIES")
 
     # Candidate notices (issue 7): channel order, filtered by what the candidate has and what is enabled.
     notice_plan: str = Field("kf,sms,email", validation_alias="BOT_NOTICE_PLAN")
@@ -154,6 +164,21 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        for part in parts:
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"BOT_TRUSTED_PROXIES: {part!r} is not an address or network") from exc
+        return ",".join(parts)
+
+    @property
+    def proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies.split(",") if p]
 
     @field_validator("notice_plan")
     @classmethod

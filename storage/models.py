@@ -189,7 +189,11 @@ class ExitRecord(SQLModel, table=True):
 
 class Todo(SQLModel, table=True):
     __tablename__ = "todo"
-    __table_args__ = (Index("ix_todo_open", "done", "assignee"),)
+    __table_args__ = (
+        Index("ix_todo_open", "done", "assignee"),
+        # An interview's timeline, a page at a time (storage/repos/timeline.py).
+        Index("ix_todo_interview_time", "interview_id", "created_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     assignee: str = Field(max_length=160, index=True)
@@ -212,6 +216,7 @@ class Notice(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("dedupe_key", name="uq_notice_dedupe_key"),
         Index("ix_notice_due", "status", "next_attempt_at"),
+        Index("ix_notice_interview_time", "interview_id", "created_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -274,6 +279,7 @@ class AuditEvent(SQLModel, table=True):
     """Append-only log of every state change and refusal."""
 
     __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_interview_time", "interview_id", "at", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = _dt(index=True)
@@ -288,11 +294,13 @@ class PlatformEvent(SQLModel, table=True):
     """Platform events applied, keyed by event_id so redeliveries apply once."""
 
     __tablename__ = "platform_event"
+    __table_args__ = (Index("ix_platform_event_interview_time", "interview_platform_id", "occurred_at", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     event_id: str = Field(max_length=128, unique=True)
     type: str = Field(max_length=64)
     interview_platform_id: str = Field(max_length=128, index=True)
+    # Always set since events are validated (older rows were given their received_at, 0017).
     occurred_at: datetime | None = _dt(default=None)
     received_at: datetime = _dt()
     payload: dict[str, Any] = _json(dict)

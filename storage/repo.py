@@ -21,7 +21,7 @@ from storage.repos.console import (
     spend_console_login,
 )
 from storage.repos.errors import Conflict
-from storage.repos.events import events_for_interview, platform_event_seen
+from storage.repos.events import platform_event_seen
 from storage.repos.exits import (
     exit_counts,
     exits_between,
@@ -114,6 +114,8 @@ from storage.repos.reminders import (
 )
 from storage.repos.shares import share_interview_and_commit
 from storage.repos.summaries import claim_summary_and_commit, summaries_for_day, summary_chart
+from storage.repos.timeline import Key as TimelineKey
+from storage.repos.timeline import timeline_page
 from storage.repos.todos import (
     finish_todo,
     finish_todos_by_ref,
@@ -133,6 +135,7 @@ __all__ = [
     "REASON_OTHER",
     "Conflict",
     "OutboxCounts",
+    "TimelineKey",
     "action_closed_by",
     "add_console_login",
     "add_console_session",
@@ -161,7 +164,6 @@ __all__ = [
     "due_reminder_ids",
     "end_console_session",
     "ensure_default_reasons",
-    "events_for_interview",
     "existing_dedupe_keys",
     "exit_counts",
     "exits_between",
@@ -244,6 +246,7 @@ __all__ = [
     "take_over_job_and_commit",
     "take_pace_slot",
     "termination_audits",
+    "timeline_page",
     "todos_for_interview",
     "transition_action",
     "transition_action_and_commit",

@@ -137,6 +137,7 @@ LABELS: dict[str, dict[str, str]] = {
         "console.link": "获取后台登录链接",
         "console.login": "登录网页后台",
         "console.login_refused": "后台登录被拒绝",
+        "console.login_throttled": "后台登录失败过多,暂停该地址登录",
         "console.logout": "退出网页后台",
         "reason.added": "新增退出原因",
         "reason.updated": "修改退出原因",

@@ -15,6 +15,10 @@ async def test_admin_endpoints_need_the_token(make_client: AppFactory, clock: Fr
     cases = [
         ("GET", "/api/interviews"),
         ("GET", "/api/interviews/iv-1"),
+        ("GET", "/api/interviews/iv-1/timeline"),
+        ("GET", "/api/interviews/iv-1/answers"),
+        ("GET", "/api/interviews/iv-1/todos"),
+        ("GET", "/api/interviews/iv-1/notices"),
         ("POST", "/api/interviews/iv-1/terminate"),
         ("GET", f"/api/reports/exits?from={CLOCK_START.year}-01-01&to={CLOCK_START.year}-12-31"),
         ("GET", "/api/notices"),

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.api.common import error, fail, parse_json_object
+from bot.api.common import error, fail, int_cursor, next_link, paging, parse_json_object
 from bot.bounded import ascii_equal, check_day
 from bot.chat.messages import INBOUND_KIND
 from bot.keys import CORE
-from bot.services import termination
+from bot.services import browse, termination
 from bot.services.reports import exit_report
 from storage import repo
 from storage.models import Candidate, ExitRecord, Interview, InterviewStatus, Notice, NoticeAttempt, NoticeStatus, Todo
@@ -112,20 +114,28 @@ def notice_public(notice: Notice, attempts: Sequence[NoticeAttempt] = ()) -> dic
     }
 
 
+# Paged lists: (default, maximum) of ``limit``.
+LIST_PAGE = (100, 500)
+ITEMS_PAGE = (50, 200)
+ANSWERS_PAGE = (100, 500)
+
+
 @routes.get("/api/interviews")
 async def list_interviews(request: web.Request) -> web.Response:
+    """Newest first, ``limit`` at a time; ``next`` is the address of the following page."""
     require_admin(request)
     status = request.query.get("status")
     if status and status not in {s.value for s in InterviewStatus}:
         return error(400, "bad_status", f"未知状态 {status!r}", known=[s.value for s in InterviewStatus])
-    core = request.app[CORE]
-    async with core.sessions() as session:
-        interviews = await repo.list_interviews(session, status=status)
-        out = []
-        for interview in interviews:
-            candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
-            out.append(interview_summary(interview, candidate))
-    return web.json_response({"interviews": out})
+    page = paging(request, default=LIST_PAGE[0], maximum=LIST_PAGE[1])
+    async with request.app[CORE].sessions() as session:
+        rows = await repo.list_interviews(session, status=status, before=int_cursor(page), limit=page.limit + 1)
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    last = rows[-1][0].id if more else None
+    return web.json_response(
+        {"interviews": [interview_summary(i, c) for i, c in rows], "next": next_link(request, last)}
+    )
 
 
 def _interview_id(request: web.Request) -> str:
@@ -136,24 +146,163 @@ def _interview_id(request: web.Request) -> str:
     return value
 
 
+def _answers_page(answered: list[dict[str, Any]], *, after: int | None, limit: int) -> tuple[list[Any], int | None]:
+    """Saved answers (ordered by question number) after question ``after``: a page and the cursor
+    of the next one."""
+    rest = [a for a in answered if after is None or _question_no(a) > after]
+    return rest[:limit], (_question_no(rest[limit - 1]) if len(rest) > limit else None)
+
+
+def _question_no(answer: dict[str, Any]) -> int:
+    value = answer.get("question_no")
+    return value if isinstance(value, int) else -1
+
+
+def _first_page(rows: Sequence[Any], limit: int) -> tuple[Sequence[Any], int | None]:
+    """The first ``limit`` of ``limit + 1`` rows and the id of the last one shown when there are more."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more else None)
+
+
+async def _found(session: AsyncSession, request: web.Request) -> Interview:
+    interview = await repo.get_interview(session, platform_id=_interview_id(request))
+    if interview is None:
+        fail(404, "not_found", f"找不到面试 {request.match_info['id']}")
+    return interview
+
+
 @routes.get("/api/interviews/{id}")
 async def get_interview(request: web.Request) -> web.Response:
+    """The interview with the first page of each of its lists (``answered``, the exit's answers,
+    ``todos``, ``notices``); ``next`` names each list's following page, ``timeline`` its history."""
     require_admin(request)
     core = request.app[CORE]
+    base = f"/api/interviews/{quote(request.match_info['id'], safe='')}"
     async with core.sessions() as session:
-        interview = await repo.get_interview(session, platform_id=_interview_id(request))
-        if interview is None:
-            return error(404, "not_found", f"找不到面试 {request.match_info['id']}")
+        interview = await _found(session, request)
         assert interview.id is not None
         candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
         body = interview_summary(interview, candidate)
-        body["progress"] = interview.progress
-        body["exit"] = exit_public(await repo.get_exit(session, interview_id=interview.id))
-        body["todos"] = [todo_public(t) for t in await repo.todos_for_interview(session, interview_id=interview.id)]
-        notices = await repo.notices_for_interview(session, interview_id=interview.id)
+        answered, answers_next = _answers_page(
+            interview.progress.get("answered", []), after=None, limit=ANSWERS_PAGE[0]
+        )
+        body["progress"] = {**interview.progress, "answered": answered}
+        exit_record = await repo.get_exit(session, interview_id=interview.id)
+        body["exit"] = exit_public(exit_record)
+        exit_next = None
+        if exit_record is not None and body["exit"] is not None:
+            snapshot = exit_record.progress_snapshot
+            shown, exit_next = _answers_page(snapshot.get("answered", []), after=None, limit=ANSWERS_PAGE[0])
+            body["exit"]["progress_snapshot"] = {**snapshot, "answered": shown} if "answered" in snapshot else snapshot
+        todos, todos_next = _first_page(
+            await repo.todos_for_interview(session, interview_id=interview.id, limit=ITEMS_PAGE[0] + 1), ITEMS_PAGE[0]
+        )
+        body["todos"] = [todo_public(t) for t in todos]
+        notices, notices_next = _first_page(
+            await repo.notices_for_interview(session, interview_id=interview.id, limit=ITEMS_PAGE[0] + 1),
+            ITEMS_PAGE[0],
+        )
         attempts = await repo.attempts_for_notices(session, notice_ids=[n.id for n in notices if n.id is not None])
         body["notices"] = [notice_public(n, attempts.get(n.id or 0, [])) for n in notices]
+    body["next"] = {
+        "answered": next_link(request, answers_next, path=f"{base}/answers"),
+        "exit_answered": next_link(request, exit_next, path=f"{base}/answers?of=exit"),
+        "todos": next_link(request, todos_next, path=f"{base}/todos"),
+        "notices": next_link(request, notices_next, path=f"{base}/notices"),
+    }
+    body["timeline"] = f"{base}/timeline"
     return web.json_response(body)
+
+
+@routes.get("/api/interviews/{id}/answers")
+async def interview_answers(request: web.Request) -> web.Response:
+    """Saved answers by question number: the interview's progress, or (``of=exit``) what its
+    latest termination saved."""
+    require_admin(request)
+    of = request.query.get("of", "progress")
+    if of not in ("progress", "exit"):
+        return error(400, "bad_of", "of 须为 progress 或 exit")
+    page = paging(request, default=ANSWERS_PAGE[0], maximum=ANSWERS_PAGE[1])
+    async with request.app[CORE].sessions() as session:
+        interview = await _found(session, request)
+        assert interview.id is not None
+        if of == "exit":
+            record = await repo.get_exit(session, interview_id=interview.id)
+            answered = record.progress_snapshot.get("answered", []) if record is not None else []
+        else:
+            answered = interview.progress.get("answered", [])
+    shown, after = _answers_page(answered, after=int_cursor(page), limit=page.limit)
+    return web.json_response({"answered": shown, "total": len(answered), "next": next_link(request, after)})
+
+
+@routes.get("/api/interviews/{id}/todos")
+async def interview_todos(request: web.Request) -> web.Response:
+    """The interview's to-dos, oldest first."""
+    require_admin(request)
+    page = paging(request, default=ITEMS_PAGE[0], maximum=ITEMS_PAGE[1])
+    async with request.app[CORE].sessions() as session:
+        interview = await _found(session, request)
+        assert interview.id is not None
+        rows = await repo.todos_for_interview(
+            session, interview_id=interview.id, after=int_cursor(page), limit=page.limit + 1
+        )
+    todos, last = _first_page(rows, page.limit)
+    return web.json_response({"todos": [todo_public(t) for t in todos], "next": next_link(request, last)})
+
+
+@routes.get("/api/interviews/{id}/notices")
+async def interview_notices(request: web.Request) -> web.Response:
+    """The interview's notices with every recorded try, oldest first."""
+    require_admin(request)
+    page = paging(request, default=ITEMS_PAGE[0], maximum=ITEMS_PAGE[1])
+    async with request.app[CORE].sessions() as session:
+        interview = await _found(session, request)
+        assert interview.id is not None
+        rows = await repo.notices_for_interview(
+            session, interview_id=interview.id, after=int_cursor(page), limit=page.limit + 1
+        )
+        notices, last = _first_page(rows, page.limit)
+        attempts = await repo.attempts_for_notices(session, notice_ids=[n.id for n in notices if n.id is not None])
+    body = [notice_public(n, attempts.get(n.id or 0, [])) for n in notices]
+    return web.json_response({"notices": body, "next": next_link(request, last)})
+
+
+@routes.get("/api/interviews/{id}/timeline")
+async def interview_timeline(request: web.Request) -> web.Response:
+    """Everything recorded about the interview, newest first (the console's 时间线)."""
+    require_admin(request)
+    page = paging(request, default=browse.TIMELINE_PAGE, maximum=browse.TIMELINE_MAX)
+    try:
+        found = await browse.timeline(
+            request.app[CORE], platform_id=_interview_id(request), scope=None, before=page.cursor, limit=page.limit
+        )
+    except browse.BadCursor:
+        return error(400, "bad_cursor", "cursor 不正确:请使用上一页返回的 next 链接")
+    if found is None:
+        return error(404, "not_found", f"找不到面试 {request.match_info['id']}")
+    items = [timeline_public(item) for item in reversed(found.items)]
+    return web.json_response({"items": items, "next": next_link(request, found.older)})
+
+
+def timeline_public(entry: browse.TimelineItem) -> dict[str, Any]:
+    item = entry.item
+    out: dict[str, Any] = {"kind": entry.kind, "at": _iso(entry.at)}
+    if entry.kind == "event":
+        out |= {"event_id": item.event_id, "type": item.type, "data": item.payload.get("data", {})}
+    elif entry.kind == "audit":
+        out |= {"action": item.action, "actor": item.actor, "detail": item.detail}
+    elif entry.kind == "exit":
+        out |= {"attempt": item.attempt, **(exit_public(item) or {})}
+        out["progress_snapshot"] = {k: v for k, v in item.progress_snapshot.items() if k != "answered"}
+        out["answered_count"] = len(item.progress_snapshot.get("answered", []))
+    elif entry.kind == "todo":
+        out |= todo_public(item)
+    elif entry.kind == "notice":
+        out |= notice_public(item, entry.attempts)
+    elif entry.kind == "reminder":
+        out |= {"reminder": item.kind, "state": item.state, "note": item.note}
+    return out
 
 
 class TerminateIn(BaseModel):
@@ -221,6 +370,7 @@ async def exits(request: web.Request) -> web.Response:
 
 @routes.get("/api/notices")
 async def list_notices(request: web.Request) -> web.Response:
+    """The outbox, newest first, ``limit`` at a time; ``next`` is the address of the following page."""
     require_admin(request)
     status = request.query.get("status")
     if status and status not in {s.value for s in NoticeStatus}:
@@ -229,6 +379,15 @@ async def list_notices(request: web.Request) -> web.Response:
     kind = request.query.get("kind")
     if kind is not None and (len(kind) > 64 or "\x00" in kind):
         return error(400, "bad_kind", "kind 不合法")
+    page = paging(request, default=LIST_PAGE[0], maximum=LIST_PAGE[1])
     async with request.app[CORE].sessions() as session:
-        rows = await repo.list_notices(session, status=status, kind=kind, exclude_kind=None if kind else INBOUND_KIND)
-    return web.json_response({"notices": [notice_public(n) for n in rows]})
+        rows = await repo.list_notices(
+            session,
+            status=status,
+            kind=kind,
+            exclude_kind=None if kind else INBOUND_KIND,
+            before=int_cursor(page),
+            limit=page.limit + 1,
+        )
+    notices, last = _first_page(rows, page.limit)
+    return web.json_response({"notices": [notice_public(n) for n in notices], "next": next_link(request, last)})

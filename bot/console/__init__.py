@@ -10,8 +10,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.console import admin, interviews, login, stats, todos
+from bot.keys import SETTINGS
 
 
 def add_routes(app: web.Application) -> None:
+    """The console's routes, and its per-app state (the login throttle; ``app[SETTINGS]`` is set)."""
+    app[login.LOGIN_THROTTLE] = login.login_throttle(app[SETTINGS])
     for module in (login, interviews, todos, stats, admin):
         app.add_routes(module.routes)

@@ -16,6 +16,8 @@ from bot.services.errors import ServiceError
 routes = web.RouteTableDef()
 
 SOURCE = "console"
+# The detail page lists this many of a termination's saved answers (the count is always shown).
+ANSWERS_SHOWN = 50
 
 
 async def _live(request: web.Request, user: ConsoleUser, *, status: int = 200, error: str = "") -> web.Response:
@@ -87,7 +89,11 @@ async def _detail(
     request: web.Request, user: ConsoleUser, platform_id: str, *, status: int = 200, error: str = "", **extra: object
 ) -> web.Response:
     core = core_of(request)
-    found = await browse.timeline(core, platform_id=platform_id, scope=user.scope)
+    before = request.query.get("before", "") if request.method == "GET" else ""
+    try:
+        found = await browse.timeline(core, platform_id=platform_id, scope=user.scope, before=before or None)
+    except browse.BadCursor:
+        return render(request, "bad_request", status=400, user=user, what="cursor", platform_id=platform_id)
     if found is None:
         return render(request, "not_found", status=404, user=user, platform_id=platform_id)
     return render(
@@ -96,6 +102,8 @@ async def _detail(
         status=status,
         user=user,
         t=found,
+        before=before,
+        answers_shown=ANSWERS_SHOWN,
         reasons=await reasons.choices(core),
         error=error,
         done=request.query.get("done", ""),

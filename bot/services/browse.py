@@ -8,9 +8,10 @@ procedure (``termination.terminate``, ``scheduling.reschedule``, ``todos.finish`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from bot.services import people
@@ -22,16 +23,15 @@ from storage.models import (
     ExitRecord,
     Interview,
     InterviewStatus,
-    Notice,
     NoticeAttempt,
-    PlatformEvent,
-    Reminder,
-    Todo,
 )
 
 __all__ = [
     "PER_PAGE",
     "RECENT",
+    "TIMELINE_MAX",
+    "TIMELINE_PAGE",
+    "BadCursor",
     "Candidate",
     "Interview",
     "InterviewPage",
@@ -164,12 +164,14 @@ class TimelineItem:
 
 @dataclass
 class Timeline:
+    """One page of an interview's history: ``items`` oldest first, the newest ``limit`` below the
+    cursor it was asked for; ``older`` the cursor of the page before them (None: nothing older)."""
+
     interview: Interview
     candidate: Candidate
     items: list[TimelineItem]
     exits: Sequence[ExitRecord]
-    todos: Sequence[Todo]
-    reminders: Sequence[Reminder]
+    older: str | None = None
     hr_name: str = ""
 
     @property
@@ -177,38 +179,78 @@ class Timeline:
         return self.exits[-1] if self.exits else None
 
 
-async def timeline(core: Core, *, platform_id: str, scope: str | None) -> Timeline | None:
-    """Everything recorded about one interview, oldest first; None if it is not in scope."""
+class BadCursor(ValueError):
+    """A timeline cursor this service never gave out."""
+
+
+_CURSOR = re.compile(r"([0-9]{1,17})-([0-9])-([0-9]{1,18})")
+
+
+def cursor_text(key: repo.TimelineKey) -> str:
+    """A page cursor for links: the key's time in microseconds since the epoch, kind rank, row id."""
+    micros = (key.at - EPOCH) // timedelta(microseconds=1)
+    return f"{micros}-{key.rank}-{key.id}"
+
+
+def parse_cursor(text: str) -> repo.TimelineKey:
+    found = _CURSOR.fullmatch(text)
+    if found is None:
+        raise BadCursor(text)
+    micros, rank, row_id = (int(g) for g in found.groups())
+    try:
+        at = EPOCH + timedelta(microseconds=micros)
+    except OverflowError:
+        raise BadCursor(text) from None
+    return repo.TimelineKey(at, rank, row_id)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The newest this many entries show on a page; an API caller may ask for up to TIMELINE_MAX.
+TIMELINE_PAGE = 50
+TIMELINE_MAX = 200
+
+
+async def timeline(
+    core: Core, *, platform_id: str, scope: str | None, before: str | None = None, limit: int = TIMELINE_PAGE
+) -> Timeline | None:
+    """One page of what is recorded about an interview (newest ``limit`` entries older than the
+    cursor ``before``, shown oldest first); None if it is not in scope. BadCursor for a cursor
+    that is not one of ours."""
+    key = parse_cursor(before) if before else None
     found = await visible(core, platform_id=platform_id, scope=scope)
     if found is None:
         return None
     interview, candidate = found
     assert interview.id is not None
-    items: list[TimelineItem] = []
+    limit = max(1, min(limit, TIMELINE_MAX))
     async with core.sessions() as session:
-        events: Sequence[PlatformEvent] = await repo.events_for_interview(session, platform_id=platform_id)
-        items += [TimelineItem(e.occurred_at or e.received_at, "event", e) for e in events]
-        reminders = sorted((await repo.reminders_for_interview(session, interview_id=interview.id)).values(), key=_due)
-        items += [TimelineItem(r.due_at, "reminder", r) for r in reminders]
-        exits = await repo.exits_for_interview(session, interview_id=interview.id)
-        for record in exits:
-            items.append(
-                TimelineItem(record.at, "exit", record, actor=await people.display_name(session, record.operator))
-            )
-        notices: Sequence[Notice] = await repo.notices_for_interview(session, interview_id=interview.id)
-        attempts = await repo.attempts_for_notices(session, notice_ids=[n.id for n in notices if n.id is not None])
-        items += [TimelineItem(n.created_at, "notice", n, attempts=attempts.get(n.id or 0, [])) for n in notices]
-        todos = await repo.todos_for_interview(session, interview_id=interview.id)
-        items += [TimelineItem(t.created_at, "todo", t) for t in todos]
-        audit: Sequence[AuditEvent] = await repo.audit_for_interview(session, interview_id=interview.id, limit=500)
-        for event in audit:
-            item = TimelineItem(event.at, "audit", event, actor=await people.display_name(session, event.actor))
-            item.moved_from, item.moved_to = _moved(event)
+        rows, older = await repo.timeline_page(
+            session, interview_id=interview.id, platform_id=platform_id, before=key, limit=limit
+        )
+        notice_ids = [r.item.id for r in rows if r.kind == "notice"]
+        attempts = await repo.attempts_for_notices(session, notice_ids=notice_ids)
+        actors = [r.item.operator for r in rows if r.kind == "exit"] + [r.item.actor for r in rows if r.kind == "audit"]
+        names = await people.display_names(session, [*actors, interview.hr_key])
+        items: list[TimelineItem] = []
+        for row in reversed(rows):
+            item = TimelineItem(row.key.at, row.kind, row.item)
+            if row.kind == "notice":
+                item.attempts = attempts.get(row.item.id, [])
+            elif row.kind == "exit":
+                item.actor = names.get(row.item.operator, "")
+            elif row.kind == "audit":
+                item.actor = names.get(row.item.actor, "")
+                item.moved_from, item.moved_to = _moved(row.item)
             items.append(item)
-        hr_name = await people.display_name(session, interview.hr_key)
-    order = {"event": 0, "audit": 1, "exit": 2, "todo": 3, "notice": 4, "reminder": 5}
-    items.sort(key=lambda i: (i.at, order[i.kind]))
-    return Timeline(interview, candidate, items, exits=exits, todos=todos, reminders=reminders, hr_name=hr_name)
+        exits = await repo.exits_for_interview(session, interview_id=interview.id)
+    return Timeline(
+        interview,
+        candidate,
+        items,
+        exits=exits,
+        older=cursor_text(older) if older else None,
+        hr_name=names.get(interview.hr_key or "", ""),
+    )
 
 
 def _when(value: object) -> datetime | None:
@@ -228,7 +270,3 @@ def _moved(event: AuditEvent) -> tuple[datetime | None, datetime | None]:
     if event.action.endswith("reschedule.requested"):
         return None, _when(detail.get("at"))
     return None, None
-
-
-def _due(reminder: Reminder) -> datetime:
-    return reminder.due_at

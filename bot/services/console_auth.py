@@ -8,7 +8,8 @@
 - ``session_user``: the signed-in person for a cookie, or None (expired, logged out, or the
   person was removed since).
 - ``sign_out``: ends the session.
-Every sign-in and refusal is audited with source ``console``.
+Every sign-in and refusal of a known link is audited with source ``console``; an address the
+console holds off after too many refused links once per hold (``note_throttled``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "check_link",
     "issue_link",
     "link_url",
+    "note_throttled",
     "purge",
     "session_user",
     "sign_in",
@@ -207,6 +209,15 @@ async def sign_in(core: Core, *, token: str) -> tuple[str, ConsoleUser]:
         repo.audit(session, at=now, actor=person.key, action="console.login", detail={"source": "console"})
         await session.commit()
         return sid, ConsoleUser(person, csrf)
+
+
+async def note_throttled(core: Core, *, source: str, failures: int, seconds: int) -> None:
+    """Audit that ``source`` (a client address) is held off after ``failures`` refused links."""
+    now = core.clock.now()
+    async with core.sessions() as session:
+        detail = {"source": "console", "address": source[:64], "failures": failures, "seconds": seconds}
+        repo.audit(session, at=now, actor="system", action="console.login_throttled", detail=detail)
+        await session.commit()
 
 
 async def session_user(core: Core, sid: str | None) -> ConsoleUser | None:

@@ -48,11 +48,21 @@ async def get_interview_by_pk(session: AsyncSession, *, interview_id: int) -> In
     return await session.get(Interview, interview_id)
 
 
-async def list_interviews(session: AsyncSession, *, status: str | None = None, limit: int = 500) -> Sequence[Interview]:
-    stmt = select(Interview).order_by(col(Interview.id).desc()).limit(limit)
+async def list_interviews(
+    session: AsyncSession, *, status: str | None = None, before: int | None = None, limit: int = 500
+) -> Sequence[tuple[Interview, Candidate]]:
+    """Interviews with their candidates, newest (highest id) first, those with an id below ``before``."""
+    stmt = (
+        select(Interview, Candidate)
+        .join(Candidate, col(Candidate.id) == col(Interview.candidate_id))
+        .order_by(col(Interview.id).desc())
+        .limit(limit)
+    )
     if status:
         stmt = stmt.where(Interview.status == status)
-    return (await session.exec(stmt)).all()
+    if before is not None:
+        stmt = stmt.where(col(Interview.id) < before)
+    return [(i, c) for i, c in (await session.exec(stmt)).all()]
 
 
 async def get_candidate(session: AsyncSession, *, candidate_id: int) -> Candidate | None:

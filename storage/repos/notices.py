@@ -54,8 +54,13 @@ async def insert_notices(session: AsyncSession, notices: Sequence[Notice], *, id
     return {key: row_id for key, row_id in (await session.exec(stmt, params=values)).all()}
 
 
-async def notices_for_interview(session: AsyncSession, *, interview_id: int) -> Sequence[Notice]:
-    stmt = select(Notice).where(Notice.interview_id == interview_id).order_by(col(Notice.id))
+async def notices_for_interview(
+    session: AsyncSession, *, interview_id: int, after: int | None = None, limit: int | None = None
+) -> Sequence[Notice]:
+    """An interview's notices, oldest first; with ``after`` those with a higher id, at most ``limit``."""
+    stmt = select(Notice).where(Notice.interview_id == interview_id).order_by(col(Notice.id)).limit(limit)
+    if after is not None:
+        stmt = stmt.where(col(Notice.id) > after)
     return (await session.exec(stmt)).all()
 
 
@@ -224,9 +229,13 @@ async def list_notices(
     status: str | None = None,
     kind: str | None = None,
     exclude_kind: str | None = None,
+    before: int | None = None,
     limit: int = 200,
 ) -> Sequence[Notice]:
+    """Outbox rows, newest (highest id) first, those with an id below ``before``."""
     stmt = select(Notice).order_by(col(Notice.id).desc()).limit(limit)
+    if before is not None:
+        stmt = stmt.where(col(Notice.id) < before)
     if status:
         stmt = stmt.where(Notice.status == status)
     if kind:

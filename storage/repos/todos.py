@@ -12,8 +12,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import Interview, Todo
 
 
-async def todos_for_interview(session: AsyncSession, *, interview_id: int) -> Sequence[Todo]:
-    stmt = select(Todo).where(Todo.interview_id == interview_id).order_by(col(Todo.id))
+async def todos_for_interview(
+    session: AsyncSession, *, interview_id: int, after: int | None = None, limit: int | None = None
+) -> Sequence[Todo]:
+    """An interview's to-dos, oldest first; with ``after`` those with a higher id, at most ``limit``."""
+    stmt = select(Todo).where(Todo.interview_id == interview_id).order_by(col(Todo.id)).limit(limit)
+    if after is not None:
+        stmt = stmt.where(col(Todo.id) > after)
     return (await session.exec(stmt)).all()
 
 
