@@ -278,13 +278,64 @@ ADMIN_API: dict[tuple[str, str], AdminOp] = {
     ("GET", "/api/interviews"): AdminOp(
         "List interviews",
         "Each: id, position, status, candidate (name, pipeline_status), hr, times, answered.",
-        query=(("status", "Only interviews in this status (400 `bad_status` with `known` otherwise).", False),),
-        answers={"200": '`{"interviews": [...]}`', "400": "`bad_status`"},
+        query=(
+            ("status", "Only interviews in this status (400 `bad_status` with `known` otherwise).", False),
+            ("limit", "Page size, 1-500 (default 100); 400 `bad_limit` otherwise.", False),
+            ("cursor", "From the answer's `next` link, for the page after (400 `bad_cursor` when not).", False),
+        ),
+        answers={
+            "200": '`{"interviews": [...], "next"}`, newest first; `next` is the next page\'s link or null.',
+            "400": "`bad_status`, `bad_limit` or `bad_cursor`",
+        },
     ),
     ("GET", "/api/interviews/{id}"): AdminOp(
         "One interview",
-        "The summary plus progress, exit record, todos, notices and every delivery attempt.",
+        "The summary plus progress, exit record, todos, notices and their delivery attempts; each list is its "
+        "first page (answers 100, todos and notices 50), `next` has each list's next page and `timeline` the "
+        "history's address.",
         answers={"200": "The interview.", "404": "`not_found`"},
+    ),
+    ("GET", "/api/interviews/{id}/answers"): AdminOp(
+        "An interview's saved answers, paged",
+        query=(
+            ("of", "`progress` (the interview's, default) or `exit` (the exit record's snapshot).", False),
+            ("limit", "Page size, 1-500 (default 100); 400 `bad_limit` otherwise.", False),
+            ("cursor", "From the answer's `next` link.", False),
+        ),
+        answers={
+            "200": '`{"answered": [...], "total", "next"}`',
+            "400": "`bad_of`, `bad_limit` or `bad_cursor`",
+            "404": "`not_found`",
+        },
+    ),
+    ("GET", "/api/interviews/{id}/todos"): AdminOp(
+        "An interview's todos, paged (oldest first)",
+        query=(
+            ("limit", "Page size, 1-200 (default 50); 400 `bad_limit` otherwise.", False),
+            ("cursor", "From the answer's `next` link.", False),
+        ),
+        answers={"200": '`{"todos": [...], "next"}`', "400": "`bad_limit` or `bad_cursor`", "404": "`not_found`"},
+    ),
+    ("GET", "/api/interviews/{id}/notices"): AdminOp(
+        "An interview's notices with their attempts, paged (oldest first)",
+        query=(
+            ("limit", "Page size, 1-200 (default 50); 400 `bad_limit` otherwise.", False),
+            ("cursor", "From the answer's `next` link.", False),
+        ),
+        answers={"200": '`{"notices": [...], "next"}`', "400": "`bad_limit` or `bad_cursor`", "404": "`not_found`"},
+    ),
+    ("GET", "/api/interviews/{id}/timeline"): AdminOp(
+        "An interview's history, paged (newest first)",
+        "Events, audits, exits, todos, notices with their attempts and reminders, by (time, kind, id).",
+        query=(
+            ("limit", "Page size, 1-200 (default 50); 400 `bad_limit` otherwise.", False),
+            ("cursor", "From the answer's `next` link.", False),
+        ),
+        answers={
+            "200": '`{"items": [{"kind", "at", ...}], "next"}`',
+            "400": "`bad_limit` or `bad_cursor`",
+            "404": "`not_found`",
+        },
     ),
     ("POST", "/api/interviews/{id}/terminate"): AdminOp(
         "Terminate an interview",
@@ -310,8 +361,13 @@ ADMIN_API: dict[tuple[str, str], AdminOp] = {
         query=(
             ("status", "Only notices in this status.", False),
             ("kind", "Only notices of this kind (received chat messages are listed only when asked).", False),
+            ("limit", "Page size, 1-500 (default 100); 400 `bad_limit` otherwise.", False),
+            ("cursor", "From the answer's `next` link, for the page after.", False),
         ),
-        answers={"200": '`{"notices": [...]}`', "400": "`bad_status` or `bad_kind`."},
+        answers={
+            "200": '`{"notices": [...], "next"}`, newest first',
+            "400": "`bad_status`, `bad_kind`, `bad_limit` or `bad_cursor`.",
+        },
     ),
 }
 

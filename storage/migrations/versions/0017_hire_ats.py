@@ -1,6 +1,6 @@
 """interview.ats and ats_reason_map: an exit written back to the company's recruiting system
 
-Revision ID: 0017_hire
+Revision ID: 0017
 Revises: 0016
 Create Date: 2026-12-07 06:00:00
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 import storage.types
 
-revision: str = '0017_hire'
+revision: str = '0017'
 down_revision: str | None = '0016'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

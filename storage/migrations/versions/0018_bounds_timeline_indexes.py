@@ -1,7 +1,7 @@
 """Indexes for paging an interview's timeline by (time, id); events without occurred_at get their received_at
 
-Revision ID: 0017_bounds
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-07 06:00:00
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = '0017_bounds'
-down_revision: str | None = '0016'
+revision: str = '0018'
+down_revision: str | None = '0017'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
