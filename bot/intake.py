@@ -41,8 +41,10 @@ from storage.models import Notice
 log = logging.getLogger(__name__)
 
 # A stored message is left to the bounded worker of the process that took it in for this long;
-# then the outbox worker of any replica takes it. A restart of the same instance takes its own
-# rows over at once (storage.repo.take_over_claims_and_commit).
+# then the outbox worker of any replica takes it. If that process dies, another replica takes it
+# as soon as the dead one's replica lease has expired (about BOT_LEASE_SECONDS, see
+# storage.repo.claimer_gone); a restart of the same instance takes its own rows over at once
+# (storage.repo.take_over_claims_and_commit).
 INBOUND_GRACE = timedelta(seconds=60)
 # Senders whose messages are processed at once per process (each uses a connection at a time);
 # one sender's messages are processed in the order they came.

@@ -66,7 +66,7 @@ from storage.repos.kf import (
     latest_interview_of,
     save_kf_cursor_and_commit,
 )
-from storage.repos.leases import get_lease, hold_lease_and_commit, release_lease_and_commit
+from storage.repos.leases import REPLICA_LEASE, claimer_gone, get_lease, hold_lease_and_commit, release_lease_and_commit
 from storage.repos.notices import (
     add_notice,
     add_notices_and_commit,
@@ -130,6 +130,7 @@ REASON_OTHER = ReasonCode.other
 __all__ = [
     "DEFAULT_REASONS",
     "REASON_OTHER",
+    "REPLICA_LEASE",
     "Conflict",
     "OutboxCounts",
     "action_closed_by",
@@ -151,6 +152,7 @@ __all__ = [
     "claim_reminder_and_commit",
     "claim_summary_and_commit",
     "claim_termination",
+    "claimer_gone",
     "close_action_and_commit",
     "count_kf_reply_and_commit",
     "defer_destination",
