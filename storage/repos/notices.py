@@ -123,6 +123,27 @@ def _due(now: datetime, worker: str | None, *, first: bool = False) -> ColumnEle
     return due
 
 
+async def orphaned_inbound_ids(
+    session: AsyncSession, *, key_prefix: str, now: datetime, worker: str, limit: int
+) -> list[int]:
+    """Inbound work rows (dedupe key starting with ``key_prefix``) whose claimer is gone
+    (``leases.claimer_gone``): taken in by a dead process and not processed (held in its grace
+    period, or being processed when it died), oldest first, for ``worker`` to take over."""
+    held = (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.attempts) == 0)
+    stmt = (
+        select(Notice.id)
+        .where(
+            or_(held, col(Notice.status) == NoticeStatus.sending.value),
+            col(Notice.kind) == "inbound",  # INBOUND_KIND
+            col(Notice.dedupe_key).startswith(key_prefix, autoescape=True),
+            claimer_gone(col(Notice.claimed_by), now=now, me=worker),
+        )
+        .order_by(col(Notice.id))
+        .limit(limit)
+    )
+    return [i for i in (await session.exec(stmt)).all() if i is not None]
+
+
 async def claim_notice_and_commit(
     session: AsyncSession,
     *,
