@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 import pytest
 from sqlmodel import col, select
 
+from bot.channels.wecom import WECOM
+from bot.channels.wecom.parse import parse_app_xml
 from bot.clock import FrozenClock
 from bot.keys import CORE
 from bot.services.context import Core
@@ -24,7 +26,9 @@ from bot.templating import Templates
 from storage import repo
 from storage.db import SessionMaker, create_engine, session_maker
 from storage.models import Lease, Notice
-from tests.conftest import AppFactory, make_settings, replica_alive
+from tests.chat import add_person
+from tests.conftest import AppFactory, eventually, make_settings, replica_alive
+from tests.fakes.wecom_api import FakeWeCom, text_xml, wecom_settings
 
 LOCK = timedelta(seconds=120)  # the outbox's own lock (bot.outbox.LOCK_SECONDS)
 A, B, C = "replica-a:8080/aaaa", "replica-b:8080/bbbb", "replica-c:8080/cccc"
@@ -187,3 +191,65 @@ async def test_a_serving_app_holds_its_replica_lease_until_it_stops(
     async with sessions() as session:
         left = (await session.exec(select(Lease).where(col(Lease.name).startswith(repo.REPLICA_LEASE)))).all()
     assert left == []
+
+
+async def test_a_dead_replicas_inbound_messages_are_found_for_the_intake_of_their_platform(
+    sessions: SessionMaker, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    await replica_alive(sessions, B, now=now, until=now + timedelta(hours=1))
+    ids = await add_rows(
+        sessions,
+        now,
+        ("pending", A, "inbound"),  # held in its grace period by dead A
+        ("sending", A, "inbound"),  # being processed when A died
+        ("pending", B, "inbound"),  # held by B, alive
+        ("sent", A, "inbound"),  # done
+        ("pending", A, "inbound"),  # another platform's
+        ("sending", A, "reply"),  # a reply: the outbox's, not the intake's
+        ("pending", A, "inbound"),  # tried and failed once: waits for its retry
+    )
+    async with sessions() as session:
+        rows = (await session.exec(select(Notice).order_by(col(Notice.id)))).all()
+        for row, key in zip(
+            rows, ["wecom:1", "wecom:2", "wecom:3", "wecom:4", "feishu:5", "wecom:6", "wecom:7"], strict=True
+        ):
+            row.dedupe_key = f"inbound:{key}"
+        rows[-1].attempts = 1
+        await session.commit()
+        found = await repo.orphaned_inbound_ids(session, key_prefix="inbound:wecom:", now=now, worker=C, limit=10)
+    assert found == ids[:2]
+    async with sessions() as session:
+        assert await repo.orphaned_inbound_ids(session, key_prefix="inbound:wecom:", now=now, worker=A, limit=10) == []
+
+
+async def test_a_message_a_dead_replica_held_is_answered_without_waiting_for_its_grace_period(
+    make_client: AppFactory, clock: FrozenClock, fake_wecom: FakeWeCom
+) -> None:
+    client = await make_client(**wecom_settings(fake_wecom))
+    app = client.server.app
+    assert app is not None
+    core = app[CORE]
+    await add_person(app, "hr01", "王小姐", "hr")
+    inbox = app[WECOM].inbox
+    assert inbox is not None
+    # What a replica that died right after the ack leaves: the message stored, claimed by it, held
+    # for its own worker for INBOUND_GRACE (60 s). The test clock never moves here.
+    inbound = parse_app_xml(text_xml("hr01", "帮助", 4242))
+    assert inbound is not None
+    row_id = await inbox.accept(inbound, source="app")  # stored and acked, never handed to this worker
+    assert row_id is not None
+    async with core.sessions() as session:
+        row = await session.get(Notice, row_id)
+        assert row is not None and row.status == "pending" and row.next_attempt_at > clock.now()
+        row.claimed_by = A  # no replica lease: that process is gone
+        await session.commit()
+
+    async def answered() -> bool:
+        return len(fake_wecom.delivered) == 1
+
+    await eventually(answered)
+    assert "可用命令" in fake_wecom.delivered[0]["text"]["content"]
+    async with core.sessions() as session:
+        row = await session.get(Notice, row_id)
+    assert row is not None and row.status == "sent" and row.claimed_by == core.worker_id and row.attempts == 1
