@@ -126,6 +126,7 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
             taken = await repo.take_over_claims_and_commit(
                 session, instance=core.instance, worker=core.worker_id, now=clock.now()
             )
+            await repo.prune_replica_leases_and_commit(session, now=clock.now())  # of boots long gone
         if any(taken.values()):
             log.warning("taking over claims left by an earlier run of %s: %s", core.instance, taken)
         # This process's replica lease, held before it claims anything: while it is renewed, its claims

@@ -66,7 +66,14 @@ from storage.repos.kf import (
     latest_interview_of,
     save_kf_cursor_and_commit,
 )
-from storage.repos.leases import REPLICA_LEASE, claimer_gone, get_lease, hold_lease_and_commit, release_lease_and_commit
+from storage.repos.leases import (
+    REPLICA_LEASE,
+    claimer_gone,
+    get_lease,
+    hold_lease_and_commit,
+    prune_replica_leases_and_commit,
+    release_lease_and_commit,
+)
 from storage.repos.notices import (
     add_notice,
     add_notices_and_commit,
@@ -220,6 +227,7 @@ __all__ = [
     "pending_notices",
     "people_named",
     "platform_event_seen",
+    "prune_replica_leases_and_commit",
     "purge_console_rows",
     "purge_dingtalk_signs_and_commit",
     "purge_interviews_and_commit",

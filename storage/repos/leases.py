@@ -47,6 +47,15 @@ async def get_lease(session: AsyncSession, *, name: str) -> Lease | None:
 REPLICA_LEASE = "replica:"
 
 
+async def prune_replica_leases_and_commit(session: AsyncSession, *, now: datetime) -> int:
+    """Forget the replica leases that have expired (their processes are gone either way: a missing
+    lease and an expired one mean the same to ``claimer_gone``). Commits; how many were removed."""
+    stmt = delete(Lease).where(col(Lease.name).startswith(REPLICA_LEASE), col(Lease.expires_at) < now)
+    removed = int((await session.exec(stmt)).rowcount or 0)
+    await session.commit()
+    return removed
+
+
 def claimer_gone(claimed_by: Any, *, now: datetime, me: str | None) -> ColumnElement[bool]:
     """The one rule for "is the claimer of this row alive", as a SQL condition on a ``claimed_by``
     column: true when the row is claimed by a process other than ``me`` whose replica lease is
