@@ -441,9 +441,12 @@ class ChatIntake:
 
     async def _adopt_loop(self) -> None:
         """Takes over, in batches, the messages a dead replica took in and did not process (its replica
-        lease expired: ``repo.claimer_gone``), as often as the outbox polls. The outbox would take
-        them too, one at a time; a batch answers a dead replica's backlog several times faster."""
-        every = self.core.settings.outbox_poll_seconds
+        lease expired: ``repo.claimer_gone``), as often as replica leases are renewed (a third of
+        BOT_LEASE_SECONDS) or the outbox polls, whichever is less often. The outbox takes them too,
+        one at a time, from its next poll on; a batch answers a dead replica's backlog several times
+        faster."""
+        s = self.core.settings
+        every = max(s.outbox_poll_seconds, s.lease_seconds / 3)
         while True:
             await asyncio.sleep(every)
             now = self.core.clock.now()
