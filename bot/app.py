@@ -33,6 +33,7 @@ from bot.platform_client import PlatformClient
 from bot.scheduler import Scheduler
 from bot.services import console_auth, notices
 from bot.services.context import Core
+from bot.services.leases import heartbeat
 from bot.settings import Settings
 from bot.templating import Templates
 from handlers import CANDIDATE, ROUTERS
@@ -126,14 +127,22 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
             taken = await repo.take_over_claims_and_commit(
                 session, instance=core.instance, worker=core.worker_id, now=clock.now()
             )
+            await repo.prune_replica_leases_and_commit(session, now=clock.now())  # of boots long gone
         if any(taken.values()):
             log.warning("taking over claims left by an earlier run of %s: %s", core.instance, taken)
+        # This process's replica lease, held before it claims anything: while it is renewed, its claims
+        # are its own; once it stops (or dies), another replica takes its work over.
+        beat = heartbeat(core)
+        if not await beat.hold_first():
+            log.warning("could not take this replica's lease %s yet; renewing it in the background", beat.name)
+        beat.start()
         app[ENGINE], app[HTTP], app[CORE] = engine, http, core
         # What failed deliveries mean for people is the services' rule, not the worker's.
         app[OUTBOX] = Outbox(core, wake=wake, policy=notices.DeliveryFailures(core))
         app[DISPATCHER] = Dispatcher(core, ROUTERS, proposer=llm.proposer(settings, http), candidate=CANDIDATE)
         await asyncio.to_thread(language_rules.warm)
         yield
+        await beat.stop()  # after the channels, outbox and scheduler: its claims are free at once
         await http.close()
         await engine.dispose()
 

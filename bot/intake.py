@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import SQLModel
 
 from bot.chat.messages import INBOUND_KIND, IncomingMessage, Reply
@@ -40,8 +40,10 @@ from storage.models import Notice
 log = logging.getLogger(__name__)
 
 # A stored message is left to the bounded worker of the process that took it in for this long;
-# then the outbox worker of any replica takes it. A restart of the same instance takes its own
-# rows over at once (storage.repo.take_over_claims_and_commit).
+# then the outbox worker of any replica takes it. If that process dies, another replica takes it
+# as soon as the dead one's replica lease has expired (about BOT_LEASE_SECONDS, see
+# storage.repo.claimer_gone); a restart of the same instance takes its own rows over at once
+# (storage.repo.take_over_claims_and_commit).
 INBOUND_GRACE = timedelta(seconds=60)
 # Senders whose messages are processed at once per process (each uses a connection at a time);
 # one sender's messages are processed in the order they came.
@@ -145,6 +147,16 @@ class BatchWork:
             self._worker = asyncio.create_task(self._loop(), name=f"intake-work:{self._name}")
             self._background.add(self._worker)
             self._worker.add_done_callback(self._background.discard)
+
+    def adopt(self, row_ids: Sequence[int]) -> int:
+        """Process rows another (dead) process had claimed, in batches like this process's own; ids
+        already queued here are not queued twice. The claim decides: each row is run once. Returns
+        how many were queued."""
+        queued = set(self._queue)
+        new = [row_id for row_id in row_ids if row_id not in queued]
+        for row_id in new:
+            self.submit(row_id)
+        return len(new) if not self._stopping else 0
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -418,9 +430,39 @@ class ChatIntake:
     def __init__(
         self, core: Core, platform: str, background: set[asyncio.Task[None]], *, process: ProcessFn, fail: FailFn
     ) -> None:
+        self.core, self.platform = core, platform
         self.intake = GroupCommit(core, platform, background)
         self.work = BatchWork(core, background, process=process, fail=fail, name=platform, intake=self.intake)
         self.intake.start()
+        self._adopter = asyncio.create_task(self._adopt_loop(), name=f"intake-adopt:{platform}")
+        background.add(self._adopter)
+        self._adopter.add_done_callback(background.discard)
+
+    async def _adopt_loop(self) -> None:
+        """Takes over, in batches, the messages a dead replica took in and did not process (its replica
+        lease expired: ``repo.claimer_gone``), as often as replica leases are renewed (a third of
+        BOT_LEASE_SECONDS) or the outbox polls, whichever is less often. The outbox takes them too,
+        one at a time, from its next poll on; a batch answers a dead replica's backlog several times
+        faster."""
+        s = self.core.settings
+        every = max(s.outbox_poll_seconds, s.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(every)
+            now = self.core.clock.now()
+            try:
+                async with self.core.sessions() as session:
+                    ids = await repo.orphaned_inbound_ids(
+                        session,
+                        key_prefix=work_key_prefix(self.platform),
+                        now=now,
+                        worker=self.core.worker_id,
+                        limit=PROCESS_BATCH * 4,
+                    )
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("looking for %s messages of a dead replica failed: %s", self.platform, _brief(exc))
+                continue
+            if taken := self.work.adopt(ids):
+                log.warning("taking over %d %s message(s) a dead replica took in", taken, self.platform)
 
     async def store(self, key: str, make_row: RowFactory, extra: ExtraRows = ()) -> int | None:
         """``GroupCommit.store``: the stored row's id, or None for a redelivery."""
@@ -433,6 +475,8 @@ class ChatIntake:
         """Stop taking rows for processing, then stop storing (callbacks caught in the middle get an
         error answer and are sent again), then let the batch in flight finish briefly; what is cut
         off stays in the outbox for a retry."""
+        self._adopter.cancel()
+        await asyncio.gather(self._adopter, return_exceptions=True)
         self.work.stopping()
         await self.intake.stop()
         await self.work.close(grace)
@@ -480,6 +524,11 @@ def reply_rows(
     ]
 
 
+def work_key_prefix(platform: str) -> str:
+    """How the dedupe keys of ``platform``'s inbound work rows begin."""
+    return f"inbound:{platform}:"
+
+
 def work_row(
     core: Core,
     now: datetime,
@@ -501,7 +550,7 @@ def work_row(
         body=text,
         payload={"audience": "internal", **payload},
         destination=channel,
-        dedupe_key=f"inbound:{platform}:{key}"[:200],
+        dedupe_key=f"{work_key_prefix(platform)}{key}"[:200],
         next_attempt_at=now + INBOUND_GRACE,
         claimed_by=core.worker_id,
         created_at=now,

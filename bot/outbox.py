@@ -1,7 +1,8 @@
 """The outbox worker: delivers notice rows with retries, backoff, pacing and a dead state.
 
 Rows are claimed with a conditional update so several replicas never send one twice;
-a row left 'sending' by a crashed process is reclaimed once its lock expires.
+a row left 'sending' by a crashed process is reclaimed once its replica lease has expired (about
+BOT_LEASE_SECONDS, ``storage.repo.claimer_gone``), or at the latest once its lock expires.
 
 Candidate notices (payload["audience"] == "candidate") carry a channel plan (payload["plan"]):
 when a channel fails permanently, runs out of attempts, or has no sender here, the notice
@@ -174,7 +175,11 @@ class Outbox:
         await self._reroute_unavailable(now, limit)
         async with self.core.sessions() as session:
             ready = [channel for channel, sender in self.senders.items() if sender_ready(sender)]
-            ids = await repo.due_notice_ids(session, now=now, channels=ready, limit=limit) if ready else []
+            ids = (
+                await repo.due_notice_ids(session, now=now, channels=ready, limit=limit, worker=self.core.worker_id)
+                if ready
+                else []
+            )
         sent = 0
         for notice_id in ids:
             sent += await self._deliver(notice_id)

@@ -45,8 +45,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias="BOT_MAX_BODY_BYTES")
     # This replica's stable name (claims are "<instance>/<boot id>"); default "<hostname>:<port>".
     instance_id: str | None = Field(None, min_length=1, max_length=100, validation_alias="BOT_INSTANCE_ID")
-    # How long a replica holds a long connection's lease without renewing it (renewed every third of
-    # that): how soon a standby replica takes over from one that died.
+    # How long a replica holds a lease without renewing it (renewed every third of that): a long
+    # connection's, and each process's own replica lease (bot.services.leases.heartbeat). How soon
+    # another replica takes over a dead one's connection and its claimed work.
     lease_seconds: float = Field(30.0, ge=3, le=600, validation_alias="BOT_LEASE_SECONDS")
 
     platform_webhook_secret: SecretStr | None = Field(None, validation_alias="PLATFORM_WEBHOOK_SECRET")

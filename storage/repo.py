@@ -67,7 +67,14 @@ from storage.repos.kf import (
     latest_interview_of,
     save_kf_cursor_and_commit,
 )
-from storage.repos.leases import get_lease, hold_lease_and_commit, release_lease_and_commit
+from storage.repos.leases import (
+    REPLICA_LEASE,
+    claimer_gone,
+    get_lease,
+    hold_lease_and_commit,
+    prune_replica_leases_and_commit,
+    release_lease_and_commit,
+)
 from storage.repos.notices import (
     add_notice,
     add_notices_and_commit,
@@ -86,6 +93,7 @@ from storage.repos.notices import (
     notice_exists,
     notices_for_interview,
     notices_with_status,
+    orphaned_inbound_ids,
     pending_notices,
     purge_processed_and_commit,
     recent_failed_attempts,
@@ -133,6 +141,7 @@ REASON_OTHER = ReasonCode.other
 __all__ = [
     "DEFAULT_REASONS",
     "REASON_OTHER",
+    "REPLICA_LEASE",
     "Conflict",
     "OutboxCounts",
     "TimelineKey",
@@ -156,6 +165,7 @@ __all__ = [
     "claim_reminder_and_commit",
     "claim_summary_and_commit",
     "claim_termination",
+    "claimer_gone",
     "close_action_and_commit",
     "count_kf_reply_and_commit",
     "defer_destination",
@@ -216,11 +226,13 @@ __all__ = [
     "open_todo_counts",
     "open_todos",
     "open_todos_with_interviews",
+    "orphaned_inbound_ids",
     "outbox_counts",
     "page_interviews",
     "pending_notices",
     "people_named",
     "platform_event_seen",
+    "prune_replica_leases_and_commit",
     "purge_console_rows",
     "purge_dingtalk_signs_and_commit",
     "purge_interviews_and_commit",

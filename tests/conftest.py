@@ -29,7 +29,8 @@ from bot.app import create_app
 from bot.channels import registry
 from bot.clock import FrozenClock
 from bot.settings import Settings
-from storage.db import create_engine, migrate
+from storage import repo
+from storage.db import SessionMaker, create_engine, migrate
 from tests.fakes.dingtalk_api import FakeDingTalk
 from tests.fakes.feishu_api import FakeFeishu
 from tests.fakes.platform import FakePlatform
@@ -256,6 +257,16 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s: {what}")
         await asyncio.sleep(interval)
+
+
+async def replica_alive(sessions: SessionMaker, worker: str, *, now: datetime, until: datetime) -> None:
+    """Another process ``worker`` (``<instance>/<boot>``) holding its replica lease until ``until``,
+    as its heartbeat (``bot.services.leases.heartbeat``) would: its claims are its own until then."""
+    boot = worker.rsplit("/", 1)[-1]
+    async with sessions() as session:
+        assert await repo.hold_lease_and_commit(
+            session, name=f"{repo.REPLICA_LEASE}{boot}", holder=worker, now=now, until=until
+        )
 
 
 async def started_interview(client: TestClient, clock: FrozenClock, interview_id: str = "iv-1", **kw: Any) -> None:

@@ -1,5 +1,5 @@
 """A restarted instance takes over what its earlier boot left at once; rows of another instance
-(a replica that may be alive) only when their lock expires. A candidate notice cut off mid-send
+only once its replica lease has expired (it may be alive until then). A candidate notice cut off mid-send
 moves on to the next channel of its plan, and the HR owner is told in chat."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from bot.clock import FrozenClock
 from bot.keys import CORE
 from storage.models import Notice, NoticeAttempt
 from tests.chat import add_person
-from tests.conftest import AppFactory, eventually, started_interview
+from tests.conftest import AppFactory, eventually, replica_alive, started_interview
 from tests.fakes.sms_providers import FakeSmsProviders
 from tests.fakes.smtp import SmtpServer
 from tests.fakes.wecom_api import AES_KEY, CORP_ID, TOKEN, FakeWeCom, WeComSide, text_xml, wecom_settings
@@ -61,6 +61,8 @@ async def test_a_restart_takes_over_its_own_rows_at_once_and_leaves_other_replic
         )
         session.add(other)
         await session.commit()
+    # ... and alive: its replica lease runs another minute.
+    await replica_alive(app[CORE].sessions, "other-replica:8080/0f0f", now=now, until=now + timedelta(seconds=60))
     first_boot = app[CORE].worker_id
     await client.close()
 
@@ -81,7 +83,9 @@ async def test_a_restart_takes_over_its_own_rows_at_once_and_leaves_other_replic
     assert taken is not None and taken.status == "sent" and taken.claimed_by == app2[CORE].worker_id
     assert left is not None and left.status == "sending" and left.claimed_by == "other-replica:8080/0f0f"
 
-    clock.advance(seconds=121)  # the other replica's lock has expired: now it is taken over
+    # The other replica stopped renewing its lease: its row is taken over once the lease has expired,
+    # long before its own lock would (120 s).
+    clock.advance(seconds=61)
     app2[CORE].wake_outbox()
 
     async def other_done() -> bool:

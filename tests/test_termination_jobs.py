@@ -1,4 +1,5 @@
-"""Termination jobs left by a crashed replica on another host: resumed once their claim expires.
+"""Termination jobs left by a crashed replica on another host: resumed once its replica lease (or the
+job's own claim) expires.
 
 The job row is seeded as that replica left it (the kill -9 cases on this host run real processes
 in tests/test_termination_crash.py); the sweep, the platform calls and the chat notice are real.
@@ -19,11 +20,13 @@ from bot.keys import CORE
 from storage import repo
 from storage.models import JobState, Notice, TerminationJob
 from tests.chat import add_person
-from tests.conftest import AppFactory, admin_headers, eventually, started_interview
+from tests.conftest import AppFactory, admin_headers, eventually, replica_alive, started_interview
 from tests.fakes.dingtalk_api import FakeDingTalk
 from tests.fakes.platform import FakePlatform
 
-OTHER_HOST = "replica-b:4242#0badcafe"
+# A replica on another host, and the claim token of its run of a job.
+OTHER_HOST = "replica-b:4242/0badbeef"
+OTHER_RUN = f"{OTHER_HOST}#0badcafe"
 
 
 @pytest.fixture
@@ -34,7 +37,7 @@ async def dingtalk() -> AsyncIterator[FakeDingTalk]:
     await fake.close()
 
 
-async def crashed_job(client: TestClient, clock: FrozenClock, state: JobState) -> int:
+async def crashed_job(client: TestClient, clock: FrozenClock, state: JobState, *, lease_seconds: int = 120) -> int:
     """The rows a replica on another host leaves when it dies after committing ``state``."""
     assert client.server.app is not None
     core = client.server.app[CORE]
@@ -54,7 +57,7 @@ async def crashed_job(client: TestClient, clock: FrozenClock, state: JobState) -
             notify_to="dingtalk:hr01",
             state=state.value,
             save_result={"saved_by": "platform", "platform": {"saved": True}} if state != JobState.saving else {},
-            claimed_by=OTHER_HOST,
+            claimed_by=OTHER_RUN,
             claimed_until=now + timedelta(minutes=2),
             created_at=now,
             updated_at=now,
@@ -62,7 +65,9 @@ async def crashed_job(client: TestClient, clock: FrozenClock, state: JobState) -
         session.add(job)
         await session.commit()
         assert job.id is not None
-        return job.id
+    # It renewed its replica lease just before it died.
+    await replica_alive(core.sessions, OTHER_HOST, now=now, until=now + timedelta(seconds=lease_seconds))
+    return job.id
 
 
 async def detail(client: TestClient) -> dict:
@@ -104,6 +109,34 @@ async def test_another_hosts_job_is_resumed_after_its_claim_expires(
     async with core.sessions() as session:
         outcome = (await session.exec(select(Notice).where(Notice.kind == "termination_outcome"))).all()
     assert len(outcome) == 1
+
+
+async def test_a_dead_replicas_job_is_resumed_once_its_replica_lease_expires(
+    make_client: AppFactory, clock: FrozenClock, fake_platform: FakePlatform, dingtalk: FakeDingTalk
+) -> None:
+    assert fake_platform.server is not None
+    client = await make_client(platform_api_base=str(fake_platform.server.make_url("")), **dingtalk.settings())
+    assert client.server.app is not None
+    core = client.server.app[CORE]
+    await add_person(client.server.app, "hr01", "王小姐", "hr", platform="dingtalk")
+    await started_interview(client, clock, hr=("dingtalk", "hr01"))
+    job_id = await crashed_job(client, clock, JobState.terminating, lease_seconds=5)
+
+    clock.advance(seconds=4)  # its lease still runs: it may be alive and working on the job
+    assert await jobs.sweep_terminations(core) == 0
+    assert fake_platform.calls == []
+
+    clock.advance(seconds=2)  # it stopped renewing: taken over long before the job's claim (2 min) ends
+    assert await jobs.sweep_terminations(core) == 1
+    assert fake_platform.keys == [("terminate", "iv-1", f"terminate-{job_id}")]
+    async with core.sessions() as session:
+        job = await session.get(TerminationJob, job_id)
+    assert job is not None and job.state == "done" and job.resumed
+    assert job.claimed_by is not None and job.claimed_by.startswith(f"{core.worker_id}#")
+    assert await jobs.sweep_terminations(core) == 0
+    body = await detail(client)
+    assert body["status"] == "terminated"
+    assert [n["kind"] for n in body["notices"]].count("terminated") == 1
 
 
 async def test_a_resumed_job_the_platform_refuses_fails_and_tells_the_hr(

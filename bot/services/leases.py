@@ -5,6 +5,13 @@
 by and try as often, and take over once the holder has stopped renewing for ``lease_for`` (it
 died or lost the database; BOT_LEASE_SECONDS, 30 by default). A clean stop releases the lease,
 so a standby takes over at its next try.
+
+``heartbeat`` is the same renewal for a whole process: every serving process holds its own lease
+``replica:<boot id>`` while it runs. Rows it claims (inbound messages, outbox rows, termination
+jobs) carry its worker id; once its lease has expired (kill -9, lost database) or been given up
+(a clean stop), any other replica takes them over by a compare-and-set on the old claim
+(``storage.repo.claimer_gone`` is that one rule, in SQL), so a dead replica's work resumes within
+about BOT_LEASE_SECONDS instead of waiting for each claim's own lock to run out.
 """
 
 from __future__ import annotations
@@ -58,6 +65,11 @@ class Leased:
         self.finished = False
         self._loop_task: asyncio.Task[None] | None = None
         self._work: asyncio.Task[None] | None = None
+
+    async def hold_first(self) -> bool:
+        """Take (or renew) the lease once now, before anything relies on it; ``start`` then keeps it."""
+        self.holding = await self._hold()
+        return self.holding
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._loop(), name=f"lease:{self.name}")
@@ -117,3 +129,17 @@ class Leased:
         if work is not None and not work.done():
             work.cancel()
             await asyncio.gather(work, return_exceptions=True)
+
+
+def heartbeat(core: Core) -> Leased:
+    """This process's replica lease (``replica:<boot id>``, held by its worker id): alive while renewed.
+
+    Call ``hold_first`` before the process claims anything (a claim without a live lease is taken
+    over at once), then ``start``; ``stop`` gives it up after the process's work has stopped."""
+    boot = core.worker_id.rsplit("/", 1)[-1]
+    return Leased(core, f"{repo.REPLICA_LEASE}{boot}"[:100], _alive)
+
+
+async def _alive() -> None:
+    """The heartbeat's work: nothing but being held (cancelled when the lease is lost or at stop)."""
+    await asyncio.Event().wait()

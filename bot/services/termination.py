@@ -223,14 +223,19 @@ async def _open_job(
 
 
 async def sweep_terminations(core: Core, *, limit: int = 50) -> int:
-    """Resume jobs a crashed process left unfinished; returns how many completed now."""
+    """Resume jobs a crashed process left unfinished; returns how many completed now.
+
+    A job is taken over (compare-and-set on its old claim) once its claim expired, its claimer's
+    replica lease expired (``repo.claimer_gone``: within about BOT_LEASE_SECONDS of a kill), or it
+    was claimed by an earlier boot of this instance or an ended run of this process."""
     now = core.clock.now()
     async with core.sessions() as session:
-        jobs = await repo.open_termination_jobs(session, limit=limit)
+        jobs = await repo.open_termination_jobs(session, limit=limit, now=now, me=core.worker_id)
     completed = 0
-    for job in jobs:
+    for job, claimer_gone in jobs:
         expired = job.claimed_until is None or job.claimed_until < now
-        if not (expired or owner_gone(job.claimed_by, instance=core.instance, worker=core.worker_id)):
+        mine_gone = owner_gone(job.claimed_by, instance=core.instance, worker=core.worker_id)
+        if not (expired or claimer_gone or mine_gone):
             continue  # its process is still working on it
         assert job.id is not None
         token = run_token(core.worker_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,17 +10,22 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import OPEN_JOB_STATES, TerminationJob
+from storage.repos.leases import claimer_gone
 
 
-async def open_termination_jobs(session: AsyncSession, *, limit: int) -> Sequence[TerminationJob]:
-    """Unfinished jobs, oldest first (the caller decides which of them it may take over)."""
+async def open_termination_jobs(
+    session: AsyncSession, *, limit: int, now: datetime, me: str | None = None
+) -> list[tuple[TerminationJob, bool]]:
+    """Unfinished jobs, oldest first, each with whether its claimer is gone (``leases.claimer_gone``:
+    another process whose replica lease expired); the caller decides which it may take over."""
+    gone = claimer_gone(col(TerminationJob.claimed_by), now=now, me=me).label("claimer_gone")
     stmt = (
-        select(TerminationJob)
+        select(TerminationJob, gone)
         .where(col(TerminationJob.state).in_(OPEN_JOB_STATES))
         .order_by(col(TerminationJob.id))
         .limit(limit)
     )
-    return (await session.exec(stmt)).all()
+    return [(job, bool(dead)) for job, dead in (await session.exec(stmt)).all()]
 
 
 async def take_over_job_and_commit(

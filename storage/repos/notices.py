@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, update
+from sqlalchemy import ColumnElement, delete, func, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import AttemptResult, Notice, NoticeAttempt, NoticeStatus
 from storage.repos.errors import Conflict
+from storage.repos.leases import claimer_gone
 
 
 def add_notice(session: AsyncSession, notice: Notice) -> Notice:
@@ -89,17 +90,60 @@ async def update_pending_notice(session: AsyncSession, *, notice_id: int, **valu
     return bool(result.rowcount == 1)
 
 
-async def due_notice_ids(session: AsyncSession, *, now: datetime, channels: Sequence[str], limit: int) -> list[int]:
+async def due_notice_ids(
+    session: AsyncSession, *, now: datetime, channels: Sequence[str], limit: int, worker: str | None = None
+) -> list[int]:
+    """Rows due for ``worker`` (see ``_due``), the longest waiting first."""
     stmt = (
         select(Notice.id)
         .where(
             col(Notice.channel).in_(list(channels)),
-            or_(
-                (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.next_attempt_at) <= now),
-                (col(Notice.status) == NoticeStatus.sending.value) & (col(Notice.locked_until) < now),
-            ),
+            _due(now, worker),
         )
         .order_by(col(Notice.next_attempt_at), col(Notice.id))
+        .limit(limit)
+    )
+    return [i for i in (await session.exec(stmt)).all() if i is not None]
+
+
+def _due(now: datetime, worker: str | None, *, first: bool = False) -> ColumnElement[bool]:
+    """Rows a worker may claim now: pending and due; claimed but their lock expired; or claimed by
+    a process that is gone (``leases.claimer_gone``: its replica lease expired), whether it was
+    sending them or holding an inbound message in its grace period. ``first`` also takes a row never
+    tried yet before it is due (an inbound message in its grace period, by its taker)."""
+    pending, sending = (
+        col(Notice.status) == NoticeStatus.pending.value,
+        col(Notice.status) == NoticeStatus.sending.value,
+    )
+    gone = claimer_gone(col(Notice.claimed_by), now=now, me=worker)
+    held_inbound = pending & (col(Notice.kind) == "inbound") & (col(Notice.attempts) == 0)  # INBOUND_KIND
+    due = or_(
+        pending & (col(Notice.next_attempt_at) <= now),
+        sending & (col(Notice.locked_until) < now),
+        sending & gone,
+        held_inbound & gone,
+    )
+    if first:
+        due = or_(due, pending & (col(Notice.attempts) == 0))
+    return due
+
+
+async def orphaned_inbound_ids(
+    session: AsyncSession, *, key_prefix: str, now: datetime, worker: str, limit: int
+) -> list[int]:
+    """Inbound work rows (dedupe key starting with ``key_prefix``) whose claimer is gone
+    (``leases.claimer_gone``): taken in by a dead process and not processed (held in its grace
+    period, or being processed when it died), oldest first, for ``worker`` to take over."""
+    held = (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.attempts) == 0)
+    stmt = (
+        select(Notice.id)
+        .where(
+            or_(held, col(Notice.status) == NoticeStatus.sending.value),
+            col(Notice.kind) == "inbound",  # INBOUND_KIND
+            col(Notice.dedupe_key).startswith(key_prefix, autoescape=True),
+            claimer_gone(col(Notice.claimed_by), now=now, me=worker),
+        )
+        .order_by(col(Notice.id))
         .limit(limit)
     )
     return [i for i in (await session.exec(stmt)).all() if i is not None]
@@ -116,12 +160,7 @@ async def claim_notice_and_commit(
 ) -> bool:
     """Conditionally take one due notice and commit; only one worker (of any replica) wins. ``first`` also
     takes a row never tried yet before it is due (an inbound message in its grace period, by its taker)."""
-    due = or_(
-        (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.next_attempt_at) <= now),
-        (col(Notice.status) == NoticeStatus.sending.value) & (col(Notice.locked_until) < now),
-    )
-    if first:
-        due = or_(due, (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.attempts) == 0))
+    due = _due(now, worker, first=first)
     stmt = (
         update(Notice)
         .where(col(Notice.id) == notice_id, due)
@@ -145,12 +184,7 @@ async def claim_notices_and_commit(
     replica, only one wins each), loaded, in id order. Commits."""
     if not notice_ids:
         return []
-    due = or_(
-        (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.next_attempt_at) <= now),
-        (col(Notice.status) == NoticeStatus.sending.value) & (col(Notice.locked_until) < now),
-    )
-    if first:
-        due = or_(due, (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.attempts) == 0))
+    due = _due(now, worker, first=first)
     stmt = (
         update(Notice)
         .where(col(Notice.id).in_(list(notice_ids)), due)
