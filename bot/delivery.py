@@ -25,6 +25,9 @@ class Audience(StrEnum):
     candidate = "candidate"  # carries a channel plan, falls back, never sent twice on one channel
     staff = "staff"  # colleagues: notices, replies, group posts
     internal = "internal"  # work rows (an inbound message to process), not messages
+    # The company's systems (outbound events): sent at least once, in order per destination; the
+    # receiver drops a repeat by its Idempotency-Key, so a try cut off by a crash is sent again.
+    system = "system"
 
 
 class CandidateChannel(StrEnum):
@@ -63,6 +66,8 @@ class NoticeKind(StrEnum):
     interview_shared = "interview_shared"
     card_update = "card_update"
     admin_test = "admin_test"
+    # To the company's systems (bot/services/outbound.py).
+    outbound_event = "outbound_event"
 
 
 CANDIDATE_NOTICE_KINDS: tuple[NoticeKind, ...] = (

@@ -36,6 +36,7 @@ LABELS: dict[str, dict[str, str]] = {
         "termination_outcome": "终止结果通知",
         "card_update": "卡片更新",
         "admin_test": "测试通知",
+        "outbound_event": "事件推送",
     },
     "channel": {
         "kf": "微信客服",
@@ -54,6 +55,7 @@ LABELS: dict[str, dict[str, str]] = {
         "feishu_group": "飞书群",
         "feishu_inbound": "飞书收到的消息",
         "console": "终端聊天",
+        "webhook": "公司系统(事件推送)",
     },
     "notice_status": {
         "pending": "等待发送",
@@ -68,6 +70,7 @@ LABELS: dict[str, dict[str, str]] = {
         "failed": "失败待重试",
         "rejected": "失败,此渠道放弃",
         "unknown": "结果未知,不重发",
+        "cut_off": "发送中断,已重发(对方按幂等键去重)",
     },
     # Delivery failures people can act on (bot.delivery.SendProblem).
     "send_problem": {

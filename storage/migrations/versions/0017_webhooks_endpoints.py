@@ -1,0 +1,37 @@
+"""webhook_endpoint: company systems that receive signed outbound events
+
+Revision ID: 0017_webhooks
+Revises: 0016
+Create Date: 2026-12-07 06:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+import storage.types
+
+revision: str = '0017_webhooks'
+down_revision: str | None = '0016'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'webhook_endpoint',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('url', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column('secret', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column('include_contacts', sa.Boolean(), nullable=False),
+        sa.Column('enabled', sa.Boolean(), nullable=False),
+        sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=160), nullable=False),
+        sa.Column('created_at', storage.types.AwareDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('webhook_endpoint')
