@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from sqlmodel import col, select
 
 from bot import jobs
@@ -19,7 +19,15 @@ from bot.keys import CORE, OUTBOX
 from bot.services import outbound, scheduling
 from storage.models import Notice, NoticeAttempt
 from tests.chat import ChatUser, add_person, prompt_id
-from tests.conftest import AppFactory, admin_headers, eventually, started_interview
+from tests.conftest import (
+    AppFactory,
+    admin_headers,
+    event,
+    eventually,
+    make_settings,
+    post_event,
+    started_interview,
+)
 from tests.console import console_setup, signed_in
 from tests.fakes.webhook_receiver import WebhookReceiver
 
@@ -238,3 +246,41 @@ async def test_endpoints_are_managed_on_the_system_page(
     gone = await client.post("/console/system/webhooks", data={"csrf": csrf, "op": "delete", "id": str(endpoint)})
     assert gone.status == 200 and receiver.url("crm") not in await gone.text()
     assert await outbound.list_endpoints(client.app[CORE]) == []
+
+
+async def test_a_help_request_is_an_event_and_a_platform_completion_a_pipeline_change(
+    make_client: AppFactory, clock: FrozenClock, receiver: WebhookReceiver
+) -> None:
+    client = await make_client(**webhook_settings(receiver, webhook_include_contacts=True))
+    await started_interview(client, clock, "iv-1")
+    payload = event("interview.help_requested", "iv-1", data={"reason": "摄像头打不开", "wants_exit": True})
+    assert (await post_event(client, clock, payload)).status == 200
+    assert (await post_event(client, clock, event("interview.completed", "iv-1"))).status == 200
+
+    async def all_in() -> bool:
+        return len(receiver.delivered("env")) == 3
+
+    await eventually(all_in)
+    start, help_asked, done = (r.body for r in receiver.delivered("env"))
+    assert (start["type"], help_asked["type"], done["type"]) == (
+        "candidate.pipeline_status_changed",
+        "interview.help_requested",
+        "candidate.pipeline_status_changed",
+    )
+    assert help_asked["help"] == {"reason": "摄像头打不开", "wants_exit": True}
+    assert (help_asked["operator"], help_asked["source"]) == ("candidate", "candidate")
+    assert (
+        done["pipeline"] == {"previous": "面试中", "current": "已完成"} and done["interview"]["status"] == "completed"
+    )
+    assert done["candidate"]["contacts"] == {"mobile": "13800001234", "email": "zhangsan@example.com"}
+    for body in (start, help_asked, done):
+        EVENTS.validate_python(body)
+
+
+def test_webhook_urls_need_a_secret_and_must_be_http_urls(clean_db: str) -> None:
+    with pytest.raises(ValidationError, match="BOT_WEBHOOK_SECRET is not"):
+        make_settings(clean_db, webhook_urls="https://erp.example.com/hook")
+    with pytest.raises(ValidationError, match="not an http"):
+        make_settings(clean_db, webhook_urls="erp.example.com/hook", webhook_secret="s")
+    two = make_settings(clean_db, webhook_urls=" https://a.example.com/h , http://b.example.com/h ", webhook_secret="s")
+    assert two.webhook_url_list == ["https://a.example.com/h", "http://b.example.com/h"]
