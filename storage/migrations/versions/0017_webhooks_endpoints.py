@@ -1,4 +1,5 @@
-"""webhook_endpoint: company systems that receive signed outbound events
+"""webhook_endpoint: company systems that receive signed outbound events; notice rows by destination
+(outbound events go in order per destination)
 
 Revision ID: 0017_webhooks
 Revises: 0016
@@ -31,7 +32,11 @@ def upgrade() -> None:
         sa.Column('created_at', storage.types.AwareDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('id'),
     )
+    with op.batch_alter_table('notice') as batch:
+        batch.create_index('ix_notice_destination', ['destination', 'id'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('notice') as batch:
+        batch.drop_index('ix_notice_destination')
     op.drop_table('webhook_endpoint')
