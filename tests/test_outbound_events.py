@@ -17,6 +17,7 @@ from bot import jobs
 from bot.clock import FrozenClock
 from bot.keys import CORE, OUTBOX
 from bot.services import outbound, scheduling
+from storage import repo
 from storage.models import Notice, NoticeAttempt
 from tests.chat import ChatUser, add_person, prompt_id
 from tests.conftest import (
@@ -284,3 +285,58 @@ def test_webhook_urls_need_a_secret_and_must_be_http_urls(clean_db: str) -> None
         make_settings(clean_db, webhook_urls="erp.example.com/hook", webhook_secret="s")
     two = make_settings(clean_db, webhook_urls=" https://a.example.com/h , http://b.example.com/h ", webhook_secret="s")
     assert two.webhook_url_list == ["https://a.example.com/h", "http://b.example.com/h"]
+
+
+async def test_a_replica_cannot_claim_an_event_while_an_earlier_one_of_its_destination_is_unsettled(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
+    """What keeps order across replicas: the claim itself refuses row n+1 while row n is pending,
+    being sent or dead, whatever list of due rows a worker acted on."""
+    client = await make_client()
+    core = client.app[CORE]
+    now = clock.now() + timedelta(hours=1)  # not due for the app's own worker, which runs at clock.now()
+
+    def row(destination: str) -> Notice:
+        return Notice(
+            kind="outbound_event",
+            channel="webhook",
+            recipient="https://erp.example.com/hook",
+            body="{}",
+            destination=destination,
+            next_attempt_at=now,
+            created_at=now,
+        )
+
+    async with core.sessions() as session:
+        first, second = row("webhook:ep-1:interview:1"), row("webhook:ep-1:interview:1")
+        other = row("webhook:ep-1:interview:2")
+        session.add_all([first, second, other])
+        await session.commit()
+        ids = [first.id, second.id, other.id]
+    assert all(isinstance(i, int) for i in ids)
+    lock = now + timedelta(minutes=2)
+
+    async def claim(notice_id: int | None) -> bool:
+        assert notice_id is not None
+        async with core.sessions() as session:
+            return await repo.claim_notice_and_commit(
+                session, notice_id=notice_id, now=now, lock_until=lock, in_order=["webhook"]
+            )
+
+    async def set_status(notice_id: int | None, status: str) -> None:
+        async with core.sessions() as session:
+            notice = await session.get(Notice, notice_id)
+            assert notice is not None
+            notice.status = status
+            await session.commit()
+
+    async with core.sessions() as session:
+        due = await repo.due_notice_ids(session, now=now, channels=["webhook"], limit=10, in_order=["webhook"])
+    assert due == [ids[0], ids[2]]  # the second of interview 1 waits
+    assert not await claim(ids[1])
+    assert await claim(ids[0]) and await claim(ids[2])
+    assert not await claim(ids[1])  # the first is being sent
+    await set_status(ids[0], "dead")
+    assert not await claim(ids[1])  # a dead letter holds the ones after it
+    await set_status(ids[0], "sent")
+    assert await claim(ids[1])
