@@ -210,7 +210,7 @@ class Notice(SQLModel, table=True):
         UniqueConstraint("dedupe_key", name="uq_notice_dedupe_key"),
         Index("ix_notice_due", "status", "next_attempt_at"),
         # In-order channels look for an earlier unsettled row of the same destination (repos/notices.py).
-        Index("ix_notice_destination", "destination", "id"),
+        Index("ix_notice_destination", "destination", "id", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -33,7 +33,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
     )
     with op.batch_alter_table('notice') as batch:
-        batch.create_index('ix_notice_destination', ['destination', 'id'], unique=False)
+        batch.create_index('ix_notice_destination', ['destination', 'id', 'status'], unique=False)
 
 
 def downgrade() -> None:
