@@ -105,13 +105,11 @@ class WebhookSender:
                 endpoint.url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
             ) as resp:
                 status = resp.status
-                text = (await resp.text(errors="replace"))[:200]
                 retry_after = _retry_after(resp.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SendError(f"POST {endpoint.url} failed: {type(exc).__name__}: {exc}") from exc
         if 200 <= status < 300:
             return None
         permanent = 400 <= status < 500 and status not in RETRIED_STATUSES
-        raise SendError(
-            f"POST {endpoint.url} answered HTTP {status}: {text}", permanent=permanent, retry_after=retry_after
-        )
+        # Not the answer's body: a receiver may echo the event, and logs never hold a candidate's contacts.
+        raise SendError(f"POST {endpoint.url} answered HTTP {status}", permanent=permanent, retry_after=retry_after)
