@@ -340,3 +340,19 @@ async def test_a_replica_cannot_claim_an_event_while_an_earlier_one_of_its_desti
     assert not await claim(ids[1])  # a dead letter holds the ones after it
     await set_status(ids[0], "sent")
     assert await claim(ids[1])
+
+
+async def test_a_refusal_is_a_dead_letter_at_once(
+    make_client: AppFactory, clock: FrozenClock, receiver: WebhookReceiver
+) -> None:
+    client = await make_client(**webhook_settings(receiver))
+    receiver.refuse["candidate.pipeline_status_changed"] = 422  # the receiver rejects what it got
+    await started_interview(client, clock, "iv-1")
+
+    async def refused() -> bool:
+        return [r.status for r in await rows(client, "candidate.pipeline_status_changed")] == ["dead"]
+
+    await eventually(refused)
+    [dead] = await rows(client, "candidate.pipeline_status_changed")
+    assert await attempts(client, dead.id) == ["rejected"] and "HTTP 422" in (dead.last_error or "")
+    assert len(receiver.tries("env", "candidate.pipeline_status_changed")) == 1  # not retried by itself

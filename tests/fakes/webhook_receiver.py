@@ -3,9 +3,10 @@ README tells a receiver to (written here from that description, not with our sig
 timestamp within 300 s of its clock, ``X-Bot-Signature`` = hex HMAC-SHA256(secret, ts + "." + raw
 body), and drops a repeat by ``Idempotency-Key``.
 
-Each path (``/hook/<name>``) is one endpoint with its own secret. ``fail[type] = n`` answers the next
-n requests of that event type 500; ``down`` answers every request 503; ``hang`` holds requests of
-the given type without answering (a process killed meanwhile never learns the outcome).
+Each path (``/hook/<name>``) is one endpoint with its own secret. ``fail[type] = n`` answers the
+next n requests of that event type 500; ``refuse[type] = status`` answers that 4xx; ``down`` answers
+every request 503; ``hang`` holds requests of the given type without answering (a process killed
+meanwhile never learns the outcome).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class WebhookReceiver(LoopbackFake):
     now: Callable[[], float] = time.time
     requests: list[Received] = field(default_factory=list)
     fail: dict[str, int] = field(default_factory=dict)
+    refuse: dict[str, int] = field(default_factory=dict)  # event type -> the 4xx it is always refused with
     down: bool = False
     hang: str | None = None
     refused: list[str] = field(default_factory=list)  # why requests failed the signature check
@@ -84,6 +86,9 @@ class WebhookReceiver(LoopbackFake):
         if self.down:
             got.status = 503
             return web.json_response({"error": "down"}, status=503)
+        if body["type"] in self.refuse:
+            got.status = self.refuse[body["type"]]
+            return web.json_response({"error": "refused"}, status=got.status)
         if self.fail.get(body["type"], 0) > 0:
             self.fail[body["type"]] -= 1
             got.status = 500
