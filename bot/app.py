@@ -31,11 +31,12 @@ from bot.language import parse as language_rules
 from bot.outbox import Outbox
 from bot.platform_client import PlatformClient
 from bot.scheduler import Scheduler
-from bot.services import console_auth, notices
+from bot.services import console_auth, notices, outbound
 from bot.services.context import Core
 from bot.services.leases import heartbeat
 from bot.settings import Settings
 from bot.templating import Templates
+from bot.webhook_client import WebhookSender
 from handlers import CANDIDATE, ROUTERS
 from storage import repo
 from storage.db import create_engine, session_maker
@@ -155,6 +156,16 @@ async def _delivery_ctx(app: web.Application) -> AsyncIterator[None]:
     core, outbox = app[CORE], app[OUTBOX]
     if core.settings.smtp_enabled:
         outbox.register(EmailSender(core.settings, clock=core.clock))
+    # Outbound events to the company's systems: always registered (endpoints may be added in the console).
+    outbox.register(
+        WebhookSender(
+            app[HTTP],
+            clock=core.clock,
+            resolve=outbound.resolver(core),
+            timeout=core.settings.webhook_timeout_seconds,
+            max_attempts=core.settings.webhook_max_attempts,
+        )
+    )
     sms = build_sms_sender(core.settings)
     if sms is not None:
         outbox.register(sms)

@@ -27,6 +27,9 @@ class Audience(StrEnum):
     staff = "staff"  # colleagues: notices, replies, group posts
     internal = "internal"  # work rows (an inbound message to process), not messages
     ats = "ats"  # a call writing an exit back to a recruiting system (bot.services.ats)
+    # The company's systems (outbound events): sent at least once, in order per destination; the
+    # receiver drops a repeat by its Idempotency-Key, so a try cut off by a crash is sent again.
+    system = "system"
 
 
 class CandidateChannel(StrEnum):
@@ -68,6 +71,8 @@ class NoticeKind(StrEnum):
     ats_failed = "ats_failed"
     # To a recruiting system: one call each (``payload["call"]``), see bot.services.ats.
     ats_exit = "ats_exit"
+    # To the company's systems (bot/services/outbound.py).
+    outbound_event = "outbound_event"
 
 
 CANDIDATE_NOTICE_KINDS: tuple[NoticeKind, ...] = (

@@ -128,7 +128,10 @@ class Sender(Protocol):
 
 # Optional sender attributes (read with getattr): ``max_attempts`` (tries before giving up, instead
 # of BOT_OUTBOX_MAX_ATTEMPTS), ``dedupe_seconds`` (the platform drops a repeat of a message sent
-# within this window, so an attempt cut off by a crash may be resent within it) and ``ready()``
+# within this window, so an attempt cut off by a crash may be resent within it), ``idempotent`` (the
+# receiver drops any repeat by its idempotency key: an attempt cut off by a crash is always resent),
+# ``in_order`` (a destination's rows go strictly one after another, by id: none is sent while an earlier
+# one is pending, being sent or dead; see ``repo.due_notice_ids``) and ``ready()``
 # (False while this process cannot send on the channel, e.g. over a long connection another replica
 # holds: its rows are left to the process that can, with no attempt recorded).
 
@@ -159,6 +162,11 @@ class Outbox:
     def register(self, sender: Sender) -> None:
         self.senders[sender.channel] = sender
 
+    @property
+    def in_order(self) -> list[str]:
+        """Channels whose rows go strictly in order per destination (sender attribute ``in_order``)."""
+        return [channel for channel, sender in self.senders.items() if getattr(sender, "in_order", False)]
+
     def wake(self) -> None:
         self._wake.set()
 
@@ -176,7 +184,9 @@ class Outbox:
         async with self.core.sessions() as session:
             ready = [channel for channel, sender in self.senders.items() if sender_ready(sender)]
             ids = (
-                await repo.due_notice_ids(session, now=now, channels=ready, limit=limit, worker=self.core.worker_id)
+                await repo.due_notice_ids(
+                    session, now=now, channels=ready, limit=limit, worker=self.core.worker_id, in_order=self.in_order
+                )
                 if ready
                 else []
             )
@@ -250,6 +260,7 @@ class Outbox:
                 lock_until=now + timedelta(seconds=LOCK_SECONDS),
                 worker=self.core.worker_id,
                 first=first,
+                in_order=self.in_order,
             )
             if not won:
                 return 0
@@ -324,7 +335,16 @@ class Outbox:
         self, session: AsyncSession, notice: Notice, last: NoticeAttempt, sender: Sender, now: datetime
     ) -> bool:
         """The last attempt on this channel was cut off by a crash: maybe delivered. True when it is
-        safe to send again (the platform drops a repeat within its dedupe window)."""
+        safe to send again (the platform drops a repeat within its dedupe window, or the receiver
+        drops any repeat by its idempotency key)."""
+        if getattr(sender, "idempotent", False):
+            last.result = AttemptResult.cut_off.value
+            last.error = (
+                "the process stopped while sending; resent (the receiver drops a repeat by its idempotency key)"
+            )
+            last.finished_at = now
+            log.warning("notice %s: attempt cut off by a crash, resent with the same idempotency key", notice.id)
+            return True
         window = getattr(sender, "dedupe_seconds", None)
         if window and not is_candidate_notice(notice) and now - last.started_at < timedelta(seconds=window * 0.9):
             last.result = AttemptResult.unknown.value

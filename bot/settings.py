@@ -12,7 +12,7 @@ import logging
 from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, TypeAdapter, field_validator
+from pydantic import BaseModel, Field, SecretStr, TypeAdapter, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.delivery import CANDIDATE_CHANNELS, CANDIDATE_NOTICE_KINDS, CandidateChannel
@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     platform_api_base: str | None = Field(None, validation_alias="PLATFORM_API_BASE")
     platform_timeout_seconds: float = Field(10.0, gt=0, validation_alias="PLATFORM_TIMEOUT_SECONDS")
     signature_max_skew_seconds: int = Field(300, ge=1, validation_alias="PLATFORM_MAX_SKEW_SECONDS")
+
+    # Outbound events to the company's systems (bot/services/outbound.py): endpoints from here, each
+    # signed with BOT_WEBHOOK_SECRET, beside the ones the console's 系统 page manages with their own.
+    webhook_urls: str = Field("", validation_alias="BOT_WEBHOOK_URLS")
+    webhook_secret: SecretStr | None = Field(None, validation_alias="BOT_WEBHOOK_SECRET")
+    webhook_include_contacts: bool = Field(False, validation_alias="BOT_WEBHOOK_INCLUDE_CONTACTS")
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=120, validation_alias="BOT_WEBHOOK_TIMEOUT_SECONDS")
+    # Tries of one event to one endpoint before it is a dead letter (retryable in the console's 通知).
+    webhook_max_attempts: int = Field(12, ge=1, validation_alias="BOT_WEBHOOK_MAX_ATTEMPTS")
 
     smtp_host: str | None = Field(None, validation_alias="SMTP_HOST")
     smtp_port: int = Field(25, validation_alias="SMTP_PORT")
@@ -189,6 +198,25 @@ class Settings(BaseSettings):
         if unknown or not channels:
             raise ValueError(f"BOT_NOTICE_PLAN: unknown channels {unknown}, known: {', '.join(NOTICE_CHANNELS)}")
         return ",".join(channels)
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _webhook_urls(cls, value: str) -> str:
+        urls = [u.strip() for u in value.split(",") if u.strip()]
+        bad = [u for u in urls if not u.startswith(("http://", "https://")) or len(u) > 500]
+        if bad:
+            raise ValueError(f"BOT_WEBHOOK_URLS: not an http(s) URL of at most 500 characters: {bad}")
+        return ",".join(urls)
+
+    @model_validator(mode="after")
+    def _webhook_secret_set(self) -> Settings:
+        if self.webhook_urls and not (self.webhook_secret and self.webhook_secret.get_secret_value()):
+            raise ValueError("BOT_WEBHOOK_URLS is set but BOT_WEBHOOK_SECRET is not: every event is signed")
+        return self
+
+    @property
+    def webhook_url_list(self) -> list[str]:
+        return [u for u in self.webhook_urls.split(",") if u]
 
     @property
     def notice_channels(self) -> list[str]:

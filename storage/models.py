@@ -217,6 +217,8 @@ class Notice(SQLModel, table=True):
         UniqueConstraint("dedupe_key", name="uq_notice_dedupe_key"),
         Index("ix_notice_due", "status", "next_attempt_at"),
         Index("ix_notice_interview_time", "interview_id", "created_at", "id"),
+        # In-order channels look for an earlier unsettled row of the same destination (repos/notices.py).
+        Index("ix_notice_destination", "destination", "id", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -249,6 +251,9 @@ class AttemptResult(StrEnum):
     failed = "failed"  # will be retried on this channel
     rejected = "rejected"  # permanent failure on this channel: the notice falls back
     unknown = "unknown"  # a 'started' attempt found after a crash: maybe sent, never resent here
+    # A 'started' attempt found after a crash on a channel whose receiver drops repeats by their
+    # idempotency key (outbound events): maybe sent, and sent again.
+    cut_off = "cut_off"
 
 
 class NoticeAttempt(SQLModel, table=True):
@@ -611,3 +616,20 @@ class AtsReasonMap(SQLModel, table=True):
     termination_reason_ids: list[str] = _json(list)
     updated_by: str = Field(max_length=160)
     updated_at: datetime = _dt()
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A company system that receives signed outbound events (bot/services/outbound.py), managed in
+    the console's 系统 page; endpoints from BOT_WEBHOOK_URLS are not rows."""
+
+    __tablename__ = "webhook_endpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=500)
+    # The HMAC key of its signatures (it must be usable, so it is stored as given).
+    secret: str = Field(max_length=200)
+    # Whether events to it carry the candidate's mobile and email.
+    include_contacts: bool = Field(default=False)
+    enabled: bool = Field(default=True)
+    created_by: str = Field(default="", max_length=160)
+    created_at: datetime = _dt()

@@ -133,6 +133,12 @@ from storage.repos.todos import (
     todos_for_interview,
 )
 from storage.repos.tokens import expire_shared_token_and_commit, get_shared_token, store_shared_token_and_commit
+from storage.repos.webhooks import (
+    add_webhook_endpoint,
+    delete_webhook_endpoint,
+    get_webhook_endpoint,
+    webhook_endpoints,
+)
 from storage.seed import DEFAULT_REASONS, ensure_default_reasons
 
 # Stable code of the reason for exits no other reason fits (kept for callers of ``repo.REASON_OTHER``).
@@ -152,6 +158,7 @@ __all__ = [
     "add_kf_conversation",
     "add_notice",
     "add_notices_and_commit",
+    "add_webhook_endpoint",
     "advance_job",
     "ats_mappings",
     "attempts_for_notices",
@@ -169,6 +176,7 @@ __all__ = [
     "close_action_and_commit",
     "count_kf_reply_and_commit",
     "defer_destination",
+    "delete_webhook_endpoint",
     "dingtalk_sign_owner",
     "due_notice_ids",
     "due_reminder_ids",
@@ -196,6 +204,7 @@ __all__ = [
     "get_person",
     "get_reason",
     "get_shared_token",
+    "get_webhook_endpoint",
     "hold_lease_and_commit",
     "idle_interviews",
     "in_scope_of",
@@ -263,4 +272,5 @@ __all__ = [
     "transition_action",
     "transition_action_and_commit",
     "update_pending_notice",
+    "webhook_endpoints",
 ]

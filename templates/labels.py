@@ -45,6 +45,7 @@ LABELS: dict[str, dict[str, str]] = {
         "admin_test": "测试通知",
         "ats_exit": "写回招聘系统",
         "ats_failed": "招聘系统写回失败提示",
+        "outbound_event": "事件推送",
     },
     # One call writing an exit back to a recruiting system (bot.services.ats.Call).
     "ats_call": {
@@ -70,6 +71,7 @@ LABELS: dict[str, dict[str, str]] = {
         "feishu_hire": "飞书招聘",
         "feishu_inbound": "飞书收到的消息",
         "console": "终端聊天",
+        "webhook": "公司系统(事件推送)",
     },
     "notice_status": {
         "pending": "等待发送",
@@ -84,6 +86,7 @@ LABELS: dict[str, dict[str, str]] = {
         "failed": "失败待重试",
         "rejected": "失败,此渠道放弃",
         "unknown": "结果未知,不重发",
+        "cut_off": "发送中断,已重发(对方按幂等键去重)",
     },
     # Delivery failures people can act on (bot.delivery.SendProblem).
     "send_problem": {

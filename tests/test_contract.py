@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from bot.api.openapi import build_openapi, render
 from bot.clock import FrozenClock, SystemClock
 from bot.platform_client import PlatformClient
+from bot.services import outbound
 from tests.conftest import (
     PLATFORM_SECRET,
     AppFactory,
@@ -30,6 +31,7 @@ from tests.conftest import (
     started_interview,
 )
 from tests.fakes.platform import FakePlatform
+from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.serve import running_service, service_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,10 +73,12 @@ async def test_served_document_is_openapi_31_and_the_committed_copy(make_client:
     assert "event_id" in post["description"] and "duplicate" in post["description"]
     union = served["components"]["schemas"]["PlatformEvent"]
     assert union["discriminator"]["propertyName"] == "type" and len(union["oneOf"]) == 6
-    assert set(served["webhooks"]) == {"platformSave", "platformTerminate"}
+    outbound_types = {model.model_fields["type"].default for model in outbound.OUTBOUND_EVENTS}
+    assert set(served["webhooks"]) == {"platformSave", "platformTerminate", *outbound_types}
     for hook in served["webhooks"].values():
         assert [p["name"] for p in hook["post"]["parameters"]] == SIGNED_CALL
-        assert "409" in hook["post"]["responses"]
+    for name in ("platformSave", "platformTerminate"):
+        assert "409" in served["webhooks"][name]["post"]["responses"]
     assert {"/api/interviews", "/api/interviews/{id}", "/api/interviews/{id}/terminate", "/api/notices"} <= set(
         served["paths"]
     )
@@ -349,3 +353,37 @@ async def test_readme_verifier_accepts_our_platform_calls(aiohttp_server: Any) -
             idempotency_key="terminate-7",
         )
     assert seen == [(True, True, "save-7"), (True, False, "terminate-7")]  # save's body {} has nothing to tamper
+
+
+async def test_outbound_events_sent_are_what_the_published_webhooks_say(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
+    """Every outbound event type is a signed webhook in the document, its example fits its schema, and
+    what the running service really sends to an endpoint fits it too."""
+    receiver = WebhookReceiver(secrets={"erp": "erp-secret"}, now=lambda: clock.now().timestamp())
+    await receiver.start()
+    try:
+        client = await make_client(webhook_urls=receiver.url("erp"), webhook_secret="erp-secret")
+        doc = await (await client.get("/api/openapi.json")).json()
+        validate(doc)
+        for model in outbound.OUTBOUND_EVENTS:
+            name = model.model_fields["type"].default
+            hook = doc["webhooks"][name]["post"]
+            assert [p["name"] for p in hook["parameters"]] == SIGNED_CALL
+            body = hook["requestBody"]["content"]["application/json"]
+            schema = schema_validator(doc, body["schema"]["$ref"].rsplit("/", 1)[1])
+            schema.validate(body["examples"]["example"]["value"])
+            model.model_validate(body["examples"]["example"]["value"])
+        await started_interview(client, clock)
+        resp = await client.post(
+            "/api/interviews/iv-1/terminate", json={"reason": "候选人放弃"}, headers=admin_headers()
+        )
+        assert resp.status == 200, await resp.text()
+        await eventually(lambda: bool(receiver.delivered("erp", "interview.terminated")), 10, "the exit event")
+        assert receiver.refused == []
+        for sent in receiver.delivered("erp"):
+            ref = doc["webhooks"][sent.event_type]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            schema_validator(doc, ref["$ref"].rsplit("/", 1)[1]).validate(sent.body)
+            assert sent.key == sent.body["event_id"]
+    finally:
+        await receiver.close()

@@ -29,6 +29,7 @@ from pydantic.json_schema import models_json_schema
 from bot.api import admin
 from bot.keys import CORE
 from bot.platform_client import SaveRequest, TerminateRequest
+from bot.services import outbound
 from bot.services.events import EVENT_DATA, EventType, PlatformEventIn, event_problems
 from bot.settings import Settings
 
@@ -40,13 +41,72 @@ SCHEMA_REF = "#/components/schemas/{model}"
 DEFAULT_MAX_SKEW = int(Settings.model_fields["signature_max_skew_seconds"].default)
 DEFAULT_MAX_BODY = int(Settings.model_fields["max_body_bytes"].default)
 
-# Outbound events we send to the company's endpoints (BOT_WEBHOOK_URLS), one pydantic model each,
-# described as webhooks signed like the inbound events and carrying Idempotency-Key.
-# TODO(lead): when helper "webhooks" is merged, list its outbound event models here, e.g.
-#   OUTBOUND_EVENTS = (ExitRecorded, PipelineChanged, InterviewRescheduled, HelpRequested)
-# Each model needs a ``type`` field with a Literal default (it names the webhook) and may carry
-# ``model_config = ConfigDict(json_schema_extra={"examples": [...]})``.
-OUTBOUND_EVENTS: tuple[type[BaseModel], ...] = ()
+# Outbound events we send to the company's endpoints (BOT_WEBHOOK_URLS and the console's 系统 page),
+# one pydantic model each (bot/services/outbound.py), described as webhooks signed like the inbound
+# events and carrying Idempotency-Key. Each model has a ``type`` field with a Literal default (it
+# names the webhook) and an example in ``json_schema_extra``.
+OUTBOUND_EVENTS: tuple[type[BaseModel], ...] = outbound.OUTBOUND_EVENTS
+
+# One example per outbound event (by its type); tests/test_contract.py validates each with its model.
+_OUT_BASE: dict[str, Any] = {
+    "occurred_at": "2026-03-10T10:05:00+08:00",
+    "interview": {
+        "id": "iv-1",
+        "attempt": 1,
+        "position": "Java后端工程师",
+        "status": "terminated",
+        "scheduled_at": "2026-03-10T10:00:00+08:00",
+        "hr": "wecom:hr01",
+    },
+    "candidate": {"name": "张三", "pipeline_status": "需要重新面试"},
+    "operator": "wecom:hr01",
+    "source": "chat",
+}
+OUTBOUND_EXAMPLES: dict[str, dict[str, Any]] = {
+    "interview.terminated": {
+        **_OUT_BASE,
+        "event_id": "evt-out-1",
+        "type": "interview.terminated",
+        "exit": {
+            "reason": {"code": "system_failure", "name": "系统故障", "outcome": "需要重新面试"},
+            "detail": "网络太卡了",
+            "answered": 2,
+            "platform_called": True,
+            "at": "2026-03-10T10:05:00+08:00",
+        },
+        "pipeline": {"previous": "面试中", "current": "需要重新面试"},
+    },
+    "candidate.pipeline_status_changed": {
+        **_OUT_BASE,
+        "event_id": "evt-out-2",
+        "type": "candidate.pipeline_status_changed",
+        "interview": {**_OUT_BASE["interview"], "status": "completed"},
+        "candidate": {"name": "张三", "pipeline_status": "已完成"},
+        "operator": "platform",
+        "source": "platform",
+        "pipeline": {"previous": "面试中", "current": "已完成"},
+    },
+    "interview.rescheduled": {
+        **_OUT_BASE,
+        "event_id": "evt-out-3",
+        "type": "interview.rescheduled",
+        "interview": {**_OUT_BASE["interview"], "attempt": 2, "status": "scheduled"},
+        "candidate": {"name": "张三", "pipeline_status": "待面试"},
+        "previous_scheduled_at": "2026-03-10T10:00:00+08:00",
+        "scheduled_at": "2026-03-11T15:00:00+08:00",
+        "reopened": True,
+    },
+    "interview.help_requested": {
+        **_OUT_BASE,
+        "event_id": "evt-out-4",
+        "type": "interview.help_requested",
+        "interview": {**_OUT_BASE["interview"], "status": "in_progress"},
+        "candidate": {"name": "张三", "pipeline_status": "面试中"},
+        "operator": "candidate",
+        "source": "platform",
+        "help": {"reason": "摄像头打不开", "wants_exit": False},
+    },
+}
 
 
 # ---------------------------------------------------------------- idempotency, stated once
@@ -426,7 +486,10 @@ def _responses(answers: dict[str, str]) -> dict[str, Any]:
 def _outbound_example(model: type[BaseModel]) -> dict[str, Any] | None:
     extra = model.model_config.get("json_schema_extra")
     found = extra.get("examples") if isinstance(extra, dict) else None
-    return {"example": {"value": found[0]}} if isinstance(found, list) and found else None
+    if isinstance(found, list) and found:
+        return {"example": {"value": found[0]}}
+    example = OUTBOUND_EXAMPLES.get(_webhook_name(model))
+    return {"example": {"value": example}} if example is not None else None
 
 
 def _webhook_name(model: type[BaseModel]) -> str:

@@ -1,4 +1,5 @@
-"""Admin pages: 退出原因, 人员 (with CSV import preview), 通知 (重试 a dead one) and 系统.
+"""Admin pages: 退出原因, 人员 (with CSV import preview), 通知 (重试 a dead one) and 系统 (with the
+outbound events' endpoints).
 
 Every change goes through the service that the CLI uses too (``bot/services/reasons.py``,
 ``people.py``, ``people_import.py``, ``console_admin.py``), with the admin as actor and source
@@ -15,9 +16,9 @@ from aiohttp import web
 
 from bot.channels import registry
 from bot.console.web import PREFIX, Form, admin_action, admin_page, core_of, redirect, render, text_field
-from bot.services import console_admin, people, people_import, reasons
+from bot.services import console_admin, outbound, people, people_import, reasons
 from bot.services.console_auth import ConsoleUser
-from bot.services.errors import ServiceError
+from bot.services.errors import ServiceError, refusal
 
 routes = web.RouteTableDef()
 
@@ -228,9 +229,57 @@ routes.post(NOTICES + "/{id}/retry")(admin_action(_retry))
 # --- 系统 ------------------------------------------------------------------------------------------
 
 
-@routes.get(f"{PREFIX}/system")
-@admin_page
-async def system_page(request: web.Request, user: ConsoleUser) -> web.StreamResponse:
+SYSTEM = f"{PREFIX}/system"
+WEBHOOKS = f"{SYSTEM}/webhooks"
+WEBHOOK_OPS = ("enable", "disable", "delete")
+
+
+async def _system_page(
+    request: web.Request, user: ConsoleUser, *, status: int = 200, error: str = "", **extra: Any
+) -> web.Response:
     core = core_of(request)
     snapshot = await console_admin.system_snapshot(core, features=registry.feature_status(core.settings))
-    return render(request, "system", user=user, s=snapshot)
+    return render(
+        request,
+        "system",
+        status=status,
+        user=user,
+        s=snapshot,
+        endpoints=await outbound.list_endpoints(core),
+        error=error,
+        done=request.query.get("done", ""),
+        **extra,
+    )
+
+
+@routes.get(SYSTEM)
+@admin_page
+async def system_page(request: web.Request, user: ConsoleUser) -> web.StreamResponse:
+    return await _system_page(request, user)
+
+
+async def _webhook_change(request: web.Request, user: ConsoleUser, form: Form) -> web.StreamResponse:
+    """Add an endpoint (its new secret is shown on this answer only, never in a link), or enable,
+    disable or delete one."""
+    core = core_of(request)
+    op = text_field(form, "op", limit=20)
+    try:
+        if op == "add":
+            row, secret = await outbound.add_endpoint(
+                core,
+                url=text_field(form, "url", limit=outbound.URL_MAX + 1),
+                include_contacts=text_field(form, "include_contacts", limit=5) == "on",
+                actor=user.key,
+                source=SOURCE,
+            )
+            return await _system_page(request, user, added=row, secret=secret)
+        raw = text_field(form, "id", limit=12)
+        if op not in WEBHOOK_OPS or not raw.isascii() or not raw.isdigit():
+            return await _system_page(request, user, status=400, error=refusal(core, "webhook_bad_request"))
+        await outbound.change_endpoint(core, endpoint_id=int(raw), op=op, actor=user.key, source=SOURCE)  # type: ignore[arg-type]
+    except ServiceError as exc:
+        return await _system_page(request, user, status=exc.http_status, error=exc.message)
+    raise redirect(SYSTEM, done=op)
+
+
+routes.post(WEBHOOKS)(admin_action(_webhook_change))

@@ -16,6 +16,7 @@ from bot.delivery import Audience
 from bot.services import people
 from bot.services.context import Core
 from bot.services.errors import ServiceError
+from bot.webhook_client import CHANNEL as WEBHOOK_CHANNEL
 from storage import repo
 from storage.models import AttemptResult, Interview, Notice, NoticeAttempt, NoticeStatus
 from templates.labels import LABELS, label
@@ -65,9 +66,11 @@ class NoticeView:
 
 def deliverable(core: Core) -> set[str]:
     """The outbox channels a configured sender can deliver on: candidates' (SMS, email and the chat
-    channels that reach candidates), colleagues', the group robots' and the recruiting systems'."""
+    channels that reach candidates), colleagues', the group robots', the recruiting systems' and the
+    outbound events' (always registered: its endpoints may be added at any time)."""
     return (
-        core.settings.candidate_channels()
+        {WEBHOOK_CHANNEL}
+        | core.settings.candidate_channels()
         | set(core.candidate_chats)
         | set(core.staff_channels)
         | {poster.channel for poster in core.group_posters}

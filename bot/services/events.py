@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.bounded import check_time
-from bot.services import help_requests, lifecycle, reminders
+from bot.services import help_requests, lifecycle, outbound, reminders
 from bot.services.context import Core
 from storage import repo
 from storage.models import OPEN_INTERVIEW_STATUSES, Candidate, Interview, InterviewStatus, Pipeline, PlatformEvent
@@ -241,6 +241,7 @@ async def _apply(
 ) -> None:
     at = event.occurred_at
     is_open = interview.status in OPEN
+    pipeline_before = candidate.pipeline_status
     detail: dict[str, Any] = {"event_id": event.event_id}
     match event.type:
         case EventType.scheduled:
@@ -293,6 +294,16 @@ async def _apply(
             interview_id=interview.id,
             detail=detail,
         )
+    await outbound.pipeline_changed(
+        session,
+        core,
+        interview=interview,
+        candidate=candidate,
+        previous=pipeline_before,
+        operator="platform",
+        source="platform",
+        now=now,
+    )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.chat.messages import Reply
 from bot.chat.payload import reply_to_payload
-from bot.services import notices, termination
+from bot.services import notices, outbound, termination
 from bot.services.context import Core
 from bot.services.lifecycle import HELP_ACTION, close_help_request, help_todo_ref
 from bot.services.reasons import match_reason
@@ -94,6 +94,9 @@ async def open_help_request(
     request is never left with nobody); "self" when the candidate's wish to stop is granted by
     policy; "nobody" when there is no one to ask at all (audited, and said so to the candidate)."""
     policy = core.settings.candidate_exit_policy
+    await outbound.help_requested(
+        session, core, interview=interview, candidate=candidate, reason=reason, wants_exit=wants_exit, now=now
+    )
     params: dict[str, Any] = {
         "key": event_id,
         "platform_id": interview.platform_id,

@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlmodel import col
 
-from bot.services import notices, people, reminders, termination
+from bot.services import notices, outbound, people, reminders, termination
 from bot.services.claims import local_text
 from bot.services.context import Core
 from bot.services.errors import ServiceError, refusal
@@ -113,6 +113,7 @@ async def reschedule(
         await session.refresh(interview)
         candidate = await repo.get_candidate(session, candidate_id=interview.candidate_id)
         assert candidate is not None
+        previous_pipeline = candidate.pipeline_status
         if reopened:
             candidate.pipeline_status = Pipeline.pending.value
             candidate.updated_at = now
@@ -120,6 +121,27 @@ async def reschedule(
                 if not todo.done:
                     todo.done, todo.done_at, todo.done_by = True, now, operator
         await reminders.sync_reminders(session, core, interview, now)
+        await outbound.rescheduled(
+            session,
+            core,
+            interview=interview,
+            candidate=candidate,
+            previous_scheduled_at=previous,
+            reopened=reopened,
+            operator=operator,
+            source=source,
+            now=now,
+        )
+        await outbound.pipeline_changed(
+            session,
+            core,
+            interview=interview,
+            candidate=candidate,
+            previous=previous_pipeline,
+            operator=operator,
+            source=source,
+            now=now,
+        )
         start_text = local_text(new_time, tz)
         # The answers given so far are "kept" only if the platform saved them when the attempt ended.
         ended = await repo.get_exit(session, interview_id=interview.id) if reopened else None

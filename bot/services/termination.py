@@ -29,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.logs import log_context
 from bot.platform_client import ALREADY_TERMINATED, PlatformError
-from bot.services import ats, lifecycle, notices, people
+from bot.services import ats, lifecycle, notices, outbound, people
 from bot.services.claims import CLAIM_FOR, end_run, owner_gone, run_token
 from bot.services.context import Core
 from bot.services.errors import ServiceError, refusal
@@ -444,7 +444,7 @@ async def _commit(
         answered = len(snapshot["answered"])
         if fresh.terminate_result:
             snapshot["platform_terminate"] = fresh.terminate_result
-        previous_status = interview.status
+        previous_status, previous_pipeline = interview.status, candidate.pipeline_status
         interview.status = InterviewStatus.terminated.value
         interview.ended_at = now
         interview.updated_at = now
@@ -466,6 +466,9 @@ async def _commit(
             progress_snapshot=snapshot,
         )
         session.add(record)
+        await outbound.exit_recorded(
+            session, core, interview, candidate, record, reason, previous_pipeline=previous_pipeline
+        )
         assignee = interview.hr_key or operator
         todo = Todo(
             assignee=assignee,

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, or_, update
+from sqlalchemy import ColumnElement, delete, exists, func, insert, or_, true, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -90,15 +91,47 @@ async def update_pending_notice(session: AsyncSession, *, notice_id: int, **valu
     return bool(result.rowcount == 1)
 
 
+# What an earlier row of an in-order destination may be for a later one to go: delivered, or never to be.
+_SETTLED = (NoticeStatus.sent.value, NoticeStatus.superseded.value, NoticeStatus.cancelled.value)
+
+
+def _in_order(in_order: Sequence[str]) -> ColumnElement[bool]:
+    """True for a row that may go now as far as order goes: its channel is not an in-order one, or
+    no earlier row (by id) of its channel and destination is still unsettled (pending, being sent,
+    or dead: a dead letter holds the ones after it until it is retried and delivered)."""
+    if not in_order:
+        return true()
+    earlier = aliased(Notice)
+    waiting = (
+        exists()
+        .where(
+            col(earlier.channel) == col(Notice.channel),
+            col(earlier.destination) == col(Notice.destination),
+            col(earlier.id) < col(Notice.id),
+            col(earlier.status).not_in(_SETTLED),
+        )
+        .correlate(Notice)
+    )
+    return or_(col(Notice.channel).not_in(list(in_order)), ~waiting)
+
+
 async def due_notice_ids(
-    session: AsyncSession, *, now: datetime, channels: Sequence[str], limit: int, worker: str | None = None
+    session: AsyncSession,
+    *,
+    now: datetime,
+    channels: Sequence[str],
+    limit: int,
+    worker: str | None = None,
+    in_order: Sequence[str] = (),
 ) -> list[int]:
-    """Rows due for ``worker`` (see ``_due``), the longest waiting first."""
+    """Rows of ``channels`` due for ``worker`` (see ``_due``), the longest waiting first; on the
+    ``in_order`` channels only a destination's first unsettled row (see ``_in_order``)."""
     stmt = (
         select(Notice.id)
         .where(
             col(Notice.channel).in_(list(channels)),
             _due(now, worker),
+            _in_order(in_order),
         )
         .order_by(col(Notice.next_attempt_at), col(Notice.id))
         .limit(limit)
@@ -157,13 +190,15 @@ async def claim_notice_and_commit(
     lock_until: datetime,
     worker: str | None = None,
     first: bool = False,
+    in_order: Sequence[str] = (),
 ) -> bool:
     """Conditionally take one due notice and commit; only one worker (of any replica) wins. ``first`` also
-    takes a row never tried yet before it is due (an inbound message in its grace period, by its taker)."""
+    takes a row never tried yet before it is due (an inbound message in its grace period, by its taker).
+    A row of an ``in_order`` channel is not taken while an earlier one of its destination is unsettled."""
     due = _due(now, worker, first=first)
     stmt = (
         update(Notice)
-        .where(col(Notice.id) == notice_id, due)
+        .where(col(Notice.id) == notice_id, due, _in_order(in_order))
         .values(status=NoticeStatus.sending.value, locked_until=lock_until, claimed_by=worker)
     )
     result = await session.exec(stmt)
