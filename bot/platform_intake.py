@@ -93,8 +93,8 @@ class PlatformIntake:
     # --- taking events in ---------------------------------------------------------------
 
     def busy(self) -> bool:
-        """Whether the backlog (estimated: the last count plus what was stored since) is above its bound."""
-        return self._counted + self._stored_since + self._queue.qsize() > self.core.settings.event_backlog_limit
+        """Whether the backlog (estimated: the last count plus what was stored since) is at its bound."""
+        return self._counted + self._stored_since + self._queue.qsize() >= self.core.settings.event_backlog_limit
 
     async def store(self, event: PlatformEventIn) -> bool:
         """Store ``event`` and return once committed: True if new, False for a duplicate.

@@ -101,7 +101,8 @@ async def test_replayed_signed_request_is_applied_once(make_client: AppFactory, 
     client = await make_client()
     body = json.dumps(event("interview.scheduled", event_id="ev-replay")).encode()
     headers = sign(body, int(clock.now().timestamp()))
-    assert (await (await client.post("/api/platform/events", data=body, headers=headers)).json())["status"] == "accepted"
+    first = await client.post("/api/platform/events", data=body, headers=headers)
+    assert (await first.json())["status"] == "accepted"
     again = await client.post("/api/platform/events", data=body, headers=headers)
     assert (await again.json())["status"] == "duplicate"
 
