@@ -41,8 +41,11 @@ log = logging.getLogger(__name__)
 SOURCE = "platform"
 # Events stored in one transaction at most (one INSERT; SQLite's bound parameters stay far below its limit).
 STORE_BATCH = 500
-# Events claimed and applied in one transaction at most.
+# Events claimed at once, at most; applied in transactions of at most APPLY_BATCH heartbeats ...
 APPLY_BATCH = 400
+# ... or FULL_PER_TRANSACTION other events (each a few statements with the interview locked): a
+# long transaction holds SQLite's one write lock, and events being stored wait for it.
+FULL_PER_TRANSACTION = 25
 # How often the worker looks for items nobody woke it for (left by a crash, another replica, a retry).
 SWEEP_SECONDS = 1.0
 # An event that fails on its own is tried this many times, with backoff, before it is left failed.
@@ -75,6 +78,21 @@ def gone_owners(core: Core) -> list[str]:
 
 def retry_delay(attempts: int) -> timedelta:
     return min(RETRY_BASE * (2 ** max(0, attempts - 1)), RETRY_MAX)
+
+
+def _chunks(parsed: list[tuple[IntakeItem, PlatformEventIn]]) -> list[list[tuple[IntakeItem, PlatformEventIn]]]:
+    """Consecutive runs (arrival order kept) of at most ``FULL_PER_TRANSACTION`` events that are
+    not heartbeats."""
+    chunks: list[list[tuple[IntakeItem, PlatformEventIn]]] = [[]]
+    full = 0
+    for pair in parsed:
+        heavy = pair[1].type is not EventType.activity
+        if heavy and full == FULL_PER_TRANSACTION:
+            chunks.append([])
+            full = 0
+        chunks[-1].append(pair)
+        full += heavy
+    return chunks
 
 
 class PlatformIntake:
@@ -240,8 +258,11 @@ class PlatformIntake:
                 parsed.append((item, stored_event(item.payload)))
             except ValueError as exc:  # stored by a version that read it differently: never applicable
                 await self._failed(item, exc, final=True)
-        if not parsed:
-            return
+        for chunk in _chunks(parsed):
+            await self._apply_chunk(chunk)
+            await asyncio.sleep(0)  # events being stored go first
+
+    async def _apply_chunk(self, parsed: list[tuple[IntakeItem, PlatformEventIn]]) -> None:
         try:
             applied = await self._apply_together(parsed)
         except Exception as exc:  # noqa: BLE001 - each on its own, so only an event that fails alone waits
