@@ -395,9 +395,8 @@ async def main_async(args: argparse.Namespace) -> int:
             await db.close()
             shutil.copy(log, Path(tempfile.gettempdir()) / "platform_events_serve.log")  # for a look afterwards
     ratio = load.rate / floor.rate
-    print(
-        f"\nplatform events, interview.activity over {INTERVIEWS} interviews, wrk -c{args.c}, {args.seconds} s, {args.db}"
-    )
+    where = f"wrk -c{args.c}, {args.seconds} s, {args.db}"
+    print(f"\nplatform events, interview.activity over {INTERVIEWS} interviews, {where}")
     print(f"  load average now: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"  floor:   {floor.rate:8.0f} events/s  p50 {floor.p50_ms:6.1f} ms  p99 {floor.p99_ms:7.1f} ms")
     print(f"  product: {load.rate:8.0f} events/s  p50 {load.p50_ms:6.1f} ms  p99 {load.p99_ms:7.1f} ms")
