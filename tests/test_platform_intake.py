@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
 from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
@@ -65,7 +66,7 @@ async def test_a_malformed_event_is_refused_before_anything_is_stored(
 
 
 async def test_heartbeats_move_last_activity_to_the_latest_and_only_while_open(
-    make_client: AppFactory, clock: FrozenClock
+    make_client: AppFactory, clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = await make_client()
     for iv in ("iv-1", "iv-2", "iv-3"):
@@ -84,6 +85,7 @@ async def test_heartbeats_move_last_activity_to_the_latest_and_only_while_open(
     answers = await asyncio.gather(*(post_event(client, clock, p, settle=False) for p in payloads))
     assert [a.status for a in answers] == [200] * len(payloads)
     await client.app[PLATFORM_INTAKE].settled()
+    assert "together failed" not in caplog.text  # several interviews' heartbeats in one statement
     for iv in ("iv-1", "iv-2"):
         assert (await interview(client, iv)).last_activity_at == start + timedelta(seconds=9)
     assert (await interview(client, "iv-3")).last_activity_at == ended  # completed: no longer moves

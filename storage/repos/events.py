@@ -95,7 +95,8 @@ async def move_last_activity(session: AsyncSession, *, latest: dict[str, datetim
     table = Interview.__table__  # type: ignore[attr-defined]
     at = bindparam("at", type_=table.c.last_activity_at.type)
     moves = and_(
-        table.c.status.in_(OPEN_INTERVIEW_STATUSES),
+        # Spelled out (no IN list): an expanding parameter cannot be used with executemany.
+        or_(*(table.c.status == status for status in OPEN_INTERVIEW_STATUSES)),
         or_(table.c.last_activity_at.is_(None), table.c.last_activity_at < at),
     )
     stmt = (
