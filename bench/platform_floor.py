@@ -34,46 +34,58 @@ INTERVIEWS = 2000
 
 
 class SqliteStore:
+    """One sqlite3 connection on one thread; each event's transaction is one hop to that thread."""
+
     def __init__(self, path: str) -> None:
         self.path = path
-        self.lock = asyncio.Lock()  # one connection: one transaction at a time (SQLite has one writer anyway)
 
     async def open(self) -> None:
-        import aiosqlite
+        import sqlite3
+        from concurrent.futures import ThreadPoolExecutor
 
-        self.db = await aiosqlite.connect(self.path, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "busy_timeout=30000", "foreign_keys=ON"):
-            await self.db.execute(f"PRAGMA {pragma}")
-        await self.db.execute("DROP TABLE IF EXISTS floor_event")
-        await self.db.execute("DROP TABLE IF EXISTS floor_interview")
-        await self.db.execute("CREATE TABLE floor_event (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE)")
-        await self.db.execute(
-            "CREATE TABLE floor_interview (id INTEGER PRIMARY KEY, platform_id TEXT NOT NULL UNIQUE, "
-            "last_activity REAL)"
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        loop = asyncio.get_running_loop()
+        self.db = await loop.run_in_executor(
+            self.pool, lambda: sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         )
-        await self.db.executemany(
-            "INSERT INTO floor_interview (platform_id) VALUES (?)", [(f"bench-{n}",) for n in range(INTERVIEWS)]
-        )
+
+        def setup() -> None:
+            for pragma in ("journal_mode=WAL", "busy_timeout=30000", "foreign_keys=ON"):
+                self.db.execute(f"PRAGMA {pragma}")
+            self.db.execute("DROP TABLE IF EXISTS floor_event")
+            self.db.execute("DROP TABLE IF EXISTS floor_interview")
+            self.db.execute("CREATE TABLE floor_event (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE)")
+            self.db.execute(
+                "CREATE TABLE floor_interview (id INTEGER PRIMARY KEY, platform_id TEXT NOT NULL UNIQUE, "
+                "last_activity REAL)"
+            )
+            self.db.executemany(
+                "INSERT INTO floor_interview (platform_id) VALUES (?)", [(f"bench-{n}",) for n in range(INTERVIEWS)]
+            )
+
+        await loop.run_in_executor(self.pool, setup)
+
+    def _apply(self, event_id: str, platform_id: str, at: float) -> None:
+        self.db.execute("BEGIN")
+        try:
+            self.db.execute("INSERT OR IGNORE INTO floor_event (event_id) VALUES (?)", (event_id,))
+            self.db.execute(
+                "UPDATE floor_interview SET last_activity = max(coalesce(last_activity, ?), ?) WHERE platform_id = ?",
+                (at, at, platform_id),
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     async def apply(self, event_id: str, platform_id: str, at: float) -> None:
-        async with self.lock:
-            await self.db.execute("BEGIN")
-            try:
-                await self.db.execute("INSERT OR IGNORE INTO floor_event (event_id) VALUES (?)", (event_id,))
-                await self.db.execute(
-                    "UPDATE floor_interview SET last_activity = max(coalesce(last_activity, ?), ?) "
-                    "WHERE platform_id = ?",
-                    (at, at, platform_id),
-                )
-                await self.db.execute("COMMIT")
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
+        await asyncio.get_running_loop().run_in_executor(self.pool, self._apply, event_id, platform_id, at)
 
     async def count(self) -> int:
-        async with self.db.execute("SELECT count(*) FROM floor_event") as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        def count() -> int:
+            return int(self.db.execute("SELECT count(*) FROM floor_event").fetchone()[0])
+
+        return await asyncio.get_running_loop().run_in_executor(self.pool, count)
 
 
 class PgStore:

@@ -66,6 +66,7 @@ class Busy(Exception):
 @dataclass
 class _Pending:
     event: PlatformEventIn
+    payload: dict[str, Any]  # as received (validated into ``event``)
     done: asyncio.Future[bool]
 
 
@@ -114,16 +115,17 @@ class PlatformIntake:
         """Whether the backlog (estimated: the last count plus what was stored since) is at its bound."""
         return self._counted + self._stored_since + self._queue.qsize() >= self.core.settings.event_backlog_limit
 
-    async def store(self, event: PlatformEventIn) -> bool:
-        """Store ``event`` and return once committed: True if new, False for a duplicate.
-        ``Busy`` when the backlog is above its bound or storing takes longer than ``STORE_TIMEOUT``."""
+    async def store(self, event: PlatformEventIn, payload: dict[str, Any]) -> bool:
+        """Store ``event`` (``payload``: its JSON as received) and return once committed: True if
+        new, False for a duplicate. ``Busy`` when the backlog is at its bound or storing takes
+        longer than ``STORE_TIMEOUT``."""
         if self.busy():
             raise Busy("backlog above its bound")
         writer = self._writer
         if writer is None or writer.done():
             raise Busy("not taking events")
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(event, done))
+        self._queue.put_nowait(_Pending(event, payload, done))
         try:
             return await asyncio.wait_for(asyncio.shield(done), STORE_TIMEOUT)
         except TimeoutError:
@@ -164,7 +166,7 @@ class PlatformIntake:
             event = pending.event
             items.setdefault(
                 event.event_id,
-                {"key": event.event_id, "order_key": event.interview.id, "payload": event.model_dump(mode="json")},
+                {"key": event.event_id, "order_key": event.interview.id, "payload": pending.payload},
             )
         async with self.core.sessions() as session:
             new = await repo.insert_intake_items(
@@ -282,7 +284,8 @@ class PlatformIntake:
         now = core.clock.now()
         ids = [item.id for item, _ in parsed if item.id is not None]
         async with core.sessions() as session:
-            applied = await apply_events(session, core, [event for _, event in parsed], now)
+            events = [event for _, event in parsed]
+            applied = await apply_events(session, core, events, now, [item.payload for item, _ in parsed])
             finished = await repo.finish_intake(session, ids=ids, worker=core.worker_id, now=now)
             if finished != len(ids):
                 # Another worker took these over (our claim expired): it applies them, not us.

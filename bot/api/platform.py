@@ -57,7 +57,7 @@ async def platform_events(request: web.Request) -> web.Response:
         return error(422, "invalid_event", "事件格式不正确", details=fields)
     with log_context(event_id=event.event_id, interview_id=event.interview.id):
         try:
-            new = await intake.store(event)
+            new = await intake.store(event, data)
         except Busy as exc:
             return _busy(str(exc))
     core.metrics.callback("platform", "accepted" if new else "duplicate")

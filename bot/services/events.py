@@ -129,9 +129,16 @@ async def apply_event(core: Core, event: PlatformEventIn) -> bool:
     raise AssertionError("unreachable")
 
 
-async def apply_events(session: AsyncSession, core: Core, events: Sequence[PlatformEventIn], now: datetime) -> set[str]:
+async def apply_events(
+    session: AsyncSession,
+    core: Core,
+    events: Sequence[PlatformEventIn],
+    now: datetime,
+    payloads: Sequence[dict[str, Any]] | None = None,
+) -> set[str]:
     """Apply events in the session, in the order given (per interview), each event id once; not
     committed. The event ids applied now (the others were applied before: nothing changes).
+    ``payloads``: the events as received, recorded with them (default: as read).
 
     Every event is recorded first (``platform_event``, one ``INSERT … ON CONFLICT DO NOTHING``):
     an event id found there was applied before and is skipped, so a batch applied again after a
@@ -141,9 +148,15 @@ async def apply_events(session: AsyncSession, core: Core, events: Sequence[Platf
     interview row locked (``_upsert``), as they always were.
     """
     seen: set[str] = set()
-    unique = [e for e in events if not (e.event_id in seen or seen.add(e.event_id))]  # type: ignore[func-returns-value]
-    for event in unique:
-        typed_data(event)
+    raw = payloads if payloads is not None else [e.model_dump(mode="json") for e in events]
+    unique: list[PlatformEventIn] = []
+    recorded: list[dict[str, Any]] = []  # each event as received (``payloads``), else as read
+    for event, payload in zip(events, raw, strict=True):
+        if event.event_id not in seen:
+            seen.add(event.event_id)
+            typed_data(event)
+            unique.append(event)
+            recorded.append(payload)
     new = await repo.insert_platform_events(
         session,
         [
@@ -153,9 +166,9 @@ async def apply_events(session: AsyncSession, core: Core, events: Sequence[Platf
                 "interview_platform_id": e.interview.id,
                 "occurred_at": e.occurred_at,
                 "received_at": now,
-                "payload": e.model_dump(mode="json"),
+                "payload": payload,
             }
-            for e in unique
+            for e, payload in zip(unique, recorded, strict=True)
         ],
     )
     fresh = [e for e in unique if e.event_id in new]
