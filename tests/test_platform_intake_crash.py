@@ -119,7 +119,8 @@ async def counts(url: str) -> dict[str, int]:
                         " (SELECT count(*) FROM intake_item WHERE status = 'done'),"
                         " (SELECT count(*) FROM platform_event),"
                         " (SELECT count(*) FROM audit_event WHERE action = 'interview.answer_saved'),"
-                        " (SELECT count(DISTINCT CAST(detail AS TEXT)) FROM audit_event WHERE action = 'interview.answer_saved'),"
+                        " (SELECT count(DISTINCT CAST(detail AS TEXT)) FROM audit_event"
+                        "  WHERE action = 'interview.answer_saved'),"
                         " (SELECT count(*) FROM interview WHERE status = 'in_progress'),"
                         " (SELECT count(*) FROM intake_item WHERE status = 'processing')"
                     )
