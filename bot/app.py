@@ -25,11 +25,12 @@ from bot.clock import Clock, SystemClock
 from bot.console.web import PREFIX as CONSOLE_PATH
 from bot.dispatcher import Dispatcher
 from bot.jobs import register_jobs
-from bot.keys import BACKGROUND, CORE, DISPATCHER, ENGINE, HTTP, OUTBOX, SCHEDULER, SETTINGS
+from bot.keys import BACKGROUND, CORE, DISPATCHER, ENGINE, HTTP, OUTBOX, PLATFORM_INTAKE, SCHEDULER, SETTINGS
 from bot.language import llm
 from bot.language import parse as language_rules
 from bot.outbox import Outbox
 from bot.platform_client import PlatformClient
+from bot.platform_intake import PlatformIntake
 from bot.scheduler import Scheduler
 from bot.services import console_auth, notices, outbound
 from bot.services.context import Core
@@ -64,6 +65,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(_lifecycle_ctx)  # first in, so its end runs after every other cleanup
     app.cleanup_ctx.append(_core_ctx(clock or SystemClock()))
     app.cleanup_ctx.append(_delivery_ctx)
+    app.cleanup_ctx.append(_platform_intake_ctx)
     app.cleanup_ctx.append(_scheduler_ctx)
     return app
 
@@ -186,6 +188,15 @@ async def _delivery_ctx(app: web.Application) -> AsyncIterator[None]:
             task.cancel()
 
 
+async def _platform_intake_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Platform events: stored at once, applied by one worker (stopped before the outbox)."""
+    intake = PlatformIntake(app[CORE], app[BACKGROUND])
+    intake.start()
+    app[PLATFORM_INTAKE] = intake
+    yield
+    await intake.stop()
+
+
 async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     core = app[CORE]
     sweeps = core.metrics.sweep_seconds
@@ -198,6 +209,8 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
             await session.exec(delete(InboundMessage).where(col(InboundMessage.received_at) < cutoff))
             await session.commit()
             await repo.purge_processed_and_commit(session, kind=INBOUND_KIND, before=cutoff)
+            # Platform events applied stay recorded in platform_event; their intake items go.
+            await repo.purge_intake_and_commit(session, before=cutoff)
             for channel in registry.CHANNELS:  # what each channel keeps beside them
                 await channel.purge(session, before=cutoff)
             # Pacing windows are a minute or so: a day of marks is plenty.

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.dispatcher import Dispatcher
 from bot.outbox import Outbox
+from bot.platform_intake import PlatformIntake
 from bot.scheduler import Scheduler
 from bot.services.context import Core
 from bot.settings import Settings
@@ -22,3 +23,4 @@ OUTBOX = web.AppKey("outbox", Outbox)
 BACKGROUND = web.AppKey("background", set[asyncio.Task[None]])
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+PLATFORM_INTAKE = web.AppKey("platform_intake", PlatformIntake)

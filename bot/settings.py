@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     platform_api_base: str | None = Field(None, validation_alias="PLATFORM_API_BASE")
     platform_timeout_seconds: float = Field(10.0, gt=0, validation_alias="PLATFORM_TIMEOUT_SECONDS")
     signature_max_skew_seconds: int = Field(300, ge=1, validation_alias="PLATFORM_MAX_SKEW_SECONDS")
+    # Platform events stored and not yet applied, at most; above it the platform gets 503 + Retry-After.
+    event_backlog_limit: int = Field(20_000, ge=1, validation_alias="BOT_EVENT_BACKLOG_LIMIT")
 
     # Outbound events to the company's systems (bot/services/outbound.py): endpoints from here, each
     # signed with BOT_WEBHOOK_SECRET, beside the ones the console's 系统 page manages with their own.

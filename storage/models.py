@@ -311,6 +311,50 @@ class PlatformEvent(SQLModel, table=True):
     payload: dict[str, Any] = _json(dict)
 
 
+class IntakeStatus(StrEnum):
+    """Where an inbound item (``intake_item``) stands."""
+
+    received = "received"  # stored and answered; waiting to be processed (again, after a failed try)
+    processing = "processing"  # claimed by a worker until ``claimed_until``
+    done = "done"  # processed, exactly once
+    failed = "failed"  # given up after its last try; ``last_error`` says why
+
+
+# Items still to be processed (the backlog).
+INTAKE_OPEN_STATUSES = (IntakeStatus.received.value, IntakeStatus.processing.value)
+
+
+class IntakeItem(SQLModel, table=True):
+    """Something that arrived from outside, stored before it was answered, processed once.
+
+    Keyed by its natural key within its source (a platform event's ``event_id``), so a redelivery
+    is found and answered as a duplicate. ``order_key`` orders the items of one subject (the
+    interview's platform id): they are processed in arrival order, by one worker at a time.
+    Platform events today; chat messages are meant to move here (source = the channel).
+    """
+
+    __tablename__ = "intake_item"
+    __table_args__ = (
+        UniqueConstraint("source", "key", name="uq_intake_item_source_key"),
+        Index("ix_intake_item_due", "status", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=32)
+    key: str = Field(max_length=300)
+    order_key: str = Field(default="", max_length=200, index=True)
+    payload: dict[str, Any] = _json(dict)
+    status: str = Field(default=IntakeStatus.received.value, max_length=16)
+    received_at: datetime = _dt(index=True)
+    # The worker (``instance/boot``, bot.services.claims) holding the item, and until when; on a
+    # received item ``claimed_until`` is the earliest time of its next try.
+    claimed_by: str | None = Field(default=None, max_length=160)
+    claimed_until: datetime | None = _dt(default=None)
+    attempts: int = Field(default=0)
+    last_error: str | None = Field(default=None, max_length=1000)
+    done_at: datetime | None = _dt(default=None)
+
+
 class InboundMessage(SQLModel, table=True):
     """Dedupe keys of chat messages already taken in (WeCom MsgId, DingTalk msgId, ...)."""
 

@@ -28,6 +28,7 @@ from sqlmodel import SQLModel
 from bot.app import create_app
 from bot.channels import registry
 from bot.clock import FrozenClock
+from bot.keys import PLATFORM_INTAKE
 from bot.settings import Settings
 from storage import repo
 from storage.db import SessionMaker, create_engine, migrate
@@ -229,9 +230,13 @@ def event(
     }
 
 
-async def post_event(client: TestClient, clock: FrozenClock, payload: dict[str, Any]) -> Any:
+async def post_event(client: TestClient, clock: FrozenClock, payload: dict[str, Any], *, settle: bool = True) -> Any:
+    """Post a signed event; with ``settle`` (default) return once the intake has applied what it stored."""
     body = json.dumps(payload, ensure_ascii=False).encode()
-    return await client.post("/api/platform/events", data=body, headers=sign(body, int(clock.now().timestamp())))
+    resp = await client.post("/api/platform/events", data=body, headers=sign(body, int(clock.now().timestamp())))
+    if settle and resp.status == 200:
+        await client.app[PLATFORM_INTAKE].settled()
+    return resp
 
 
 def admin_headers() -> dict[str, str]:

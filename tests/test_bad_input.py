@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.clock import FrozenClock
+from bot.keys import PLATFORM_INTAKE
 from tests.chat import add_person
 from tests.conftest import (
     ADMIN_TOKEN,
@@ -121,6 +122,7 @@ async def test_deep_json_is_a_400_on_every_endpoint(client: TestClient, clock: F
         resp = await client.post("/api/platform/events", data=raw, headers=sign(raw, int(clock.now().timestamp())))
         if deep_data:  # eight levels is fine: the limit is 32
             assert resp.status == 200, await resp.text()
+            await client.app[PLATFORM_INTAKE].settled()
             continue
         assert resp.status == 400
         assert (await resp.json())["error"] == "too_deep"
@@ -130,7 +132,8 @@ async def test_deep_json_is_a_400_on_every_endpoint(client: TestClient, clock: F
         status, _ = await raw_request(client, "POST", "/dingtalk/callback", ding_headers(clock), raw)
         assert status == 400
     after = await row_counts(app_of(client))
-    assert after == {**before, "platform_event": before["platform_event"] + 1}
+    grown = {"platform_event": before["platform_event"] + 1, "intake_item": before["intake_item"] + 1}
+    assert after == {**before, **grown}
     assert await status_of(client) == "in_progress"
 
 

@@ -322,7 +322,7 @@ async def test_readme_signer_is_taken_by_a_running_service(clean_db: str, tmp_pa
         )
         out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 0, err.decode()
-    assert json.loads(out) == {"status": "applied", "event_id": "evt-0002"}
+    assert json.loads(out) == {"status": "accepted", "event_id": "evt-0002"}
 
 
 async def test_readme_verifier_accepts_our_platform_calls(aiohttp_server: Any) -> None:

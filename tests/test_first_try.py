@@ -91,7 +91,7 @@ async def test_demo_terminate_by_chat_mail_then_remove_only_the_demo(
         (tmp_path / "real.json").write_text(json.dumps(real, ensure_ascii=False), encoding="utf-8")
         code, out, err = await cli(env, tmp_path, "events", "send", "real.json")
         assert code == 0, err
-        assert "HTTP 200" in out and '"status": "applied"' in out
+        assert "HTTP 200" in out and '"status": "accepted"' in out
         code, _, err = await cli(
             env,
             tmp_path,

@@ -53,7 +53,7 @@ async def test_same_event_id_applies_once(make_client: AppFactory, clock: Frozen
     await post_event(client, clock, event("interview.scheduled"))
     payload = event("interview.answer_saved", event_id="ev-dup", data={"question_no": 1, "media_url": "oss://a"})
     first = await post_event(client, clock, payload)
-    assert (await first.json())["status"] == "applied"
+    assert (await first.json())["status"] == "accepted"
     # A redelivery with different content must not be applied either.
     payload["data"] = {"question_no": 9, "media_url": "oss://other"}
     second = await post_event(client, clock, payload)
@@ -101,7 +101,8 @@ async def test_replayed_signed_request_is_applied_once(make_client: AppFactory, 
     client = await make_client()
     body = json.dumps(event("interview.scheduled", event_id="ev-replay")).encode()
     headers = sign(body, int(clock.now().timestamp()))
-    assert (await (await client.post("/api/platform/events", data=body, headers=headers)).json())["status"] == "applied"
+    first = await client.post("/api/platform/events", data=body, headers=headers)
+    assert (await first.json())["status"] == "accepted"
     again = await client.post("/api/platform/events", data=body, headers=headers)
     assert (await again.json())["status"] == "duplicate"
 

@@ -33,7 +33,7 @@ async def test_five_distinct_first_events_for_a_new_interview(make_client: AppFa
     ]
     responses = await asyncio.gather(*(post_event(client, clock, e) for e in events))
     answers = [(r.status, (await r.json())["status"]) for r in responses]
-    assert answers == [(200, "applied")] * 5
+    assert answers == [(200, "accepted")] * 5
 
     assert client.server.app is not None
     async with client.server.app[CORE].sessions() as session:
@@ -60,7 +60,7 @@ async def test_each_event_three_times_at_once_applies_once_and_keeps_every_answe
     statuses = Counter(r.status for r in responses)
     assert statuses == {200: len(posts)}
     outcomes = Counter([(await r.json())["status"] for r in responses])
-    assert outcomes == {"applied": 31, "duplicate": 62}
+    assert outcomes == {"accepted": 31, "duplicate": 62}
 
     detail = await (await client.get("/api/interviews/iv-burst", headers=admin_headers())).json()
     assert [a["question_no"] for a in detail["progress"]["answered"]] == list(range(1, 31))

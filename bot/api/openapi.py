@@ -206,8 +206,9 @@ def typed_event_models() -> list[type[BaseModel]]:
 class EventTaken(BaseModel):
     """The event is taken; send it no more."""
 
-    status: Literal["applied", "duplicate"] = Field(
-        description="`applied`: taken now. `duplicate`: this `event_id` was taken before; nothing changed."
+    status: Literal["accepted", "duplicate"] = Field(
+        description="`accepted`: stored durably now, applied moments later in order per interview (kept "
+        "through a crash). `duplicate`: this `event_id` was taken before; nothing changed."
     )
     event_id: str
 
@@ -244,10 +245,11 @@ def event_answers(max_skew: int, max_body: int) -> tuple[Answer, ...]:
     return (
         Answer(
             "200",
-            "Taken: `applied` now, or a `duplicate` of an event taken before. Either way do not send it again.",
+            "Taken: `accepted` now (stored; applied in order per interview moments later), or a `duplicate` of "
+            "an event taken before. Either way do not send it again.",
             EventTaken,
             {
-                "applied": {"value": {"status": "applied", "event_id": "evt-iv-1001-scheduled"}},
+                "accepted": {"value": {"status": "accepted", "event_id": "evt-iv-1001-scheduled"}},
                 "duplicate": {"value": {"status": "duplicate", "event_id": "evt-iv-1001-scheduled"}},
             },
         ),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -10,30 +9,28 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bot.api.common import error, parse_json_object
-from bot.keys import BACKGROUND, CORE
+from bot.keys import CORE, PLATFORM_INTAKE
 from bot.logs import log_context
-from bot.services import help_requests
-from bot.services.context import Core
-from bot.services.events import EventType, PlatformEventIn, apply_event
+from bot.platform_intake import RETRY_AFTER_SECONDS, Busy
+from bot.services.events import EventType, PlatformEventIn, typed_data
 from bot.signing import verify_platform_signature
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
-async def _candidate_exits(core: Core) -> None:
-    try:
-        await help_requests.run_candidate_exits(core)
-    except Exception:
-        log.exception("candidate exit processing failed; the sweep will retry")
-
-
 @routes.post("/api/platform/events")
 async def platform_events(request: web.Request) -> web.Response:
+    """Verify, bound, validate, store and answer at once (``accepted`` or ``duplicate``); the event
+    is applied by the intake's worker (``bot/platform_intake.py``). Malformed events are refused
+    before anything is stored; a full backlog is a prompt 503 with ``Retry-After``."""
     core = request.app[CORE]
     settings = core.settings
     if settings.platform_webhook_secret is None:
         return error(503, "disabled", "平台事件接口未启用(未设置 PLATFORM_WEBHOOK_SECRET)")
+    intake = request.app[PLATFORM_INTAKE]
+    if intake.busy():  # before any work: the platform learns at once that it must wait
+        return _busy("backlog above its bound")
     raw = await request.read()
     problem = verify_platform_signature(
         settings.platform_webhook_secret.get_secret_value(),
@@ -54,17 +51,21 @@ async def platform_events(request: web.Request) -> web.Response:
         # Events may run ahead of our clock by the skew signatures allow, no more.
         context = {"now": core.clock.now(), "max_ahead": timedelta(seconds=settings.signature_max_skew_seconds)}
         event = PlatformEventIn.model_validate(data, context=context)
-        with log_context(event_id=event.event_id, interview_id=event.interview.id):
-            applied = await apply_event(core, event)
+        typed_data(event)
     except ValidationError as exc:
         fields = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         return error(422, "invalid_event", "事件格式不正确", details=fields)
-    if not applied:
-        return web.json_response({"status": "duplicate", "event_id": event.event_id})
-    if event.type is EventType.help_requested and settings.candidate_exit_policy == "self":
-        # Ending the interview calls the platform back: do it after answering, durably
-        # (the candidate_exit row is retried by the sweep if this task dies).
-        task = asyncio.create_task(_candidate_exits(core), name=f"candidate-exit-{event.event_id}")
-        request.app[BACKGROUND].add(task)
-        task.add_done_callback(request.app[BACKGROUND].discard)
-    return web.json_response({"status": "applied", "event_id": event.event_id})
+    with log_context(event_id=event.event_id, interview_id=event.interview.id):
+        try:
+            new = await intake.store(event, data)
+        except Busy as exc:
+            return _busy(str(exc))
+    core.metrics.callback("platform", "accepted" if new else "duplicate")
+    return web.json_response({"status": "accepted" if new else "duplicate", "event_id": event.event_id})
+
+
+def _busy(why: str) -> web.Response:
+    log.warning("platform event refused for now: %s", why)
+    response = error(503, "busy", f"事件积压,请 {RETRY_AFTER_SECONDS} 秒后重试")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

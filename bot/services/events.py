@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -25,7 +26,7 @@ from bot.bounded import check_time
 from bot.services import help_requests, lifecycle, outbound, reminders
 from bot.services.context import Core
 from storage import repo
-from storage.models import OPEN_INTERVIEW_STATUSES, Candidate, Interview, InterviewStatus, Pipeline, PlatformEvent
+from storage.models import OPEN_INTERVIEW_STATUSES, Candidate, Interview, InterviewStatus, Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -123,21 +124,31 @@ OPEN = OPEN_INTERVIEW_STATUSES
 APPLY_ATTEMPTS = 3
 
 
-async def apply_event(core: Core, event: PlatformEventIn) -> bool:
-    """Apply one event. False when this event_id was applied before (nothing changes).
-
-    Safe under concurrency: the event row is inserted first with insert-or-nothing, so a second
-    delivery of the same event_id waits for the first and then is a duplicate; a new interview is
-    inserted the same way, and the interview row is locked while its progress is rewritten, so
-    concurrent events for one interview are applied one after the other and none is lost.
-    """
-    # Validate the typed data before touching the database, so bad input changes nothing.
+def typed_data(event: PlatformEventIn) -> tuple[AnswerSaved | None, HelpRequested | None]:
+    """The event's typed ``data`` by ``EVENT_DATA`` (``ValidationError`` when it does not fit its type)."""
     typed = EVENT_DATA[event.type].model_validate(event.data) if event.type in EVENT_DATA else None
     answer = typed if isinstance(typed, AnswerSaved) else None
     help_req = typed if isinstance(typed, HelpRequested) else None
+    return answer, help_req
+
+
+def stored_event(payload: dict[str, Any]) -> PlatformEventIn:
+    """An event as the intake stored it (validated, then dumped to JSON, before it was answered)."""
+    return PlatformEventIn.model_validate(payload)
+
+
+async def apply_event(core: Core, event: PlatformEventIn) -> bool:
+    """Apply one event in its own transaction. False when this event_id was applied before.
+
+    A concurrent transaction that wins a unique key (a new interview or candidate) makes it apply
+    again on top of that one, up to ``APPLY_ATTEMPTS`` times.
+    """
+    typed_data(event)  # bad input changes nothing
     for attempt in range(1, APPLY_ATTEMPTS + 1):
         try:
-            applied = await _apply_once(core, event, answer, help_req)
+            async with core.sessions() as session:
+                applied = await apply_events(session, core, [event], core.clock.now())
+                await session.commit()
         except IntegrityError as exc:  # a concurrent transaction won a unique key: apply again on top of it
             if attempt == APPLY_ATTEMPTS:
                 raise
@@ -145,37 +156,85 @@ async def apply_event(core: Core, event: PlatformEventIn) -> bool:
             continue
         if applied:
             core.wake_outbox()
-        return applied
+        return bool(applied)
     raise AssertionError("unreachable")
 
 
-async def _apply_once(
-    core: Core, event: PlatformEventIn, answer: AnswerSaved | None, help_req: HelpRequested | None
-) -> bool:
-    now = core.clock.now()
-    async with core.sessions() as session:
-        first = await repo.insert_or_nothing(
-            session,
-            PlatformEvent,
+async def apply_events(
+    session: AsyncSession,
+    core: Core,
+    events: Sequence[PlatformEventIn],
+    now: datetime,
+    payloads: Sequence[dict[str, Any]] | None = None,
+) -> set[str]:
+    """Apply events in the session, in the order given (per interview), each event id once; not
+    committed. The event ids applied now (the others were applied before: nothing changes).
+    ``payloads``: the events as received, recorded with them (default: as read).
+
+    Every event is recorded first (``platform_event``, one ``INSERT … ON CONFLICT DO NOTHING``):
+    an event id found there was applied before and is skipped, so a batch applied again after a
+    crash changes nothing twice. An interview whose events here are all ``interview.activity``
+    and change nothing but the last activity (a heartbeat) costs one UPDATE for all of them, with
+    the latest time; the events of any other interview are applied one by one, in order, with the
+    interview row locked (``_upsert``), as they always were.
+    """
+    seen: set[str] = set()
+    raw = payloads if payloads is not None else [e.model_dump(mode="json") for e in events]
+    unique: list[PlatformEventIn] = []
+    recorded: list[dict[str, Any]] = []  # each event as received (``payloads``), else as read
+    for event, payload in zip(events, raw, strict=True):
+        if event.event_id not in seen:
+            seen.add(event.event_id)
+            typed_data(event)
+            unique.append(event)
+            recorded.append(payload)
+    new = await repo.insert_platform_events(
+        session,
+        [
             {
-                "event_id": event.event_id,
-                "type": event.type.value,
-                "interview_platform_id": event.interview.id,
-                "occurred_at": event.occurred_at,
+                "event_id": e.event_id,
+                "type": e.type.value,
+                "interview_platform_id": e.interview.id,
+                "occurred_at": e.occurred_at,
                 "received_at": now,
-                "payload": event.model_dump(mode="json"),
-            },
-            conflict=["event_id"],
-        )
-        if not first:
-            await session.rollback()
-            return False
+                "payload": payload,
+            }
+            for e, payload in zip(unique, recorded, strict=True)
+        ],
+    )
+    fresh = [e for e in unique if e.event_id in new]
+    by_interview: dict[str, list[PlatformEventIn]] = {}
+    for event in fresh:
+        by_interview.setdefault(event.interview.id, []).append(event)
+    beats = [pid for pid, evs in by_interview.items() if all(e.type is EventType.activity for e in evs)]
+    facts = await repo.interview_facts(session, platform_ids=beats)
+    cheap = {
+        pid for pid in beats if pid in facts and all(_only_beat(facts[pid], e.interview) for e in by_interview[pid])
+    }
+    await repo.move_last_activity(
+        session, latest={pid: max(e.occurred_at for e in by_interview[pid]) for pid in sorted(cheap)}, now=now
+    )
+    for event in fresh:
+        if event.interview.id in cheap:
+            continue
+        answer, help_req = typed_data(event)
         interview, candidate = await _upsert(session, event.interview, now)
         await _apply(session, core, event, interview, candidate, now, answer, help_req)
         if event.type in (EventType.scheduled, EventType.started):  # plan, move or add reminders
             await reminders.sync_reminders(session, core, interview, now)
-        await session.commit()
-    return True
+    return new
+
+
+def _only_beat(facts: repo.InterviewFacts, data: InterviewIn) -> bool:
+    """Whether applying these interview fields (as ``_upsert`` does) would change nothing."""
+    return (
+        (not data.position or data.position == facts.position)
+        and (not data.join_url or data.join_url == facts.join_url)
+        and (data.hr is None or (data.hr.platform, data.hr.user_id) == facts.hr)
+        and (data.scheduled_at is None or data.scheduled_at == facts.scheduled_at)
+        and (not data.candidate.mobile or data.candidate.mobile == facts.mobile)
+        and (not data.candidate.email or data.candidate.email == facts.email)
+    )
 
 
 async def _upsert(session: AsyncSession, data: InterviewIn, now: datetime) -> tuple[Interview, Candidate]:
