@@ -257,3 +257,38 @@ async def test_a_message_a_dead_replica_held_is_answered_without_waiting_for_its
     async with core.sessions() as session:
         row = await session.get(Notice, row_id)
     assert row is not None and row.status == "sent" and row.claimed_by == core.worker_id and row.attempts == 1
+
+
+async def test_platform_events_a_dead_replica_claimed_are_taken_once_its_lease_expires(
+    sessions: SessionMaker, clock: FrozenClock
+) -> None:
+    """The intake of platform events (``intake_item``) follows the same rule: an item under a claim
+    that has not run out is taken from a replica whose lease expired, never from a live one, and
+    the next item of the same interview waits until then and goes to the same worker (order per
+    interview)."""
+    now = clock.now()
+    await replica_alive(sessions, A, now=now, until=now + timedelta(seconds=5))
+    await replica_alive(sessions, C, now=now, until=now + timedelta(hours=1))
+    items = [{"key": f"e{i}", "order_key": "iv-1", "payload": {}} for i in range(2)]
+    async with sessions() as session:
+        await repo.insert_intake_items(session, source="platform", items=items, now=now)
+        await session.commit()
+    async with sessions() as session:  # A claims the first item for two minutes
+        [first] = await repo.claim_intake_and_commit(
+            session, source="platform", worker=A, now=now, until=now + timedelta(minutes=2), limit=1
+        )
+    assert first.key == "e0"
+
+    async def claim_items(at: datetime) -> list[str]:
+        async with sessions() as session:
+            taken = await repo.claim_intake_and_commit(
+                session, source="platform", worker=C, now=at, until=at + timedelta(minutes=2), limit=10
+            )
+        return [item.key for item in taken]
+
+    assert await claim_items(now + timedelta(seconds=1)) == []  # A is alive: e0 is its, e1 waits behind it
+    # A's lease ran out: e0 is C's, and e1 with it, in order, for the same worker.
+    assert await claim_items(now + timedelta(seconds=6)) == ["e0", "e1"]
+    async with sessions() as session:
+        [e0, e1] = await repo.intake_items(session, source="platform")
+    assert (e0.claimed_by, e0.attempts, e1.claimed_by, e1.attempts) == (C, 2, C, 1)
