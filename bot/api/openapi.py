@@ -68,7 +68,7 @@ OUTBOUND_EXAMPLES: dict[str, dict[str, Any]] = {
         "event_id": "evt-out-1",
         "type": "interview.terminated",
         "exit": {
-            "reason": {"code": "system_failure", "name": "系统故障", "outcome": "需要重新面试"},
+            "reason": {"code": "system_failure", "name": "网络或设备故障", "outcome": "需要重新面试"},
             "detail": "网络太卡了",
             "answered": 2,
             "platform_called": True,
