@@ -76,10 +76,41 @@ async def running_service(env: dict[str, str], workdir: Path) -> AsyncIterator[S
         proc.wait(timeout=30)
 
 
-async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+async def run_cli(env: dict[str, str], *args: str, stdin: str = "", cwd: Path | None = None) -> tuple[int, str, str]:
+    """``python -m bot <args>`` with ``env`` (and ``stdin`` typed in): its exit code, stdout and stderr."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=cwd,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout=60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def run_cli_on(
+    database_url: str, *args: str, stdin: str = "", extra: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """The command line against ``database_url`` with this process's environment (plus ``extra``)."""
+    return await run_cli({**os.environ, "BOT_DATABASE_URL": database_url, **(extra or {})}, *args, stdin=stdin)
+
+
+async def wait_healthy(ports: list[int], deadline: float) -> None:
+    """Until the service on each port answers /healthz (by ``deadline``, a ``time.monotonic()`` value)."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
+        for port in ports:
+            while True:
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                assert time.monotonic() < deadline, f"service on port {port} did not start"
+                await asyncio.sleep(0.1)

@@ -26,8 +26,7 @@ from storage.models import Person
 from tests.conftest import eventually
 from tests.fakes.feishu_api import FakeFeishu
 from tests.fakes.smtp import free_port
-from tests.serve import service_env
-from tests.test_two_process import wait_healthy
+from tests.serve import service_env, wait_healthy
 
 pytestmark = pytest.mark.skipif(
     make_url(os.environ.get("BOT_TEST_DATABASE_URL") or "sqlite://").get_backend_name() != "postgresql",

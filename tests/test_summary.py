@@ -6,7 +6,7 @@ import base64
 import os
 import subprocess
 import sys
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 
 from aiohttp.test_utils import TestClient
 
@@ -14,46 +14,10 @@ from bot import jobs
 from bot.clock import FrozenClock
 from bot.services.charts import render_exit_chart
 from bot.services.summary import build_summary, send_daily_summary
-from storage.models import Person
-from tests.conftest import CLOCK_START, NO_ENV_FILE, AppFactory, admin_headers, eventually
+from tests.conftest import NO_ENV_FILE, AppFactory, eventually
 from tests.console import signed_in
 from tests.fakes.smtp import SmtpServer
-from tests.sched import SH, core_of, notices, send_event, subjects
-
-DAY = CLOCK_START.astimezone(SH).date()
-
-
-def at(day: date, hour: int, minute: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=SH)
-
-
-async def add_people(client: TestClient, *people: tuple[str, str, str, str, str | None]) -> None:
-    core = core_of(client)
-    async with core.sessions() as session:
-        for platform, user_id, name, role, email in people:
-            session.add(
-                Person(
-                    platform=platform,
-                    user_id=user_id,
-                    name=name,
-                    role=role,
-                    mobile="13912345678",
-                    email=email,
-                    created_at=core.clock.now(),
-                )
-            )
-        await session.commit()
-
-
-async def exit_at(
-    client: TestClient, clock: FrozenClock, n: int, when: datetime, reason: str, hr: str = "hr01"
-) -> None:
-    clock.set(when)
-    who = {"name": f"候选人{n}", "email": f"c{n}@example.com", "mobile": f"1390000{n:04d}", "hr": ("wecom", hr)}
-    await send_event(client, clock, "interview.scheduled", f"iv-{n}", **who)
-    await send_event(client, clock, "interview.started", f"iv-{n}", **who)
-    resp = await client.post(f"/api/interviews/iv-{n}/terminate", json={"reason": reason}, headers=admin_headers())
-    assert resp.status == 200, await resp.text()
+from tests.sched import DAY, add_people, at, core_of, exit_at, notices, send_event, subjects
 
 
 async def seed_week(client: TestClient, clock: FrozenClock) -> None:

@@ -17,7 +17,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiohttp
 import pytest
 from sqlalchemy.engine import make_url
 from sqlmodel import col, func, select
@@ -26,6 +25,7 @@ from storage.db import create_engine, session_maker
 from storage.models import Candidate, Interview, Notice, Person, Reminder
 from tests.conftest import NO_ENV_FILE
 from tests.fakes.smtp import SmtpServer, free_port
+from tests.serve import wait_healthy
 
 pytestmark = pytest.mark.skipif(
     make_url(os.environ.get("BOT_TEST_DATABASE_URL") or "sqlite://").get_backend_name() != "postgresql",
@@ -87,20 +87,6 @@ async def counts(url: str) -> tuple[int, int, int]:
         result = (int(total), int(sent), int(open_.one()))
     await engine.dispose()
     return result
-
-
-async def wait_healthy(ports: list[int], deadline: float) -> None:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
-        for port in ports:
-            while True:
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert time.monotonic() < deadline, f"service on port {port} did not start"
-                await asyncio.sleep(0.1)
 
 
 async def test_two_processes_send_each_reminder_and_summary_once(

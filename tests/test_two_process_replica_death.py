@@ -37,7 +37,7 @@ from tests.conftest import NO_ENV_FILE, PLATFORM_SECRET, event, sign
 from tests.fakes.platform import FakePlatform
 from tests.fakes.smtp import SmtpServer, free_port
 from tests.fakes.wecom_api import AES_KEY, AGENT_ID, CORP_ID, SECRET, TOKEN, FakeWeCom, WeComSide, text_xml
-from tests.test_two_process import wait_healthy
+from tests.serve import wait_healthy
 
 pytestmark = pytest.mark.skipif(
     make_url(os.environ.get("BOT_TEST_DATABASE_URL") or "sqlite://").get_backend_name() != "postgresql",

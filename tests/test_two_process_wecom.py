@@ -26,7 +26,7 @@ from storage.models import Lease, NoticeAttempt, Person
 from tests.conftest import NO_ENV_FILE
 from tests.fakes.smtp import free_port
 from tests.fakes.wecom_aibot_ws import BOT_ID, FakeAiBotGateway
-from tests.test_two_process import wait_healthy
+from tests.serve import wait_healthy
 
 pytestmark = pytest.mark.skipif(
     make_url(os.environ.get("BOT_TEST_DATABASE_URL") or "sqlite://").get_backend_name() != "postgresql",
