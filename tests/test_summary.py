@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
-import sys
 from datetime import timedelta
 
 from aiohttp.test_utils import TestClient
@@ -18,6 +16,7 @@ from tests.conftest import NO_ENV_FILE, AppFactory, eventually
 from tests.console import signed_in
 from tests.fakes.smtp import SmtpServer
 from tests.sched import DAY, add_people, at, core_of, exit_at, notices, send_event, subjects
+from tests.serve import run_cli
 
 
 async def seed_week(client: TestClient, clock: FrozenClock) -> None:
@@ -197,10 +196,11 @@ async def test_cli_summary_send(make_client: AppFactory, clock: FrozenClock, dat
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_"))}
     env.update(NO_ENV_FILE)
     env["BOT_DATABASE_URL"] = database_url
-    cmd = [sys.executable, "-m", "bot", "summary", "send", "--date", DAY.isoformat()]
-    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=50, check=False)
-    assert first.returncode == 0, first.stderr
-    assert f"{DAY} 日报:已加入发件箱 1 份,此前已发送 0 份" in first.stdout
-    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=50, check=False)
-    assert "已加入发件箱 0 份,此前已发送 1 份" in second.stdout
+    # Run without blocking this event loop: the app's own background work must be able to finish
+    # a transaction it has begun, or the command would wait on SQLite's write lock.
+    code, out, err = await run_cli(env, "summary", "send", "--date", DAY.isoformat())
+    assert code == 0, err
+    assert f"{DAY} 日报:已加入发件箱 1 份,此前已发送 0 份" in out
+    _, out, _ = await run_cli(env, "summary", "send", "--date", DAY.isoformat())
+    assert "已加入发件箱 0 份,此前已发送 1 份" in out
     assert [n.recipient for n in await notices(core_of(client), kind="daily_summary")] == ["wu@example.com"]
