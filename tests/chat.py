@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from bot.chat.messages import ChatType, IncomingMessage, Reply
+from bot.clock import FrozenClock
 from bot.keys import CORE, DISPATCHER
 from storage.models import Person
+from tests.conftest import AppFactory, started_interview
 
 _ids = itertools.count(1)
 
@@ -21,6 +23,18 @@ async def add_person(app: web.Application, user_id: str, name: str, role: str, p
             Person(platform=platform, user_id=user_id, name=name, role=role, mobile=None, created_at=core.clock.now())
         )
         await session.commit()
+
+
+async def staffed_interview(make_client: AppFactory, clock: FrozenClock) -> web.Application:
+    """An app with iv-1 started and hr01 王小姐, hr02 赵先生 (HR) and boss 陈经理 (manager) registered."""
+    client = await make_client()
+    await started_interview(client, clock)
+    app = client.server.app
+    assert app is not None
+    await add_person(app, "hr01", "王小姐", "hr")
+    await add_person(app, "hr02", "赵先生", "hr")
+    await add_person(app, "boss", "陈经理", "manager")
+    return app
 
 
 @dataclass

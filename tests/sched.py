@@ -1,9 +1,9 @@
-"""Helpers for the scheduled-work tests: platform events at chosen times, rows to look at."""
+"""Helpers for the scheduled-work tests: people and platform events at chosen times, rows to look at."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,11 +13,18 @@ from sqlmodel import col, select
 from bot.clock import FrozenClock
 from bot.keys import CORE
 from bot.services.context import Core
-from storage.models import Interview, Notice, Reminder
-from tests.conftest import event, post_event
+from storage.models import Interview, Notice, Person, Reminder
+from tests.conftest import CLOCK_START, admin_headers, event, post_event
 from tests.fakes.smtp import SmtpServer
 
 SH = ZoneInfo("Asia/Shanghai")
+DAY = CLOCK_START.astimezone(SH).date()
+"""The local day the test clock starts on."""
+
+
+def at(day: date, hour: int, minute: int = 0) -> datetime:
+    """That local (Asia/Shanghai) time on ``day``."""
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=SH)
 
 
 def core_of(client: TestClient) -> Core:
@@ -71,3 +78,34 @@ def mail_text(smtp: SmtpServer, index: int) -> str:
 
 def subjects(smtp: SmtpServer) -> list[str]:
     return [str(m["Subject"]) for m in smtp.messages]
+
+
+async def add_people(client: TestClient, *people: tuple[str, str, str, str, str | None]) -> None:
+    """(platform, user_id, name, role, email) each, all with one mobile number."""
+    core = core_of(client)
+    async with core.sessions() as session:
+        for platform, user_id, name, role, email in people:
+            session.add(
+                Person(
+                    platform=platform,
+                    user_id=user_id,
+                    name=name,
+                    role=role,
+                    mobile="13912345678",
+                    email=email,
+                    created_at=core.clock.now(),
+                )
+            )
+        await session.commit()
+
+
+async def exit_at(
+    client: TestClient, clock: FrozenClock, n: int, when: datetime, reason: str, hr: str = "hr01"
+) -> None:
+    """Interview iv-<n> (候选人<n>) scheduled, started and ended by an admin at ``when`` for ``reason``."""
+    clock.set(when)
+    who = {"name": f"候选人{n}", "email": f"c{n}@example.com", "mobile": f"1390000{n:04d}", "hr": ("wecom", hr)}
+    await send_event(client, clock, "interview.scheduled", f"iv-{n}", **who)
+    await send_event(client, clock, "interview.started", f"iv-{n}", **who)
+    resp = await client.post(f"/api/interviews/iv-{n}/terminate", json={"reason": reason}, headers=admin_headers())
+    assert resp.status == 200, await resp.text()

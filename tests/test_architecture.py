@@ -165,3 +165,31 @@ def test_every_channel_has_its_chinese_names() -> None:
 def test_language_layer_imports_no_handlers_channels_storage_or_dispatcher() -> None:
     banned = ("handlers", "bot.channels", "storage", "bot.dispatcher", "sqlalchemy", "sqlmodel")
     assert offenders(files("bot/language"), banned) == []
+
+
+def imported_test_modules(path: Path) -> list[str]:
+    """The ``tests.test_*`` modules that ``path`` imports (absolutely, or relatively from within tests/)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = "tests." * (node.level > 0) + (node.module or "")
+            names = [module.rstrip("."), *(f"{module.rstrip('.')}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found += [n for n in names if re.fullmatch(r"tests\.test_\w+", n)]
+    return sorted(set(found))
+
+
+def test_no_test_module_imports_another(tmp_path: Path) -> None:
+    """Helpers two test modules share live in a support module (tests/chat.py, tests/serve.py, …), so a
+    newcomer finds them by name and a test module can be moved or deleted alone."""
+    found = {str(path.relative_to(ROOT)): names for path in files("tests") if (names := imported_test_modules(path))}
+    assert found == {}
+    # the check sees each way of writing such an import
+    probe = tmp_path / "test_probe.py"
+    probe.write_text(
+        "from tests.test_cli import x\nimport tests.test_sms\nfrom tests import test_llm\nfrom .test_summary import y\n"
+    )
+    assert imported_test_modules(probe) == ["tests.test_cli", "tests.test_llm", "tests.test_sms", "tests.test_summary"]

@@ -29,7 +29,7 @@ from tests.conftest import (
 from tests.fakes.dingtalk_api import APP_SECRET, FakeDingTalk, ms, reference_sign
 from tests.fakes.wecom_api import BOT_AES_KEY, BOT_TOKEN, FakeWeCom, WeComSide, aibot_text, text_xml, wecom_settings
 from tests.rawhttp import raw_request, row_counts
-from tests.test_cli import run_cli
+from tests.serve import run_cli_on
 
 DEEP_JSON = b"[" * 50_000 + b"]" * 50_000
 DEEP_OBJECT = b'{"a":' * 5_000 + b"1" + b"}" * 5_000
@@ -242,7 +242,7 @@ async def test_datetimes_out_of_range(client: TestClient, clock: FrozenClock) ->
 
 
 async def test_cli_report_refuses_dates_out_of_range(clean_db: str) -> None:
-    code, _out, err = await run_cli(clean_db, "report", "exits", "--from", "0001-01-01", "--to", "0001-01-02")
+    code, _out, err = await run_cli_on(clean_db, "report", "exits", "--from", "0001-01-01", "--to", "0001-01-02")
     assert code == 2
     assert "--from" in err and "Traceback" not in err
 

@@ -11,9 +11,8 @@ from bot.keys import CORE
 from storage.models import ActionState, ExitRecord, PendingAction
 from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, event, post_event, started_interview
-from tests.test_chat_reschedule import detail, in_full, tomorrow_at
-from tests.test_chat_terminate import status_of
-from tests.test_help_requests import ask_help
+from tests.interviews import ask_help, interview_detail, status_of
+from tests.times import in_full, tomorrow_at
 
 
 async def world(make_client: AppFactory, clock: FrozenClock):  # type: ignore[no-untyped-def]
@@ -128,7 +127,7 @@ async def test_compound_terminate_and_reschedule_is_one_prompt(make_client: AppF
     assert await status_of(app) == "in_progress"
     reply = await hr.says("确认")
     assert in_full(expected) in reply
-    body = await detail(client)
+    body = await interview_detail(client)
     assert body["status"] == "scheduled"
     async with app[CORE].sessions() as session:
         [record] = (await session.exec(select(ExitRecord))).all()
@@ -175,7 +174,7 @@ async def test_compound_tells_the_candidate_once_with_both(make_client: AppFacto
     hr = ChatUser(app, "hr01")
     await hr.say("张三网络不好,改到明天下午三点重新面")
     await hr.says("确认")
-    notices = (await detail(client))["notices"]
+    notices = (await interview_detail(client))["notices"]
     terminated = [n for n in notices if n["kind"] == "terminated"]
     rescheduled = [n for n in notices if n["kind"] == "rescheduled"]
     assert [n["status"] for n in terminated] == ["superseded"]

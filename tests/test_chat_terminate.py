@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-from aiohttp import web
 from sqlmodel import select
 
 from bot.clock import FrozenClock
 from bot.keys import CORE
-from storage.models import AuditEvent, Interview, PendingAction
-from tests.chat import ChatUser, add_person
+from storage.models import AuditEvent, PendingAction
+from tests.chat import ChatUser, add_person, staffed_interview
 from tests.conftest import AppFactory, admin_headers, event, post_event, started_interview
-
-
-async def status_of(app: web.Application, platform_id: str = "iv-1") -> str:
-    async with app[CORE].sessions() as session:
-        row = (await session.exec(select(Interview).where(Interview.platform_id == platform_id))).one()
-        return row.status
-
-
-async def setup(make_client: AppFactory, clock: FrozenClock) -> web.Application:
-    client = await make_client()
-    await started_interview(client, clock)
-    app = client.server.app
-    assert app is not None
-    await add_person(app, "hr01", "王小姐", "hr")
-    await add_person(app, "hr02", "赵先生", "hr")
-    await add_person(app, "boss", "陈经理", "manager")
-    return app
+from tests.interviews import status_of
 
 
 async def test_terminate_confirm_flow(make_client: AppFactory, clock: FrozenClock) -> None:
-    app = await setup(make_client, clock)
+    app = await staffed_interview(make_client, clock)
     hr = ChatUser(app, "hr01")
     [prompt] = await hr.say("终止面试 张三 候选人放弃")
     assert prompt.kind == "confirm"
@@ -56,7 +39,7 @@ async def test_terminate_confirm_flow(make_client: AppFactory, clock: FrozenCloc
 
 
 async def test_noise_synonyms_and_fullwidth_are_understood(make_client: AppFactory, clock: FrozenClock) -> None:
-    app = await setup(make_client, clock)
+    app = await staffed_interview(make_client, clock)
     hr = ChatUser(app, "hr01", chat_id="group-1", chat_type="group")
     [prompt] = await hr.say("@面试助手 结束面试\u3000张三 不想面了!")
     assert prompt.kind == "confirm"
@@ -64,7 +47,7 @@ async def test_noise_synonyms_and_fullwidth_are_understood(make_client: AppFacto
 
 
 async def test_cancel_and_only_requester_can_confirm(make_client: AppFactory, clock: FrozenClock) -> None:
-    app = await setup(make_client, clock)
+    app = await staffed_interview(make_client, clock)
     hr = ChatUser(app, "hr01", chat_id="group-1", chat_type="group")
     boss = ChatUser(app, "boss", chat_id="group-1", chat_type="group")
     await hr.say("终止面试 张三 网络卡顿")
@@ -76,7 +59,7 @@ async def test_cancel_and_only_requester_can_confirm(make_client: AppFactory, cl
 
 
 async def test_prompt_expires(make_client: AppFactory, clock: FrozenClock) -> None:
-    app = await setup(make_client, clock)
+    app = await staffed_interview(make_client, clock)
     hr = ChatUser(app, "hr01")
     await hr.say("终止面试 张三 候选人放弃")
     clock.advance(seconds=301)
@@ -85,7 +68,7 @@ async def test_prompt_expires(make_client: AppFactory, clock: FrozenClock) -> No
 
 
 async def test_hr_sees_only_own_interviews_manager_sees_all(make_client: AppFactory, clock: FrozenClock) -> None:
-    app = await setup(make_client, clock)
+    app = await staffed_interview(make_client, clock)
     other = ChatUser(app, "hr02")
     assert "没有找到" in await other.says("终止面试 张三 候选人放弃")
     boss = ChatUser(app, "boss")
@@ -94,7 +77,7 @@ async def test_hr_sees_only_own_interviews_manager_sees_all(make_client: AppFact
 
 
 async def test_unknown_people_are_refused_and_audited(make_client: AppFactory, clock: FrozenClock) -> None:
-    app = await setup(make_client, clock)
+    app = await staffed_interview(make_client, clock)
     stranger = ChatUser(app, "nobody")
     assert "你还没有登记,企业微信账号 nobody;请把它发给管理员" in await stranger.says("终止面试 张三 候选人放弃")
     async with app[CORE].sessions() as session:
@@ -107,7 +90,7 @@ async def test_unknown_people_are_refused_and_audited(make_client: AppFactory, c
 async def test_a_misspelt_command_word_is_read_by_sound_and_still_asks(
     make_client: AppFactory, clock: FrozenClock
 ) -> None:
-    app = await setup(make_client, clock)
+    app = await staffed_interview(make_client, clock)
     hr = ChatUser(app, "hr01")
     # 终址 sounds like 终止: understood, and (no reason given) the reasons are listed; nothing is done.
     assert "1. 候选人放弃" in await hr.says("终址面试 张三")
@@ -115,14 +98,14 @@ async def test_a_misspelt_command_word_is_read_by_sound_and_still_asks(
 
 
 async def test_unknown_command_gets_closest_hint(make_client: AppFactory, clock: FrozenClock) -> None:
-    app = await setup(make_client, clock)
+    app = await staffed_interview(make_client, clock)
     hr = ChatUser(app, "hr01")
     reply = await hr.says("进形中的")
     assert "没有看懂" in reply and "进行中" in reply and "帮助" in reply
 
 
 async def test_missing_or_unknown_reason_lists_choices(make_client: AppFactory, clock: FrozenClock) -> None:
-    app = await setup(make_client, clock)
+    app = await staffed_interview(make_client, clock)
     hr = ChatUser(app, "hr01")
     listed = await hr.says("终止面试 张三")
     assert "1. 候选人放弃" in listed and "2. 系统故障" in listed
@@ -162,7 +145,7 @@ async def test_two_candidates_with_one_name_are_listed_not_guessed(make_client: 
 
 
 async def test_help_lists_only_allowed_commands(make_client: AppFactory, clock: FrozenClock) -> None:
-    app = await setup(make_client, clock)
+    app = await staffed_interview(make_client, clock)
     text = await ChatUser(app, "hr01").says("帮助")
     assert "终止面试" in text and "例:" in text
 

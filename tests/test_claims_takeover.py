@@ -17,10 +17,11 @@ from bot.keys import CORE
 from storage.models import Notice, NoticeAttempt
 from tests.chat import add_person
 from tests.conftest import AppFactory, eventually, replica_alive, started_interview
-from tests.fakes.sms_providers import FakeSmsProviders
+from tests.fakes.sms_providers import FakeSmsProviders, sms_settings
 from tests.fakes.smtp import SmtpServer
 from tests.fakes.wecom_api import AES_KEY, CORP_ID, TOKEN, FakeWeCom, WeComSide, text_xml, wecom_settings
-from tests.test_sms import attempts, sms_settings, terminate, wait_status
+from tests.interviews import terminate
+from tests.notices import attempts, wait_status
 
 
 async def test_a_restart_takes_over_its_own_rows_at_once_and_leaves_other_replicas_rows(

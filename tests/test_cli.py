@@ -3,75 +3,54 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import io
 import json
-import os
 import re
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
 from bot import cli
 from bot.clock import FrozenClock
 from tests.conftest import CLOCK_START, SHANGHAI, AppFactory, admin_headers, started_interview
+from tests.serve import run_cli_on
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
-async def run_cli(
-    database_url: str, *args: str, stdin: str = "", extra: dict[str, str] | None = None
-) -> tuple[int, str, str]:
-    env = {**os.environ, "BOT_DATABASE_URL": database_url, **(extra or {})}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout=45)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 async def test_people_add_list_and_report(clean_db: str) -> None:
-    code, out, err = await run_cli(
+    code, out, err = await run_cli_on(
         clean_db, "people", "add", "--platform", "wecom", "--user-id", "hr01", "--name", "王小姐", "--role", "hr"
     )
     assert code == 0, err
     assert "已添加 wecom:hr01" in out
-    code, out, _ = await run_cli(
+    code, out, _ = await run_cli_on(
         clean_db, "people", "add", "--platform", "wecom", "--user-id", "hr01", "--name", "王小姐", "--role", "manager"
     )
     assert "已更新" in out
-    code, out, _ = await run_cli(clean_db, "people", "list")
+    code, out, _ = await run_cli_on(clean_db, "people", "list")
     assert "wecom:hr01\t王小姐\tmanager" in out
-    code, _, err = await run_cli(
+    code, _, err = await run_cli_on(
         clean_db, "people", "add", "--platform", "qq", "--user-id", "x", "--name", "y", "--role", "hr"
     )
     assert code == 2 and "invalid choice" in err
 
     first, last = CLOCK_START.date().replace(day=1).isoformat(), CLOCK_START.date().replace(day=28).isoformat()
-    code, out, _ = await run_cli(clean_db, "report", "exits", "--from", first, "--to", last, "--format", "json")
+    code, out, _ = await run_cli_on(clean_db, "report", "exits", "--from", first, "--to", last, "--format", "json")
     assert code == 0
     assert json.loads(out)["total"] == 0
-    code, _, err = await run_cli(clean_db, "report", "exits", "--from", last, "--to", first)
+    code, _, err = await run_cli_on(clean_db, "report", "exits", "--from", last, "--to", first)
     assert code == 2 and "结束日期不能早于开始日期" in err
 
 
 async def test_console_chat_terminates_end_to_end(make_client: AppFactory, clock: FrozenClock, clean_db: str) -> None:
     client = await make_client()
     await started_interview(client, clock)
-    code, _, err = await run_cli(
+    code, _, err = await run_cli_on(
         clean_db, "people", "add", "--platform", "wecom", "--user-id", "hr01", "--name", "王小姐", "--role", "hr"
     )
     assert code == 0, err
-    code, out, err = await run_cli(
+    code, out, err = await run_cli_on(
         clean_db, "chat", "--as", "wecom:hr01", stdin="终止面试 张三 候选人放弃\n确认\n进行中\n"
     )
     assert code == 0, err
@@ -87,19 +66,21 @@ async def test_console_chat_terminates_end_to_end(make_client: AppFactory, clock
 async def test_console_group_masks_contact_details(make_client: AppFactory, clock: FrozenClock, clean_db: str) -> None:
     client = await make_client()
     await started_interview(client, clock)
-    await run_cli(clean_db, "people", "add", "--platform", "wecom", "--user-id", "hr01", "--name", "王", "--role", "hr")
-    code, out, _ = await run_cli(clean_db, "chat", "--as", "wecom:hr01", "--group", stdin="查看 张三\n")
+    await run_cli_on(
+        clean_db, "people", "add", "--platform", "wecom", "--user-id", "hr01", "--name", "王", "--role", "hr"
+    )
+    code, out, _ = await run_cli_on(clean_db, "chat", "--as", "wecom:hr01", "--group", stdin="查看 张三\n")
     assert code == 0
     assert "138****1234" in out and "13800001234" not in out
-    code, _, err = await run_cli(clean_db, "chat", "--as", "hr01")
+    code, _, err = await run_cli_on(clean_db, "chat", "--as", "hr01")
     assert code == 2 and "平台:用户ID" in err
 
 
 async def test_commands_say_nothing_of_migrations_but_migrate_does(clean_db: str) -> None:
-    code, out, err = await run_cli(clean_db, "people", "list")
+    code, out, err = await run_cli_on(clean_db, "people", "list")
     assert code == 0 and "还没有人员" in out
     assert "alembic" not in err and "schema is up to date" not in err, err
-    code, _, err = await run_cli(clean_db, "migrate")
+    code, _, err = await run_cli_on(clean_db, "migrate")
     assert code == 0 and "INFO storage.db: database schema is up to date" in err
 
 
@@ -126,11 +107,11 @@ async def test_help_is_chinese_and_the_readme_lists_every_command(clean_db: str)
     ]
     assert undescribed == []  # every option and argument of every command, -h too
 
-    code, out, _ = await run_cli(clean_db, "--help")
+    code, out, _ = await run_cli_on(clean_db, "--help")
     assert code == 0 and out.startswith("用法:python -m bot")
     assert "显示本帮助并退出" in out and "show this help" not in out and "options:" not in out
     assert all(f"    {name.split()[0]}" in out for name in commands), out
-    code, out, _ = await run_cli(clean_db, "people", "add", "-h")
+    code, out, _ = await run_cli_on(clean_db, "people", "add", "-h")
     assert code == 0 and "--name NAME           姓名" in out and "选项:" in out
 
 
@@ -147,18 +128,18 @@ async def test_report_exits_defaults_to_this_month_and_its_csv_has_no_total(
         )
         assert resp.status == 200, await resp.text()
 
-    code, out, err = await run_cli(clean_db, "report", "exits", "--to", today.isoformat(), "--format", "csv")
+    code, out, err = await run_cli_on(clean_db, "report", "exits", "--to", today.isoformat(), "--format", "csv")
     assert code == 0, err
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == ["reason", "count"] and "total" not in out and "合计" not in out
     counts = {name: int(count) for name, count in rows[1:]}
     assert counts["候选人放弃"] == 1 and sum(counts.values()) == 1  # a sum over the column is the total
 
-    code, out, _ = await run_cli(clean_db, "report", "exits", "--to", today.isoformat(), "--format", "json")
+    code, out, _ = await run_cli_on(clean_db, "report", "exits", "--to", today.isoformat(), "--format", "json")
     shown = json.loads(out)
     assert (shown["from"], shown["to"], shown["total"]) == (today.replace(day=1).isoformat(), today.isoformat(), 1)
-    code, out, _ = await run_cli(clean_db, "report", "exits", "--format", "json")  # the real today: its month
+    code, out, _ = await run_cli_on(clean_db, "report", "exits", "--format", "json")  # the real today: its month
     start, end = (date.fromisoformat(json.loads(out)[k]) for k in ("from", "to"))
     assert code == 0 and start.day == 1 and (start.year, start.month) == (end.year, end.month)
-    code, out, _ = await run_cli(clean_db, "report", "exits", "--to", today.isoformat())
+    code, out, _ = await run_cli_on(clean_db, "report", "exits", "--to", today.isoformat())
     assert "合计" in out  # the table keeps its total line

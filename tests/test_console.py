@@ -33,8 +33,8 @@ from tests.chat import ChatUser
 from tests.conftest import CLOCK_START, SHANGHAI, AppFactory, admin_headers, started_interview
 from tests.console import console_setup, hidden_fields, login_token, sign_in, signed_in
 from tests.fakes.platform import FakePlatform
+from tests.notices import dead_notice
 from tests.serve import run_cli, service_env
-from tests.test_console_services import dead_notice
 
 setup = console_setup
 

@@ -20,7 +20,7 @@ from bot.clock import FrozenClock
 from bot.keys import CORE
 from bot.services import console_admin, people, people_import, reasons, sharing, stats, termination, timeouts
 from bot.services.context import Core
-from storage.models import AuditEvent, ExitReason, Notice, NoticeAttempt, NoticeStatus, Person
+from storage.models import AuditEvent, ExitReason, Notice, NoticeStatus, Person
 from templates.labels import LABELS
 from tests.chat import ChatUser, add_person
 from tests.conftest import (
@@ -33,6 +33,7 @@ from tests.conftest import (
     post_event,
     started_interview,
 )
+from tests.notices import dead_notice
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -422,43 +423,6 @@ async def test_csv_export_one_row_per_exit_with_bom(make_client: AppFactory, clo
 
 
 # --- 通知 and 系统 ------------------------------------------------------------------------------
-
-
-async def dead_notice(
-    core: Core, *, result: str = "rejected", status: str = NoticeStatus.dead.value, due_in: timedelta = timedelta(0)
-) -> Notice:
-    now = core.clock.now()
-    async with core.sessions() as session:
-        notice = Notice(
-            kind="terminated",
-            channel="email",
-            recipient="a@example.com",
-            body="x",
-            status=status,
-            attempts=3,
-            next_attempt_at=now + due_in,
-            created_at=now,
-            last_error="SMTP 550",
-        )
-        session.add(notice)
-        await session.flush()
-        assert notice.id is not None
-        session.add(
-            NoticeAttempt(
-                notice_id=notice.id,
-                channel="email",
-                seq=1,
-                recipient="a@example.com",
-                idem_key="k",
-                result=result,
-                error="SMTP 550",
-                started_at=now,
-                finished_at=now,
-            )
-        )
-        await session.commit()
-        await session.refresh(notice)
-        return notice
 
 
 async def test_retry_a_dead_notice_keeps_its_attempts(make_client: AppFactory, clock: FrozenClock) -> None:

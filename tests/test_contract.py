@@ -32,7 +32,7 @@ from tests.conftest import (
 )
 from tests.fakes.platform import FakePlatform
 from tests.fakes.webhook_receiver import WebhookReceiver
-from tests.serve import running_service, service_env
+from tests.serve import run_cli, running_service, service_env
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "docs" / "openapi.json"
@@ -245,22 +245,6 @@ MALFORMED: dict[str, tuple[Any, list[str], int]] = {
 }
 
 
-async def run_cli(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 async def test_events_check_says_exactly_what_is_wrong(
     clean_db: str, tmp_path: Path, make_client: AppFactory, clock: FrozenClock
 ) -> None:
@@ -278,11 +262,11 @@ async def test_events_check_says_exactly_what_is_wrong(
         (tmp_path / f"{kind}.json").write_text(json.dumps(example["value"], ensure_ascii=False), encoding="utf-8")
 
     env = service_env(clean_db)
-    code, out, err = await run_cli(env, tmp_path, "events", "check", *(f"{k}.json" for k in good))
+    code, out, err = await run_cli(env, "events", "check", *(f"{k}.json" for k in good), cwd=tmp_path)
     assert code == 0, err
     assert out.count("✓") == len(good) and "✗" not in out
 
-    code, out, err = await run_cli(env, tmp_path, "events", "check", *MALFORMED, "nan.json", "missing.json")
+    code, out, err = await run_cli(env, "events", "check", *MALFORMED, "nan.json", "missing.json", cwd=tmp_path)
     assert code == 1 and out == ""
     blocks = {block.split(":", 1)[0].lstrip("✗ "): block for block in err.split("\n✗ ")}
     for name, (_, lines, status) in MALFORMED.items():
@@ -298,7 +282,7 @@ async def test_events_check_says_exactly_what_is_wrong(
 
 
 async def test_events_openapi_writes_the_committed_document(clean_db: str, tmp_path: Path) -> None:
-    code, _, err = await run_cli(service_env(clean_db), tmp_path, "events", "openapi", "-o", "openapi.json")
+    code, _, err = await run_cli(service_env(clean_db), "events", "openapi", "-o", "openapi.json", cwd=tmp_path)
     assert code == 0, err
     assert (tmp_path / "openapi.json").read_text(encoding="utf-8") == COMMITTED.read_text(encoding="utf-8")
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
+import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,8 +24,8 @@ from storage.db import create_engine, session_maker
 from storage.models import Notice, NoticeAttempt, Person
 from tests.conftest import NO_ENV_FILE, eventually
 from tests.fakes.dingtalk_api import FakeDingTalk
-from tests.fakes.smtp import free_port
 from tests.fakes.wecom_api import FakeWeCom, WeComSide, text_xml, wecom_settings
+from tests.serve import Service
 
 INSTANCE = "crash-test-replica"
 
@@ -51,57 +50,12 @@ async def replies(url: str) -> list[tuple[Notice, list[NoticeAttempt]]]:
     return out
 
 
-class Service:
-    """One `python -m bot serve` process of instance INSTANCE."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.log = log
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot", "serve"],
-                env={**env, "BOT_PORT": str(self.port), "BOT_INSTANCE_ID": INSTANCE},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def healthy(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
-            while True:
-                try:
-                    async with http.get(f"{self.url}/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                assert self.proc.poll() is None, self.log.read_text()
-                assert time.monotonic() < deadline, "service did not start"
-                await asyncio.sleep(0.05)
-
-    def kill9(self) -> None:
-        self.proc.kill()  # SIGKILL: no shutdown code runs
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-
 @pytest.fixture
 def services() -> Iterator[list[Service]]:
     started: list[Service] = []
     yield started
     for service in started:
-        service.stop()
+        service.stop(signal.SIGTERM)
 
 
 def base_env(database_url: str, settings: dict[str, Any]) -> dict[str, str]:
@@ -118,9 +72,9 @@ async def test_wecom_reply_cut_off_by_kill_9_is_resent_within_the_dedupe_window_
 ) -> None:
     await seed_hr(clean_db, "wecom")
     env = base_env(clean_db, wecom_settings(fake_wecom))
-    first = Service(env, tmp_path / "bot.log")
+    first = Service(env, tmp_path / "bot.log", instance=INSTANCE)
     services.append(first)
-    await first.healthy()
+    await first.healthy(timeout=30)
 
     fake_wecom.hang_sends = True  # WeCom takes the message, then the process dies before the answer
     path, body = WeComSide().app_post(text_xml("hr01", "帮助", 5151), timestamp=int(time.time()))
@@ -139,9 +93,9 @@ async def test_wecom_reply_cut_off_by_kill_9_is_resent_within_the_dedupe_window_
     fake_wecom.hang_sends = False
 
     restarted_at = time.monotonic()
-    second = Service(env, tmp_path / "bot.log")
+    second = Service(env, tmp_path / "bot.log", instance=INSTANCE)
     services.append(second)
-    await second.healthy()
+    await second.healthy(timeout=30)
     up = time.monotonic() - restarted_at
 
     async def resolved() -> bool:
@@ -166,9 +120,9 @@ async def test_dingtalk_reply_cut_off_by_kill_9_is_not_resent(
 ) -> None:
     await seed_hr(clean_db, "dingtalk")
     env = base_env(clean_db, fake_dingtalk.settings())
-    first = Service(env, tmp_path / "bot.log")
+    first = Service(env, tmp_path / "bot.log", instance=INSTANCE)
     services.append(first)
-    await first.healthy()
+    await first.healthy(timeout=30)
 
     fake_dingtalk.hang_session = True
     clock = FrozenClock(datetime.now(UTC))
@@ -190,9 +144,9 @@ async def test_dingtalk_reply_cut_off_by_kill_9_is_not_resent(
     fake_dingtalk.hang_session = False
 
     restarted_at = time.monotonic()
-    second = Service(env, tmp_path / "bot.log")
+    second = Service(env, tmp_path / "bot.log", instance=INSTANCE)
     services.append(second)
-    await second.healthy()
+    await second.healthy(timeout=30)
     up = time.monotonic() - restarted_at
 
     async def resolved() -> bool:

@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
 from bot.channels.dingtalk.parse import parse_callback
@@ -18,9 +15,12 @@ from bot.channels.dingtalk.sign import dingtalk_sign, verify_callback
 from bot.clock import FrozenClock
 from bot.keys import CORE
 from storage.models import InboundMessage, Notice, SharedToken
-from tests.chat import add_person, prompt_id
-from tests.conftest import AppFactory, admin_headers, eventually, started_interview
+from tests.chat import prompt_id
+from tests.conftest import AppFactory, eventually
+from tests.dingtalk import hr_app
 from tests.fakes.dingtalk_api import APP_SECRET, SAMPLES, FakeDingTalk, ms, reference_sign
+from tests.interviews import interview_detail
+from tests.rows import rows
 
 
 @pytest.fixture
@@ -29,28 +29,6 @@ async def fake(clock: FrozenClock) -> AsyncIterator[FakeDingTalk]:
     await fake.start()
     yield fake
     await fake.close()
-
-
-async def hr_app(make_client: AppFactory, clock: FrozenClock, fake: FakeDingTalk, **extra: Any) -> TestClient:
-    client = await make_client(**fake.settings(**extra))
-    assert client.server.app is not None
-    await add_person(client.server.app, "hr01", "王小姐", "hr", platform="dingtalk")
-    await started_interview(client, clock, hr=("dingtalk", "hr01"))
-    return client
-
-
-async def interview(client: TestClient) -> dict[str, Any]:
-    resp = await client.get("/api/interviews/iv-1", headers=admin_headers())
-    assert resp.status == 200
-    return await resp.json()
-
-
-async def rows(app: web.Application, model: Any, **where: Any) -> list[Any]:
-    async with app[CORE].sessions() as session:
-        stmt = select(model)
-        for name, value in where.items():
-            stmt = stmt.where(getattr(model, name) == value)
-        return list((await session.exec(stmt)).all())
 
 
 def clicked(button: dict[str, str]) -> str:
@@ -113,17 +91,17 @@ async def test_terminate_flow_from_a_group_chat(
         ("取消", f"取消 #{tied}"),
     ]
     assert prompt["at"]["atUserIds"] == ["hr01"]
-    assert (await interview(client))["status"] == "in_progress"
+    assert (await interview_detail(client))["status"] == "in_progress"
 
     # Clicking 确认终止 makes DingTalk send "确认 #<id>" into the chat as a new message.
     resp = await fake.post_callback(client, fake.message(clicked(card["btns"][0]), clock), clock)
     assert resp.status == 200
 
     async def terminated() -> bool:
-        return (await interview(client))["status"] == "terminated"
+        return (await interview_detail(client))["status"] == "terminated"
 
     await eventually(terminated)
-    detail = await interview(client)
+    detail = await interview_detail(client)
     assert detail["exit"]["operator"] == "dingtalk:hr01"
     assert detail["exit"]["reason"] == "候选人放弃"
     assert detail["exit"]["source"] == "chat"
@@ -163,7 +141,7 @@ async def test_click_after_the_prompt_expired_says_so_and_changes_nothing(
     await eventually(replied)
     expired = "这个确认已过期(超过5分钟),没有执行。如需继续,请重新发起。"
     assert fake.session_posts[1]["body"]["text"]["content"] == expired
-    detail = await interview(client)
+    detail = await interview_detail(client)
     assert detail["status"] == "in_progress" and detail["exit"] is None
 
 
@@ -306,7 +284,7 @@ async def test_unknown_sender_is_refused_politely(
 
     await eventually(refused)
     assert "你还没有登记,钉钉 userId stranger" in fake.session_posts[0]["body"]["text"]["content"]
-    assert (await interview(client))["status"] == "in_progress"
+    assert (await interview_detail(client))["status"] == "in_progress"
 
 
 async def test_callback_route_needs_dingtalk_configured(make_client: AppFactory) -> None:

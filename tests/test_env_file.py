@@ -11,7 +11,7 @@ import pytest
 from bot.channels import registry
 from tests.conftest import make_settings
 from tests.fakes.smtp import SmtpServer
-from tests.test_cli import run_cli
+from tests.serve import run_cli_on
 
 REPO = Path(__file__).parents[1]
 SAVED = REPO / ".env.saved-by-tests"
@@ -40,7 +40,7 @@ def checkout_env_file(smtp: SmtpServer) -> Iterator[Path]:
 
 async def test_cli_in_tests_ignores_the_checkout_env_file(clean_db: str, checkout_env_file: Path) -> None:
     assert Path.cwd() == REPO  # the CLI helpers run in the checkout, where the file is
-    code, out, err = await run_cli(clean_db, "notice", "test", "--to-email", "a@example.com", "--wait", "1")
+    code, out, err = await run_cli_on(clean_db, "notice", "test", "--to-email", "a@example.com", "--wait", "1")
     assert code == 2, out + err  # refused at once: email is off, nothing queued, no wait
     assert "SMTP_HOST" in err and "已加入发件箱" not in out
 
@@ -50,12 +50,12 @@ async def test_the_cli_reads_env_by_default_and_not_when_bot_env_file_is_empty(
 ) -> None:
     """The control: the same command without the tests' BOT_ENV_FILE="" does read the file."""
     monkeypatch.delenv(registry.ENV_FILE_VARIABLE)
-    code, out, err = await run_cli(clean_db, "notice", "test", "--to-email", "a@example.com", "--wait", "0.2")
+    code, out, err = await run_cli_on(clean_db, "notice", "test", "--to-email", "a@example.com", "--wait", "0.2")
     assert "已加入发件箱(邮件 → a@example.com)" in out, out + err
     assert code == 1  # queued; no service runs here to send it
 
     monkeypatch.setenv(registry.ENV_FILE_VARIABLE, "")
-    code, _, err = await run_cli(clean_db, "notice", "test", "--to-email", "a@example.com", "--wait", "0.2")
+    code, _, err = await run_cli_on(clean_db, "notice", "test", "--to-email", "a@example.com", "--wait", "0.2")
     assert code == 2 and "SMTP_HOST" in err
 
 

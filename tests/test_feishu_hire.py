@@ -373,7 +373,7 @@ async def test_sender_refuses_a_row_without_its_fields(make_client: AppFactory, 
 async def test_cli_lists_their_reasons_and_sets_the_mapping(
     make_client: AppFactory, clock: FrozenClock, clean_db: str, fake: FakeFeishuHire
 ) -> None:
-    from tests.test_cli import run_cli
+    from tests.serve import run_cli_on
 
     env = {
         "FEISHU_APP_ID": APP_ID,
@@ -382,15 +382,15 @@ async def test_cli_lists_their_reasons_and_sets_the_mapping(
         "FEISHU_HIRE_ENABLED": "true",
         "BOT_ENV_FILE": "",
     }
-    code, _, err = await run_cli(clean_db, "ats", "map", "candidate_quit", "--terminate", "5", extra=env)
+    code, _, err = await run_cli_on(clean_db, "ats", "map", "candidate_quit", "--terminate", "5", extra=env)
     assert code == 1 and "终止类型「5」无效" in err
-    code, _, err = await run_cli(clean_db, "ats", "map", "no_such_reason", "--stage", STAGE, extra=env)
+    code, _, err = await run_cli_on(clean_db, "ats", "map", "no_such_reason", "--stage", STAGE, extra=env)
     assert code == 1 and "没有代码为「no_such_reason」的退出原因" in err
-    code, out, err = await run_cli(
+    code, out, err = await run_cli_on(
         clean_db, "ats", "map", "candidate_quit", "--terminate", "22", "--reason", GAVE_UP, extra=env
     )
     assert code == 0, err
-    code, out, err = await run_cli(clean_db, "ats", "reasons", extra=env)
+    code, out, err = await run_cli_on(clean_db, "ats", "reasons", extra=env)
     assert code == 0, err
     assert f"{GAVE_UP}\t类型 22\t候选人中途放弃" in out
     assert "6891560630172518673\t类型 27\t其他\t(已停用)" in out
@@ -409,7 +409,7 @@ async def test_cli_lists_their_reasons_and_sets_the_mapping(
     assert fake.applications[APPLICATION]["termination"]["termination_reason_list"] == [GAVE_UP]
 
     fake.denied.add(SCOPE_APPLICATION)
-    code, _, err = await run_cli(clean_db, "ats", "reasons", extra=env)
+    code, _, err = await run_cli_on(clean_db, "ats", "reasons", extra=env)
     assert code == 1 and "无法读取飞书招聘的终止原因:应用缺少所需权限" in err
 
 

@@ -21,7 +21,9 @@ from tests.chat import add_person, prompt_id
 from tests.conftest import CLOCK_START, SHANGHAI, AppFactory, admin_headers, eventually, started_interview
 from tests.fakes.feishu_api import BOT_OPEN_ID, ENCRYPT_KEY, VERIFICATION_TOKEN, FakeFeishu, encrypt
 from tests.fakes.smtp import SmtpServer
-from tests.test_dingtalk_http import interview, rows
+from tests.feishu import buttons, card_text, shown
+from tests.interviews import interview_detail
+from tests.rows import rows
 
 
 @pytest.fixture
@@ -35,23 +37,6 @@ async def hr_app(make_client: AppFactory, clock: FrozenClock, fake: FakeFeishu, 
     await add_person(client.server.app, "hr01", "王小姐", "hr", platform="feishu")
     await started_interview(client, clock, hr=("feishu", "hr01"))
     return client
-
-
-async def shown(fake: FakeFeishu, n: int) -> None:
-    async def check() -> bool:
-        return len(fake.messages) >= n
-
-    await eventually(check)
-
-
-def buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
-    assert message["msg_type"] == "interactive"
-    [action] = [e for e in message["content"]["elements"] if e["tag"] == "action"]
-    return action["actions"]
-
-
-def card_text(message: dict[str, Any]) -> str:
-    return json.dumps(message["content"], ensure_ascii=False)
 
 
 async def test_fake_crypto_matches_lark_oapi_and_ours() -> None:
@@ -147,7 +132,7 @@ async def test_terminate_in_a_p2p_chat_with_a_card_click(
     labels = [(b["text"]["content"], b["value"]["command"]) for b in buttons(prompt)]
     tied = await prompt_id(client.server.app)
     assert labels == [("确认终止", f"确认 #{tied}"), ("取消", f"取消 #{tied}")]
-    assert (await interview(client))["status"] == "in_progress"
+    assert (await interview_detail(client))["status"] == "in_progress"
 
     # Clicking 确认终止: Feishu sends card.action.trigger to the same URL.
     click = fake.card_click(buttons(prompt)[0], card_message={"message_id": prompt["message_id"]})
@@ -155,10 +140,10 @@ async def test_terminate_in_a_p2p_chat_with_a_card_click(
     assert resp.status == 200 and await resp.json() == {}
 
     async def terminated() -> bool:
-        return (await interview(client))["status"] == "terminated"
+        return (await interview_detail(client))["status"] == "terminated"
 
     await eventually(terminated)
-    detail = await interview(client)
+    detail = await interview_detail(client)
     assert detail["exit"]["operator"] == "feishu:hr01"
     assert detail["exit"]["reason"] == "候选人放弃" and detail["exit"]["source"] == "chat"
     await shown(fake, 2)
@@ -170,7 +155,7 @@ async def test_terminate_in_a_p2p_chat_with_a_card_click(
         return len(smtp.messages) == 1
 
     await eventually(mailed)  # the candidate notice
-    assert [n["channel"] for n in (await interview(client))["notices"] if n["kind"] == "terminated"] == ["email"]
+    assert [n["channel"] for n in (await interview_detail(client))["notices"] if n["kind"] == "terminated"] == ["email"]
     [token] = await rows(client.server.app, SharedToken)
     assert token.key == "feishu:cli_a1b2c3d4e5f6" and fake.token_fetches == 1
 
@@ -187,7 +172,7 @@ async def test_card_click_after_the_prompt_expired_says_so_and_changes_nothing(
     assert (await fake.post(client, click)).status == 200
     await shown(fake, 2)
     assert fake.messages[1]["content"]["text"] == "这个确认已过期(超过5分钟),没有执行。如需继续,请重新发起。"
-    detail = await interview(client)
+    detail = await interview_detail(client)
     assert detail["status"] == "in_progress" and detail["exit"] is None
 
 
@@ -224,7 +209,7 @@ async def test_group_acts_only_when_mentioned_and_masks(
     assert (await fake.post(client, fake.message("确认", group=True))).status == 200
 
     async def terminated() -> bool:
-        return (await interview(client))["status"] == "terminated"
+        return (await interview_detail(client))["status"] == "terminated"
 
     await eventually(terminated)
     await shown(fake, 3)
@@ -323,7 +308,7 @@ async def test_unregistered_sender_is_told_their_id(
     assert (await fake.post(client, fake.message("终止面试 张三 候选人放弃", sender="stranger"))).status == 200
     await shown(fake, 1)
     assert "你还没有登记,飞书 user_id(或 open_id) stranger" in fake.messages[0]["content"]["text"]
-    assert (await interview(client))["status"] == "in_progress"
+    assert (await interview_detail(client))["status"] == "in_progress"
 
 
 async def test_person_registered_by_open_id_is_recognised(
@@ -342,10 +327,10 @@ async def test_person_registered_by_open_id_is_recognised(
     assert (await fake.post(client, click)).status == 200
 
     async def terminated() -> bool:
-        return (await interview(client))["status"] == "terminated"
+        return (await interview_detail(client))["status"] == "terminated"
 
     await eventually(terminated)
-    assert (await interview(client))["exit"]["operator"] == "feishu:ou_hr09"
+    assert (await interview_detail(client))["exit"]["operator"] == "feishu:ou_hr09"
 
 
 async def test_withdrawn_message_is_answered_in_the_chat(

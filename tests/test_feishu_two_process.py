@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -25,9 +22,7 @@ from storage.db import create_engine, session_maker
 from storage.models import Person
 from tests.conftest import eventually
 from tests.fakes.feishu_api import FakeFeishu
-from tests.fakes.smtp import free_port
-from tests.serve import service_env
-from tests.test_two_process import wait_healthy
+from tests.serve import Service, service_env, stop_all, wait_healthy
 
 pytestmark = pytest.mark.skipif(
     make_url(os.environ.get("BOT_TEST_DATABASE_URL") or "sqlite://").get_backend_name() != "postgresql",
@@ -54,16 +49,6 @@ async def seed(url: str) -> None:
     await engine.dispose()
 
 
-def start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve"],
-            env={**env, "BOT_PORT": str(port)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
 @pytest.mark.timeout(180)  # the takeover waits for the dead holder's lease to expire
 async def test_two_processes_hold_one_connection_and_process_each_message_once(
     clean_db: str, fake: FakeFeishu, tmp_path: Path
@@ -78,15 +63,13 @@ async def test_two_processes_hold_one_connection_and_process_each_message_once(
         BOT_OUTBOX_POLL_SECONDS="0.2",
         BOT_LEASE_SECONDS=str(LEASE_SECONDS),
     )
-    ports = [free_port(), free_port()]
-    logs = [tmp_path / f"bot{n}.log" for n in range(2)]
-    procs: list[subprocess.Popen[bytes]] = []
+    services: list[Service] = []
     try:
-        procs.append(start(env, ports[0], logs[0]))
-        await wait_healthy(ports[:1], time.monotonic() + 40)
+        services.append(Service(env, tmp_path / "bot0.log"))
+        await wait_healthy([services[0].port], time.monotonic() + 40)
         await eventually(lambda: len(fake.sockets) == 1, 20, "the first process to connect")
-        procs.append(start(env, ports[1], logs[1]))
-        await wait_healthy(ports[1:], time.monotonic() + 40)
+        services.append(Service(env, tmp_path / "bot1.log"))
+        await wait_healthy([services[1].port], time.monotonic() + 40)
         await asyncio.sleep(1.5)  # the second replica has tried the lease by now (its first try is at start)
         assert fake.connections == 1 and len(fake.sockets) == 1
 
@@ -99,8 +82,7 @@ async def test_two_processes_hold_one_connection_and_process_each_message_once(
                 assert (await fake.answer_to(await fake.push(body)))["payload"]["code"] == 200
         await eventually(lambda: len(fake.messages) >= BEFORE, 30, f"{BEFORE} replies")
 
-        procs[0].send_signal(signal.SIGKILL)  # the holder dies without releasing its lease
-        procs[0].wait(timeout=10)
+        services[0].kill9()  # the holder dies without releasing its lease
         died = time.monotonic()
         await eventually(
             lambda: fake.connections == 2 and len(fake.sockets) == 1, TAKEOVER_SECONDS, "the standby to take over"
@@ -116,18 +98,10 @@ async def test_two_processes_hold_one_connection_and_process_each_message_once(
         await asyncio.sleep(1.0)  # nothing more comes
         assert fake.connections == 2 and fake.most_open == 1  # never two connections at once
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_all(services, timeout=15)
 
     replies = Counter(m["reply_to"] for m in fake.messages)
     assert sorted(replies) == sorted(sent)
     assert max(replies.values()) == 1, [k for k, v in replies.items() if v > 1]
-    for log in logs[1:]:
-        assert "Traceback" not in log.read_text(errors="replace")
+    for service in services[1:]:
+        assert "Traceback" not in service.output()

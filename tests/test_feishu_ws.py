@@ -20,8 +20,9 @@ from storage.models import InboundMessage, Notice
 from tests.chat import add_person
 from tests.conftest import AppFactory, eventually, started_interview
 from tests.fakes.feishu_api import FakeFeishu
-from tests.test_dingtalk_http import interview, rows
-from tests.test_feishu_http import buttons, shown
+from tests.feishu import buttons, shown
+from tests.interviews import interview_detail
+from tests.rows import rows
 
 
 @pytest.fixture
@@ -74,10 +75,10 @@ async def test_terminate_over_the_long_connection(
     assert click_answer["payload"]["code"] == 200 and answer_body(click_answer) == {}
 
     async def terminated() -> bool:
-        return (await interview(client))["status"] == "terminated"
+        return (await interview_detail(client))["status"] == "terminated"
 
     await eventually(terminated)
-    assert (await interview(client))["exit"]["operator"] == "feishu:hr01"
+    assert (await interview_detail(client))["exit"]["operator"] == "feishu:hr01"
     await shown(fake, 2)
     assert "已终止 张三 的面试" in fake.messages[1]["content"]["text"]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,27 +30,9 @@ from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, event
 from tests.fakes.smtp import SmtpServer
 from tests.fakes.wecom_api import FakeWeCom, wecom_settings
-from tests.serve import running_service, service_env
+from tests.serve import run_cli, running_service, service_env
 
 TABLES: tuple[Any, ...] = (Interview, Candidate, PlatformEvent, Notice, AuditEvent, Todo, PendingAction, Reminder)
-
-
-async def cli(env: dict[str, str], cwd: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
-    """``python -m bot …`` in ``cwd`` (no .env there) with ``env``."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout=60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def counts(database_url: str, *, besides: int | None = None) -> dict[str, int]:
@@ -89,12 +70,11 @@ async def test_demo_terminate_by_chat_mail_then_remove_only_the_demo(
         real = event("interview.scheduled", "iv-real")
         real["occurred_at"] = real["interview"]["scheduled_at"] = "2026-01-05T10:00:00+08:00"
         (tmp_path / "real.json").write_text(json.dumps(real, ensure_ascii=False), encoding="utf-8")
-        code, out, err = await cli(env, tmp_path, "events", "send", "real.json")
+        code, out, err = await run_cli(env, "events", "send", "real.json", cwd=tmp_path)
         assert code == 0, err
         assert "HTTP 200" in out and '"status": "accepted"' in out
-        code, _, err = await cli(
+        code, _, err = await run_cli(
             env,
-            tmp_path,
             "people",
             "add",
             "--platform",
@@ -105,12 +85,13 @@ async def test_demo_terminate_by_chat_mail_then_remove_only_the_demo(
             "王小姐",
             "--role",
             "hr",
+            cwd=tmp_path,
         )
         assert code == 0, err
         [real_row] = await rows(clean_db, Interview, Interview.platform_id == "iv-real")
         before = await counts(clean_db, besides=real_row.id)
 
-        code, out, err = await cli(env, tmp_path, "demo", "--hr", "wecom:hr01")
+        code, out, err = await run_cli(env, "demo", "--hr", "wecom:hr01", cwd=tmp_path)
         assert code == 0, err
         assert (
             "示例数据" in out and "demo-1001" in out and "林小雨" in out and "python -m bot chat --as wecom:hr01" in out
@@ -126,12 +107,17 @@ async def test_demo_terminate_by_chat_mail_then_remove_only_the_demo(
         assert all(i.hr_key == "wecom:hr01" for i in demo)
         assert len(await rows(clean_db, Todo, Todo.assignee == "wecom:hr01")) >= 1  # the help request's to-do
         # Posted again: the same events are duplicates, nothing new.
-        code, out, _ = await cli(env, tmp_path, "demo", "--hr", "wecom:hr01")
+        code, out, _ = await run_cli(env, "demo", "--hr", "wecom:hr01", cwd=tmp_path)
         assert code == 0 and "新事件 0 个" in out
         assert len(await rows(clean_db, Interview, col(Interview.platform_id).startswith("demo-"))) == 4
 
-        code, out, err = await cli(
-            env, tmp_path, "chat", "--as", "wecom:hr01", stdin="进行中\n终止面试 林小雨 网络问题\n确认\n"
+        code, out, err = await run_cli(
+            env,
+            "chat",
+            "--as",
+            "wecom:hr01",
+            stdin="进行中\n终止面试 林小雨 网络问题\n确认\n",
+            cwd=tmp_path,
         )
         assert code == 0, err
         assert "林小雨" in out and "已终止 林小雨 的面试" in out
@@ -145,7 +131,7 @@ async def test_demo_terminate_by_chat_mail_then_remove_only_the_demo(
             await asyncio.sleep(0.1)
         assert len(await rows(clean_db, ExitRecord)) == 1
 
-        code, out, err = await cli(env, tmp_path, "demo", "--remove")
+        code, out, err = await run_cli(env, "demo", "--remove", cwd=tmp_path)
         assert code == 0, err
         assert "面试 4 场" in out and "其他数据未改动" in out
     assert await rows(clean_db, Interview, col(Interview.platform_id).startswith("demo-")) == []
@@ -159,29 +145,29 @@ async def test_demo_terminate_by_chat_mail_then_remove_only_the_demo(
     assert real_after.model_dump() == real_row.model_dump()
     assert len(await rows(clean_db, AuditEvent, AuditEvent.action == "person.added")) == 1
     # Removed once, there is nothing left to remove.
-    code, out, _ = await cli(env, tmp_path, "demo", "--remove")
+    code, out, _ = await run_cli(env, "demo", "--remove", cwd=tmp_path)
     assert code == 0 and "没有示例数据" in out
 
 
 async def test_demo_and_events_send_refuse_clearly(clean_db: str, tmp_path: Path) -> None:
     env = service_env(clean_db)
     env.pop("PLATFORM_WEBHOOK_SECRET")
-    code, out, err = await cli(env, tmp_path, "demo")
+    code, out, err = await run_cli(env, "demo", cwd=tmp_path)
     assert code == 2 and "PLATFORM_WEBHOOK_SECRET" in err and "没有设置" in err and "已通过" not in out
     assert await rows(clean_db, Interview) == []
 
     env = service_env(clean_db, BOT_PORT="9")  # nothing listens there
-    code, _, err = await cli(env, tmp_path, "demo")
+    code, _, err = await run_cli(env, "demo", cwd=tmp_path)
     assert code == 1 and "连不上服务 http://127.0.0.1:9" in err and "python -m bot serve" in err
     assert await rows(clean_db, Interview) == []
 
     (tmp_path / "broken.json").write_text('{"type": ', encoding="utf-8")
     (tmp_path / "list.json").write_text("[1, 2]", encoding="utf-8")
-    code, _, err = await cli(env, tmp_path, "events", "send", "broken.json")
+    code, _, err = await run_cli(env, "events", "send", "broken.json", cwd=tmp_path)
     assert code == 2 and "不是有效的 JSON" in err
-    code, _, err = await cli(env, tmp_path, "events", "send", "list.json")
+    code, _, err = await run_cli(env, "events", "send", "list.json", cwd=tmp_path)
     assert code == 2 and "JSON 对象" in err
-    code, _, err = await cli(env, tmp_path, "events", "send", "missing.json")
+    code, _, err = await run_cli(env, "events", "send", "missing.json", cwd=tmp_path)
     assert code == 2 and "无法读取 missing.json" in err
 
 
@@ -190,10 +176,14 @@ async def test_events_send_shows_a_refusal(clean_db: str, tmp_path: Path) -> Non
     async with running_service(env, tmp_path) as service:
         env["BOT_PORT"] = service.url.rsplit(":", 1)[1]
         (tmp_path / "odd.json").write_text('{"type": "interview.exploded"}', encoding="utf-8")
-        code, out, _ = await cli(env, tmp_path, "events", "send", "odd.json")
+        code, out, _ = await run_cli(env, "events", "send", "odd.json", cwd=tmp_path)
         assert code == 1 and "HTTP 400" in out and "unknown_event_type" in out
-        code, out, err = await cli(
-            {**env, "PLATFORM_WEBHOOK_SECRET": "not-the-one"}, tmp_path, "events", "send", "odd.json"
+        code, out, err = await run_cli(
+            {**env, "PLATFORM_WEBHOOK_SECRET": "not-the-one"},
+            "events",
+            "send",
+            "odd.json",
+            cwd=tmp_path,
         )
         assert code == 1 and "HTTP 401" in out and "PLATFORM_WEBHOOK_SECRET" in err
 
@@ -251,11 +241,22 @@ async def test_with_a_public_address_links_use_it_and_nothing_warns(
 
 async def test_console_link_says_when_it_opens_only_here(clean_db: str, tmp_path: Path) -> None:
     env = service_env(clean_db)
-    code, _, err = await cli(
-        env, tmp_path, "people", "add", "--platform", "wecom", "--user-id", "hr01", "--name", "王小姐", "--role", "hr"
+    code, _, err = await run_cli(
+        env,
+        "people",
+        "add",
+        "--platform",
+        "wecom",
+        "--user-id",
+        "hr01",
+        "--name",
+        "王小姐",
+        "--role",
+        "hr",
+        cwd=tmp_path,
     )
     assert code == 0, err
-    code, out, err = await cli(env, tmp_path, "console-link", "--platform", "wecom", "--user-id", "hr01")
+    code, out, err = await run_cli(env, "console-link", "--platform", "wecom", "--user-id", "hr01", cwd=tmp_path)
     assert code == 0, err
     lines = out.strip().splitlines()
     assert lines[-1].startswith("http://127.0.0.1:8080/console/login?token=")  # the link stays last

@@ -13,6 +13,7 @@ from storage.models import AuditEvent, Notice, PendingAction
 from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, admin_headers, event, eventually, post_event, started_interview
 from tests.fakes.platform import FakePlatform
+from tests.interviews import ask_help, interview_detail
 
 
 async def setup(make_client: AppFactory, clock: FrozenClock, **settings: object) -> tuple[TestClient, web.Application]:
@@ -24,18 +25,6 @@ async def setup(make_client: AppFactory, clock: FrozenClock, **settings: object)
     await add_person(app, "hr01", "王小姐", "hr")
     await add_person(app, "boss", "陈经理", "manager")
     return client, app
-
-
-async def ask_help(client: TestClient, clock: FrozenClock, reason: str = "网络卡顿", wants_exit: bool = True) -> None:
-    payload = event(
-        "interview.help_requested", data={"reason": reason, "wants_exit": wants_exit}, occurred_at=clock.now()
-    )
-    resp = await post_event(client, clock, payload)
-    assert resp.status == 200, await resp.text()
-
-
-async def detail(client: TestClient) -> dict:
-    return await (await client.get("/api/interviews/iv-1", headers=admin_headers())).json()
 
 
 async def staff_notices(app: web.Application, kind: str) -> list[Notice]:
@@ -50,11 +39,11 @@ async def test_hr_confirms_candidate_exit(make_client: AppFactory, clock: Frozen
     assert prompt.recipient == "hr01"
     assert "希望结束面试" in prompt.body and "网络卡顿" in prompt.body
     assert [b[0] for b in prompt.payload["reply"]["buttons"]] == ["确认终止", "协助继续", "重新安排"]
-    assert (await detail(client))["status"] == "in_progress"
+    assert (await interview_detail(client))["status"] == "in_progress"
 
     hr = ChatUser(app, "hr01")
     assert "已按候选人请求终止 张三 的面试,原因:系统故障" in await hr.says("确认终止")
-    body = await detail(client)
+    body = await interview_detail(client)
     assert body["status"] == "terminated"
     assert body["exit"]["source"] == "candidate_request"
     assert body["exit"]["operator"] == "wecom:hr01"
@@ -66,7 +55,7 @@ async def test_hr_assists_and_interview_continues(make_client: AppFactory, clock
     await ask_help(client, clock, reason="不会操作", wants_exit=False)
     hr = ChatUser(app, "hr01")
     assert "协助其继续面试" in await hr.says("协助继续")
-    assert (await detail(client))["status"] == "in_progress"
+    assert (await interview_detail(client))["status"] == "in_progress"
     async with app[CORE].sessions() as session:
         assist = (await session.exec(select(AuditEvent).where(AuditEvent.action == "help.assist"))).all()
     assert [a.actor for a in assist] == ["wecom:hr01"]
@@ -132,11 +121,11 @@ async def test_self_policy_ends_at_once_and_retries_when_platform_fails(
         return fake_platform.actions().count("save") >= 3 and row.state == "open"
 
     await eventually(released)
-    assert (await detail(client))["status"] == "in_progress"  # save failed: not terminated
+    assert (await interview_detail(client))["status"] == "in_progress"  # save failed: not terminated
 
     fake_platform.save_status = 200
     await sweep_help_requests(app[CORE])
-    body = await detail(client)
+    body = await interview_detail(client)
     assert body["status"] == "terminated"
     assert body["exit"]["reason"] == "候选人放弃"
     assert body["exit"]["operator"] == "candidate"
@@ -149,7 +138,7 @@ async def test_deny_policy_tells_candidate_to_contact_hr(
 ) -> None:
     client, app = await setup(make_client, clock, candidate_exit_policy="deny")
     await ask_help(client, clock)
-    body = await detail(client)
+    body = await interview_detail(client)
     assert body["status"] == "in_progress"
     kinds = [n["kind"] for n in body["notices"]]
     assert "help_contact_hr" in kinds
@@ -164,7 +153,7 @@ async def test_candidate_words_name_the_reason_and_are_kept(make_client: AppFact
     await ask_help(client, clock, reason="摄像头打不开,想先退出")
     hr = ChatUser(app, "hr01")
     assert "已按候选人请求终止 张三 的面试,原因:系统故障" in await hr.says("确认终止")
-    body = await detail(client)
+    body = await interview_detail(client)
     assert (body["exit"]["reason_code"], body["exit"]["detail"]) == ("system_failure", "摄像头打不开,想先退出")
     assert body["candidate"]["pipeline_status"] == "需要重新面试"
     # The operator is the HR owner: one message (the reply), no separate HR notice; 查看 shows the words.
@@ -180,15 +169,15 @@ async def test_unmatched_candidate_words_make_hr_pick_a_reason(make_client: AppF
     listed = await hr.says("确认终止")
     assert "候选人说「家里来客人了」,对应不到已有原因。请选择终止原因" in listed
     assert "1. 候选人放弃" in listed and "6. 其他" in listed
-    assert (await detail(client))["status"] == "in_progress"  # nothing ended on a guess
+    assert (await interview_detail(client))["status"] == "in_progress"  # nothing ended on a guess
 
     # 取消 drops the pick, not the candidate's request: it is still there to answer.
     assert "已取消" in await hr.says("取消")
-    assert (await detail(client))["status"] == "in_progress"
+    assert (await interview_detail(client))["status"] == "in_progress"
     await hr.says("确认终止")
     assert "没有这个原因" in await hr.says("9")
     assert "已按候选人请求终止 张三 的面试,原因:候选人放弃" in await hr.says("1")
-    body = await detail(client)
+    body = await interview_detail(client)
     assert (body["exit"]["reason"], body["exit"]["detail"]) == ("候选人放弃", "家里来客人了")
     assert body["exit"]["source"] == "candidate_request" and body["exit"]["operator"] == "wecom:hr01"
     assert "没有等待你处理的候选人求助" in await hr.says("确认终止")
@@ -201,10 +190,10 @@ async def test_self_policy_records_other_with_the_words_when_nothing_fits(
     await ask_help(client, clock, reason="家里来客人了")
 
     async def ended() -> bool:
-        return (await detail(client))["status"] == "terminated"
+        return (await interview_detail(client))["status"] == "terminated"
 
     await eventually(ended)
-    body = await detail(client)
+    body = await interview_detail(client)
     assert (body["exit"]["reason"], body["exit"]["detail"]) == ("其他", "家里来客人了")
     assert body["exit"]["operator"] == "candidate"
     assert body["candidate"]["pipeline_status"] == "需要重新面试"
@@ -227,7 +216,7 @@ async def test_a_request_for_an_interview_without_hr_owner_goes_to_the_managers_
     assert [n.recipient for n in prompts] == ["boss"]  # nobody waits for a reminder that cannot come
     assert "确认终止" in prompts[0].body
     assert "已按候选人请求终止" in await ChatUser(app, "boss").says("确认终止")
-    assert (await detail(client))["status"] == "terminated"
+    assert (await interview_detail(client))["status"] == "terminated"
 
 
 async def interview_status(client: TestClient, platform_id: str) -> str:

@@ -12,9 +12,10 @@ import pytest
 from bot.clock import FrozenClock
 from storage.models import Notice
 from tests.conftest import AppFactory, admin_headers, eventually
+from tests.dingtalk import hr_app
 from tests.fakes.dingtalk_api import FakeDingTalk
 from tests.faults import Faults
-from tests.test_dingtalk_http import hr_app, rows
+from tests.rows import rows
 
 BURST = 100
 CONCURRENT = 20

@@ -17,10 +17,10 @@ import pytest
 from bot.clock import FrozenClock
 from bot.logs import JsonFormatter
 from tests.conftest import CLOCK_START, SHANGHAI, AppFactory, event, eventually, sign
+from tests.dingtalk import hr_app
 from tests.fakes.dingtalk_api import FakeDingTalk
 from tests.fakes.smtp import SmtpServer
 from tests.serve import running_service, service_env
-from tests.test_dingtalk_http import hr_app
 
 
 async def test_serve_writes_json_lines_with_the_work_they_belong_to(

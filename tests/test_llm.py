@@ -29,7 +29,7 @@ from storage.models import AuditEvent
 from tests.chat import ChatUser, add_person
 from tests.conftest import CLOCK_START, make_settings, started_interview
 from tests.fakes.openai_compat import FakeChatCompletions, ToolCall
-from tests.test_chat_terminate import status_of
+from tests.interviews import status_of
 
 KEY = "sk-test-key"
 MODEL = "test-model"

@@ -17,9 +17,10 @@ from bot.keys import CORE, ENGINE
 from storage.db import schema_head
 from storage.models import Notice
 from tests.conftest import ADMIN_TOKEN, AppFactory, admin_headers, eventually
+from tests.dingtalk import hr_app
 from tests.fakes.dingtalk_api import FakeDingTalk
 from tests.faults import Faults
-from tests.test_dingtalk_http import hr_app, rows
+from tests.rows import rows
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

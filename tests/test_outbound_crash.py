@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,8 +19,8 @@ from sqlmodel import col, select
 from storage.db import create_engine, session_maker
 from storage.models import Notice, NoticeAttempt
 from tests.conftest import ADMIN_TOKEN, NO_ENV_FILE, PLATFORM_SECRET, event, sign
-from tests.fakes.smtp import free_port
 from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.serve import Service
 
 SECRET = "crash-webhook-secret"
 
@@ -34,48 +33,12 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
     await fake.close()
 
 
-class Process:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.log = log
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot", "serve"],
-                env={**env, "BOT_PORT": str(self.port)},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    async def healthy(self) -> None:
-        deadline = time.monotonic() + 40
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
-            while True:
-                assert self.proc.poll() is None, self.log.read_text()
-                try:
-                    async with http.get(f"{self.url}/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                assert time.monotonic() < deadline, "the service did not start"
-                await asyncio.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-
 @pytest.fixture
-def processes() -> Iterator[list[Process]]:
-    started: list[Process] = []
+def processes() -> Iterator[list[Service]]:
+    started: list[Service] = []
     yield started
     for process in started:
-        process.stop()
+        process.stop(signal.SIGTERM)
 
 
 async def outbound_rows(url: str) -> list[tuple[Notice, list[str]]]:
@@ -100,7 +63,7 @@ async def until(check: object, what: str, timeout: float = 30) -> None:
 
 
 async def test_kill_9_between_the_exit_and_its_delivery_loses_nothing_and_repeats_only_the_key(
-    clean_db: str, receiver: WebhookReceiver, processes: list[Process], tmp_path: Path
+    clean_db: str, receiver: WebhookReceiver, processes: list[Service], tmp_path: Path
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_", "FEISHU_"))}
     env.update(NO_ENV_FILE)
@@ -114,7 +77,7 @@ async def test_kill_9_between_the_exit_and_its_delivery_loses_nothing_and_repeat
         BOT_OUTBOX_POLL_SECONDS="0.1",
         BOT_SWEEP_INTERVAL_SECONDS="3600",
     )
-    first = Process(env, tmp_path / "bot.log")
+    first = Service(env, tmp_path / "bot.log")
     processes.append(first)
     await first.healthy()
     async with aiohttp.ClientSession() as http:
@@ -141,14 +104,13 @@ async def test_kill_9_between_the_exit_and_its_delivery_loses_nothing_and_repeat
         return len(receiver.tries("erp", "interview.terminated")) == 1
 
     await until(on_the_wire, "the exit's event was never sent")
-    first.proc.kill()  # SIGKILL: no shutdown code runs
-    first.proc.wait(timeout=10)
+    first.kill9()
     [_, (row, tries)] = await outbound_rows(clean_db)
     assert row.status == "sending" and tries == ["started"]
     receiver.hang = None
 
     restarted = time.monotonic()
-    second = Process(env, tmp_path / "bot.log")
+    second = Service(env, tmp_path / "bot.log")
     processes.append(second)
     await second.healthy()
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from bot.clock import FrozenClock
 from bot.keys import CORE
 from storage.models import ExitReason
-from tests.chat import ChatUser
+from tests.chat import ChatUser, staffed_interview
 from tests.conftest import AppFactory
-from tests.test_chat_terminate import setup, status_of
+from tests.interviews import status_of
 
 
 async def test_a_reason_answer_that_starts_with_a_command_name_answers_the_question(
     make_client: AppFactory, clock: FrozenClock
 ) -> None:
-    app = await setup(make_client, clock)
+    app = await staffed_interview(make_client, clock)
     core = app[CORE]
     async with core.sessions() as session:
         # An admin-added reason whose name starts with the command 完成 (and one with 查看).
@@ -35,7 +35,7 @@ async def test_a_reason_answer_that_starts_with_a_command_name_answers_the_quest
 
 
 async def test_a_command_word_still_wins_over_an_open_question(make_client: AppFactory, clock: FrozenClock) -> None:
-    app = await setup(make_client, clock)
+    app = await staffed_interview(make_client, clock)
     hr = ChatUser(app, "hr01")
     assert "1. 候选人放弃" in await hr.says("终止面试 张三")
     # 查看 with a space is the command, the question stays open; then a number answers it.

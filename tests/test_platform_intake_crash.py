@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
+import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,53 +19,10 @@ from sqlalchemy import text
 
 from storage.db import create_engine
 from tests.conftest import event, sign
-from tests.fakes.smtp import free_port
 from tests.faults import Faults
-from tests.serve import service_env
+from tests.serve import Service, service_env
 
 INSTANCE = "intake-crash-replica"
-
-
-class Service:
-    """One `python -m bot serve` of INSTANCE, killed with SIGKILL or stopped at the end."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.log = log
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot", "serve"],
-                env={**env, "BOT_PORT": str(self.port), "BOT_INSTANCE_ID": INSTANCE},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    async def healthy(self) -> None:
-        deadline = time.monotonic() + 40
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
-            while True:
-                try:
-                    async with http.get(f"{self.url}/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                assert self.proc.poll() is None, self.log.read_text()
-                assert time.monotonic() < deadline, "service did not start"
-                await asyncio.sleep(0.05)
-
-    def kill9(self) -> None:
-        self.proc.kill()  # SIGKILL: no shutdown code runs
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 @pytest.fixture
@@ -74,7 +30,7 @@ def services() -> Iterator[list[Service]]:
     started: list[Service] = []
     yield started
     for service in started:
-        service.stop()
+        service.stop(signal.SIGTERM)
 
 
 def answers(n_interviews: int, per_interview: int) -> list[dict[str, object]]:
@@ -162,7 +118,7 @@ async def test_events_stored_but_not_applied_when_killed_are_applied_once_after_
     # The database refuses to record applied events: what is stored cannot be applied yet.
     await faults.install("platform_event")
     await faults.arm("platform_event")
-    first = Service(env, tmp_path / "serve.log")
+    first = Service(env, tmp_path / "serve.log", instance=INSTANCE)
     services.append(first)
     await first.healthy()
     payloads = answers(3, 2)
@@ -178,7 +134,7 @@ async def test_events_stored_but_not_applied_when_killed_are_applied_once_after_
     first.kill9()
     await faults.disarm("platform_event")
 
-    second = Service(env, tmp_path / "serve.log")
+    second = Service(env, tmp_path / "serve.log", instance=INSTANCE)
     services.append(second)
     await second.healthy()
 
@@ -193,7 +149,7 @@ async def test_a_batch_cut_off_by_kill_9_is_applied_once_after_the_restart(
     clean_db: str, services: list[Service], tmp_path: Path
 ) -> None:
     env = service_env(clean_db, BOT_SWEEP_INTERVAL_SECONDS="3600")
-    first = Service(env, tmp_path / "serve.log")
+    first = Service(env, tmp_path / "serve.log", instance=INSTANCE)
     services.append(first)
     await first.healthy()
     payloads = answers(40, 6)  # 520 events, most of them applied with the interview locked
@@ -209,7 +165,7 @@ async def test_a_batch_cut_off_by_kill_9_is_applied_once_after_the_restart(
     at_kill = await counts(clean_db)
     assert at_kill["done"] < len(payloads), at_kill  # killed with work left
 
-    second = Service(env, tmp_path / "serve.log")
+    second = Service(env, tmp_path / "serve.log", instance=INSTANCE)
     services.append(second)
     await second.healthy()
     # The platform sends again whatever it had no answer for; we send everything: duplicates are found.
@@ -221,4 +177,4 @@ async def test_a_batch_cut_off_by_kill_9_is_applied_once_after_the_restart(
 
     expect_all_once(await wait_for(applied, 60, "every event applied after the restart"), payloads, 40)
     if at_kill["processing"]:  # a batch was claimed when the process died: taken over at the restart
-        assert "taking over" in second.log.read_text(encoding="utf-8")
+        assert "taking over" in second.output()

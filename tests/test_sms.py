@@ -5,71 +5,20 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 from sqlmodel import col, select
 
 from bot.clock import FrozenClock
 from bot.keys import CORE, OUTBOX
-from bot.settings import CANDIDATE_NOTICE_KINDS
 from storage.models import AuditEvent, Notice, NoticeAttempt, Todo
 from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, admin_headers, eventually, started_interview
-from tests.fakes.sms_providers import ACCESS_KEY_ID, ACCESS_KEY_SECRET, SDK_APP_ID, SIGN_NAME, FakeSmsProviders
+from tests.fakes.sms_providers import SIGN_NAME, TEMPLATES, FakeSmsProviders, sms_settings
 from tests.fakes.smtp import SmtpServer, free_port
-
-TEMPLATES = {
-    kind: {"code": f"SMS_{i:03d}", "params": ["candidate_name", "position"]}
-    for i, kind in enumerate(CANDIDATE_NOTICE_KINDS, start=1)
-}
-TEMPLATES["terminated"] = {"code": "SMS_TERM", "params": ["candidate_name", "reason", "company"]}
-
-
-def sms_settings(fake: FakeSmsProviders, provider: str, **overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "sms_provider": provider,
-        "sms_access_key_id": ACCESS_KEY_ID,
-        "sms_access_key_secret": ACCESS_KEY_SECRET,
-        "sms_sign_name": SIGN_NAME,
-        "sms_sdk_app_id": SDK_APP_ID,
-        "sms_endpoint": fake.base_url,
-        "sms_timeout_seconds": 5,
-        "sms_templates": json.dumps(TEMPLATES),
-    }
-    values.update(overrides)
-    return values
-
-
-async def terminate(client: TestClient) -> web.Application:
-    resp = await client.post("/api/interviews/iv-1/terminate", json={"reason": "候选人放弃"}, headers=admin_headers())
-    assert resp.status == 200, await resp.text()
-    app = client.server.app
-    assert app is not None
-    return app
-
-
-async def the_notice(app: web.Application) -> Notice:
-    async with app[CORE].sessions() as session:
-        rows = (await session.exec(select(Notice).where(Notice.kind == "terminated"))).all()
-    assert len(rows) == 1
-    return rows[0]
-
-
-async def attempts(app: web.Application) -> list[NoticeAttempt]:
-    async with app[CORE].sessions() as session:
-        return list((await session.exec(select(NoticeAttempt).order_by(col(NoticeAttempt.id)))).all())
-
-
-async def wait_status(app: web.Application, status: str) -> Notice:
-    async def reached() -> bool:
-        return (await the_notice(app)).status == status
-
-    await eventually(reached)
-    return await the_notice(app)
+from tests.interviews import terminate
+from tests.notices import attempts, the_notice, wait_status
 
 
 @pytest.mark.parametrize("provider", ["aliyun", "tencent"])

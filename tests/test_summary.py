@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
-import sys
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 
 from aiohttp.test_utils import TestClient
 
@@ -14,46 +12,11 @@ from bot import jobs
 from bot.clock import FrozenClock
 from bot.services.charts import render_exit_chart
 from bot.services.summary import build_summary, send_daily_summary
-from storage.models import Person
-from tests.conftest import CLOCK_START, NO_ENV_FILE, AppFactory, admin_headers, eventually
+from tests.conftest import NO_ENV_FILE, AppFactory, eventually
 from tests.console import signed_in
 from tests.fakes.smtp import SmtpServer
-from tests.sched import SH, core_of, notices, send_event, subjects
-
-DAY = CLOCK_START.astimezone(SH).date()
-
-
-def at(day: date, hour: int, minute: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=SH)
-
-
-async def add_people(client: TestClient, *people: tuple[str, str, str, str, str | None]) -> None:
-    core = core_of(client)
-    async with core.sessions() as session:
-        for platform, user_id, name, role, email in people:
-            session.add(
-                Person(
-                    platform=platform,
-                    user_id=user_id,
-                    name=name,
-                    role=role,
-                    mobile="13912345678",
-                    email=email,
-                    created_at=core.clock.now(),
-                )
-            )
-        await session.commit()
-
-
-async def exit_at(
-    client: TestClient, clock: FrozenClock, n: int, when: datetime, reason: str, hr: str = "hr01"
-) -> None:
-    clock.set(when)
-    who = {"name": f"候选人{n}", "email": f"c{n}@example.com", "mobile": f"1390000{n:04d}", "hr": ("wecom", hr)}
-    await send_event(client, clock, "interview.scheduled", f"iv-{n}", **who)
-    await send_event(client, clock, "interview.started", f"iv-{n}", **who)
-    resp = await client.post(f"/api/interviews/iv-{n}/terminate", json={"reason": reason}, headers=admin_headers())
-    assert resp.status == 200, await resp.text()
+from tests.sched import DAY, add_people, at, core_of, exit_at, notices, send_event, subjects
+from tests.serve import run_cli
 
 
 async def seed_week(client: TestClient, clock: FrozenClock) -> None:
@@ -233,10 +196,11 @@ async def test_cli_summary_send(make_client: AppFactory, clock: FrozenClock, dat
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_"))}
     env.update(NO_ENV_FILE)
     env["BOT_DATABASE_URL"] = database_url
-    cmd = [sys.executable, "-m", "bot", "summary", "send", "--date", DAY.isoformat()]
-    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=50, check=False)
-    assert first.returncode == 0, first.stderr
-    assert f"{DAY} 日报:已加入发件箱 1 份,此前已发送 0 份" in first.stdout
-    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=50, check=False)
-    assert "已加入发件箱 0 份,此前已发送 1 份" in second.stdout
+    # Run without blocking this event loop: the app's own background work must be able to finish
+    # a transaction it has begun, or the command would wait on SQLite's write lock.
+    code, out, err = await run_cli(env, "summary", "send", "--date", DAY.isoformat())
+    assert code == 0, err
+    assert f"{DAY} 日报:已加入发件箱 1 份,此前已发送 0 份" in out
+    _, out, _ = await run_cli(env, "summary", "send", "--date", DAY.isoformat())
+    assert "已加入发件箱 0 份,此前已发送 1 份" in out
     assert [n.recipient for n in await notices(core_of(client), kind="daily_summary")] == ["wu@example.com"]

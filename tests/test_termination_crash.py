@@ -12,9 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -32,6 +29,7 @@ from tests.conftest import NO_ENV_FILE, PLATFORM_SECRET, event, eventually, sign
 from tests.fakes.dingtalk_api import APP_KEY, APP_SECRET, FakeDingTalk, reference_sign
 from tests.fakes.platform import FakePlatform
 from tests.fakes.smtp import SmtpServer, free_port
+from tests.serve import Service
 
 
 @pytest.fixture
@@ -40,56 +38,6 @@ async def dingtalk() -> AsyncIterator[FakeDingTalk]:
     await fake.start()
     yield fake
     await fake.close()
-
-
-class Service:
-    """One `python -m bot serve` process at a time on a fixed port."""
-
-    def __init__(self, env: dict[str, str], port: int, logs: Path) -> None:
-        self.env, self.port, self.logs = env, port, logs
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.runs = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self.runs += 1
-        with (self.logs / f"bot{self.runs}.log").open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot", "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 20
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
-            while True:
-                try:
-                    async with http.get(f"{self.url}/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                assert self.proc.poll() is None, self.log()
-                assert time.monotonic() < deadline, "service did not start"
-                await asyncio.sleep(0.05)
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def log(self, run: int | None = None) -> str:
-        return (self.logs / f"bot{run or self.runs}.log").read_text(errors="replace")
 
 
 async def post_event(http: aiohttp.ClientSession, service: Service, payload: dict[str, Any]) -> None:
@@ -168,10 +116,11 @@ async def test_kill9_during_platform_call_resumes_after_restart(
         BOT_IDLE_TIMEOUT_SECONDS="0",
         BOT_PORT=str(free_port()),
     )
-    service = Service(env, int(env["BOT_PORT"]), tmp_path)
+    port = int(env["BOT_PORT"])
     fake_platform.hang_on = killed_during
+    service = Service(env, tmp_path / "bot1.log", port=port)
     try:
-        await service.start()
+        await service.healthy(timeout=20)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             for kind in ("interview.scheduled", "interview.started"):
                 await post_event(http, service, event(kind, hr=("dingtalk", "hr01")))
@@ -194,7 +143,8 @@ async def test_kill9_during_platform_call_resumes_after_restart(
         assert before["jobs"] == [(JobState.saving if killed_during == "save" else JobState.terminating, False)]
 
         started = time.monotonic()
-        await service.start()
+        service = Service(env, tmp_path / "bot2.log", port=port)
+        await service.healthy(timeout=20)
         healthy = time.monotonic() - started
 
         async def terminated() -> bool:
@@ -246,7 +196,7 @@ async def test_kill9_during_platform_call_resumes_after_restart(
         keys = {(action, key) for action, _, key in fake_platform.keys}
         assert keys == {("save", "save-1"), ("terminate", "terminate-1")}  # retries repeated the same keys
         assert fake_platform.actions().count("save") == (2 if killed_during == "save" else 1)
-        assert "resuming termination job 1" in service.log()
-        assert "Traceback" not in service.log(), service.log()[-3000:]
+        assert "resuming termination job 1" in service.output()
+        assert "Traceback" not in service.output(), service.output()[-3000:]
     finally:
         service.stop()

@@ -17,9 +17,8 @@ from bot.keys import CORE
 from storage.models import Notice
 from tests.chat import ChatUser, add_person
 from tests.conftest import AppFactory, event, eventually, post_event, started_interview
-from tests.fakes.sms_providers import FakeSmsProviders
+from tests.fakes.sms_providers import FakeSmsProviders, sms_settings
 from tests.fakes.wecom_api import FakeWeCom, wecom_settings
-from tests.test_sms import sms_settings
 
 
 async def team(make_client: AppFactory, clock: FrozenClock, **settings: object) -> web.Application:

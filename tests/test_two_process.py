@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiohttp
 import pytest
 from sqlalchemy.engine import make_url
 from sqlmodel import col, func, select
@@ -25,7 +21,8 @@ from sqlmodel import col, func, select
 from storage.db import create_engine, session_maker
 from storage.models import Candidate, Interview, Notice, Person, Reminder
 from tests.conftest import NO_ENV_FILE
-from tests.fakes.smtp import SmtpServer, free_port
+from tests.fakes.smtp import SmtpServer
+from tests.serve import Service, stop_all, wait_healthy
 
 pytestmark = pytest.mark.skipif(
     make_url(os.environ.get("BOT_TEST_DATABASE_URL") or "sqlite://").get_backend_name() != "postgresql",
@@ -89,20 +86,6 @@ async def counts(url: str) -> tuple[int, int, int]:
     return result
 
 
-async def wait_healthy(ports: list[int], deadline: float) -> None:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
-        for port in ports:
-            while True:
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert time.monotonic() < deadline, f"service on port {port} did not start"
-                await asyncio.sleep(0.1)
-
-
 async def test_two_processes_send_each_reminder_and_summary_once(
     clean_db: str, smtp: SmtpServer, tmp_path: Path
 ) -> None:
@@ -120,22 +103,10 @@ async def test_two_processes_send_each_reminder_and_summary_once(
         BOT_OUTBOX_POLL_SECONDS="0.2",
         BOT_DAILY_SUMMARY_AT="00:00",  # today's summary is due at once
     )
-    ports = [free_port(), free_port()]
-    logs = [tmp_path / f"bot{n}.log" for n in range(2)]
-    procs = []
-    for port, log in zip(ports, logs, strict=True):
-        with log.open("wb") as out:
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "bot", "serve"],
-                    env={**base, "BOT_PORT": str(port)},
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+    services = [Service(base, tmp_path / f"bot{n}.log") for n in range(2)]
     try:
         deadline = time.monotonic() + 25
-        await wait_healthy(ports, deadline)
+        await wait_healthy([s.port for s in services], deadline)
         while (await counts(clean_db))[1] < EXPECTED or len(smtp.messages) < EXPECTED:
             assert time.monotonic() < deadline, f"only {await counts(clean_db)} after 25 s"
             await asyncio.sleep(0.1)
@@ -145,21 +116,14 @@ async def test_two_processes_send_each_reminder_and_summary_once(
             await asyncio.sleep(0.1)
         assert await counts(clean_db) == (EXPECTED, EXPECTED, 0)
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_all(services)
 
     mails = Counter((str(m["To"]), str(m["Subject"])) for m in smtp.messages)
     assert len(smtp.messages) == EXPECTED
     assert max(mails.values()) == 1, [k for k, v in mails.items() if v > 1]
     summaries = [to for to, subject in mails if "面试退出日报" in subject]
     assert sorted(summaries) == [f"mgr{n}@example.com" for n in range(MANAGERS)]
-    text = [log.read_text(errors="replace") for log in logs]
+    text = [s.output() for s in services]
     for out in text:
         assert "scheduled: sweeps every 0.2s" in out
         assert "Traceback" not in out, out[-3000:]

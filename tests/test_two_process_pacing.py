@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -27,8 +24,7 @@ from storage.models import Notice
 from tests.fakes import wecom_api
 from tests.fakes.smtp import free_port
 from tests.fakes.wecom_api import FakeWeCom
-from tests.serve import service_env
-from tests.test_two_process import wait_healthy
+from tests.serve import Service, service_env, stop_all, wait_healthy
 
 pytestmark = pytest.mark.skipif(
     make_url(os.environ.get("BOT_TEST_DATABASE_URL") or "sqlite://").get_backend_name() != "postgresql",
@@ -92,19 +88,10 @@ async def test_two_replicas_together_send_thirty_a_minute_to_one_member(clean_db
     )
     ports = [free_port(), free_port()]
     names = [f"replica-{port}" for port in ports]
-    logs = [tmp_path / f"bot{n}.log" for n in range(2)]
-    procs: list[subprocess.Popen[bytes]] = []
+    services: list[Service] = []
 
     def start(n: int) -> None:
-        with logs[n].open("wb") as out:
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "bot", "serve"],
-                    env={**env, "BOT_PORT": str(ports[n]), "BOT_INSTANCE_ID": names[n]},
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+        services.append(Service(env, tmp_path / f"bot{n}.log", port=ports[n], instance=names[n]))
 
     first = QUEUED // 2
     try:
@@ -113,12 +100,12 @@ async def test_two_replicas_together_send_thirty_a_minute_to_one_member(clean_db
         await wait_healthy(ports[:1], deadline)
         await queue_messages(clean_db, range(first))
         await wait_sent(fake, first, deadline)
-        procs[0].send_signal(signal.SIGSTOP)
+        services[0].pause()
         start(1)
         await wait_healthy(ports[1:], deadline)
         await queue_messages(clean_db, range(first, QUEUED))
         await wait_sent(fake, LIMIT, deadline)
-        procs[0].send_signal(signal.SIGCONT)
+        services[0].resume()
         # Both keep polling (every 0.1 s) for a while: nothing more goes out inside the minute.
         await asyncio.sleep(3)
         assert len(fake.sent("message/send")) == LIMIT
@@ -133,15 +120,7 @@ async def test_two_replicas_together_send_thirty_a_minute_to_one_member(clean_db
         senders = Counter((r.claimed_by or "").split("/")[0] for r in rows if r.status == "sent")
         assert senders == {names[0]: first, names[1]: LIMIT - first}, senders
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGCONT)
-            proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_all(services)
         await fake.close()
-    for log in logs:
-        assert "Traceback" not in log.read_text(errors="replace")
+    for service in services:
+        assert "Traceback" not in service.output()

@@ -18,8 +18,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -35,9 +33,9 @@ from storage.db import create_engine, session_maker
 from storage.models import ExitRecord, Interview, Lease, Notice, Person, TerminationJob
 from tests.conftest import NO_ENV_FILE, PLATFORM_SECRET, event, sign
 from tests.fakes.platform import FakePlatform
-from tests.fakes.smtp import SmtpServer, free_port
+from tests.fakes.smtp import SmtpServer
 from tests.fakes.wecom_api import AES_KEY, AGENT_ID, CORP_ID, SECRET, TOKEN, FakeWeCom, WeComSide, text_xml
-from tests.test_two_process import wait_healthy
+from tests.serve import Service, wait_healthy
 
 pytestmark = pytest.mark.skipif(
     make_url(os.environ.get("BOT_TEST_DATABASE_URL") or "sqlite://").get_backend_name() != "postgresql",
@@ -92,34 +90,8 @@ async def db_state(url: str) -> dict[str, Any]:
     }
 
 
-class Replica:
-    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
-        self.name, self.port, self.log = name, free_port(), log
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot", "serve"],
-                env={**env, "BOT_PORT": str(self.port), "BOT_INSTANCE_ID": name},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 async def say(
-    http: aiohttp.ClientSession, replica: Replica, side: WeComSide, user: str, text: str, msg_id: int
+    http: aiohttp.ClientSession, replica: Service, side: WeComSide, user: str, text: str, msg_id: int
 ) -> bool:
     """``user`` writes ``text`` to the app; True when the callback was acked (stored, answered 200)."""
     path, body = side.app_post(text_xml(user, text, msg_id, create_time=int(time.time())))
@@ -161,8 +133,8 @@ async def test_a_killed_replicas_acked_messages_and_confirmed_termination_are_ta
         SMTP_PORT=str(smtp.port),
         SMTP_FROM="hr-bot@example.com",
     )
-    a = Replica("replica-a", env, tmp_path / "a.log")
-    b = Replica("replica-b", env, tmp_path / "b.log")
+    a = Service(env, tmp_path / "a.log", instance="replica-a")
+    b = Service(env, tmp_path / "b.log", instance="replica-b")
     side = WeComSide()
     try:
         await wait_healthy([a.port, b.port], time.monotonic() + 30)
@@ -246,8 +218,8 @@ async def test_a_killed_replicas_acked_messages_and_confirmed_termination_are_ta
         assert len(smtp.messages) == 1  # the candidate's notice, once
         # hr01: the prompt, the answer to the 确认 (processed again by B), and the outcome.
         assert len(hr01) == 3, hr01
-        assert "Traceback" not in b.log.read_text(errors="replace")
-        assert "resuming termination job" in b.log.read_text(errors="replace")
+        assert "Traceback" not in b.output()
+        assert "resuming termination job" in b.output()
     finally:
         a.stop()
         b.stop()

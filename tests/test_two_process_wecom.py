@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -24,9 +21,8 @@ from sqlmodel import select
 from storage.db import create_engine, session_maker
 from storage.models import Lease, NoticeAttempt, Person
 from tests.conftest import NO_ENV_FILE
-from tests.fakes.smtp import free_port
 from tests.fakes.wecom_aibot_ws import BOT_ID, FakeAiBotGateway
-from tests.test_two_process import wait_healthy
+from tests.serve import Service, stop_all, wait_healthy
 
 pytestmark = pytest.mark.skipif(
     make_url(os.environ.get("BOT_TEST_DATABASE_URL") or "sqlite://").get_backend_name() != "postgresql",
@@ -96,19 +92,10 @@ async def test_two_processes_hold_one_connection_and_answer_each_message_once(
         WECOM_BOT_SECRET=gateway.secret,
         WECOM_BOT_WS_URL=gateway.url,
     )
-    ports = [free_port(), free_port()]
-    logs = [tmp_path / f"bot{n}.log" for n in range(2)]
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    for n, (port, log) in enumerate(zip(ports, logs, strict=True)):
-        with log.open("wb") as out:
-            procs[f"replica{n}"] = subprocess.Popen(
-                [sys.executable, "-m", "bot", "serve"],
-                env={**base, "BOT_PORT": str(port), "BOT_INSTANCE_ID": f"replica{n}"},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+    services = {f"replica{n}": Service(base, tmp_path / f"bot{n}.log", instance=f"replica{n}") for n in range(2)}
+    logs = [s.log for s in services.values()]
     try:
-        await wait_healthy(ports, time.monotonic() + 25)
+        await wait_healthy([s.port for s in services.values()], time.monotonic() + 25)
         await gateway.wait_subscribed(timeout=25)
         await asyncio.sleep(2.0)  # the other one stands by
         assert len(gateway.subscribes) == 1 and gateway.max_live == 1
@@ -117,9 +104,7 @@ async def test_two_processes_hold_one_connection_and_answer_each_message_once(
         await answered(gateway, sent, 10, time.monotonic() + 20)
 
         holder = (await lease_holder(clean_db)).split("/")[0]
-        victim = procs.pop(holder)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(timeout=10)
+        services.pop(holder).kill9()
         killed = time.monotonic()
         await gateway.wait_subscribed(2, timeout=TAKEOVER_LIMIT)
         took = time.monotonic() - killed
@@ -133,14 +118,7 @@ async def test_two_processes_hold_one_connection_and_answer_each_message_once(
         # The standby never tried to send what only the holder's connection can.
         assert await failed_attempts(clean_db) == []
     finally:
-        for proc in procs.values():
-            proc.send_signal(signal.SIGINT)
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_all(services.values())
     for log in logs:
         out = log.read_text(errors="replace")
         assert "Traceback" not in out, out[-3000:]

@@ -26,8 +26,7 @@ from tests.chat import add_person, prompt_id
 from tests.conftest import AppFactory, admin_headers, eventually, started_interview
 from tests.fakes.smtp import SmtpServer
 from tests.fakes.wecom_aibot_ws import BOT_ID, BOT_SECRET, FakeAiBotGateway
-from tests.sched import core_of
-from tests.test_summary import DAY, add_people, at, exit_at
+from tests.sched import DAY, add_people, at, core_of, exit_at
 
 
 async def bot_with_hr(make_client: AppFactory, clock: FrozenClock, gateway: FakeAiBotGateway, **kw: Any) -> TestClient:

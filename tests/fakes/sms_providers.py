@@ -27,6 +27,7 @@ from urllib.parse import quote
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from bot.settings import CANDIDATE_NOTICE_KINDS
 from tests.fakes.loopback import LoopbackFake
 
 ACCESS_KEY_ID = "LTAI-test-key-id"
@@ -256,3 +257,26 @@ class FakeSmsProviders(LoopbackFake):
                 "IsoCode": "CN",
             }
         return self._tencent_json({"SendStatusSet": [status], "RequestId": request_id})
+
+
+TEMPLATES = {
+    kind: {"code": f"SMS_{i:03d}", "params": ["candidate_name", "position"]}
+    for i, kind in enumerate(CANDIDATE_NOTICE_KINDS, start=1)
+}
+TEMPLATES["terminated"] = {"code": "SMS_TERM", "params": ["candidate_name", "reason", "company"]}
+
+
+def sms_settings(fake: FakeSmsProviders, provider: str, **overrides: Any) -> dict[str, Any]:
+    """Settings overrides that send SMS by ``provider`` (aliyun or tencent) to ``fake``, one template a kind."""
+    values: dict[str, Any] = {
+        "sms_provider": provider,
+        "sms_access_key_id": ACCESS_KEY_ID,
+        "sms_access_key_secret": ACCESS_KEY_SECRET,
+        "sms_sign_name": SIGN_NAME,
+        "sms_sdk_app_id": SDK_APP_ID,
+        "sms_endpoint": fake.base_url,
+        "sms_timeout_seconds": 5,
+        "sms_templates": json.dumps(TEMPLATES),
+    }
+    values.update(overrides)
+    return values
