@@ -65,3 +65,13 @@ async def test_a_batch_forgets_its_lookups_on_its_own_apps_commits_only(two_core
         assert await a.lookups.lookup("k", load, keep=lambda _: False) == 3
     assert await a.lookups.lookup("k", load, keep=lambda _: True) == 4  # outside the batch: always loaded
     assert len(loads) == 4
+
+
+async def test_a_job_run_is_live_only_in_the_app_that_started_it(two_cores: tuple[Core, Core, int]) -> None:
+    a, b, _ = two_cores
+    token = a.runs.start(a.worker_id)
+    assert not a.runs.owner_gone(token, instance=a.instance, worker=a.worker_id)
+    # Even under the same worker id, another app knows no such run: its registry is its own.
+    assert b.runs.owner_gone(token, instance=b.instance, worker=a.worker_id)
+    a.runs.end(token)
+    assert a.runs.owner_gone(token, instance=a.instance, worker=a.worker_id)

@@ -26,35 +26,38 @@ def new_worker_id(instance: str) -> str:
     return f"{instance}/{uuid.uuid4().hex}"
 
 
-# Claim tokens of the runs in progress in this process (see run_token / owner_gone).
-_LIVE_RUNS: set[str] = set()
+class Runs:
+    """The claim tokens of the job runs in progress in one app (``Core.runs``): a run is claimed by
+    ``<worker id>#nonce``, so the app can tell its own live runs from runs of its that ended (or
+    were cut off) without a process-wide registry two apps in one process would share."""
 
+    def __init__(self) -> None:
+        self._live: set[str] = set()
 
-def run_token(worker: str) -> str:
-    """A claim token for one run of a job here: ``<worker id>#nonce``; release it with ``end_run``."""
-    token = f"{worker}#{secrets.token_hex(4)}"
-    _LIVE_RUNS.add(token)
-    return token
+    def start(self, worker: str) -> str:
+        """A claim token for one run of a job here; release it with ``end``."""
+        token = f"{worker}#{secrets.token_hex(4)}"
+        self._live.add(token)
+        return token
 
+    def end(self, token: str) -> None:
+        self._live.discard(token)
 
-def end_run(token: str) -> None:
-    _LIVE_RUNS.discard(token)
+    def owner_gone(self, claimed_by: str | None, *, instance: str, worker: str) -> bool:
+        """True when a run token's process, or the run itself, is known to be gone.
 
-
-def owner_gone(claimed_by: str | None, *, instance: str, worker: str) -> bool:
-    """True when a run token's process, or the run itself, is known to be gone.
-
-    A token of an earlier boot of this instance (``<instance>/<other boot>#…``) belongs to a process
-    that no longer runs (kill -9, crash): take its work over at once. A token of this process whose
-    run has ended is gone too. Tokens of other instances (replicas that may be alive) wait for their
-    claim to expire, as in ``storage.repo.take_over_claims_and_commit``.
-    """
-    if not claimed_by:
-        return True
-    owner = claimed_by.split("#", 1)[0]
-    if owner == worker:
-        return claimed_by not in _LIVE_RUNS
-    return owner.startswith(f"{instance}/")
+        A token of an earlier boot of this instance (``<instance>/<other boot>#…``) belongs to a
+        process that no longer runs (kill -9, crash): take its work over at once. A token of this
+        process whose run has ended is gone too. Tokens of other instances (replicas that may be
+        alive) are judged by their replica lease (``storage.repos.leases.claimer_gone``) or wait
+        for their claim to expire.
+        """
+        if not claimed_by:
+            return True
+        owner = claimed_by.split("#", 1)[0]
+        if owner == worker:
+            return claimed_by not in self._live
+        return owner.startswith(f"{instance}/")
 
 
 def local_text(when: datetime | None, tz: ZoneInfo) -> str:

@@ -11,7 +11,7 @@ from bot.clock import Clock
 from bot.delivery import GroupPoster, Reach
 from bot.metrics import Metrics
 from bot.platform_client import PlatformClient
-from bot.services.claims import instance_name, new_worker_id
+from bot.services.claims import Runs, instance_name, new_worker_id
 from bot.services.memo import Lookups
 from bot.settings import Settings
 from bot.templating import Templates
@@ -46,6 +46,8 @@ class Core:
     # (set up in __post_init__), so two apps in one process never see each other's.
     lookups: Lookups = field(default_factory=Lookups)
     contacts: ContactCollector = field(default_factory=ContactCollector)
+    # The job runs (termination jobs) in progress in this app, by claim token (bot.services.claims).
+    runs: Runs = field(default_factory=Runs)
 
     @classmethod
     def reaching(cls, reach: Reach, **kwargs: Any) -> Core:

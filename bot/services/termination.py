@@ -30,7 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.logs import log_context
 from bot.platform_client import ALREADY_TERMINATED, PlatformError
 from bot.services import ats, lifecycle, notices, outbound, people
-from bot.services.claims import CLAIM_FOR, end_run, owner_gone, run_token
+from bot.services.claims import CLAIM_FOR
 from bot.services.context import Core
 from bot.services.errors import ServiceError, refusal
 from bot.services.reasons import match_reason, shown_detail
@@ -163,12 +163,12 @@ async def terminate(
     (a new time booked right after supersedes it and says both; a crash in between lets it go)."""
     with log_context(interview_id=platform_id):
         reason = await resolve_reason(core, reason_text)
-        token = run_token(core.worker_id)
+        token = core.runs.start(core.worker_id)
         try:
             job_id = await _open_job(core, platform_id, reason, operator, source, detail, chat, token)
             result = await _run(core, job_id, token, hold_notice_seconds=hold_notice_seconds)
         finally:
-            end_run(token)
+            core.runs.end(token)
         log.info("interview %s terminated by %s (%s, %s)", platform_id, operator, reason.code, source)
         return result
 
@@ -234,11 +234,11 @@ async def sweep_terminations(core: Core, *, limit: int = 50) -> int:
     completed = 0
     for job, claimer_gone in jobs:
         expired = job.claimed_until is None or job.claimed_until < now
-        mine_gone = owner_gone(job.claimed_by, instance=core.instance, worker=core.worker_id)
+        mine_gone = core.runs.owner_gone(job.claimed_by, instance=core.instance, worker=core.worker_id)
         if not (expired or claimer_gone or mine_gone):
             continue  # its process is still working on it
         assert job.id is not None
-        token = run_token(core.worker_id)
+        token = core.runs.start(core.worker_id)
         try:
             async with core.sessions() as session:
                 won = await repo.take_over_job_and_commit(
@@ -253,7 +253,7 @@ async def sweep_terminations(core: Core, *, limit: int = 50) -> int:
             except TerminationError as exc:
                 log.warning("resumed termination job %s did not complete: %s (%s)", job.id, exc.code, exc.message)
         finally:
-            end_run(token)
+            core.runs.end(token)
     return completed
 
 
