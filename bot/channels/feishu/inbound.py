@@ -29,6 +29,7 @@ from bot.channels.feishu.api import FeishuApi, FeishuError
 from bot.channels.feishu.parse import PLATFORM, ParseError, envelope, parse_event, with_sender, without_mention
 from bot.channels.feishu.sender import CHANNEL
 from bot.chat.messages import IncomingMessage
+from bot.chat.payload import message_from_payload, message_to_payload
 from bot.dispatcher import Dispatcher
 from bot.intake import (
     INBOUND_MAX_ATTEMPTS,
@@ -64,9 +65,11 @@ class InboundSender:
     async def process(self, notice: Notice) -> Processed:
         """Dispatch one stored event: its reply rows (not stored), and the failure of a last try."""
         try:
-            msg = parse_event(notice.payload["event"])
+            # Parsed once when it was taken in; a row stored by an older version holds the raw event.
+            stored = notice.payload.get("msg")
+            msg = message_from_payload(stored) if stored is not None else parse_event(notice.payload["event"])
         except (ParseError, KeyError, TypeError, AttributeError) as exc:
-            raise SendError(f"cannot parse the Feishu event: {exc}", permanent=True) from exc
+            raise SendError(f"cannot read the stored Feishu message: {exc}", permanent=True) from exc
         hint = msg.reply_hint
         if msg.chat_type == "group" and not hint.get("card"):
             try:
@@ -112,7 +115,7 @@ class Inbound:
             key=envelope(body).dedupe_key,
             recipient=msg.sender_id,
             text=msg.text,
-            payload={"event": dict(body)},
+            payload={"msg": message_to_payload(msg)},
         )
 
     async def receive(self, body: Mapping[str, Any]) -> bool:

@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from bot.channels.wecom.parse import Inbound
 from bot.channels.wecom.sender import AIBOT_CHANNEL, APP_CHANNEL, update_card_notice
-from bot.chat.messages import IncomingMessage, Reply
+from bot.chat.messages import Reply
+from bot.chat.payload import message_from_payload, message_to_payload
 from bot.dispatcher import Dispatcher
 from bot.intake import (
     INBOUND_MAX_ATTEMPTS,
@@ -57,27 +57,6 @@ INBOX_CHANNEL = "wecom_inbox"
 Source = Literal["app", "aibot", "aibot_ws"]
 # Outbox channel of replies to AI bot messages that came over the long connection.
 AIBOT_WS_CHANNEL = "wecom_aibot_ws"
-
-
-def message_to_payload(msg: IncomingMessage) -> dict[str, Any]:
-    data = asdict(msg)
-    data["reply_hint"] = dict(msg.reply_hint)
-    data["raw"] = dict(msg.raw)
-    return data
-
-
-def message_from_payload(data: Mapping[str, Any]) -> IncomingMessage:
-    return IncomingMessage(
-        platform=data["platform"],
-        sender_id=data["sender_id"],
-        chat_id=data["chat_id"],
-        chat_type=data["chat_type"],
-        text=data["text"],
-        msg_id=data["msg_id"],
-        reply_hint=dict(data.get("reply_hint") or {}),
-        raw=dict(data.get("raw") or {}),
-        sender_kind=data.get("sender_kind", "staff"),
-    )
 
 
 def merge_replies(replies: list[Reply]) -> list[Reply]:

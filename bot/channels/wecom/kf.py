@@ -31,9 +31,9 @@ from xml.parsers.expat import ExpatError
 from wechatpy.enterprise import parse_message
 
 from bot.channels.wecom.api import WeComApi, WeComError
-from bot.channels.wecom.inbox import message_from_payload, message_to_payload
 from bot.chat import markup
 from bot.chat.messages import IncomingMessage
+from bot.chat.payload import message_from_payload, message_to_payload
 from bot.delivery import SendProblem
 from bot.dispatcher import Dispatcher
 from bot.intake import (
