@@ -221,6 +221,24 @@ async def run_floor(args: argparse.Namespace, tmp: Path, files: tuple[Path, Path
 # --- the product ------------------------------------------------------------------------
 
 
+async def ensure_pg_database(url: str) -> None:
+    """Create the PostgreSQL database of ``url`` when it does not exist yet (the bench's own)."""
+    from sqlalchemy.engine import make_url
+
+    from storage.db import create_engine
+
+    target = make_url(url)
+    engine = create_engine(target.set(database="postgres").render_as_string(hide_password=False))
+    try:
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            found = await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database})
+            if not found:
+                await conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    finally:
+        await engine.dispose()
+
+
 async def prepare_database(url: str) -> None:
     from storage.db import create_engine, migrate
 
@@ -377,6 +395,8 @@ async def main_async(args: argparse.Namespace) -> int:
         files = {tag: tmp / f"{tag}.tsv" for tag in ("floor", "floorwarm", "flood", "warm")}
         write_requests(files["floor"], "floor", pool)
         write_requests(files["floorwarm"], "floorwarm", pool // 4)
+        if args.db == "pg":
+            await ensure_pg_database(args.pg_url)
         floor = await run_floor(args, tmp, (files["floor"], files["floorwarm"]), script)
         url = f"sqlite+aiosqlite:///{tmp}/bot.db" if args.db == "sqlite" else args.pg_url
         await prepare_database(url)
