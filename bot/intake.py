@@ -592,6 +592,26 @@ async def process_alone(core: Core, process: ProcessFn, row: Notice) -> None:
         raise given_up(done.failure) from done.failure
 
 
+class StoredMessageSender:
+    """The outbox 'sender' of one channel's stored messages (its internal work-row channel): it
+    processes a retry, or a row a dead process left, with ``process_alone``."""
+
+    rate: tuple[int, float] | None = None
+    max_attempts = INBOUND_MAX_ATTEMPTS
+
+    def __init__(self, core: Core, channel: str, process: ProcessFn, *, name: str) -> None:
+        self.core = core
+        self.channel = channel
+        self._process = process
+        self._name = name
+
+    async def send(self, notice: Notice) -> str | None:
+        if notice.attempts:
+            log.warning("processing %s inbound %s again (try %d)", self._name, notice.id, notice.attempts + 1)
+        await process_alone(self.core, self._process, notice)
+        return None
+
+
 async def enqueue_replies(core: Core, rows: Sequence[Notice]) -> None:
     """Store reply rows (``reply_rows``) and wake the worker; ``repo.Conflict`` (nothing stored)
     when they were queued before."""

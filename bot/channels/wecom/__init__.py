@@ -21,8 +21,8 @@ from pydantic import SecretStr
 from bot.channels.wecom.aibot_ws import AIBOT_WS_CHANNEL, AiBotLongConn, AiBotWsSender, AiBotWsStaffSender, summary_rows
 from bot.channels.wecom.api import WeComApi
 from bot.channels.wecom.crypto import CallbackCrypto, ConfigError
-from bot.channels.wecom.inbox import InboxSender, WeComInbox
-from bot.channels.wecom.kf import KF_CHANNEL, KfInboxSender, KfSender, WeComKf
+from bot.channels.wecom.inbox import INBOX_CHANNEL, WeComInbox
+from bot.channels.wecom.kf import KF_CHANNEL, KF_INBOX_CHANNEL, KfSender, WeComKf
 from bot.channels.wecom.sender import (
     APP_CHANNEL,
     ROBOT_CHANNEL,
@@ -34,6 +34,7 @@ from bot.channels.wecom.sender import (
 from bot.channels.wecom.settings import WeComSettings, wecom_settings
 from bot.channels.wecom.webhook import WECOM, WeComState, routes
 from bot.delivery import GroupPost, GroupPoster, Reach
+from bot.intake import StoredMessageSender
 from bot.keys import BACKGROUND, CORE, DISPATCHER, HTTP
 from bot.outbox import Outbox
 from bot.settings import Settings
@@ -205,7 +206,7 @@ def build_state(app: web.Application, outbox: Outbox) -> WeComState:
         if kf_problem(settings) is None:
             kf = WeComKf(core, api, app[DISPATCHER], app[BACKGROUND], fail=outbox.fail)
             outbox.register(KfSender(core, api))
-            outbox.register(KfInboxSender(kf))
+            outbox.register(StoredMessageSender(core, KF_INBOX_CHANNEL, kf.process, name="kf"))
     if bot_crypto is not None:
         outbox.register(WeComAiBotSender(http, api_base=settings.wecom_api_base))
     key = robot_key(settings)
@@ -221,7 +222,7 @@ def build_state(app: web.Application, outbox: Outbox) -> WeComState:
             fail=outbox.fail,
             app_replies=app_crypto is not None,
         )
-        outbox.register(InboxSender(inbox))
+        outbox.register(StoredMessageSender(core, INBOX_CHANNEL, inbox.process, name="WeCom"))
     longconn = None
     if longconn_on and inbox is not None:
         longconn = AiBotLongConn(

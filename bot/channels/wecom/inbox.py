@@ -6,7 +6,7 @@ row (unique platform + dedupe key, so replicas dedupe too) plus a ``notice`` row
 internal channel ``wecom_inbox`` that carries the neutral message. No schema change is needed.
 
 - Normal path: right after the ack a bounded background worker (``bot.intake``) delivers
-  the row through the outbox (pending → sending, with a lock): ``InboxSender`` runs the
+  the row through the outbox (pending → sending, with a lock): ``intake.StoredMessageSender`` runs the
   dispatcher, commits the replies to the outbox, and the row is marked sent.
 - Crash between ack and processing: the row stays pending (its ``next_attempt_at`` is a grace
   period ahead) or sending with an expiring lock; this instance's next boot takes it over at
@@ -38,12 +38,10 @@ from bot.chat.messages import Reply
 from bot.chat.payload import message_from_payload, message_to_payload
 from bot.dispatcher import Dispatcher
 from bot.intake import (
-    INBOUND_MAX_ATTEMPTS,
     BatchWork,
     ChatIntake,
     Processed,
     dispatch_stored,
-    process_alone,
     reply_rows,
     work_row,
 )
@@ -169,25 +167,3 @@ class WeComInbox:
         else:
             log.warning("no way to answer WeCom message %s: the app is not configured", msg.msg_id)
         return Processed(rows, failure)
-
-    async def handle(self, row: Notice) -> None:
-        """Process one stored message on its own (a retry, or one the outbox took over) and queue
-        its replies; a failure on the last try is raised once the apology is queued."""
-        await process_alone(self.core, self.process, row)
-
-
-class InboxSender:
-    """The outbox 'sender' for stored WeCom messages: processes them (first try, retries, left-overs)."""
-
-    channel = INBOX_CHANNEL
-    rate: tuple[int, float] | None = None
-    max_attempts = INBOUND_MAX_ATTEMPTS
-
-    def __init__(self, inbox: WeComInbox) -> None:
-        self.inbox = inbox
-
-    async def send(self, notice: Notice) -> str | None:
-        if notice.attempts:
-            log.warning("processing WeCom inbound %s again (try %d)", notice.id, notice.attempts + 1)
-        await self.inbox.handle(notice)
-        return None

@@ -37,11 +37,9 @@ from bot.chat.payload import message_from_payload, message_to_payload
 from bot.delivery import SendProblem
 from bot.dispatcher import Dispatcher
 from bot.intake import (
-    INBOUND_MAX_ATTEMPTS,
     ChatIntake,
     Processed,
     dispatch_stored,
-    process_alone,
     reply_rows,
     work_row,
 )
@@ -185,29 +183,8 @@ class WeComKf:
         )
         return Processed(rows, failure)
 
-    async def handle(self, row: Notice) -> None:
-        """Process one stored message on its own (a retry, or one the outbox took over)."""
-        await process_alone(self.core, self.process, row)
-
     async def close(self) -> None:
         await self.intake.close()
-
-
-class KfInboxSender:
-    """The outbox 'sender' for stored kf messages: processes retries and rows left by a dead process."""
-
-    channel = KF_INBOX_CHANNEL
-    rate: tuple[int, float] | None = None
-    max_attempts = INBOUND_MAX_ATTEMPTS
-
-    def __init__(self, kf: WeComKf) -> None:
-        self.kf = kf
-
-    async def send(self, notice: Notice) -> str | None:
-        if notice.attempts:
-            log.warning("processing kf inbound %s again (try %d)", notice.id, notice.attempts + 1)
-        await self.kf.handle(notice)
-        return None
 
 
 class KfSender:
