@@ -336,14 +336,23 @@ class AdminOp:
 
 
 _ID = "The platform's interview id."
+
+
+def _paged(maximum: int, default: int) -> tuple[tuple[str, str, bool], ...]:
+    """The query parameters of a paged admin list."""
+    return (
+        ("limit", f"Page size, 1-{maximum} (default {default}); 400 `bad_limit` otherwise.", False),
+        ("cursor", "From the answer's `next` link, for the page after (400 `bad_cursor` when not).", False),
+    )
+
+
 ADMIN_API: dict[tuple[str, str], AdminOp] = {
     ("GET", "/api/interviews"): AdminOp(
         "List interviews",
         "Each: id, position, status, candidate (name, pipeline_status), hr, times, answered.",
         query=(
             ("status", "Only interviews in this status (400 `bad_status` with `known` otherwise).", False),
-            ("limit", "Page size, 1-500 (default 100); 400 `bad_limit` otherwise.", False),
-            ("cursor", "From the answer's `next` link, for the page after (400 `bad_cursor` when not).", False),
+            *_paged(500, 100),
         ),
         answers={
             "200": '`{"interviews": [...], "next"}`, newest first; `next` is the next page\'s link or null.',
@@ -361,8 +370,7 @@ ADMIN_API: dict[tuple[str, str], AdminOp] = {
         "An interview's saved answers, paged",
         query=(
             ("of", "`progress` (the interview's, default) or `exit` (the exit record's snapshot).", False),
-            ("limit", "Page size, 1-500 (default 100); 400 `bad_limit` otherwise.", False),
-            ("cursor", "From the answer's `next` link.", False),
+            *_paged(500, 100),
         ),
         answers={
             "200": '`{"answered": [...], "total", "next"}`',
@@ -372,27 +380,18 @@ ADMIN_API: dict[tuple[str, str], AdminOp] = {
     ),
     ("GET", "/api/interviews/{id}/todos"): AdminOp(
         "An interview's todos, paged (oldest first)",
-        query=(
-            ("limit", "Page size, 1-200 (default 50); 400 `bad_limit` otherwise.", False),
-            ("cursor", "From the answer's `next` link.", False),
-        ),
+        query=(*_paged(200, 50),),
         answers={"200": '`{"todos": [...], "next"}`', "400": "`bad_limit` or `bad_cursor`", "404": "`not_found`"},
     ),
     ("GET", "/api/interviews/{id}/notices"): AdminOp(
         "An interview's notices with their attempts, paged (oldest first)",
-        query=(
-            ("limit", "Page size, 1-200 (default 50); 400 `bad_limit` otherwise.", False),
-            ("cursor", "From the answer's `next` link.", False),
-        ),
+        query=(*_paged(200, 50),),
         answers={"200": '`{"notices": [...], "next"}`', "400": "`bad_limit` or `bad_cursor`", "404": "`not_found`"},
     ),
     ("GET", "/api/interviews/{id}/timeline"): AdminOp(
         "An interview's history, paged (newest first)",
         "Events, audits, exits, todos, notices with their attempts and reminders, by (time, kind, id).",
-        query=(
-            ("limit", "Page size, 1-200 (default 50); 400 `bad_limit` otherwise.", False),
-            ("cursor", "From the answer's `next` link.", False),
-        ),
+        query=(*_paged(200, 50),),
         answers={
             "200": '`{"items": [{"kind", "at", ...}], "next"}`',
             "400": "`bad_limit` or `bad_cursor`",
@@ -423,8 +422,7 @@ ADMIN_API: dict[tuple[str, str], AdminOp] = {
         query=(
             ("status", "Only notices in this status.", False),
             ("kind", "Only notices of this kind (received chat messages are listed only when asked).", False),
-            ("limit", "Page size, 1-500 (default 100); 400 `bad_limit` otherwise.", False),
-            ("cursor", "From the answer's `next` link, for the page after.", False),
+            *_paged(500, 100),
         ),
         answers={
             "200": '`{"notices": [...], "next"}`, newest first',
