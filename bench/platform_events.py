@@ -32,12 +32,10 @@ import hmac
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -46,6 +44,8 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 from sqlalchemy import text  # noqa: E402
+
+from bench.common import Broken, Load, cores, free_port, stop, verdict  # noqa: E402
 
 SECRET = "bench-platform-secret-0123456789"
 INTERVIEWS = 2000
@@ -90,33 +90,6 @@ function done(summary, latency, requests)
     e.connect, e.read, e.write, e.status, e.timeout, nb, sent))
 end
 """
-
-
-class Broken(SystemExit):
-    """A wrong answer or a failed check: no numbers."""
-
-    def __init__(self, message: str) -> None:
-        print(f"\n*** BENCHMARK INVALID: {message} ***\n", file=sys.stderr, flush=True)
-        super().__init__(2)
-
-
-@dataclass
-class Load:
-    requests: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    sent: int
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-
-def cores() -> tuple[str, str]:
-    mine = sorted(os.sched_getaffinity(0))
-    rest = mine[1:] or mine
-    return str(mine[0]), ",".join(map(str, rest))
 
 
 def signed(payload: dict[str, object]) -> tuple[str, str, bytes]:
@@ -173,24 +146,6 @@ async def wrk(url: str, file: Path, connections: int, seconds: int, script: Path
     if errors:
         raise Broken(f"answers other than a 200 accepted: {errors}\n{out}")
     return Load(r["requests"], r["duration_us"] / 1e6, r["p50_us"] / 1000, r["p99_us"] / 1000, r["sent"])
-
-
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def run_floor(args: argparse.Namespace, tmp: Path, files: tuple[Path, Path], script: Path) -> Load:
@@ -378,10 +333,6 @@ async def check(db: Db, load: Load, warm: Load, log: Path) -> int:
     if problems:
         raise Broken("; ".join(problems))
     return items
-
-
-def verdict(ok: bool) -> str:
-    return "ok" if ok else "MISSED"
 
 
 async def main_async(args: argparse.Namespace) -> int:

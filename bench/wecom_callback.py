@@ -30,11 +30,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -48,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
+from bench.common import Broken, Load, cores, free_port, stop, verdict  # noqa: E402
 from tests.fakes.wecom_api import AES_KEY, AGENT_ID, CORP_ID, SECRET, TOKEN, FakeWeCom, WeComSide, text_xml  # noqa: E402
 
 HARD_LIMIT_SECONDS = 600
@@ -92,35 +91,6 @@ function done(summary, latency, requests)
     e.connect, e.read, e.write, e.status, e.timeout, n2, ne, sent))
 end
 """
-
-
-class Broken(SystemExit):
-    """A wrong answer or reply: no numbers."""
-
-    def __init__(self, message: str) -> None:
-        print(f"\n*** BENCHMARK INVALID: {message} ***\n", file=sys.stderr, flush=True)
-        super().__init__(2)
-
-
-@dataclass
-class Load:
-    requests: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    sent: int
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-
-@functools.cache
-def cores() -> tuple[str, str]:
-    """(the server's core, the load's cores)."""
-    mine = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
-    rest = mine[1:] or mine
-    return str(mine[0]), ",".join(map(str, rest))
 
 
 def write_requests(path: Path, first_id: int, n: int) -> None:
@@ -174,16 +144,6 @@ async def wait_listening(proc: asyncio.subprocess.Process) -> int:
     if not line.startswith(b"listening "):
         raise Broken(f"floor did not start: {line!r}")
     return int(line.split()[1])
-
-
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
 
 
 async def run_floor(tmp: Path, files: list[Path], args: argparse.Namespace, script: Path) -> Load:
@@ -378,14 +338,6 @@ def profiler(n: int) -> list[str]:
     return ["py-spy", "record", "-r", "250", "-f", "raw", "-o", PROFILE[0], "--"]
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Product:
     load: Load
@@ -497,10 +449,6 @@ async def run_product(
                 shutil.copy(log, Path(args.keep_logs) / log.name)
         await counter.close()
         await fake.close()
-
-
-def verdict(ok: bool) -> str:
-    return "OK" if ok else "MISSED"
 
 
 async def main_async(args: argparse.Namespace) -> int:
