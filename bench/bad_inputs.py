@@ -324,25 +324,17 @@ def build_inputs(now: datetime) -> list[tuple[str, Raw]]:
 async def run(url: str | None, show: Callable[[str], None] = print) -> tuple[int, int]:
     from aiohttp.test_utils import TestServer
 
+    from bench.common import fresh_database
     from bot.app import create_app
     from bot.channels.registry import AppSettings as Settings
     from bot.clock import FrozenClock
-    from storage.db import create_engine, migrate
     from tests.fakes.dingtalk_api import APP_KEY, APP_SECRET
     from tests.fakes.wecom_api import AES_KEY, AGENT_ID, BOT_AES_KEY, BOT_TOKEN, CORP_ID, SECRET, TOKEN
     from tests.rawhttp import send_raw
 
     tmp = tempfile.TemporaryDirectory()
     database_url = url or f"sqlite+aiosqlite:///{tmp.name}/probe.db"
-    if url and url.startswith("postgresql"):
-        from sqlalchemy import text
-
-        engine = create_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await engine.dispose()
-    await asyncio.to_thread(migrate, database_url)
+    await fresh_database(database_url)
     now = datetime.now(UTC).replace(microsecond=0)
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import random
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -28,29 +29,23 @@ from typing import Any
 from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 
-from bot.channels.registry import AppSettings as Settings
-from bot.clock import SystemClock
-from bot.services.context import Core
-from bot.services.reminders import sweep_reminders
-from bot.services.summary import build_summary
-from bot.services.timeouts import sweep_idle
-from bot.templating import Templates
-from storage import repo
-from storage.db import create_engine, migrate, session_maker
-from storage.models import Candidate, ExitRecord, Interview, Reminder, Todo
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench.common, when run as python bench/bench_sweeps.py
+
+from bench.common import fresh_database  # noqa: E402
+from bot.channels.registry import AppSettings as Settings  # noqa: E402
+from bot.clock import SystemClock  # noqa: E402
+from bot.services.context import Core  # noqa: E402
+from bot.services.reminders import sweep_reminders  # noqa: E402
+from bot.services.summary import build_summary  # noqa: E402
+from bot.services.timeouts import sweep_idle  # noqa: E402
+from bot.templating import Templates  # noqa: E402
+from storage import repo  # noqa: E402
+from storage.db import create_engine, session_maker  # noqa: E402
+from storage.models import Candidate, ExitRecord, Interview, Reminder, Todo  # noqa: E402
 
 REASONS = [r[:2] for r in repo.DEFAULT_REASONS]  # (code, name)
 BATCH = 10_000
-
-
-async def reset(url: str) -> None:
-    if make_url(url).get_backend_name() == "postgresql":
-        engine = create_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await engine.dispose()
-    await asyncio.to_thread(migrate, url)
 
 
 async def bulk(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
@@ -180,7 +175,7 @@ async def main() -> None:
     print(f"database: {make_url(url).get_backend_name()}")
     if not args.reuse:
         t0 = time.perf_counter()
-        await reset(url)
+        await fresh_database(url)
         await seed(url, interviews=args.interviews, in_progress=args.in_progress, exits=args.exits, todos=args.todos)
         print(f"seeded {args.interviews} interviews, {args.exits} exits in {time.perf_counter() - t0:.1f} s")
 

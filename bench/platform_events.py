@@ -12,10 +12,10 @@ What runs (127.0.0.1 only; everything stops by itself):
   same flood for ``--seconds``.
 
 Afterwards every accepted event must be applied exactly once (one ``platform_event`` row per
-intake item, every item done on its first try, no item failed), each interview's last activity
-must be its latest event's time, and no interview may have timed out (the service runs with
-``BOT_IDLE_TIMEOUT_SECONDS=30`` and its sweep every 2 s, so an interview whose heartbeats were
-applied late would be ended).
+intake item, every item done on its first try: attempts 0 when applied as it was stored, 1 by the
+worker; no item failed), each interview's last activity must be its latest event's time, and no
+interview may have timed out (the service runs with ``BOT_IDLE_TIMEOUT_SECONDS=30`` and its sweep
+every 2 s, so an interview whose heartbeats were applied late would be ended).
 
 Printed: floor events/s and latency, product events/s, p50, p99, the ratio to the floor, the
 creation rate, how long applying lagged behind the flood, and each goal. Exit status 1 when a
@@ -32,7 +32,6 @@ import hmac
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +44,17 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from bench.common import Broken, Load, cores, free_port, stop, verdict  # noqa: E402
+from bench.common import (  # noqa: E402
+    Broken,
+    Load,
+    cores,
+    free_port,
+    fresh_database,
+    off_the_server_core,
+    serve,
+    stop,
+    verdict,
+)
 
 SECRET = "bench-platform-secret-0123456789"
 INTERVIEWS = 2000
@@ -176,36 +185,6 @@ async def run_floor(args: argparse.Namespace, tmp: Path, files: tuple[Path, Path
 # --- the product ------------------------------------------------------------------------
 
 
-async def ensure_pg_database(url: str) -> None:
-    """Create the PostgreSQL database of ``url`` when it does not exist yet (the bench's own)."""
-    from sqlalchemy.engine import make_url
-
-    from storage.db import create_engine
-
-    target = make_url(url)
-    engine = create_engine(target.set(database="postgres").render_as_string(hide_password=False))
-    try:
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            found = await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database})
-            if not found:
-                await conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    finally:
-        await engine.dispose()
-
-
-async def prepare_database(url: str) -> None:
-    from storage.db import create_engine, migrate
-
-    if url.startswith("postgresql"):
-        engine = create_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await engine.dispose()
-    await asyncio.to_thread(migrate, url)
-
-
 async def start_service(url: str, tmp: Path) -> tuple[asyncio.subprocess.Process, str, Path]:
     server_core, _ = cores()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_", "SMS_"))}
@@ -222,14 +201,7 @@ async def start_service(url: str, tmp: Path) -> tuple[asyncio.subprocess.Process
         PLATFORM_WEBHOOK_SECRET=SECRET,
     )
     log = tmp / "serve.log"
-    with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            *("taskset", "-c", server_core, sys.executable, "-m", "bot", "serve"),
-            env=env,
-            cwd=tmp,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = await serve(env, core=server_core, log=log)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
@@ -281,13 +253,14 @@ async def create_interviews(base: str, db: Db, log: Path) -> float:
                     raise Broken(f"interview.started {n}: HTTP {resp.status} {answer[:200]}")
 
         await asyncio.gather(*(one(n) for n in range(INTERVIEWS)))
+    posted = time.monotonic() - began
     while (await db.one("SELECT count(*) FROM interview WHERE status = 'in_progress'"))[0] < INTERVIEWS:
         if time.monotonic() - began > 120:
             said = (await asyncio.to_thread(log.read_text, encoding="utf-8", errors="replace"))[-3000:]
             raise Broken(f"the 2,000 interviews were not all started within 120 s:\n{said}")
         await asyncio.sleep(0.05)
     took = time.monotonic() - began
-    print(f"created {INTERVIEWS} interviews in {took:.1f} s", flush=True)
+    print(f"created {INTERVIEWS} interviews in {took:.1f} s (all accepted after {posted:.1f} s)", flush=True)
     return INTERVIEWS / took
 
 
@@ -303,7 +276,7 @@ async def drained(db: Db, limit: float) -> float:
 async def check(db: Db, load: Load, warm: Load, log: Path) -> int:
     items, done, first_try = await db.one(
         "SELECT count(*), sum(CASE WHEN status = 'done' THEN 1 ELSE 0 END),"
-        " sum(CASE WHEN attempts = 1 THEN 1 ELSE 0 END) FROM intake_item"
+        " sum(CASE WHEN attempts <= 1 THEN 1 ELSE 0 END) FROM intake_item"
     )
     recorded = (await db.one("SELECT count(*) FROM platform_event"))[0]
     answered = INTERVIEWS + warm.requests + load.requests
@@ -335,9 +308,21 @@ async def check(db: Db, load: Load, warm: Load, log: Path) -> int:
     return items
 
 
+async def profile(pid: int, out: str | None, seconds: int) -> asyncio.subprocess.Process | None:
+    """py-spy sampling the service during the flood (``--profile FILE``: collapsed stacks)."""
+    if not out:
+        return None
+    return await asyncio.create_subprocess_exec(
+        *("py-spy", "record", "-p", str(pid), "-d", str(seconds), "-r", "200", "-f", "raw", "-o", out),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
 async def main_async(args: argparse.Namespace) -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
+    off_the_server_core()  # the creation client signs and posts here, beside wrk, not beside the service
     with tempfile.TemporaryDirectory(prefix="bench-events-") as name:
         tmp = Path(name)
         script = tmp / "events.lua"
@@ -346,19 +331,24 @@ async def main_async(args: argparse.Namespace) -> int:
         files = {tag: tmp / f"{tag}.tsv" for tag in ("floor", "floorwarm", "flood", "warm")}
         write_requests(files["floor"], "floor", pool)
         write_requests(files["floorwarm"], "floorwarm", pool // 4)
-        if args.db == "pg":
-            await ensure_pg_database(args.pg_url)
-        floor = await run_floor(args, tmp, (files["floor"], files["floorwarm"]), script)
         url = f"sqlite+aiosqlite:///{tmp}/bot.db" if args.db == "sqlite" else args.pg_url
-        await prepare_database(url)
+        await fresh_database(url)  # before the floor too: on PostgreSQL it makes its table in this database
+        floor = await run_floor(args, tmp, (files["floor"], files["floorwarm"]), script)
+        await fresh_database(url)
         db = Db(url)
         proc, base, log = await start_service(url, tmp)
         try:
+            spy = await profile(proc.pid, args.profile and f"{args.profile}.create", 8)
             created = await create_interviews(base, db, log)
+            if spy is not None:
+                await spy.wait()
             write_requests(files["warm"], "warm", pool // 4)
             write_requests(files["flood"], "flood", pool)
             warm = await wrk(base, files["warm"], args.c, 2, script)
+            spy = await profile(proc.pid, args.profile, args.seconds)
             load = await wrk(base, files["flood"], args.c, args.seconds, script)
+            if spy is not None:
+                await spy.wait()
             lag = await drained(db, 120)
             items = await check(db, load, warm, log)
         finally:
@@ -392,6 +382,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("-c", type=int, default=50)
+    parser.add_argument("--profile", metavar="FILE", help="sample the service with py-spy during the flood")
     parser.add_argument("--pool", type=int, default=120_000, help="distinct requests prepared per wrk run")
     args = parser.parse_args()
     sys.exit(asyncio.run(asyncio.wait_for(main_async(args), 900)))

@@ -16,10 +16,10 @@ backlog 5 s after the burst ends; and each ratio against its goal. Exit status 1
 missed, 2 (and no numbers) when any answer was not an empty 200 or a reply is wrong or missing.
 
 How processing is counted: a command is processed when its reply row is committed to the outbox
-(``notice`` kind ``reply``, dedupe key ``reply:wecom:<MsgId>:0``) and its inbound row is marked
-sent. The replies themselves are then paced by the outbox at 30/min per member (WeCom's limit), so
-they are not what is counted. Every stored message must have exactly one correct reply row, every
-inbound row must be processed on its first try, and no process may log a reprocessed message
+(``notice`` kind ``reply``, dedupe key ``reply:wecom:<MsgId>:0``) and its intake item (source
+``wecom``) is marked done. The replies themselves are then paced by the outbox at 30/min per member
+(WeCom's limit), so they are not what is counted. Every stored message must have exactly one
+correct reply row, every intake item must be processed on its first try, and no process may log a reprocessed message
 ("already queued"), which with ``--replicas 2`` shows that each message was processed once.
 
 End to end: messages stored / seconds from the burst's start until the last one is processed.
@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,14 +42,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
-from sqlalchemy import text  # noqa: E402
 
-from bench.common import Broken, Load, cores, free_port, stop, verdict  # noqa: E402
-from tests.fakes.wecom_api import AES_KEY, AGENT_ID, CORP_ID, SECRET, TOKEN, FakeWeCom, WeComSide, text_xml  # noqa: E402
+from bench.common import Broken, Load, cores, stop, verdict  # noqa: E402
+from bench.wecom_common import HR, Counter, Service, prepare_database, spawn_service, wait_healthy  # noqa: E402
+from tests.fakes.wecom_api import AES_KEY, CORP_ID, TOKEN, FakeWeCom, WeComSide, text_xml  # noqa: E402
 
 HARD_LIMIT_SECONDS = 600
-HR = "hr001"
-CANDIDATES = ("压测甲", "压测乙", "压测丙")
 DRAIN_LIMIT_SECONDS = 180
 GOALS = {"ack": 0.5, "ack_p99_ms": 50.0, "processed": 0.2}
 
@@ -184,148 +180,11 @@ def database_url(args: argparse.Namespace, tmp: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp}/bot.db" if args.db == "sqlite" else args.pg_url
 
 
-async def prepare_database(url: str) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from storage.db import create_engine, migrate, session_maker
-    from storage.models import Candidate, Interview, InterviewStatus, Person
-
-    if url.startswith("postgresql"):
-        engine = create_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await engine.dispose()
-    await asyncio.to_thread(migrate, url)
-    engine = create_engine(url)
-    now = datetime.now(UTC)
-    async with session_maker(engine)() as session:
-        session.add(Person(platform="wecom", user_id=HR, name="压测HR", role="hr", created_at=now))
-        for n, name in enumerate(CANDIDATES):
-            candidate = Candidate(name=name, mobile=f"1380000000{n}", created_at=now, updated_at=now)
-            session.add(candidate)
-            await session.flush()
-            assert candidate.id is not None
-            session.add(
-                Interview(
-                    platform_id=f"bench-{n}",
-                    candidate_id=candidate.id,
-                    position="压测岗位",
-                    status=InterviewStatus.in_progress.value,
-                    hr_platform="wecom",
-                    hr_user_id=HR,
-                    scheduled_at=now - timedelta(minutes=30),
-                    started_at=now - timedelta(minutes=20),
-                    last_activity_at=now - timedelta(minutes=2),
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        await session.commit()
-    await engine.dispose()
-
-
-class Counter:
-    def __init__(self, url: str) -> None:
-        from storage.db import create_engine
-
-        self.engine = create_engine(url)
-
-    async def counts(self) -> tuple[int, int]:
-        """(inbound messages stored, commands processed: inbound rows sent whose reply row exists)."""
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    text(
-                        "SELECT (SELECT count(*) FROM notice WHERE kind = 'inbound'),"
-                        " (SELECT count(*) FROM notice WHERE kind = 'inbound' AND status = 'sent')"
-                    )
-                )
-            ).one()
-        return int(row[0]), int(row[1])
-
-    async def check(self, logs: list[Path]) -> dict[str, int]:
-        """Every stored message processed once, on its first try, with one correct reply."""
-        async with self.engine.connect() as conn:
-            inbound = (
-                await conn.execute(
-                    text("SELECT dedupe_key, status, attempts FROM notice WHERE kind = 'inbound' ORDER BY id")
-                )
-            ).all()
-            replies = (
-                await conn.execute(text("SELECT dedupe_key, body, recipient FROM notice WHERE kind = 'reply'"))
-            ).all()
-        bodies = {str(k): (str(b), str(r)) for k, b, r in replies}
-        problems: list[str] = []
-        retried = 0
-        for key, status, attempts in inbound:
-            msg_id = str(key).removeprefix("inbound:wecom:")
-            if status != "sent":
-                problems.append(f"{key} is {status}")
-            retried += attempts != 1
-            reply = bodies.get(f"reply:wecom:{msg_id}:0")
-            if reply is None:
-                problems.append(f"{key} has no reply")
-            elif reply[1] != HR or not reply[0].startswith(f"进行中的面试({len(CANDIDATES)} 场)"):
-                problems.append(f"{key} has a wrong reply: {reply[0][:80]!r}")
-            elif not all(name in reply[0] for name in CANDIDATES):
-                problems.append(f"{key} has a wrong reply: {reply[0][:80]!r}")
-        extra = len(replies) - len(inbound)
-        if extra:
-            problems.append(f"{extra} more reply rows than messages")
-        reprocessed = sum(p.read_text(encoding="utf-8", errors="replace").count("already queued") for p in logs)
-        if reprocessed:
-            problems.append(f"{reprocessed} messages were processed more than once (logs say 'already queued')")
-        if problems:
-            raise Broken(f"{len(problems)} wrong: " + "; ".join(problems[:5]))
-        return {"messages": len(inbound), "retried": retried}
-
-    async def close(self) -> None:
-        await self.engine.dispose()
-
-
-async def start_service(
-    url: str, fake: FakeWeCom, tmp: Path, n: int, poll: str
-) -> tuple[asyncio.subprocess.Process, str, Path]:
+async def start_service(url: str, fake: FakeWeCom, tmp: Path, n: int, poll: str) -> Service:
     server_core, _ = cores()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SMTP_", "WECOM_", "DINGTALK_", "SMS_"))}
-    port = free_port()
-    env.update(
-        BOT_DATABASE_URL=url,
-        BOT_PORT=str(port),
-        BOT_INSTANCE_ID=f"bench-{n}",
-        BOT_ADMIN_TOKEN="bench-admin-token-0123456789",
-        BOT_LOG_LEVEL="WARNING",
-        BOT_OUTBOX_POLL_SECONDS=poll,
-        WECOM_CORP_ID=CORP_ID,
-        WECOM_AGENT_ID=str(AGENT_ID),
-        WECOM_SECRET=SECRET,
-        WECOM_TOKEN=TOKEN,
-        WECOM_AES_KEY=AES_KEY,
-        WECOM_API_BASE=fake.base_url,
-    )
-    log = tmp / f"serve-{n}.log"
-    with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            *("taskset", "-c", server_core, *profiler(n), sys.executable, "-m", "bot", "serve"),
-            env=env,
-            cwd=tmp,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
-        while True:
-            if proc.returncode is not None:
-                raise Broken(f"the service stopped:\n{log.read_text(errors='replace')[-3000:]}")
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with http.get(f"{base}/healthz") as resp:
-                    if resp.status == 200:
-                        return proc, base, log
-            if time.monotonic() > deadline:
-                raise Broken("the service did not start")
-            await asyncio.sleep(0.2)
+    service = await spawn_service(url, fake, tmp, n, core=server_core, poll=poll, wrap=profiler(n))
+    await wait_healthy(service)
+    return service
 
 
 PROFILE: list[str] = []
@@ -403,7 +262,7 @@ async def run_product(
     r = args.replicas
     burst_files, warm_files, paced_files = files[:r], files[r : 2 * r], files[2 * r : 3 * r]
     try:
-        urls = [base for _, base, _ in services]
+        urls = [s.base for s in services]
         # Warm-up on other messages, then let them be processed.
         warm = await wrk(urls, warm_files, args.c, 2, script)
         if await drain(counter, warm.requests, DRAIN_LIMIT_SECONDS) is None:
@@ -440,13 +299,13 @@ async def run_product(
         paced_backlog = stored_p - done_p
         if await drain(counter, stored_p, DRAIN_LIMIT_SECONDS) is None:
             raise Broken("paced messages were not all processed")
-        checked = await counter.check([log for _, _, log in services])
+        checked = await counter.check([s.log for s in services])
         return product, sent, paced_backlog, checked
     finally:
-        for proc, _, log in services:
-            await stop(proc)
+        for service in services:
+            await stop(service.proc)
             if args.keep_logs:
-                shutil.copy(log, Path(args.keep_logs) / log.name)
+                shutil.copy(service.log, Path(args.keep_logs) / service.log.name)
         await counter.close()
         await fake.close()
 

@@ -20,7 +20,6 @@ from bot.api import admin, charts, openapi, ops, platform
 from bot.channels import registry
 from bot.channels.email import EmailSender
 from bot.channels.sms import build_sms_sender
-from bot.chat.messages import INBOUND_KIND
 from bot.clock import Clock, SystemClock
 from bot.console.web import PREFIX as CONSOLE_PATH
 from bot.dispatcher import Dispatcher
@@ -34,7 +33,7 @@ from bot.platform_intake import PlatformIntake
 from bot.scheduler import Scheduler
 from bot.services import console_auth, notices, outbound
 from bot.services.context import Core
-from bot.services.leases import heartbeat
+from bot.services.leases import alive
 from bot.settings import Settings
 from bot.templating import Templates
 from bot.webhook_client import WebhookSender
@@ -45,7 +44,7 @@ from storage.models import InboundMessage
 
 log = logging.getLogger(__name__)
 
-INBOUND_KEEP = timedelta(days=7)
+INTAKE_KEEP = timedelta(days=7)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
@@ -105,15 +104,6 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
         engine = create_engine(settings.database_url)
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         sessions = session_maker(engine)
-        platform_client = None
-        if settings.platform_api_base and settings.platform_webhook_secret:
-            platform_client = PlatformClient(
-                http,
-                base_url=settings.platform_api_base,
-                secret=settings.platform_webhook_secret.get_secret_value(),
-                clock=clock,
-                timeout=settings.platform_timeout_seconds,
-            )
         wake = asyncio.Event()  # the outbox worker's; rung after notices are committed
         core = Core.reaching(
             registry.reach(settings),
@@ -121,7 +111,7 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
             sessions=sessions,
             clock=clock,
             templates=Templates(settings.template_dir),
-            platform=platform_client,
+            platform=PlatformClient.configured(settings, http, clock),
             wake_outbox=wake.set,
         )
         async with sessions() as session:
@@ -133,19 +123,16 @@ def _core_ctx(clock: Clock):  # type: ignore[no-untyped-def]
             await repo.prune_replica_leases_and_commit(session, now=clock.now())  # of boots long gone
         if any(taken.values()):
             log.warning("taking over claims left by an earlier run of %s: %s", core.instance, taken)
-        # This process's replica lease, held before it claims anything: while it is renewed, its claims
-        # are its own; once it stops (or dies), another replica takes its work over.
-        beat = heartbeat(core)
-        if not await beat.hold_first():
-            log.warning("could not take this replica's lease %s yet; renewing it in the background", beat.name)
-        beat.start()
         app[ENGINE], app[HTTP], app[CORE] = engine, http, core
         # What failed deliveries mean for people is the services' rule, not the worker's.
         app[OUTBOX] = Outbox(core, wake=wake, policy=notices.DeliveryFailures(core))
         app[DISPATCHER] = Dispatcher(core, ROUTERS, proposer=llm.proposer(settings, http), candidate=CANDIDATE)
         await asyncio.to_thread(language_rules.warm)
-        yield
-        await beat.stop()  # after the channels, outbox and scheduler: its claims are free at once
+        # This process's replica lease, held before it claims anything: while it is renewed, its claims
+        # are its own; once it stops (after the channels, outbox and scheduler) or dies, another
+        # replica takes its work over.
+        async with alive(core):
+            yield
         await http.close()
         await engine.dispose()
 
@@ -182,10 +169,11 @@ async def _delivery_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         await channels.aclose()
         stop.set()
-        try:
-            await asyncio.wait_for(task, timeout=10)
-        except TimeoutError:
-            task.cancel()
+        if not task.done():  # (a test may have stopped it to run the passes itself)
+            try:
+                await asyncio.wait_for(task, timeout=10)
+            except TimeoutError:
+                task.cancel()
 
 
 async def _platform_intake_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -203,18 +191,19 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     scheduler = Scheduler(core.settings.timezone, timed=lambda job, seconds: sweeps.labels(sweep=job).observe(seconds))
 
     async def purge_inbound() -> None:
-        """Dedupe keys and processed chat messages (they hold message text) are kept 7 days."""
-        cutoff = core.clock.now() - INBOUND_KEEP
+        """Processed intake items (chat messages hold their text), taken-in keys and the record of
+        heartbeats are kept 7 days."""
+        cutoff = core.clock.now() - INTAKE_KEEP
         async with core.sessions() as session:
             await session.exec(delete(InboundMessage).where(col(InboundMessage.received_at) < cutoff))
             await session.commit()
-            await repo.purge_processed_and_commit(session, kind=INBOUND_KIND, before=cutoff)
-            # Platform events applied stay recorded in platform_event; their intake items go.
+            # Platform events applied stay recorded in platform_event (heartbeats a week); chat replies in the outbox.
             await repo.purge_intake_and_commit(session, before=cutoff)
-            for channel in registry.CHANNELS:  # what each channel keeps beside them
-                await channel.purge(session, before=cutoff)
+            await repo.purge_heartbeats_and_commit(session, before=cutoff)
             # Pacing windows are a minute or so: a day of marks is plenty.
             await repo.purge_pace_marks_and_commit(session, before=core.clock.now() - timedelta(days=1))
+        for channel in registry.CHANNELS:  # what each channel keeps beside them
+            await channel.purge(core, before=cutoff)
         await console_auth.purge(core)  # console links and sessions expired a day ago
 
     scheduler.cron("housekeeping.purge_inbound", purge_inbound, hour=3, minute=17)

@@ -28,12 +28,15 @@ from bot.delivery import Reach
 from bot.dispatcher import Dispatcher
 from bot.language import llm
 from bot.logs import PathAccessLogger, access_logger, configure_logging
+from bot.platform_client import PlatformClient
 from bot.services import ats, console_admin, console_auth, demo, notice_check, people_import
 from bot.services import events as events_service
 from bot.services import people as people_service
 from bot.services import reasons as reason_service
+from bot.services.claims import tool_instance
 from bot.services.context import Core
 from bot.services.errors import ServiceError
+from bot.services.leases import alive
 from bot.services.reports import exit_report
 from bot.services.summary import send_daily_summary
 from bot.settings import Settings
@@ -233,7 +236,12 @@ def _add_first_try_commands(sub: argparse._SubParsersAction[Any]) -> None:
 def _core(settings: Settings, *, reach: Reach | None = None) -> Core:
     engine = create_engine(settings.database_url)
     return Core.reaching(
-        reach or Reach(), settings=settings, sessions=session_maker(engine), clock=SystemClock(), templates=Templates()
+        reach or Reach(),
+        settings=settings,
+        sessions=session_maker(engine),
+        clock=SystemClock(),
+        templates=Templates(),
+        instance=tool_instance(settings.port),
     )
 
 
@@ -444,7 +452,10 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
         await repo.ensure_default_reasons(session)
     dispatcher = Dispatcher(core, ROUTERS, proposer=llm.proposer(settings, None), candidate=CANDIDATE)
     chat_type: ChatType = "group" if args.group else "direct"
-    return await run_console(dispatcher, platform=platform, user_id=user_id, chat_type=chat_type)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        core.platform = PlatformClient.configured(settings, http, core.clock)  # it terminates there, as served
+        async with alive(core):  # its termination jobs are claimed by this process: not a dead one's to resume
+            return await run_console(dispatcher, platform=platform, user_id=user_id, chat_type=chat_type)
 
 
 async def _summary_send(settings: Settings, args: argparse.Namespace) -> int:

@@ -25,7 +25,6 @@ class Audience(StrEnum):
 
     candidate = "candidate"  # carries a channel plan, falls back, never sent twice on one channel
     staff = "staff"  # colleagues: notices, replies, group posts
-    internal = "internal"  # work rows (an inbound message to process), not messages
     ats = "ats"  # a call writing an exit back to a recruiting system (bot.services.ats)
     # The company's systems (outbound events): sent at least once, in order per destination; the
     # receiver drops a repeat by its Idempotency-Key, so a try cut off by a crash is sent again.

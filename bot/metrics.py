@@ -2,10 +2,11 @@
 
 Each application has its own ``Metrics`` (its own ``CollectorRegistry``, never the process-wide
 default one), so several apps in one process (the tests) do not share or collide on counters.
-It lives on ``Core`` (``core.metrics``): the intake counts callbacks, the dispatcher times
-commands, the outbox counts attempts, the scheduler times sweeps. Gauges that come from the
-database (pending inbound messages, pending outbox rows by channel, dead notices) are computed
-by one grouped query at most every ``DB_GAUGES_TTL`` seconds, not per scrape line or per scrape.
+It lives on ``Core`` (``core.metrics``): the intake counts callbacks and the items it processed,
+the dispatcher times commands, the outbox counts attempts, the scheduler times sweeps. Gauges that
+come from the database (chat messages not processed yet, intake items given up on, pending outbox
+rows by channel, dead notices) are computed by two grouped queries at most every ``DB_GAUGES_TTL``
+seconds, not per scrape line or per scrape.
 
 Long connections (a chat platform's Stream/WebSocket) report their states through the channel
 contract (``bot.channels.registry.connections(app)``: up, connecting, standby, stopped); the
@@ -22,13 +23,14 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, exposition, generate_latest
 
-from bot.chat.messages import INBOUND_KIND
 from storage import repo
 from storage.db import SessionMaker
+from storage.models import INTAKE_OPEN_STATUSES, PLATFORM_EVENTS, IntakeStatus
 
 CONTENT_TYPE = exposition.CONTENT_TYPE_LATEST
 DB_GAUGES_TTL = 5.0
 CallbackResult = Literal["accepted", "duplicate", "rejected"]
+IntakeResult = Literal["done", "retried", "failed"]
 
 
 class Metrics:
@@ -45,6 +47,12 @@ class Metrics:
             ["command"],
             registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+        )
+        self.intake_items = Counter(
+            "bot_intake_items",
+            "Intake items (chat messages, platform events) by source and how their try ended",
+            ["source", "result"],
+            registry=r,
         )
         self.notice_attempts = Counter(
             "bot_notice_attempts", "Outbox delivery tries by channel and result", ["channel", "result"], registry=r
@@ -69,19 +77,25 @@ class Metrics:
         self.outbox_pending = Gauge(
             "bot_outbox_pending", "Outbox rows waiting to be sent (or being sent), by channel", ["channel"], registry=r
         )
-        self.notices_dead = Gauge(
-            "bot_notices_dead", "Outbox rows (notices, replies, inbound messages) given up on", registry=r
+        self.intake_failed = Gauge(
+            "bot_intake_failed", "Intake items given up on after their last try, by source", ["source"], registry=r
         )
+        self.notices_dead = Gauge("bot_notices_dead", "Outbox rows (notices, replies) given up on", registry=r)
         self.channel_connected = Gauge(
             "bot_channel_connected", "1 when the long connection is up, else 0", ["channel"], registry=r
         )
         self._db_at: float | None = None
         self._db_lock = asyncio.Lock()
         self._outbox_channels: set[str] = set()
+        self._failed_sources: set[str] = set()
         self._connection_names: set[str] = set()
 
     def callback(self, platform: str, result: CallbackResult) -> None:
         self.callbacks.labels(platform=platform, result=result).inc()
+
+    def intake(self, source: str, result: IntakeResult, n: int = 1) -> None:
+        if n:
+            self.intake_items.labels(source=source, result=result).inc(n)
 
     def attempt(self, channel: str, result: str) -> None:
         self.notice_attempts.labels(channel=channel, result=result).inc()
@@ -92,8 +106,21 @@ class Metrics:
             if self._db_at is not None and time.monotonic() - self._db_at < self.db_ttl:
                 return
             async with sessions() as session:
-                counts = await repo.outbox_counts(session, inbound_kind=INBOUND_KIND)
-            self.inbound_pending.set(counts.inbound_pending)
+                counts = await repo.outbox_counts(session)
+                intake = await repo.intake_counts(session)
+            self.inbound_pending.set(
+                sum(
+                    n
+                    for (source, status), n in intake.items()
+                    if source != PLATFORM_EVENTS and status in INTAKE_OPEN_STATUSES
+                )
+            )
+            failed = {source: n for (source, status), n in intake.items() if status == IntakeStatus.failed.value}
+            for source in self._failed_sources - set(failed):
+                self.intake_failed.labels(source=source).set(0)
+            for source, n in failed.items():
+                self.intake_failed.labels(source=source).set(n)
+            self._failed_sources |= set(failed)
             self.notices_dead.set(counts.dead)
             for channel in self._outbox_channels - set(counts.pending_by_channel):
                 self.outbox_pending.labels(channel=channel).set(0)  # drained: 0, not a stale value

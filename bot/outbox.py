@@ -72,12 +72,6 @@ def is_candidate_notice(notice: Notice) -> bool:
     return notice.payload.get("audience") == Audience.candidate
 
 
-def records_attempts(notice: Notice) -> bool:
-    """Every message to a person (candidate notices, staff replies and notices) is sent at most once
-    per channel: an attempt row is committed before the call. Inbound work rows are not messages."""
-    return notice.payload.get("audience") != Audience.internal
-
-
 class OutboxDeps(Protocol):
     """What the worker needs of the application (``bot.services.context.Core`` has it)."""
 
@@ -183,16 +177,18 @@ class Outbox:
         await self._reroute_unavailable(now, limit)
         async with self.core.sessions() as session:
             ready = [channel for channel, sender in self.senders.items() if sender_ready(sender)]
-            ids = (
-                await repo.due_notice_ids(
+            due = (
+                await repo.due_notices(
                     session, now=now, channels=ready, limit=limit, worker=self.core.worker_id, in_order=self.in_order
                 )
                 if ready
                 else []
             )
         sent = 0
-        for notice_id in ids:
-            sent += await self._deliver(notice_id)
+        deferred: set[tuple[str, str]] = set()  # destinations out of pace slots: their rows now wait
+        for notice_id, channel, destination in due:
+            if (channel, destination) not in deferred:
+                sent += await self._deliver(notice_id, deferred)
         return sent
 
     async def _reroute_unavailable(self, now: datetime, limit: int) -> None:
@@ -219,19 +215,9 @@ class Outbox:
                     notice.next_attempt_at = now + UNAVAILABLE_RECHECK
                 await session.commit()
 
-    async def deliver(self, notice_id: int, *, first: bool = False) -> bool:
-        """Deliver one notice now, beside the polling loop (which it cannot double-send with).
-        ``first``: the first try of a row not yet due (see ``repo.claim_notice_and_commit``)."""
-        return bool(await self._deliver(notice_id, first=first))
-
-    async def fail(self, notice_id: int, exc: Exception) -> None:
-        """Record a failed try of a notice this worker claimed and processed outside ``deliver`` (the
-        chat intake's batches): a retry with backoff, or, out of tries or permanent, dead."""
-        async with self.core.sessions() as session:
-            notice = await session.get(Notice, notice_id)
-            if notice is None or notice.status != NoticeStatus.sending.value:
-                return
-            await self._failed(session, notice, exc)
+    async def deliver(self, notice_id: int) -> bool:
+        """Deliver one notice now, beside the polling loop (which it cannot double-send with)."""
+        return bool(await self._deliver(notice_id))
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         poll = self.core.settings.outbox_poll_seconds
@@ -246,11 +232,13 @@ class Outbox:
             for task in pending:
                 task.cancel()
 
-    async def _deliver(self, notice_id: int, *, first: bool = False) -> int:
+    async def _deliver(self, notice_id: int, deferred: set[tuple[str, str]] | None = None) -> int:
         with log_context(notice_id=notice_id):
-            return await self._deliver_row(notice_id, first=first)
+            return await self._deliver_row(notice_id, set() if deferred is None else deferred)
 
-    async def _deliver_row(self, notice_id: int, *, first: bool) -> int:
+    async def _deliver_row(self, notice_id: int, deferred: set[tuple[str, str]]) -> int:
+        """Send one notice if it is still due: 1 when sent. A destination out of pace slots is
+        added to ``deferred`` (its other rows were put off with it)."""
         now = self.core.clock.now()
         async with self.core.sessions() as session:
             won = await repo.claim_notice_and_commit(
@@ -259,7 +247,6 @@ class Outbox:
                 now=now,
                 lock_until=now + timedelta(seconds=LOCK_SECONDS),
                 worker=self.core.worker_id,
-                first=first,
                 in_order=self.in_order,
             )
             if not won:
@@ -269,12 +256,10 @@ class Outbox:
             bind(interview_row=notice.interview_id)
             sender = self.senders[notice.channel]
             attempt: NoticeAttempt | None = None
-            last: NoticeAttempt | None = None
-            if records_attempts(notice):
-                last = await repo.last_attempt(session, notice_id=notice_id, channel=notice.channel)
-                if last is not None and last.result == AttemptResult.started.value:
-                    if not await self._after_crash(session, notice, last, sender, now):
-                        return 0
+            last = await repo.last_attempt(session, notice_id=notice_id, channel=notice.channel)
+            if last is not None and last.result == AttemptResult.started.value:
+                if not await self._after_crash(session, notice, last, sender, now):
+                    return 0
             async with self._pacing if sender.rate is not None else contextlib.nullcontext():
                 wait = await self._take_pace_slot(session, notice, sender, now)
                 if wait > 0:
@@ -287,20 +272,19 @@ class Outbox:
                         session, channel=notice.channel, destination=notice.destination, until=notice.next_attempt_at
                     )
                     await session.commit()
+                    deferred.add((notice.channel, notice.destination))
                     return 0
-                if records_attempts(notice):
-                    attempt = NoticeAttempt(
-                        notice_id=notice_id,
-                        channel=notice.channel,
-                        seq=(last.seq + 1) if last else 1,
-                        recipient=notice.recipient,
-                        idem_key=idem_key(notice),
-                        started_at=now,
-                    )
-                    session.add(attempt)
+                attempt = NoticeAttempt(
+                    notice_id=notice_id,
+                    channel=notice.channel,
+                    seq=(last.seq + 1) if last else 1,
+                    recipient=notice.recipient,
+                    idem_key=idem_key(notice),
+                    started_at=now,
+                )
+                session.add(attempt)
                 # The unique (notice, channel, seq) attempt row and the pace mark exist before the
-                # provider call, and no connection is held while the call (or an inbound message's
-                # processing) runs.
+                # provider call, and no connection is held while the call runs.
                 await session.commit()
             try:
                 provider_id = await sender.send(notice)

@@ -24,6 +24,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.clock import Clock
+from bot.settings import Settings
 from bot.signing import platform_signature
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,20 @@ class PlatformClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._attempts = attempts
         self._retry_delay = retry_delay
+
+    @classmethod
+    def configured(cls, settings: Settings, http: aiohttp.ClientSession, clock: Clock) -> PlatformClient | None:
+        """The client for the platform in ``settings`` (PLATFORM_API_BASE and its secret), or None:
+        the service and the terminal console terminate on the platform alike."""
+        if not (settings.platform_api_base and settings.platform_webhook_secret):
+            return None
+        return cls(
+            http,
+            base_url=settings.platform_api_base,
+            secret=settings.platform_webhook_secret.get_secret_value(),
+            clock=clock,
+            timeout=settings.platform_timeout_seconds,
+        )
 
     async def save_progress(self, platform_id: str, *, idempotency_key: str | None = None) -> dict[str, Any]:
         """Ask the platform to persist the candidate's answers; returns what it reports."""

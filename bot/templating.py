@@ -52,6 +52,9 @@ class Templates:
             lstrip_blocks=True,
             keep_trailing_newline=False,
             finalize=_finalize,
+            # The packaged templates do not change under a running service: looked up once, not
+            # checked on disk at every render. A company's own directory is re-read when edited.
+            auto_reload=bool(override_dir),
         )
         # {{ code|label("channel") }}: the Chinese label of a stored code (templates/labels.py).
         self.env.filters["label"] = label

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import Session as SyncSession
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -57,7 +59,59 @@ def create_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True)
+    engine = create_async_engine(url, pool_size=10, max_overflow=10, hide_parameters=True)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection idle longer than this is pinged before it is used again.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Pessimistic disconnect handling (SQLAlchemy's "pre ping"), but only for a connection that sat
+    in the pool for ``PING_AFTER_IDLE_SECONDS``: one that was used a moment ago is alive, and a
+    ping before every checkout was a round trip per session (a third of a chat lookup's). A dead
+    connection raises ``DisconnectionError``, and the pool replaces it with a fresh one."""
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _check(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            alive = dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # any failure of the ping means a connection to replace
+            raise DisconnectionError(f"pooled connection failed its ping: {type(exc).__name__}") from exc
+        if not alive:
+            raise DisconnectionError("pooled connection failed its ping")
+
+
+def read_only(sessions: SessionMaker) -> SessionMaker:
+    """Sessions for reads that need no transaction of their own (one lookup): on PostgreSQL in
+    autocommit, so a lookup is one round trip instead of BEGIN, SELECT and ROLLBACK; on SQLite the
+    same sessions (a read there opens no transaction). Never commit in them."""
+    engine = sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        return sessions
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"),
+        class_=AsyncSession,
+        sync_session_class=sessions.kw.get("sync_session_class", SyncSession),
+        expire_on_commit=False,
+    )
+
+
+def single_writer(sessions: SessionMaker) -> bool:
+    """Whether the database takes one writing transaction at a time (SQLite)."""
+    engine = sessions.kw["bind"]
+    return bool(engine.dialect.name == "sqlite")
 
 
 def session_maker(

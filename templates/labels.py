@@ -64,13 +64,12 @@ LABELS: dict[str, dict[str, str]] = {
         "wecom_robot": "企业微信群机器人",
         "wecom_aibot": "企业微信智能机器人",
         "wecom_aibot_ws": "企业微信智能机器人(长连接)",
-        "wecom_inbox": "企业微信收到的消息",
+        "wecom_kf": "微信客服",
         "dingtalk_robot": "钉钉群机器人",
-        "dingtalk_inbound": "钉钉收到的消息",
         "feishu_group": "飞书群",
         "feishu_hire": "飞书招聘",
-        "feishu_inbound": "飞书收到的消息",
         "console": "终端聊天",
+        "platform": "面试平台",
         "webhook": "公司系统(事件推送)",
     },
     "notice_status": {
@@ -79,6 +78,12 @@ LABELS: dict[str, dict[str, str]] = {
         "sent": "已送出",
         "dead": "未送达",
         "cancelled": "已取消",
+    },
+    "intake_status": {
+        "received": "等待处理",
+        "processing": "处理中",
+        "done": "已处理",
+        "failed": "已放弃",
     },
     "attempt_result": {
         "started": "发送中",

@@ -167,7 +167,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "outbox_poll_seconds": 0.05,
         "outbox_base_delay_seconds": 1.0,
         "outbox_max_attempts": 3,
-        # Tests run the sweeps themselves after moving the FrozenClock (tests/test_reminders.py etc.).
+        # Tests run the sweeps themselves after moving the FrozenClock (tests/services/test_reminders.py etc.).
         "sweep_interval_seconds": 3600,
         "company_name": "测试科技",
     }
@@ -298,9 +298,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.fixture(autouse=True)
 def _collect_garbage_after_test() -> Iterator[None]:
     """Collect garbage after every test so a leaked connection or socket is reported by the
-    test that leaked it, not by whichever later test happens to trigger the collection."""
+    test that leaked it, not by whichever later test happens to trigger the collection. What
+    survives the collection (modules a test imported first, caches) is frozen like the imports at
+    collection: the next test's collection walks only what it made (a walk of everything the suite
+    had imported so far was a tenth of its time)."""
     yield
     gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture

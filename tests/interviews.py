@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from bot.clock import FrozenClock
 from bot.keys import CORE
+from storage.db import create_engine, session_maker
 from storage.models import Interview
 from tests.conftest import admin_headers, event, post_event
 
@@ -26,6 +27,19 @@ async def status_of(app: web.Application, platform_id: str = "iv-1") -> str:
     async with app[CORE].sessions() as session:
         row = (await session.exec(select(Interview).where(Interview.platform_id == platform_id))).one()
         return row.status
+
+
+async def stored_in_progress(url: str, platform_id: str = "iv-1", *, answered: int = 0) -> bool:
+    """Whether a service process (another process, on database ``url``) has applied the interview's
+    start and at least ``answered`` saved answers: an accepted platform event is stored at once and
+    applied a moment later, so a test waits for this before the HR's command names the interview."""
+    engine = create_engine(url)
+    try:
+        async with session_maker(engine)() as session:
+            found = (await session.exec(select(Interview).where(Interview.platform_id == platform_id))).first()
+    finally:
+        await engine.dispose()
+    return found is not None and found.status == "in_progress" and found.answered_count >= answered
 
 
 async def ask_help(client: TestClient, clock: FrozenClock, reason: str = "网络卡顿", wants_exit: bool = True) -> None:

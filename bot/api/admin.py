@@ -13,12 +13,22 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.api.common import error, fail, int_cursor, next_link, paging, parse_json_object
 from bot.bounded import ascii_equal, check_day
-from bot.chat.messages import INBOUND_KIND
 from bot.keys import CORE
 from bot.services import browse, termination
 from bot.services.reports import exit_report
 from storage import repo
-from storage.models import Candidate, ExitRecord, Interview, InterviewStatus, Notice, NoticeAttempt, NoticeStatus, Todo
+from storage.models import (
+    Candidate,
+    ExitRecord,
+    IntakeItem,
+    IntakeStatus,
+    Interview,
+    InterviewStatus,
+    Notice,
+    NoticeAttempt,
+    NoticeStatus,
+    Todo,
+)
 
 routes = web.RouteTableDef()
 
@@ -111,6 +121,21 @@ def notice_public(notice: Notice, attempts: Sequence[NoticeAttempt] = ()) -> dic
         "body": notice.body,
         "last_error": notice.last_error,
         "sent_at": _iso(notice.sent_at),
+    }
+
+
+def intake_public(item: IntakeItem) -> dict[str, Any]:
+    """An intake item without its payload (a chat message's text stays out of lists)."""
+    return {
+        "id": item.id,
+        "source": item.source,
+        "key": item.key,
+        "order_key": item.order_key,
+        "status": item.status,
+        "tries": item.attempts,
+        "last_error": item.last_error,
+        "received_at": _iso(item.received_at),
+        "done_at": _iso(item.done_at),
     }
 
 
@@ -375,7 +400,6 @@ async def list_notices(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status and status not in {s.value for s in NoticeStatus}:
         return error(400, "bad_status", f"未知状态 {status!r}", known=[s.value for s in NoticeStatus])
-    # Received chat messages waiting to be processed live in the outbox too; list them only when asked.
     kind = request.query.get("kind")
     if kind is not None and (len(kind) > 64 or "\x00" in kind):
         return error(400, "bad_kind", "kind 不合法")
@@ -385,9 +409,28 @@ async def list_notices(request: web.Request) -> web.Response:
             session,
             status=status,
             kind=kind,
-            exclude_kind=None if kind else INBOUND_KIND,
             before=int_cursor(page),
             limit=page.limit + 1,
         )
     notices, last = _first_page(rows, page.limit)
     return web.json_response({"notices": [notice_public(n) for n in notices], "next": next_link(request, last)})
+
+
+@routes.get("/api/intake")
+async def list_intake(request: web.Request) -> web.Response:
+    """What was taken in (chat messages, platform events), newest first, ``limit`` at a time; e.g.
+    ``?status=failed`` for the ones given up on after their last try."""
+    require_admin(request)
+    status = request.query.get("status")
+    if status and status not in {s.value for s in IntakeStatus}:
+        return error(400, "bad_status", f"未知状态 {status!r}", known=[s.value for s in IntakeStatus])
+    source = request.query.get("source")
+    if source is not None and (len(source) > 32 or "\x00" in source):
+        return error(400, "bad_source", "source 不合法")
+    page = paging(request, default=LIST_PAGE[0], maximum=LIST_PAGE[1])
+    async with request.app[CORE].sessions() as session:
+        rows = await repo.intake_page(
+            session, status=status, source=source, before=int_cursor(page), limit=page.limit + 1
+        )
+    items, last = _first_page(rows, page.limit)
+    return web.json_response({"items": [intake_public(i) for i in items], "next": next_link(request, last)})

@@ -47,7 +47,7 @@ DEFAULT_MAX_BODY = int(Settings.model_fields["max_body_bytes"].default)
 # names the webhook) and an example in ``json_schema_extra``.
 OUTBOUND_EVENTS: tuple[type[BaseModel], ...] = outbound.OUTBOUND_EVENTS
 
-# One example per outbound event (by its type); tests/test_contract.py validates each with its model.
+# One example per outbound event (by its type); tests/operations/test_contract.py validates each with its model.
 _OUT_BASE: dict[str, Any] = {
     "occurred_at": "2026-03-10T10:05:00+08:00",
     "interview": {
@@ -421,12 +421,24 @@ ADMIN_API: dict[tuple[str, str], AdminOp] = {
         "List notices (the outbox)",
         query=(
             ("status", "Only notices in this status.", False),
-            ("kind", "Only notices of this kind (received chat messages are listed only when asked).", False),
+            ("kind", "Only notices of this kind.", False),
             *_paged(500, 100),
         ),
         answers={
             "200": '`{"notices": [...], "next"}`, newest first',
             "400": "`bad_status`, `bad_kind`, `bad_limit` or `bad_cursor`.",
+        },
+    ),
+    ("GET", "/api/intake"): AdminOp(
+        "List what was taken in (chat messages, platform events)",
+        query=(
+            ("status", "Only items in this status: received, processing, done or failed (given up on).", False),
+            ("source", "Only items of this source: platform, wecom, wecom_kf, dingtalk or feishu.", False),
+            *_paged(500, 100),
+        ),
+        answers={
+            "200": '`{"items": [...], "next"}`, newest first; an item\'s payload (the message) is not listed',
+            "400": "`bad_status`, `bad_source`, `bad_limit` or `bad_cursor`.",
         },
     ),
 }

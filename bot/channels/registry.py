@@ -23,7 +23,6 @@ from bot.delivery import Reach
 from bot.outbox import Outbox
 from bot.services.context import Core
 from bot.settings import Settings
-from storage.db import AsyncSession
 
 
 class Channel(Protocol):
@@ -50,8 +49,9 @@ class Channel(Protocol):
         """Its callback routes (added before the app starts)."""
         ...
 
-    async def purge(self, session: AsyncSession, *, before: datetime) -> None:
-        """Housekeeping: forget what it keeps of messages received before ``before`` (commits)."""
+    async def purge(self, core: Core, *, before: datetime) -> None:
+        """Housekeeping: forget what it keeps beside the intake's items of messages received before
+        ``before`` (through a service: channels reach storage only through the intake and services)."""
         ...
 
     def connections(self, app: web.Application) -> dict[str, str]:
@@ -62,7 +62,7 @@ class Channel(Protocol):
 
     def running(self, app: web.Application, outbox: Outbox) -> AbstractAsyncContextManager[None]:
         """Registers its outbox senders (including the one that sends replies to its messages),
-        starts its connections and workers; on exit stops them. Entered before the outbox worker
+        starts its connections and its chat intake; on exit stops them. Entered before the outbox worker
         starts and left while it still runs."""
         ...
 

@@ -1,7 +1,8 @@
 """One access-token cache for every channel whose API needs a token.
 
-The token is kept in memory and in the ``shared_token`` table until shortly before it expires,
-so replicas reuse one token instead of stampeding the platform's token endpoint. Refreshes are
+The token is kept in memory and in the ``shared_token`` table (``bot.services.tokens``) until
+shortly before it expires, so replicas reuse one token instead of stampeding the platform's token
+endpoint. Refreshes are
 single-flight per process (an ``asyncio.Lock``); a refresh first re-reads the table, so it takes
 a token another replica just stored. ``invalidate`` drops a token the platform refused, here and
 in the table (only if it is still the current one), under the same lock.
@@ -16,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from bot.clock import Clock
-from storage import repo
+from bot.services import tokens
 from storage.db import SessionMaker
 
 # Returns the new token and when the platform says it expires.
@@ -52,16 +53,12 @@ class TokenCache:
             cached = self._token
             if cached and self._fresh(cached[1]):
                 return cached[0]
-            async with self._sessions() as session:
-                row = await repo.get_shared_token(session, key=self.key)
-                if row is not None and self._fresh(row.expires_at):
-                    self._token = (row.value, row.expires_at)
-                    return row.value
+            stored = await tokens.shared(self._sessions, key=self.key)
+            if stored is not None and self._fresh(stored[1]):
+                self._token = stored
+                return stored[0]
             value, expires_at = await self._fetch()
-            async with self._sessions() as session:
-                await repo.store_shared_token_and_commit(
-                    session, key=self.key, value=value, expires_at=expires_at, now=self._clock.now()
-                )
+            await tokens.store(self._sessions, key=self.key, value=value, expires_at=expires_at, now=self._clock.now())
             self._token = (value, expires_at)
             return value
 
@@ -70,5 +67,4 @@ class TokenCache:
         async with self._lock:
             if self._token and self._token[0] == token:
                 self._token = None
-            async with self._sessions() as session:
-                await repo.expire_shared_token_and_commit(session, key=self.key, value=token, now=self._clock.now())
+            await tokens.expire(self._sessions, key=self.key, value=token, now=self._clock.now())

@@ -16,8 +16,6 @@ ChatType = Literal["direct", "group"]
 # chat such as WeCom kf, answered by the candidate handlers).
 SenderKind = Literal["staff", "candidate"]
 
-# Outbox rows that hold a received chat message until it is processed (durable intake).
-INBOUND_KIND = "inbound"
 # "text" and "confirm" are plain text: each sender escapes them for its message type (bot.chat.markup).
 # "markdown" is markdown already, its values escaped where it was written (a ``*.md.j2`` template).
 ReplyKind = Literal["text", "markdown", "confirm"]

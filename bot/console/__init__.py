@@ -1,7 +1,7 @@
 """The web console (/console): server-rendered pages for HR, managers and admins.
 
 A web layer beside ``bot/api``: it reads and changes data only through ``bot/services`` (checked
-by tests/test_architecture.py), renders ``templates/console/*.html.j2``, and follows chat's role
+by tests/operations/test_architecture.py), renders ``templates/console/*.html.j2``, and follows chat's role
 rules. Sign-in is a one-time link from chat (后台) or ``python -m bot console-link``.
 """
 

@@ -201,9 +201,11 @@ routes.post(f"{PEOPLE}/import")(admin_action(_import))
 
 
 async def _notices_page(request: web.Request, user: ConsoleUser, *, status: int = 200, error: str = "") -> web.Response:
-    groups = await console_admin.problem_notices(core_of(request))
+    core = core_of(request)
+    groups = await console_admin.problem_notices(core)
+    failed = await console_admin.failed_messages(core)
     done = request.query.get("done", "")
-    return render(request, "notices", status=status, user=user, groups=groups, error=error, done=done)
+    return render(request, "notices", status=status, user=user, groups=groups, failed=failed, error=error, done=done)
 
 
 @routes.get(NOTICES)

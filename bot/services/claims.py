@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import uuid
@@ -14,6 +15,13 @@ CLAIM_FOR = timedelta(minutes=2)
 def instance_name(instance_id: str | None, port: int) -> str:
     """This replica's stable name (BOT_INSTANCE_ID, else ``<hostname>:<port>``): the same across restarts."""
     return (instance_id or f"{socket.gethostname()}:{port}")[:100]
+
+
+def tool_instance(port: int) -> str:
+    """A command-line process's name (``<hostname>:<port>~cli<pid>``): never a serving replica's, so
+    no replica takes this process's claims for those of an earlier boot of its own, which it would
+    resume at once while this process still works on them."""
+    return f"{socket.gethostname()}:{port}~cli{os.getpid()}"[:100]
 
 
 def new_worker_id(instance: str) -> str:

@@ -1,6 +1,7 @@
-"""The admin's 通知 and 系统 views: notices that did not go out, retrying a dead one, and a snapshot
-of how the service is doing. Channel names and their features come from the caller (the app layer
-reads ``bot.channels.registry``); services never import a channel."""
+"""The admin's 通知 and 系统 views: notices that did not go out, retrying a dead one, chat messages
+whose processing failed, and a snapshot of how the service is doing. Channel names and their
+features come from the caller (the app layer reads ``bot.channels.registry``); services never
+import a channel."""
 
 from __future__ import annotations
 
@@ -11,14 +12,23 @@ from importlib import metadata
 
 from sqlalchemy.engine import make_url
 
-from bot.chat.messages import INBOUND_KIND
 from bot.delivery import Audience
 from bot.services import people
 from bot.services.context import Core
 from bot.services.errors import ServiceError
 from bot.webhook_client import CHANNEL as WEBHOOK_CHANNEL
 from storage import repo
-from storage.models import AttemptResult, Interview, Notice, NoticeAttempt, NoticeStatus
+from storage.models import (
+    INTAKE_OPEN_STATUSES,
+    PLATFORM_EVENTS,
+    AttemptResult,
+    IntakeItem,
+    IntakeStatus,
+    Interview,
+    Notice,
+    NoticeAttempt,
+    NoticeStatus,
+)
 from templates.labels import LABELS, label
 
 PACKAGE = "interview-exit-bot"
@@ -84,13 +94,9 @@ def _staff_key(notice: Notice) -> str | None:
     return f"{platform}:{user_id}" if sep and platform and user_id else None
 
 
-async def problem_notices(
-    core: Core, *, include_inbound: bool = False, limit: int = 200
-) -> dict[str, list[NoticeView]]:
+async def problem_notices(core: Core, *, limit: int = 200) -> dict[str, list[NoticeView]]:
     """Pending (including ones waiting to retry and being sent) and dead notices, newest first,
-    each with every delivery attempt, under "pending" and "dead". Inbound chat messages waiting to
-    be processed are left out unless ``include_inbound`` (the 系统 view counts them)."""
-    exclude = None if include_inbound else INBOUND_KIND
+    each with every delivery attempt, under "pending" and "dead"."""
     usable = deliverable(core)
     out: dict[str, list[NoticeView]] = {}
     async with core.sessions() as session:
@@ -98,7 +104,7 @@ async def problem_notices(
             ("pending", [NoticeStatus.pending.value, NoticeStatus.sending.value]),
             ("dead", [NoticeStatus.dead.value]),
         ):
-            rows = await repo.notices_with_status(session, statuses=statuses, exclude_kind=exclude, limit=limit)
+            rows = await repo.notices_with_status(session, statuses=statuses, limit=limit)
             attempts = await repo.attempts_for_notices(session, notice_ids=[n.id for n in rows if n.id is not None])
             views = []
             for n in rows:
@@ -115,6 +121,14 @@ async def problem_notices(
                 views.append(view)
             out[group] = views
     return out
+
+
+async def failed_messages(core: Core, *, limit: int = 200) -> list[IntakeItem]:
+    """Chat messages given up on after their last try (intake items of a chat source, failed),
+    newest first; the sender was told 抱歉,处理时出错了 when a handler failed."""
+    async with core.sessions() as session:
+        items = await repo.intake_page(session, status=IntakeStatus.failed.value, limit=limit)
+    return [item for item in items if item.source != PLATFORM_EVENTS]
 
 
 async def retry_notice(core: Core, *, notice_id: int, actor: str, source: str) -> Notice:
@@ -213,8 +227,9 @@ class SystemSnapshot:
     intake_backlog: int  # chat messages taken in and not processed yet
     outbox_backlog: dict[str, int]  # notices pending or being sent, by channel
     last_errors: list[NoticeAttempt] = field(default_factory=list)  # failed delivery attempts, newest first
-    # Chat messages whose processing failed (retrying or given up), newest first; their error is last_error.
-    intake_errors: list[Notice] = field(default_factory=list)
+    # Chat messages whose processing failed (waiting for a retry or given up), newest first; their
+    # error is last_error.
+    intake_errors: list[IntakeItem] = field(default_factory=list)
     version: str = ""
     database: str = ""  # "sqlite" or "postgresql"
 
@@ -236,13 +251,16 @@ async def system_snapshot(
     """``features``: every switchable feature with None when on, else why it is off (the app layer
     passes ``registry.feature_status(settings)``)."""
     async with core.sessions() as session:
-        intake = await repo.backlog_by_channel(session, kind=INBOUND_KIND)
-        outbox = await repo.backlog_by_channel(session, exclude_kind=INBOUND_KIND)
+        intake = await repo.intake_counts(session)
+        outbox = await repo.backlog_by_channel(session)
         failed = await repo.recent_failed_attempts(session, limit=errors)
-        intake_failed = await repo.failing_notices(session, kind=INBOUND_KIND, limit=errors)
+        intake_failed = await repo.failing_intake(session, exclude_source=PLATFORM_EVENTS, limit=errors)
+    chat_backlog = sum(
+        n for (source, status), n in intake.items() if source != PLATFORM_EVENTS and status in INTAKE_OPEN_STATUSES
+    )
     return SystemSnapshot(
         features=[Feature(name, why is None, why) for name, why in features],
-        intake_backlog=sum(intake.values()),
+        intake_backlog=chat_backlog,
         outbox_backlog=dict(sorted(outbox.items())),
         last_errors=list(failed),
         intake_errors=list(intake_failed),

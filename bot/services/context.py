@@ -15,7 +15,7 @@ from bot.services.claims import Runs, instance_name, new_worker_id
 from bot.services.memo import Lookups
 from bot.settings import Settings
 from bot.templating import Templates
-from storage.db import SessionMaker, watched
+from storage.db import SessionMaker, read_only, watched
 
 
 @dataclass
@@ -48,6 +48,9 @@ class Core:
     contacts: ContactCollector = field(default_factory=ContactCollector)
     # The job runs (termination jobs) in progress in this app, by claim token (bot.services.claims).
     runs: Runs = field(default_factory=Runs)
+    # Sessions for single lookups that need no transaction (``storage.db.read_only``): the chat
+    # path's reads of the sender, their open question and the interviews a command lists.
+    reads: SessionMaker = field(init=False)
 
     @classmethod
     def reaching(cls, reach: Reach, **kwargs: Any) -> Core:
@@ -62,6 +65,7 @@ class Core:
 
     def __post_init__(self) -> None:
         self.sessions = watched(self.sessions, after_commit=self.lookups.forget, on_load=self.contacts.loaded)
+        self.reads = read_only(self.sessions)
         if not self.instance:
             self.instance = instance_name(self.settings.instance_id, self.settings.port)
         if not self.worker_id:

@@ -26,7 +26,7 @@ from bot.bounded import check_time
 from bot.services import help_requests, lifecycle, outbound, reminders
 from bot.services.context import Core
 from storage import repo
-from storage.models import OPEN_INTERVIEW_STATUSES, Candidate, Interview, InterviewStatus, Pipeline
+from storage.models import OPEN_INTERVIEW_STATUSES, Candidate, Interview, InterviewStatus, Pipeline, Reminder
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ async def apply_event(core: Core, event: PlatformEventIn) -> bool:
                 raise
             log.info("event %s met a concurrent write, applying again: %s", event.event_id, exc.orig)
             continue
-        if applied:
+        if repo.queued_notices(session):
             core.wake_outbox()
         return bool(applied)
     raise AssertionError("unreachable")
@@ -188,7 +188,61 @@ async def apply_events(
             typed_data(event)
             unique.append(event)
             recorded.append(payload)
-    new = await repo.insert_platform_events(
+    new = await _record(session, unique, recorded, now)
+    fresh = [e for e in unique if e.event_id in new]
+    cheap = await heartbeat_interviews(session, fresh)
+    await _move_last_activity(session, [e for e in fresh if e.interview.id in cheap], now)
+    full = [e for e in fresh if e.interview.id not in cheap]
+    loaded = await _load(session, [e.interview for e in full], now) if full else None
+    for event in full:
+        assert loaded is not None
+        answer, help_req = typed_data(event)
+        interview, candidate = _upsert(loaded, event.interview, now)
+        if event.type not in _IN_MEMORY:
+            await session.flush()  # what it runs may read the interview with statements of its own
+        await _apply(session, core, event, interview, candidate, now, answer, help_req)
+        if event.type in (EventType.scheduled, EventType.started):  # plan, move or add reminders
+            assert interview.id is not None
+            known = loaded.reminders.get(interview.id, {} if event.interview.id in loaded.created else None)
+            loaded.reminders[interview.id] = await reminders.sync_reminders(
+                session, core, interview, now, existing=known
+            )
+    return new
+
+
+# Events whose application changes only loaded rows and adds rows (flushed together at the end).
+_IN_MEMORY = frozenset({EventType.scheduled, EventType.started, EventType.activity, EventType.answer_saved})
+
+
+async def heartbeat_interviews(session: AsyncSession, events: Sequence[PlatformEventIn]) -> set[str]:
+    """The interviews (platform ids) whose events among ``events`` are all heartbeats:
+    ``interview.activity`` of a stored interview that would change nothing but its last activity."""
+    by_interview: dict[str, list[PlatformEventIn]] = {}
+    for event in events:
+        by_interview.setdefault(event.interview.id, []).append(event)
+    beats = [pid for pid, evs in by_interview.items() if all(e.type is EventType.activity for e in evs)]
+    facts = await repo.interview_facts(session, platform_ids=beats)
+    return {
+        pid for pid in beats if pid in facts and all(_only_beat(facts[pid], e.interview) for e in by_interview[pid])
+    }
+
+
+async def apply_heartbeats(
+    session: AsyncSession, events: Sequence[PlatformEventIn], payloads: Sequence[dict[str, Any]], now: datetime
+) -> set[str]:
+    """Apply heartbeats (events of ``heartbeat_interviews``, each event id once, as received in
+    ``payloads``) in the session: recorded, and each interview's last activity moved to its latest;
+    not committed. The event ids applied now (the others were applied before)."""
+    new = await _record(session, events, payloads, now)
+    await _move_last_activity(session, [e for e in events if e.event_id in new], now)
+    return new
+
+
+async def _record(
+    session: AsyncSession, events: Sequence[PlatformEventIn], payloads: Sequence[dict[str, Any]], now: datetime
+) -> set[str]:
+    """Record events as applied (``platform_event``, one statement); the ids not recorded before."""
+    return await repo.insert_platform_events(
         session,
         [
             {
@@ -199,30 +253,17 @@ async def apply_events(
                 "received_at": now,
                 "payload": payload,
             }
-            for e, payload in zip(unique, recorded, strict=True)
+            for e, payload in zip(events, payloads, strict=True)
         ],
     )
-    fresh = [e for e in unique if e.event_id in new]
-    by_interview: dict[str, list[PlatformEventIn]] = {}
-    for event in fresh:
-        by_interview.setdefault(event.interview.id, []).append(event)
-    beats = [pid for pid, evs in by_interview.items() if all(e.type is EventType.activity for e in evs)]
-    facts = await repo.interview_facts(session, platform_ids=beats)
-    cheap = {
-        pid for pid in beats if pid in facts and all(_only_beat(facts[pid], e.interview) for e in by_interview[pid])
-    }
-    await repo.move_last_activity(
-        session, latest={pid: max(e.occurred_at for e in by_interview[pid]) for pid in sorted(cheap)}, now=now
-    )
-    for event in fresh:
-        if event.interview.id in cheap:
-            continue
-        answer, help_req = typed_data(event)
-        interview, candidate = await _upsert(session, event.interview, now)
-        await _apply(session, core, event, interview, candidate, now, answer, help_req)
-        if event.type in (EventType.scheduled, EventType.started):  # plan, move or add reminders
-            await reminders.sync_reminders(session, core, interview, now)
-    return new
+
+
+async def _move_last_activity(session: AsyncSession, beats: Sequence[PlatformEventIn], now: datetime) -> None:
+    latest: dict[str, datetime] = {}
+    for event in beats:
+        pid = event.interview.id
+        latest[pid] = max(event.occurred_at, latest.get(pid, event.occurred_at))
+    await repo.move_last_activity(session, latest=latest, now=now)
 
 
 def _only_beat(facts: repo.InterviewFacts, data: InterviewIn) -> bool:
@@ -237,44 +278,90 @@ def _only_beat(facts: repo.InterviewFacts, data: InterviewIn) -> bool:
     )
 
 
-async def _upsert(session: AsyncSession, data: InterviewIn, now: datetime) -> tuple[Interview, Candidate]:
-    """The interview (locked for this transaction) and its candidate, created on first sight."""
-    interview = await repo.lock_interview(session, platform_id=data.id)
-    candidate: Candidate | None = None
-    if interview is None:
-        candidate = await repo.find_candidate(
-            session, name=data.candidate.name, mobile=data.candidate.mobile, email=data.candidate.email
+@dataclass
+class _Loaded:
+    """The interviews of a batch's events (locked) and their candidates, loaded together."""
+
+    interviews: dict[str, Interview]
+    candidates: dict[int, Candidate]
+    # Interviews created by this transaction: they have no reminders yet.
+    created: set[str]
+    # Reminder rows by interview id and kind, as this transaction last left them.
+    reminders: dict[int, dict[str, Reminder]]
+
+
+async def _load(session: AsyncSession, datas: Sequence[InterviewIn], now: datetime) -> _Loaded:
+    """Every interview of ``datas`` (the first data of each), locked for this transaction, with its
+    candidate; created on first sight, in a few statements for the whole batch: one lock query,
+    one candidate lookup, one INSERT of the new candidates and one of the new interviews (a
+    concurrent transaction that creates one first wins, and its candidate is the one)."""
+    firsts: dict[str, InterviewIn] = {}
+    for data in datas:
+        firsts.setdefault(data.id, data)
+    interviews = await repo.lock_interviews(session, platform_ids=list(firsts))
+    missing = [data for pid, data in firsts.items() if pid not in interviews]
+    created: set[str] = set()
+    if missing:
+        known = await repo.candidates_matching(
+            session,
+            mobiles=[d.candidate.mobile for d in missing if d.candidate.mobile],
+            emails=[d.candidate.email for d in missing if d.candidate.email],
         )
-        created = None
-        if candidate is None:
-            candidate = created = Candidate(
-                name=data.candidate.name,
-                mobile=data.candidate.mobile,
-                email=data.candidate.email,
-                created_at=now,
-                updated_at=now,
+        fresh: list[Candidate] = []
+        chosen: dict[str, Candidate] = {}
+        for data in missing:  # find_candidate's rule, over the stored ones and those created here
+            person = data.candidate
+            match = next(
+                (
+                    c
+                    for c in (*known, *fresh)
+                    if c.name == person.name
+                    and ((person.mobile and c.mobile == person.mobile) or (person.email and c.email == person.email))
+                ),
+                None,
             )
-            session.add(candidate)
+            if match is None:
+                match = Candidate(
+                    name=person.name, mobile=person.mobile, email=person.email, created_at=now, updated_at=now
+                )
+                fresh.append(match)
+            chosen[data.id] = match
+        if fresh:
+            session.add_all(fresh)
             await session.flush()
-        assert candidate.id is not None
-        row = Interview(platform_id=data.id, candidate_id=candidate.id, created_at=now, updated_at=now)
-        if not await repo.insert_or_nothing(
-            session, Interview, row.model_dump(exclude={"id"}), conflict=["platform_id"]
-        ):
-            # A concurrent event created it first; its candidate is the one.
-            if created is not None:
-                await session.delete(created)
-                await session.flush()
-            candidate = None
-        interview = await repo.lock_interview(session, platform_id=data.id)
-        assert interview is not None
-    if candidate is None or candidate.id != interview.candidate_id:
-        found = await repo.get_candidate(session, candidate_id=interview.candidate_id)
-        assert found is not None
-        candidate = found
+        rows = []
+        for data in missing:
+            candidate_id = chosen[data.id].id
+            assert candidate_id is not None
+            row = Interview(platform_id=data.id, candidate_id=candidate_id, created_at=now, updated_at=now)
+            _fill(row, data)  # as _upsert would set them
+            rows.append(row.model_dump(exclude={"id"}))
+        created = await repo.insert_interviews_or_nothing(session, rows)
+        lost = [c for c in fresh if not any(chosen[pid] is c for pid in created)]
+        for unused in lost:  # a concurrent event created that interview first
+            await session.delete(unused)
+        if lost:
+            await session.flush()
+        interviews.update(await repo.lock_interviews(session, platform_ids=[d.id for d in missing]))
+    candidates = await repo.candidates_by_id(session, ids=[iv.candidate_id for iv in interviews.values()])
+    return _Loaded(interviews, candidates, created, {})
+
+
+def _upsert(loaded: _Loaded, data: InterviewIn, now: datetime) -> tuple[Interview, Candidate]:
+    """The event's interview and candidate (``_load``), with the fields the event carries."""
+    interview = loaded.interviews[data.id]
+    candidate = loaded.candidates[interview.candidate_id]
+    if data.id not in loaded.created:
         # Contact details may be corrected by the platform later.
         candidate.mobile = data.candidate.mobile or candidate.mobile
         candidate.email = data.candidate.email or candidate.email
+    _fill(interview, data)
+    interview.updated_at = now
+    return interview, candidate
+
+
+def _fill(interview: Interview, data: InterviewIn) -> None:
+    """The interview fields an event carries (those it leaves out stay as they are)."""
     interview.position = data.position or interview.position
     interview.join_url = data.join_url or interview.join_url
     if data.hr is not None:
@@ -283,9 +370,6 @@ async def _upsert(session: AsyncSession, data: InterviewIn, now: datetime) -> tu
         interview.scheduled_at = data.scheduled_at
     if data.ats is not None:
         interview.ats = data.ats.model_dump(exclude_none=True)
-    interview.updated_at = now
-    await session.flush()
-    return interview, candidate
 
 
 async def _apply(

@@ -42,7 +42,7 @@ async def matching(
 ) -> Sequence[tuple[Interview, Candidate]]:
     """Interviews with these statuses whose id or candidate name is ``query`` (all for None),
     limited to ``hr_key``'s own and shared ones unless ``hr_key`` is None."""
-    async with core.sessions() as session:
+    async with core.reads() as session:
         return await repo.open_interviews_matching(session, query=query, hr_key=hr_key, statuses=statuses)
 
 
@@ -54,7 +54,7 @@ async def known_names(core: Core, *, hr_key: str | None) -> Sequence[tuple[str, 
     """(platform id, candidate name, position, status) of the interviews ``hr_key`` may see (all
     for None): open ones, and ended ones of the last ``KNOWN_DAYS`` days."""
     since = core.clock.now() - timedelta(days=KNOWN_DAYS)
-    async with core.sessions() as session:
+    async with core.reads() as session:
         return await repo.names_in_scope(session, hr_key=hr_key, since=since)
 
 

@@ -6,8 +6,9 @@ by and try as often, and take over once the holder has stopped renewing for ``le
 died or lost the database; BOT_LEASE_SECONDS, 30 by default). A clean stop releases the lease,
 so a standby takes over at its next try.
 
-``heartbeat`` is the same renewal for a whole process: every serving process holds its own lease
-``replica:<boot id>`` while it runs. Rows it claims (inbound messages, outbox rows, termination
+``heartbeat`` is the same renewal for a whole process: every process that claims work (each
+serving replica, and the terminal console) holds its own lease ``replica:<boot id>`` while it runs
+(``alive``). Rows it claims (inbound messages, outbox rows, termination
 jobs) carry its worker id; once its lease has expired (kill -9, lost database) or been given up
 (a clean stop), any other replica takes them over by a compare-and-set on the old claim
 (``storage.repo.claimer_gone`` is that one rule, in SQL), so a dead replica's work resumes within
@@ -18,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from enum import StrEnum
 
@@ -138,6 +140,21 @@ def heartbeat(core: Core) -> Leased:
     over at once), then ``start``; ``stop`` gives it up after the process's work has stopped."""
     boot = core.worker_id.rsplit("/", 1)[-1]
     return Leased(core, f"{repo.REPLICA_LEASE}{boot}"[:100], _alive)
+
+
+@asynccontextmanager
+async def alive(core: Core) -> AsyncIterator[Leased]:
+    """Hold this process's replica lease for the block: any process that claims rows (a serving
+    replica, or ``python -m bot chat`` running a termination) must, or the replicas' sweeps take
+    its claims over as a dead process's while it still works on them."""
+    beat = heartbeat(core)
+    if not await beat.hold_first():
+        log.warning("could not take this process's lease %s yet; renewing it in the background", beat.name)
+    beat.start()
+    try:
+        yield beat
+    finally:
+        await beat.stop()
 
 
 async def _alive() -> None:

@@ -1,4 +1,4 @@
-"""Lookups remembered while one batch of chat messages is processed (``bot.intake.BatchWork``).
+"""Lookups remembered while one batch of chat messages is processed (``bot.intake.ChatIntake.run_batch``).
 
 The dispatcher looks up the sender (``people.get``) and their open question (``prompts.latest_open``)
 for every message; in a batch of one person's messages these answers repeat. Inside

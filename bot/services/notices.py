@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,6 +15,8 @@ from bot.services import ats
 from bot.services.context import Core
 from storage import repo
 from storage.models import Candidate, Interview, Notice, NoticeStatus, Person, Todo
+
+log = logging.getLogger(__name__)
 
 EMAIL = CandidateChannel.email
 SMS = CandidateChannel.sms
@@ -408,3 +412,17 @@ class DeliveryFailures:
             text=text,
             dedupe_key=f"notice-cut-off:{notice.id}:{cut_off}",
         )
+
+
+async def queue_now(core: Core, rows: Sequence[Notice]) -> None:
+    """Store outbox rows now, apart from the transaction at hand (e.g. greying out a clicked card
+    before the command runs), and wake the outbox; rows queued by an earlier try are left as they are."""
+    if not rows:
+        return
+    async with core.sessions() as session:
+        try:
+            await repo.add_notices_and_commit(session, rows)
+        except repo.Conflict:
+            log.warning("%d row(s) were already queued by an earlier try", len(rows))
+            return
+    core.wake_outbox()

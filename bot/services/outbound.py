@@ -159,12 +159,21 @@ def _env_key(url: str) -> str:
 
 
 async def targets(session: AsyncSession, core: Core) -> list[Target]:
+    """Where events go: BOT_WEBHOOK_URLS and the enabled endpoint rows, read once per transaction
+    (a batch of platform events may queue an event for each of its interviews)."""
+    cached = session.info.get(_TARGETS)
+    if cached is not None and cached[0] is session.sync_session.get_transaction():
+        return list(cached[1])
     s = core.settings
     out = [Target(_env_key(url), url, s.webhook_include_contacts, None) for url in s.webhook_url_list]
     for row in await repo.webhook_endpoints(session, enabled_only=True):
         assert row.id is not None
         out.append(Target(f"ep-{row.id}", row.url, row.include_contacts, row.id))
+    session.info[_TARGETS] = (session.sync_session.get_transaction(), tuple(out))
     return out
+
+
+_TARGETS = "outbound.targets"
 
 
 def resolver(core: Core) -> Resolve:

@@ -331,7 +331,7 @@ async def get(core: Core, *, platform: str, user_id: str) -> Person | None:
     """The registered person ``platform:user_id``, or None (remembered within a batch, see ``memo``)."""
 
     async def load() -> Person | None:
-        async with core.sessions() as session:
+        async with core.reads() as session:
             return await repo.get_person(session, platform=platform, user_id=user_id)
 
     return await core.lookups.lookup(("person", platform, user_id), load, keep=lambda _: True)

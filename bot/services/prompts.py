@@ -101,7 +101,7 @@ async def latest_open(
     Within a batch, that there is none is remembered (see ``memo``)."""
 
     async def load() -> PendingAction | None:
-        async with core.sessions() as session:
+        async with core.reads() as session:
             return await repo.latest_open_action(
                 session,
                 requester=requester,

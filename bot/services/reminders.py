@@ -18,6 +18,7 @@ a key derived from the row and its due time, so even a takeover after a crash ca
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -47,7 +48,7 @@ SEND_WHILE = {
 }
 
 
-def planned(core: Core, interview: Interview, existing: dict[str, Reminder], now: datetime) -> dict[str, datetime]:
+def planned(core: Core, interview: Interview, existing: Mapping[str, Reminder], now: datetime) -> dict[str, datetime]:
     """When each reminder that applies to the interview in its current state is due."""
     s = core.settings
     due: dict[str, datetime] = {}
@@ -62,10 +63,21 @@ def planned(core: Core, interview: Interview, existing: dict[str, Reminder], now
     return due
 
 
-async def sync_reminders(session: AsyncSession, core: Core, interview: Interview, now: datetime) -> None:
-    """Create or move the interview's reminder rows to match its schedule (in the caller's transaction)."""
+async def sync_reminders(
+    session: AsyncSession,
+    core: Core,
+    interview: Interview,
+    now: datetime,
+    *,
+    existing: Mapping[str, Reminder] | None = None,
+) -> dict[str, Reminder]:
+    """Create or move the interview's reminder rows to match its schedule (in the caller's
+    transaction); its reminder rows by kind afterwards. ``existing``: its rows as the caller knows
+    them in this transaction (read when not given)."""
     assert interview.id is not None
-    existing = await repo.reminders_for_interview(session, interview_id=interview.id)
+    if existing is None:
+        existing = await repo.reminders_for_interview(session, interview_id=interview.id)
+    rows = dict(existing)
     for kind, due_at in planned(core, interview, existing, now).items():
         row = existing.get(kind)
         if row is not None and row.due_at == due_at and not _ended(row):
@@ -79,6 +91,8 @@ async def sync_reminders(session: AsyncSession, core: Core, interview: Interview
         row.claimed_by = row.claimed_until = None
         row.updated_at = now
         session.add(row)
+        rows[kind] = row
+    return rows
 
 
 def _ended(row: Reminder) -> bool:

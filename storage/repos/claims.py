@@ -31,20 +31,6 @@ async def take_over_claims_and_commit(
             .values(locked_until=now - timedelta(seconds=1)),
         ),
         (
-            # Inbound messages taken in but not yet processed wait out a grace period for their taker.
-            "inbound",
-            update(Notice)
-            .where(
-                col(Notice.status) == NoticeStatus.pending.value,
-                col(Notice.kind) == "inbound",  # the chat intake's rows (INBOUND_KIND)
-                col(Notice.attempts) == 0,
-                col(Notice.next_attempt_at) > now,
-                col(Notice.claimed_by).startswith(prefix, autoescape=True),
-                col(Notice.claimed_by) != worker,
-            )
-            .values(next_attempt_at=now),
-        ),
-        (
             "reminders",
             update(Reminder)
             .where(

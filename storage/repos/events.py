@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, or_, update
+from sqlalchemy import and_, bindparam, case, delete, or_, update
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import OPEN_INTERVIEW_STATUSES, Candidate, Interview, PlatformEvent
+from storage.repos._sql import insert_many_or_nothing
 
 
 async def platform_event_seen(session: AsyncSession, *, event_id: str) -> bool:
@@ -24,16 +24,7 @@ async def platform_event_seen(session: AsyncSession, *, event_id: str) -> bool:
 async def insert_platform_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
     """Record events as applied, in one ``INSERT … ON CONFLICT DO NOTHING``; the event ids that were
     new (the others were applied before). Not committed."""
-    if not rows:
-        return set()
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = (
-        dialect.insert(PlatformEvent)
-        .values(list(rows))
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(col(PlatformEvent.event_id))
-    )
-    return set((await session.exec(stmt)).scalars().all())
+    return await insert_many_or_nothing(session, PlatformEvent, rows, conflict=["event_id"], returning="event_id")
 
 
 @dataclass(frozen=True)
@@ -100,3 +91,36 @@ async def move_last_activity(session: AsyncSession, *, latest: dict[str, datetim
     params = [{"pid": pid, "at": when, "now": now} for pid, when in sorted(latest.items())]
     connection = await session.connection()
     await connection.execute(stmt, params)
+
+
+# Rows deleted per transaction by the purges: a day of a fleet's heartbeats is millions of rows.
+PURGE_BATCH = 5000
+
+
+async def purge_heartbeats_and_commit(session: AsyncSession, *, before: datetime, batch: int = PURGE_BATCH) -> int:
+    """Forget the heartbeats (``interview.activity``) received before ``before``: they only moved a
+    last activity, and their redeliveries come within minutes. Other events stay recorded. Walks the
+    table by id (its primary key; ids grow with time), ``batch`` rows per transaction, and stops at
+    the first batch with nothing received before ``before``; how many were deleted."""
+    table = PlatformEvent.__table__  # type: ignore[attr-defined]
+    after, gone = 0, 0
+    while True:
+        rows = (
+            await (await session.connection()).execute(
+                sa_select(table.c.id, table.c.type, table.c.received_at)
+                .where(table.c.id > after)
+                .order_by(table.c.id)
+                .limit(batch)
+            )
+        ).all()
+        if not rows:
+            break
+        old = [row.id for row in rows if row.type == "interview.activity" and row.received_at < before]
+        if old:
+            await session.exec(delete(table).where(table.c.id.in_(old)))
+        await session.commit()
+        gone += len(old)
+        if all(row.received_at >= before for row in rows):
+            break
+        after = rows[-1].id
+    return gone

@@ -1,5 +1,6 @@
 """Inbound items (``intake_item``): stored before they are answered, claimed in arrival order,
-finished exactly once. Platform events today (source ``platform``)."""
+finished exactly once. Platform events (source ``platform``) and chat messages (source = the
+channel's platform name, e.g. ``wecom``, ``wecom_kf``, ``dingtalk``, ``feishu``)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 from sqlmodel import select as sm_select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import INTAKE_OPEN_STATUSES, IntakeItem, IntakeStatus
+from storage.repos._sql import insert_many_or_nothing_keyed
 from storage.repos.leases import claimer_gone
 
 # PostgreSQL advisory lock taken by a claim, so two replicas' claims see each other's (order per key).
@@ -22,32 +23,44 @@ _CLAIM_LOCK = 0x1A7A4E
 
 async def insert_intake_items(
     session: AsyncSession, *, source: str, items: Sequence[dict[str, Any]], now: datetime
-) -> set[str]:
-    """``INSERT … ON CONFLICT DO NOTHING`` of items (``key``, ``order_key``, ``payload``) in one
-    statement; the keys that were new (the others were stored before: duplicates). Not committed."""
-    if not items:
-        return set()
-    bind = session.get_bind()
-    dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
+) -> dict[str, int]:
+    """``INSERT … ON CONFLICT DO NOTHING`` of items (``key``, ``order_key``, ``payload``, and
+    ``done``: applied in this transaction, stored done) in one statement; the keys that were new,
+    with the id each was given (the others were stored before: duplicates). Not committed.
+
+    One cached statement with the rows as its parameters (``insert_many_or_nothing``)."""
     rows = [
         {
             "source": source,
             "key": item["key"],
             "order_key": item["order_key"],
             "payload": item["payload"],
-            "status": IntakeStatus.received.value,
+            "status": (IntakeStatus.done if item.get("done") else IntakeStatus.received).value,
             "received_at": now,
             "attempts": 0,
+            "done_at": now if item.get("done") else None,
         }
         for item in items
     ]
+    return await insert_many_or_nothing_keyed(session, IntakeItem, rows, conflict=["source", "key"], returning="key")
+
+
+async def open_order_keys(session: AsyncSession, *, source: str, order_keys: Sequence[str]) -> set[str]:
+    """Which of these order keys have items stored and not yet done (received or processing): an
+    item of theirs arriving now must wait its turn behind those."""
+    if not order_keys:
+        return set()
+    table = IntakeItem.__table__  # type: ignore[attr-defined]
     stmt = (
-        dialect.insert(IntakeItem)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["source", "key"])
-        .returning(col(IntakeItem.key))
+        select(table.c.order_key)
+        .where(
+            table.c.source == source,
+            table.c.status.in_(INTAKE_OPEN_STATUSES),
+            table.c.order_key.in_(list(order_keys)),
+        )
+        .distinct()
     )
-    return set((await session.exec(stmt)).scalars().all())
+    return set((await (await session.connection()).execute(stmt)).scalars().all())
 
 
 async def claim_intake_and_commit(
@@ -91,19 +104,21 @@ async def claim_intake_and_commit(
         .scalar_subquery()
     )
     stmt = (
-        update(table)
-        .where(table.c.id.in_(ids))
+        update(IntakeItem)
+        .where(col(IntakeItem.id).in_(ids))
         .values(
             status=IntakeStatus.processing.value,
             claimed_by=worker,
             claimed_until=until,
             attempts=table.c.attempts + 1,
         )
-        .returning(*table.c)
+        .returning(IntakeItem)
+        # The rows come back as loaded items (no per-item constructor): nothing in the session to update.
+        .execution_options(synchronize_session=False)
     )
-    rows = (await session.exec(stmt)).mappings().all()
+    items = list((await session.exec(stmt)).scalars().all())
     await session.commit()
-    return sorted((IntakeItem(**dict(row)) for row in rows), key=lambda item: item.id or 0)
+    return sorted(items, key=lambda item: item.id or 0)
 
 
 async def finish_intake(session: AsyncSession, *, ids: Sequence[int], worker: str, now: datetime) -> int:
@@ -182,11 +197,64 @@ async def take_over_intake_and_commit(session: AsyncSession, *, source: str, own
     return int(result.rowcount)
 
 
-async def intake_backlog(session: AsyncSession, *, source: str) -> int:
-    """Items stored and not yet processed (received or processing)."""
+async def intake_backlog(session: AsyncSession, *, source: str) -> tuple[int, int]:
+    """Items stored and not yet processed (received or processing), and the highest id of any item
+    then: an item with a higher id was not stored yet when counted (one with a lower id may still
+    have been on its way, uncommitted)."""
     table = IntakeItem.__table__  # type: ignore[attr-defined]
-    stmt = select(func.count()).where(table.c.source == source, table.c.status.in_(INTAKE_OPEN_STATUSES))
-    return int((await (await session.connection()).execute(stmt)).scalar_one())
+    top = select(func.coalesce(func.max(table.c.id), 0)).scalar_subquery()
+    stmt = select(func.count(), top).where(table.c.source == source, table.c.status.in_(INTAKE_OPEN_STATUSES))
+    count, highest = (await (await session.connection()).execute(stmt)).one()
+    return int(count), int(highest)
+
+
+async def intake_page(
+    session: AsyncSession,
+    *,
+    status: str | None = None,
+    source: str | None = None,
+    before: int | None = None,
+    limit: int = 200,
+) -> Sequence[IntakeItem]:
+    """Items newest (highest id) first, those with an id below ``before``."""
+    stmt = sm_select(IntakeItem).order_by(col(IntakeItem.id).desc()).limit(limit)
+    if before is not None:
+        stmt = stmt.where(col(IntakeItem.id) < before)
+    if status:
+        stmt = stmt.where(col(IntakeItem.status) == status)
+    if source:
+        stmt = stmt.where(col(IntakeItem.source) == source)
+    return (await session.exec(stmt)).all()
+
+
+async def failing_intake(
+    session: AsyncSession, *, exclude_source: str | None = None, limit: int = 20
+) -> Sequence[IntakeItem]:
+    """Items whose last try failed and that are not done (waiting for a retry, or failed), newest first."""
+    stmt = (
+        sm_select(IntakeItem)
+        .where(
+            col(IntakeItem.last_error).is_not(None),
+            col(IntakeItem.status).in_([IntakeStatus.received.value, IntakeStatus.failed.value]),
+        )
+        .order_by(col(IntakeItem.id).desc())
+        .limit(limit)
+    )
+    if exclude_source:
+        stmt = stmt.where(col(IntakeItem.source) != exclude_source)
+    return (await session.exec(stmt)).all()
+
+
+async def intake_counts(session: AsyncSession) -> dict[tuple[str, str], int]:
+    """{(source, status): how many} of the items not done (received, processing, failed), one grouped query."""
+    table = IntakeItem.__table__  # type: ignore[attr-defined]
+    stmt = (
+        select(table.c.source, table.c.status, func.count())
+        .where(table.c.status.in_([*INTAKE_OPEN_STATUSES, IntakeStatus.failed.value]))
+        .group_by(table.c.source, table.c.status)
+    )
+    rows = (await (await session.connection()).execute(stmt)).all()
+    return {(str(source), str(status)): int(n) for source, status, n in rows}
 
 
 async def intake_items(session: AsyncSession, *, source: str, status: str | None = None) -> Sequence[IntakeItem]:
@@ -196,9 +264,21 @@ async def intake_items(session: AsyncSession, *, source: str, status: str | None
     return (await session.exec(stmt)).all()
 
 
-async def purge_intake_and_commit(session: AsyncSession, *, before: datetime) -> None:
-    """Forget items done before ``before`` (what was applied stays recorded where it was applied)."""
+async def purge_intake_and_commit(session: AsyncSession, *, before: datetime, batch: int = 5000) -> int:
+    """Forget items done before ``before`` (what was applied stays recorded where it was applied),
+    ``batch`` rows per transaction (a week of a fleet's heartbeats is millions); how many."""
     table = IntakeItem.__table__  # type: ignore[attr-defined]
-    stmt = delete(table).where(and_(table.c.status == IntakeStatus.done.value, table.c.done_at < before))
-    await session.exec(stmt)
-    await session.commit()
+    gone = 0
+    while True:
+        ids = (
+            select(table.c.id)
+            .where(table.c.status == IntakeStatus.done.value, table.c.done_at < before)
+            .order_by(table.c.id)
+            .limit(batch)
+            .scalar_subquery()
+        )
+        result = await session.exec(delete(table).where(table.c.id.in_(ids)))
+        await session.commit()
+        gone += int(result.rowcount)
+        if result.rowcount < batch:
+            return gone

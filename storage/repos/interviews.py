@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, String, bindparam, cast, delete, func, or_, update
+from sqlalchemy import BindParameter, ColumnElement, String, bindparam, cast, delete, false, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
@@ -29,6 +29,7 @@ from storage.models import (
     TerminationJob,
     Todo,
 )
+from storage.repos._sql import insert_many_or_nothing
 
 
 async def get_interview(session: AsyncSession, *, platform_id: str) -> Interview | None:
@@ -42,6 +43,49 @@ async def lock_interview(session: AsyncSession, *, platform_id: str) -> Intervie
     """
     stmt = select(Interview).where(Interview.platform_id == platform_id).with_for_update()
     return (await session.exec(stmt.execution_options(populate_existing=True))).first()
+
+
+async def lock_interviews(session: AsyncSession, *, platform_ids: Sequence[str]) -> dict[str, Interview]:
+    """These interviews by platform id (those that exist), locked for this transaction on
+    PostgreSQL, in one query (``lock_interview`` for a batch)."""
+    if not platform_ids:
+        return {}
+    stmt = (
+        select(Interview)
+        .where(col(Interview.platform_id).in_(sorted(set(platform_ids))))
+        .order_by(col(Interview.platform_id))
+        .with_for_update()
+    )
+    rows = (await session.exec(stmt.execution_options(populate_existing=True))).all()
+    return {row.platform_id: row for row in rows}
+
+
+async def insert_interviews_or_nothing(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """``INSERT … ON CONFLICT (platform_id) DO NOTHING`` of interview rows in one statement; the
+    platform ids inserted (the others were created meanwhile by a concurrent transaction)."""
+    return await insert_many_or_nothing(session, Interview, rows, conflict=["platform_id"], returning="platform_id")
+
+
+async def candidates_matching(
+    session: AsyncSession, *, mobiles: Sequence[str], emails: Sequence[str]
+) -> list[Candidate]:
+    """Candidates with any of these mobiles or emails, oldest first (``find_candidate`` for a batch:
+    the caller compares names)."""
+    keys = []
+    if mobiles:
+        keys.append(col(Candidate.mobile).in_(sorted(set(mobiles))))
+    if emails:
+        keys.append(col(Candidate.email).in_(sorted(set(emails))))
+    if not keys:
+        return []
+    return list((await session.exec(select(Candidate).where(or_(*keys)).order_by(col(Candidate.id)))).all())
+
+
+async def candidates_by_id(session: AsyncSession, *, ids: Sequence[int]) -> dict[int, Candidate]:
+    if not ids:
+        return {}
+    rows = (await session.exec(select(Candidate).where(col(Candidate.id).in_(sorted(set(ids)))))).all()
+    return {row.id: row for row in rows if row.id is not None}
 
 
 async def get_interview_by_pk(session: AsyncSession, *, interview_id: int) -> Interview | None:
@@ -124,24 +168,25 @@ async def open_interviews_matching(
     """Interviews (open by default) whose platform id equals ``query`` or whose candidate is
     named ``query`` (all of them when ``query`` is None). With ``hr_key`` only that HR owner's.
     """
-    params: dict[str, Any] = {"statuses": list(statuses)}
+    params: dict[str, Any] = {}
     if query is not None:
         params["query"] = query
     if hr_key is not None:
         platform, _, user_id = hr_key.partition(":")
         params.update(hr_platform=platform, hr_user_id=user_id, hr_key=hr_key)
-    stmt = _matching_statement(query is not None, hr_key is not None)
+    stmt = _matching_statement(query is not None, hr_key is not None, tuple(statuses))
     return [(i, c) for i, c in (await session.exec(stmt, params=params)).all()]
 
 
 @functools.cache
-def _matching_statement(by_query: bool, by_scope: bool) -> Select[Interview, Candidate]:
-    """``open_interviews_matching``'s statement, built once per shape with bound parameters: it
-    runs for most chat commands, and building the expression each time was a tenth of their work."""
+def _matching_statement(by_query: bool, by_scope: bool, statuses: tuple[str, ...]) -> Select[Interview, Candidate]:
+    """``open_interviews_matching``'s statement, built once per shape and set of statuses (a few
+    in the code) with bound parameters: it runs for most chat commands, and building the expression
+    each time was a tenth of their work; an expanding ``IN`` list was rendered again at every run."""
     stmt = (
         select(Interview, Candidate)
         .join(Candidate, col(Candidate.id) == col(Interview.candidate_id))
-        .where(col(Interview.status).in_(bindparam("statuses", expanding=True)))
+        .where(or_(false(), *(col(Interview.status) == status for status in statuses)))
         .order_by(col(Interview.scheduled_at), col(Interview.id))
     )
     if by_query:

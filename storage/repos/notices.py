@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, insert, or_, true, update
+from sqlalchemy import ColumnElement, exists, func, insert, or_, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -16,10 +16,19 @@ from storage.models import AttemptResult, Notice, NoticeAttempt, NoticeStatus
 from storage.repos.errors import Conflict
 from storage.repos.leases import claimer_gone
 
+# ``session.info`` key: this session added notices (``queued_notices``).
+_QUEUED = "queued_notices"
+
 
 def add_notice(session: AsyncSession, notice: Notice) -> Notice:
     session.add(notice)
+    session.info[_QUEUED] = True
     return notice
+
+
+def queued_notices(session: AsyncSession) -> bool:
+    """Whether ``add_notice`` added a notice in this session: after its commit the outbox has work."""
+    return bool(session.info.get(_QUEUED))
 
 
 async def add_notices_and_commit(session: AsyncSession, notices: Sequence[Notice]) -> None:
@@ -40,20 +49,13 @@ def _values(notice: Notice) -> dict[str, Any]:
 _COLUMNS = [c for c in Notice.__table__.columns if c.name != "id"]  # type: ignore[attr-defined]
 
 
-async def insert_notices(session: AsyncSession, notices: Sequence[Notice], *, ids: bool = False) -> dict[str, int]:
-    """Insert new rows in one statement, without the ORM's unit of work (which, on SQLite, sends
-    one INSERT per row to learn its id). With ``ids``, {dedupe key: id} of the inserted rows (the
-    rows must then all have a dedupe key); the objects themselves stay unsaved. No commit;
-    ``IntegrityError`` propagates."""
-    if not notices:
-        return {}
-    values = [_values(n) for n in notices]
-    if not ids:
-        await session.exec(insert(Notice), params=values)
-        return {}
-    assert all(v["dedupe_key"] for v in values), "rows inserted for their ids need a dedupe key"
-    stmt = insert(Notice).returning(col(Notice.dedupe_key), col(Notice.id))
-    return {key: row_id for key, row_id in (await session.exec(stmt, params=values)).all()}
+async def insert_notices(session: AsyncSession, notices: Sequence[Notice | Mapping[str, Any]]) -> None:
+    """Insert new rows (objects, or their column values: ``Notice.values``) in one statement, without
+    the ORM's unit of work (which, on SQLite, sends one INSERT per row to learn its id); objects stay
+    unsaved. No commit; ``IntegrityError`` propagates."""
+    if notices:
+        rows = [n if isinstance(n, Mapping) else _values(n) for n in notices]
+        await session.exec(insert(Notice), params=rows)
 
 
 async def notices_for_interview(
@@ -126,8 +128,22 @@ async def due_notice_ids(
 ) -> list[int]:
     """Rows of ``channels`` due for ``worker`` (see ``_due``), the longest waiting first; on the
     ``in_order`` channels only a destination's first unsettled row (see ``_in_order``)."""
+    due = await due_notices(session, now=now, channels=channels, limit=limit, worker=worker, in_order=in_order)
+    return [notice_id for notice_id, _, _ in due]
+
+
+async def due_notices(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    channels: Sequence[str],
+    limit: int,
+    worker: str | None = None,
+    in_order: Sequence[str] = (),
+) -> list[tuple[int, str, str]]:
+    """``due_notice_ids`` with each row's channel and destination: (id, channel, destination)."""
     stmt = (
-        select(Notice.id)
+        select(Notice.id, Notice.channel, Notice.destination)
         .where(
             col(Notice.channel).in_(list(channels)),
             _due(now, worker),
@@ -136,50 +152,22 @@ async def due_notice_ids(
         .order_by(col(Notice.next_attempt_at), col(Notice.id))
         .limit(limit)
     )
-    return [i for i in (await session.exec(stmt)).all() if i is not None]
+    return [(i, c, d) for i, c, d in (await session.exec(stmt)).all() if i is not None]
 
 
-def _due(now: datetime, worker: str | None, *, first: bool = False) -> ColumnElement[bool]:
-    """Rows a worker may claim now: pending and due; claimed but their lock expired; or claimed by
-    a process that is gone (``leases.claimer_gone``: its replica lease expired), whether it was
-    sending them or holding an inbound message in its grace period. ``first`` also takes a row never
-    tried yet before it is due (an inbound message in its grace period, by its taker)."""
+def _due(now: datetime, worker: str | None) -> ColumnElement[bool]:
+    """Rows a worker may claim now: pending and due; being sent but their lock expired; or being
+    sent by a process that is gone (``leases.claimer_gone``: its replica lease expired)."""
     pending, sending = (
         col(Notice.status) == NoticeStatus.pending.value,
         col(Notice.status) == NoticeStatus.sending.value,
     )
     gone = claimer_gone(col(Notice.claimed_by), now=now, me=worker)
-    held_inbound = pending & (col(Notice.kind) == "inbound") & (col(Notice.attempts) == 0)  # INBOUND_KIND
-    due = or_(
+    return or_(
         pending & (col(Notice.next_attempt_at) <= now),
         sending & (col(Notice.locked_until) < now),
         sending & gone,
-        held_inbound & gone,
     )
-    if first:
-        due = or_(due, pending & (col(Notice.attempts) == 0))
-    return due
-
-
-async def orphaned_inbound_ids(
-    session: AsyncSession, *, key_prefix: str, now: datetime, worker: str, limit: int
-) -> list[int]:
-    """Inbound work rows (dedupe key starting with ``key_prefix``) whose claimer is gone
-    (``leases.claimer_gone``): taken in by a dead process and not processed (held in its grace
-    period, or being processed when it died), oldest first, for ``worker`` to take over."""
-    held = (col(Notice.status) == NoticeStatus.pending.value) & (col(Notice.attempts) == 0)
-    stmt = (
-        select(Notice.id)
-        .where(
-            or_(held, col(Notice.status) == NoticeStatus.sending.value),
-            col(Notice.kind) == "inbound",  # INBOUND_KIND
-            col(Notice.dedupe_key).startswith(key_prefix, autoescape=True),
-            claimer_gone(col(Notice.claimed_by), now=now, me=worker),
-        )
-        .order_by(col(Notice.id))
-        .limit(limit)
-    )
-    return [i for i in (await session.exec(stmt)).all() if i is not None]
 
 
 async def claim_notice_and_commit(
@@ -189,13 +177,11 @@ async def claim_notice_and_commit(
     now: datetime,
     lock_until: datetime,
     worker: str | None = None,
-    first: bool = False,
     in_order: Sequence[str] = (),
 ) -> bool:
-    """Conditionally take one due notice and commit; only one worker (of any replica) wins. ``first`` also
-    takes a row never tried yet before it is due (an inbound message in its grace period, by its taker).
-    A row of an ``in_order`` channel is not taken while an earlier one of its destination is unsettled."""
-    due = _due(now, worker, first=first)
+    """Conditionally take one due notice and commit; only one worker (of any replica) wins. A row
+    of an ``in_order`` channel is not taken while an earlier one of its destination is unsettled."""
+    due = _due(now, worker)
     stmt = (
         update(Notice)
         .where(col(Notice.id) == notice_id, due, _in_order(in_order))
@@ -204,52 +190,6 @@ async def claim_notice_and_commit(
     result = await session.exec(stmt)
     await session.commit()
     return bool(result.rowcount == 1)
-
-
-async def claim_notices_and_commit(
-    session: AsyncSession,
-    *,
-    notice_ids: Sequence[int],
-    now: datetime,
-    lock_until: datetime,
-    worker: str,
-    first: bool = False,
-) -> list[Notice]:
-    """``claim_notice_and_commit`` for many rows in one statement: the rows this worker won (of any
-    replica, only one wins each), loaded, in id order. Commits."""
-    if not notice_ids:
-        return []
-    due = _due(now, worker, first=first)
-    stmt = (
-        update(Notice)
-        .where(col(Notice.id).in_(list(notice_ids)), due)
-        .values(status=NoticeStatus.sending.value, locked_until=lock_until, claimed_by=worker)
-        .returning(col(Notice.id))
-    )
-    won = [i for i in (await session.exec(stmt)).scalars().all() if i is not None]
-    rows: list[Notice] = []
-    if won:
-        rows = list((await session.exec(select(Notice).where(col(Notice.id).in_(won)).order_by(col(Notice.id)))).all())
-    await session.commit()
-    return rows
-
-
-async def mark_notices_sent(session: AsyncSession, *, notice_ids: Sequence[int], now: datetime) -> None:
-    """Rows a worker claimed and delivered (or processed) are done: sent, one more attempt. No commit."""
-    if not notice_ids:
-        return
-    stmt = (
-        update(Notice)
-        .where(col(Notice.id).in_(list(notice_ids)), col(Notice.status) == NoticeStatus.sending.value)
-        .values(
-            status=NoticeStatus.sent.value,
-            sent_at=now,
-            attempts=col(Notice.attempts) + 1,
-            locked_until=None,
-            last_error=None,
-        )
-    )
-    await session.exec(stmt)
 
 
 async def defer_destination(session: AsyncSession, *, channel: str, destination: str, until: datetime) -> None:
@@ -297,7 +237,6 @@ async def list_notices(
     *,
     status: str | None = None,
     kind: str | None = None,
-    exclude_kind: str | None = None,
     before: int | None = None,
     limit: int = 200,
 ) -> Sequence[Notice]:
@@ -309,8 +248,6 @@ async def list_notices(
         stmt = stmt.where(Notice.status == status)
     if kind:
         stmt = stmt.where(Notice.kind == kind)
-    if exclude_kind:
-        stmt = stmt.where(Notice.kind != exclude_kind)
     return (await session.exec(stmt)).all()
 
 
@@ -325,23 +262,9 @@ async def notice_exists(session: AsyncSession, *, dedupe_key: str) -> bool:
     return (await session.exec(select(Notice.id).where(Notice.dedupe_key == dedupe_key))).first() is not None
 
 
-async def purge_processed_and_commit(session: AsyncSession, *, kind: str, before: datetime) -> int:
-    """Delete delivered rows of ``kind`` created before ``before`` (e.g. processed inbound messages); commits."""
-    stmt = delete(Notice).where(
-        col(Notice.kind) == kind, col(Notice.status) == NoticeStatus.sent.value, col(Notice.created_at) < before
-    )
-    result = await session.exec(stmt)
-    await session.commit()
-    return int(result.rowcount or 0)
-
-
-async def notices_with_status(
-    session: AsyncSession, *, statuses: Sequence[str], exclude_kind: str | None = None, limit: int = 200
-) -> Sequence[Notice]:
+async def notices_with_status(session: AsyncSession, *, statuses: Sequence[str], limit: int = 200) -> Sequence[Notice]:
     """Notices in these statuses, newest first."""
     stmt = select(Notice).where(col(Notice.status).in_(list(statuses))).order_by(col(Notice.id).desc()).limit(limit)
-    if exclude_kind:
-        stmt = stmt.where(Notice.kind != exclude_kind)
     return (await session.exec(stmt)).all()
 
 
@@ -356,19 +279,13 @@ async def requeue_dead_notice(session: AsyncSession, *, notice_id: int, now: dat
     return bool(result.rowcount == 1)
 
 
-async def backlog_by_channel(
-    session: AsyncSession, *, kind: str | None = None, exclude_kind: str | None = None
-) -> dict[str, int]:
+async def backlog_by_channel(session: AsyncSession) -> dict[str, int]:
     """Notices waiting or being sent (pending, sending), counted by channel."""
     stmt = (
         select(Notice.channel, func.count())
         .where(col(Notice.status).in_([NoticeStatus.pending.value, NoticeStatus.sending.value]))
         .group_by(col(Notice.channel))
     )
-    if kind:
-        stmt = stmt.where(Notice.kind == kind)
-    if exclude_kind:
-        stmt = stmt.where(Notice.kind != exclude_kind)
     return {channel: int(n) for channel, n in (await session.exec(stmt)).all()}
 
 
@@ -385,21 +302,6 @@ async def recent_failed_attempts(session: AsyncSession, *, limit: int = 20) -> S
             )
         )
         .order_by(col(NoticeAttempt.started_at).desc(), col(NoticeAttempt.id).desc())
-        .limit(limit)
-    )
-    return (await session.exec(stmt)).all()
-
-
-async def failing_notices(session: AsyncSession, *, kind: str, limit: int = 20) -> Sequence[Notice]:
-    """Notices of ``kind`` whose last try failed and that are not sent (waiting to retry, or dead), newest first."""
-    stmt = (
-        select(Notice)
-        .where(
-            col(Notice.kind) == kind,
-            col(Notice.last_error).is_not(None),
-            col(Notice.status).in_([NoticeStatus.pending.value, NoticeStatus.dead.value]),
-        )
-        .order_by(col(Notice.id).desc())
         .limit(limit)
     )
     return (await session.exec(stmt)).all()

@@ -1,4 +1,5 @@
-"""What an operator's metrics read from the database: outbox backlog and dead rows."""
+"""What an operator's metrics read from the database: outbox backlog and dead rows (the intake's
+items are counted by ``storage.repos.intake.intake_counts``)."""
 
 from __future__ import annotations
 
@@ -15,25 +16,21 @@ WAITING = (NoticeStatus.pending.value, NoticeStatus.sending.value)
 
 @dataclass
 class OutboxCounts:
-    inbound_pending: int = 0  # received chat messages not processed yet (pending or being processed)
-    pending_by_channel: dict[str, int] = field(default_factory=dict)  # other rows waiting, by channel
-    dead: int = 0  # rows of any kind given up on
+    pending_by_channel: dict[str, int] = field(default_factory=dict)  # rows waiting or being sent, by channel
+    dead: int = 0  # rows given up on
 
 
-async def outbox_counts(session: AsyncSession, *, inbound_kind: str) -> OutboxCounts:
+async def outbox_counts(session: AsyncSession) -> OutboxCounts:
     """One grouped query over the rows that are waiting or dead."""
-    is_inbound = col(Notice.kind) == inbound_kind
     stmt = (
-        select(Notice.status, is_inbound, Notice.channel, func.count())
+        select(Notice.status, Notice.channel, func.count())
         .where(col(Notice.status).in_([*WAITING, NoticeStatus.dead.value]))
-        .group_by(col(Notice.status), is_inbound, col(Notice.channel))
+        .group_by(col(Notice.status), col(Notice.channel))
     )
     counts = OutboxCounts()
-    for status, inbound, channel, n in (await session.exec(stmt)).all():
+    for status, channel, n in (await session.exec(stmt)).all():
         if status == NoticeStatus.dead.value:
             counts.dead += n
-        elif inbound:
-            counts.inbound_pending += n
         else:
             counts.pending_by_channel[channel] = counts.pending_by_channel.get(channel, 0) + n
     return counts

@@ -1,6 +1,6 @@
 """A fake OpenAI-compatible Chat Completions endpoint on loopback (``POST /v1/chat/completions``).
 
-It speaks the wire format the official ``openai`` client parses (tests/test_llm.py checks that):
+It speaks the wire format the official ``openai`` client parses (tests/language/test_llm.py checks that):
 a request JSON with ``model``, ``messages`` and optional ``tools``; an answer with
 ``choices[0].message.tool_calls[{id, type: "function", function: {name, arguments}}]``,
 ``finish_reason: "tool_calls"`` and ``usage``. Errors are ``{"error": {message, type, param, code}}``.

@@ -2,7 +2,7 @@
 
 It speaks the documented frames (developer.work.weixin.qq.com/document/path/101463; the shapes
 as typed by the official @wecom/aibot-node-sdk ``src/types``), and is checked against a client
-other than ours: tests/test_wecom_longconn.py connects the ``wecom-aibot-sdk`` client (the Python
+other than ours: tests/channels/test_wecom_longconn.py connects the ``wecom-aibot-sdk`` client (the Python
 port of the official SDK, from PyPI) to it.
 
 - ``aibot_subscribe`` with the right bot id and secret → errcode 0; otherwise 853000 "invalid

@@ -5,7 +5,7 @@ what is on, adds the HTTP callback route (routes must exist before the app start
 ``running(app, outbox)`` registers the outbox senders and runs the Stream connection.
 
 Modules: ``sign`` (HMAC), ``parse`` (callback → IncomingMessage), ``api`` (token, OpenAPI,
-webhooks), ``sender`` (outbox senders), ``inbound`` (durable take-in and processing),
+webhooks), ``sender`` (outbox senders), ``chat`` (its messages through the intake),
 ``http`` (HTTP mode), ``stream`` (Stream mode).
 """
 
@@ -19,8 +19,8 @@ from datetime import datetime
 from aiohttp import web
 
 from bot.channels.dingtalk.api import OpenApi
-from bot.channels.dingtalk.http import CALLBACK_PATH, INBOUND, callback
-from bot.channels.dingtalk.inbound import Inbound, InboundSender
+from bot.channels.dingtalk.chat import DingTalkChat
+from bot.channels.dingtalk.http import CALLBACK_PATH, CHAT, callback
 from bot.channels.dingtalk.sender import CHANNEL as APP_CHANNEL
 from bot.channels.dingtalk.sender import ROBOT_CHANNEL, DingTalkSender, RobotSender, robot_notice
 from bot.channels.dingtalk.settings import DingTalkSettings, dingtalk_settings
@@ -28,15 +28,15 @@ from bot.channels.dingtalk.stream import STREAM, StreamRunner
 from bot.delivery import GroupPost, GroupPoster, Reach
 from bot.keys import BACKGROUND, CORE, DISPATCHER, HTTP
 from bot.outbox import Outbox
+from bot.services import callback_signs
+from bot.services.context import Core
 from bot.services.leases import LinkState
 from bot.settings import Settings
-from storage import repo
-from storage.db import AsyncSession
 from storage.models import Notice
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CHANNEL", "INBOUND", "STREAM", "DingTalkChannel"]
+__all__ = ["CHANNEL", "CHAT", "STREAM", "DingTalkChannel"]
 
 
 # --- what this channel's settings (settings.py) switch on -----------------------------------
@@ -96,8 +96,8 @@ class DingTalkChannel:
             return [web.post(CALLBACK_PATH, callback)]
         return []
 
-    async def purge(self, session: AsyncSession, *, before: datetime) -> None:
-        await repo.purge_dingtalk_signs_and_commit(session, before=before)  # HTTP mode's replay guard
+    async def purge(self, core: Core, *, before: datetime) -> None:
+        await callback_signs.purge(core, before=before)  # HTTP mode's replay guard
 
     def connections(self, app: web.Application) -> dict[str, str]:
         runner = app.get(STREAM)
@@ -109,7 +109,7 @@ class DingTalkChannel:
     async def running(self, app: web.Application, outbox: Outbox) -> AsyncIterator[None]:
         core, http = app[CORE], app[HTTP]
         s = dingtalk_settings(core.settings)
-        inbound: Inbound | None = None
+        chat: DingTalkChat | None = None
         runner: StreamRunner | None = None
         if _enabled(s) and s.dingtalk_app_key and s.dingtalk_app_secret:
             api = OpenApi(
@@ -122,17 +122,16 @@ class DingTalkChannel:
                 base_url=s.dingtalk_api_base,
             )
             outbox.register(DingTalkSender(http, api, clock=core.clock, oapi_base=s.dingtalk_oapi_base))
-            inbound_sender = InboundSender(core, app[DISPATCHER])
-            outbox.register(inbound_sender)
-            inbound = Inbound(core, outbox, app[BACKGROUND], inbound_sender)
-            app[INBOUND] = inbound
+            chat = DingTalkChat(core, app[DISPATCHER], app[BACKGROUND])
+            chat.start()
+            app[CHAT] = chat
             if s.dingtalk_mode == "stream":
                 runner = StreamRunner(
                     http,
                     app_key=s.dingtalk_app_key,
                     app_secret=s.dingtalk_app_secret.get_secret_value(),
                     api_base=s.dingtalk_api_base,
-                    inbound=inbound,
+                    chat=chat,
                 )
                 app[STREAM] = runner
                 runner.start()
@@ -145,8 +144,8 @@ class DingTalkChannel:
         yield
         if runner is not None:
             await runner.stop()
-        if inbound is not None:
-            await inbound.close()
+        if chat is not None:
+            await chat.close()
 
 
 CHANNEL = DingTalkChannel()

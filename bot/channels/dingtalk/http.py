@@ -9,12 +9,13 @@ any body with its pair. We narrow what that allows, in this order, before anythi
 2. the body goes through the bounded JSON loader and must parse as a robot message
    (``parse_callback``: sizes, numbers) → else 400;
 3. the robot's own field ``robotCode`` must be ours (``DINGTALK_ROBOT_CODE`` or the app key);
-4. a sign is accepted for one ``msgId`` only (``dingtalk_sign`` table, shared by replicas): a
-   redelivery of the same message passes (the ``msgId`` dedupe makes it a no-op), the same
-   pair with another message is refused.
+4. a sign is accepted for one ``msgId`` only (``bot.services.callback_signs``; the binding row is
+   stored with the message in the intake's transaction, shared by replicas): a redelivery of the
+   same message passes (the ``msgId`` dedupe makes it a no-op), the same pair with another message
+   is refused.
 
 Stream mode has none of these limits (the connection itself is authenticated): prefer it.
-We answer 200 as soon as the message is durably taken in (see ``inbound``).
+We answer 200 as soon as the message is durably taken in (``chat.DingTalkChat.receive``).
 """
 
 from __future__ import annotations
@@ -24,18 +25,19 @@ import logging
 from aiohttp import web
 
 from bot.bounded import BadInput, load_json
-from bot.channels.dingtalk.inbound import Inbound
+from bot.channels.dingtalk.chat import DingTalkChat
 from bot.channels.dingtalk.parse import PLATFORM, ParseError, parse_callback
 from bot.channels.dingtalk.settings import dingtalk_settings
 from bot.channels.dingtalk.sign import verify_callback
+from bot.intake import Refused
 from bot.keys import CORE
-from storage import repo
+from bot.services import callback_signs
 from storage.models import DingTalkSign
 
 log = logging.getLogger(__name__)
 
 CALLBACK_PATH = "/dingtalk/callback"
-INBOUND = web.AppKey("dingtalk_inbound", Inbound)
+CHAT = web.AppKey("dingtalk_chat", DingTalkChat)
 # A 200 body that makes DingTalk post nothing on our behalf; replies go through the outbox.
 EMPTY_ANSWER = {"msgtype": "empty"}
 
@@ -77,14 +79,12 @@ async def callback(request: web.Request) -> web.Response:
     ours = settings.dingtalk_robot_code or settings.dingtalk_app_key
     if ours and body.get("robotCode") != ours:
         return _unauthorized(request, "robotCode is not ours")
-    inbound = request.app[INBOUND]
-    async with core.sessions() as session:
-        owner = await repo.dingtalk_sign_owner(session, sign=sign.strip())
+    owner = await callback_signs.owner(core, sign=sign.strip())
     if owner is not None and owner != msg.msg_id:
         return _unauthorized(request, "sign already used for another message")
     binding = [] if owner else [DingTalkSign(sign=sign.strip(), msg_id=msg.msg_id, seen_at=now)]
     try:
-        await inbound.receive(body, binding)
-    except repo.Conflict:  # the same sign taken by another message in the meantime
+        await request.app[CHAT].receive(body, binding)
+    except Refused:  # the same sign taken by another message in the meantime
         return _unauthorized(request, "sign already used for another message")
     return web.json_response(EMPTY_ANSWER)

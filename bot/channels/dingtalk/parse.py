@@ -17,7 +17,7 @@ from bot.chat.messages import ChatType, IncomingMessage
 
 PLATFORM = "dingtalk"
 # DingTalk's ids are short (msgId ~30 characters, staff ids ≤ 64, conversation ids ~40); longer ones
-# are not DingTalk's and would not fit our columns (inbound_message.dedupe_key is 300).
+# are not DingTalk's and would not fit our columns (intake_item.key is 300).
 MAX_ID = 128
 
 

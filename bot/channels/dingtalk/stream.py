@@ -33,7 +33,7 @@ from dingtalk_stream import AckMessage, CallbackMessage, ChatbotMessage, DingTal
 from dingtalk_stream.version import VERSION_STRING
 
 from bot.channels.dingtalk.api import TIMEOUT, DingTalkError
-from bot.channels.dingtalk.inbound import Inbound
+from bot.channels.dingtalk.chat import DingTalkChat
 from bot.channels.reconnect import Backoff
 
 log = logging.getLogger(__name__)
@@ -46,17 +46,17 @@ WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)
 
 
 class ChatbotCallback(dingtalk_stream.CallbackHandler):
-    """Acks each robot message at once and hands it to the shared inbound processing."""
+    """Acks each robot message at once and hands it to the intake (stored in the background)."""
 
-    def __init__(self, inbound: Inbound) -> None:
+    def __init__(self, chat: DingTalkChat) -> None:
         super().__init__()
-        self._inbound = inbound
+        self._chat = chat
 
     async def process(self, message: CallbackMessage) -> tuple[int, Any]:
         data = message.data
         if not isinstance(data, dict) or not data:
             return AckMessage.STATUS_BAD_REQUEST, None
-        self._inbound.receive_soon(data)
+        self._chat.receive_detached(data)
         return AckMessage.STATUS_OK, None
 
     async def raw_process(self, callback_message: CallbackMessage) -> AckMessage:
@@ -82,7 +82,7 @@ class StreamRunner:
     """Keeps one Stream connection open for the app's lifetime."""
 
     def __init__(
-        self, http: aiohttp.ClientSession, *, app_key: str, app_secret: str, api_base: str, inbound: Inbound
+        self, http: aiohttp.ClientSession, *, app_key: str, app_secret: str, api_base: str, chat: DingTalkChat
     ) -> None:
         self._http = http
         self._app_key = app_key
@@ -91,7 +91,7 @@ class StreamRunner:
         self.client = DingTalkStreamClient(
             dingtalk_stream.Credential(app_key, app_secret), logger=logging.getLogger("dingtalk_stream.client")
         )
-        self.client.register_callback_handler(ChatbotMessage.TOPIC, ChatbotCallback(inbound))
+        self.client.register_callback_handler(ChatbotMessage.TOPIC, ChatbotCallback(chat))
         self.connections = 0  # WebSocket connections made so far (for logs and tests)
         self.connected = False  # a connection is open now
         self._task: asyncio.Task[None] | None = None

@@ -5,8 +5,8 @@
 the outbox senders and, in ws mode, holds the long connection under a database lease.
 
 Modules: ``crypto`` (signature, Encrypt Key), ``parse`` (event → IncomingMessage), ``api``
-(tenant token, messages, images), ``sender`` (outbox senders, cards), ``inbound`` (durable take-in
-and processing), ``http`` (HTTP mode), ``ws`` (long connection).
+(tenant token, messages, images), ``sender`` (outbox senders, cards), ``chat`` (its messages
+through the intake), ``http`` (HTTP mode), ``ws`` (long connection).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import aiohttp
 from aiohttp import web
 
 from bot.channels.feishu.api import FeishuApi, FeishuError
+from bot.channels.feishu.chat import FeishuChat
 from bot.channels.feishu.hire import PERMISSION_CODES, HireApi, HireSender
 from bot.channels.feishu.hire import SYSTEM as HIRE_SYSTEM
-from bot.channels.feishu.http import CALLBACK_PATH, INBOUND, callback
-from bot.channels.feishu.inbound import Inbound, InboundSender
+from bot.channels.feishu.http import CALLBACK_PATH, CHAT, callback
 from bot.channels.feishu.sender import CHANNEL as APP_CHANNEL
 from bot.channels.feishu.sender import GROUP_CHANNEL, FeishuGroupSender, FeishuSender, group_notice
 from bot.channels.feishu.settings import FeishuSettings, feishu_settings
@@ -37,12 +37,11 @@ from bot.services.context import Core
 from bot.services.errors import refusal
 from bot.services.leases import Leased, LinkState
 from bot.settings import Settings
-from storage.db import AsyncSession
 from storage.models import Notice
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CHANNEL", "INBOUND", "LINK", "FeishuChannel"]
+__all__ = ["CHANNEL", "CHAT", "LINK", "FeishuChannel"]
 
 LINK = web.AppKey("feishu_link", Leased)
 RUNNER = web.AppKey("feishu_ws", WsRunner)
@@ -139,8 +138,8 @@ class FeishuChannel:
             return [web.post(CALLBACK_PATH, callback)]
         return []
 
-    async def purge(self, session: AsyncSession, *, before: datetime) -> None:
-        """Nothing beside the shared dedupe keys and inbound rows."""
+    async def purge(self, core: Core, *, before: datetime) -> None:
+        """Nothing beside the intake's items."""
 
     async def ats_reasons(
         self, settings: Settings, core: Core, http: aiohttp.ClientSession, system: str
@@ -175,7 +174,7 @@ class FeishuChannel:
     async def running(self, app: web.Application, outbox: Outbox) -> AsyncIterator[None]:
         core, http = app[CORE], app[HTTP]
         s = feishu_settings(core.settings)
-        inbound: Inbound | None = None
+        chat: FeishuChat | None = None
         link: Leased | None = None
         if hire_problem(s) is None:
             outbox.register(HireSender(HireApi(feishu_api(core, http, s))))
@@ -185,10 +184,9 @@ class FeishuChannel:
             api = feishu_api(core, http, s)
             outbox.register(FeishuSender(api))
             outbox.register(FeishuGroupSender(api))
-            inbound_sender = InboundSender(core, app[DISPATCHER], api)
-            outbox.register(inbound_sender)
-            inbound = Inbound(core, outbox, app[BACKGROUND], inbound_sender)
-            app[INBOUND] = inbound
+            chat = FeishuChat(core, app[DISPATCHER], api, app[BACKGROUND])
+            chat.start()
+            app[CHAT] = chat
             if s.feishu_mode == "ws":
                 runner = WsRunner(
                     http,
@@ -196,7 +194,7 @@ class FeishuChannel:
                     app_secret=secret,
                     api_base=s.feishu_api_base,
                     encrypt_key=s.feishu_encrypt_key.get_secret_value() if s.feishu_encrypt_key else "",
-                    inbound=inbound,
+                    chat=chat,
                 )
                 link = Leased(core, f"{LINK_NAME}:{s.feishu_app_id}", runner.run)
                 app[RUNNER], app[LINK] = runner, link
@@ -207,8 +205,8 @@ class FeishuChannel:
         yield
         if link is not None:
             await link.stop()
-        if inbound is not None:
-            await inbound.close()
+        if chat is not None:
+            await chat.close()
 
 
 CHANNEL = FeishuChannel()

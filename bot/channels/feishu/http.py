@@ -9,7 +9,7 @@ In this order, before anything is stored:
 3. the Verification Token (``token`` of url_verification, ``header.token`` of 2.0 events) and the
    ``app_id`` must be ours → else 401;
 4. url_verification is answered with its challenge; a message or one of our card clicks is
-   stored through the durable intake (``inbound``) and answered at once; other events are
+   stored through the durable intake (``chat.FeishuChat.receive``) and answered at once; other events are
    acknowledged and ignored (so Feishu does not push them again).
 """
 
@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.bounded import BadInput, load_json
+from bot.channels.feishu.chat import FeishuChat
 from bot.channels.feishu.crypto import (
     NONCE_HEADER,
     SIGNATURE_HEADER,
@@ -30,7 +31,6 @@ from bot.channels.feishu.crypto import (
     token_matches,
     verify_signature,
 )
-from bot.channels.feishu.inbound import Inbound
 from bot.channels.feishu.parse import CARD_EVENT, MESSAGE_EVENT, URL_VERIFICATION, NotForUs, ParseError, envelope
 from bot.channels.feishu.settings import feishu_settings
 from bot.keys import CORE
@@ -38,7 +38,7 @@ from bot.keys import CORE
 log = logging.getLogger(__name__)
 
 CALLBACK_PATH = "/feishu/callback"
-INBOUND = web.AppKey("feishu_inbound", Inbound)
+CHAT = web.AppKey("feishu_chat", FeishuChat)
 
 
 def _refuse(request: web.Request, status: int, problem: str) -> web.Response:
@@ -101,7 +101,7 @@ async def callback(request: web.Request) -> web.Response:
         log.info("ignoring Feishu event %s", env.event_type)
         return web.json_response({})
     try:
-        await request.app[INBOUND].receive(body)
+        await request.app[CHAT].receive(body)
     except NotForUs as exc:
         log.info("ignoring a Feishu event: %s", exc)
     except ParseError as exc:

@@ -34,9 +34,9 @@ import aiohttp
 
 from bot.bounded import BadInput, load_json
 from bot.channels.feishu.api import TIMEOUT, FeishuError
+from bot.channels.feishu.chat import FeishuChat
 from bot.channels.feishu.crypto import CryptoError, decrypt
 from bot.channels.feishu.frames import Frame, FrameError
-from bot.channels.feishu.inbound import Inbound
 from bot.channels.feishu.parse import ParseError
 from bot.channels.reconnect import Backoff
 
@@ -64,14 +64,14 @@ class WsRunner:
         app_secret: str,
         api_base: str,
         encrypt_key: str,
-        inbound: Inbound,
+        chat: FeishuChat,
     ) -> None:
         self._http = http
         self._app_id = app_id
         self._app_secret = app_secret
         self._endpoint_url = api_base.rstrip("/") + ENDPOINT_PATH
         self._encrypt_key = encrypt_key
-        self._inbound = inbound
+        self._chat = chat
         self.connected = False
         self.connections = 0  # sockets opened so far (for logs and tests)
         self.ping_seconds = DEFAULT_PING_SECONDS
@@ -238,7 +238,7 @@ class WsRunner:
                 body = load_json(decrypt(body["encrypt"], self._encrypt_key))
             if not isinstance(body, dict):
                 raise BadInput("malformed_json", "not a JSON object")
-            await self._inbound.receive(body)
+            await self._chat.receive(body)
         except (BadInput, CryptoError, ParseError) as exc:
             log.info("ignoring a Feishu event we do not handle: %s", exc)
             return 200, {}

@@ -20,9 +20,9 @@ from pydantic import SecretStr
 
 from bot.channels.wecom.aibot_ws import AIBOT_WS_CHANNEL, AiBotLongConn, AiBotWsSender, AiBotWsStaffSender, summary_rows
 from bot.channels.wecom.api import WeComApi
+from bot.channels.wecom.chat import WeComChat
 from bot.channels.wecom.crypto import CallbackCrypto, ConfigError
-from bot.channels.wecom.inbox import INBOX_CHANNEL, WeComInbox
-from bot.channels.wecom.kf import KF_CHANNEL, KF_INBOX_CHANNEL, KfSender, WeComKf
+from bot.channels.wecom.kf import KF_CHANNEL, KfSender, WeComKf
 from bot.channels.wecom.sender import (
     APP_CHANNEL,
     ROBOT_CHANNEL,
@@ -34,11 +34,10 @@ from bot.channels.wecom.sender import (
 from bot.channels.wecom.settings import WeComSettings, wecom_settings
 from bot.channels.wecom.webhook import WECOM, WeComState, routes
 from bot.delivery import GroupPost, GroupPoster, Reach
-from bot.intake import StoredMessageSender
 from bot.keys import BACKGROUND, CORE, DISPATCHER, HTTP
 from bot.outbox import Outbox
+from bot.services.context import Core
 from bot.settings import Settings
-from storage.db import AsyncSession
 from storage.models import Notice
 
 log = logging.getLogger(__name__)
@@ -164,8 +163,8 @@ class WeComChannel:
     def routes(self, s: Settings) -> Iterable[web.AbstractRouteDef]:
         return routes  # always: an unconfigured part answers 503
 
-    async def purge(self, session: AsyncSession, *, before: datetime) -> None:
-        """Nothing beside the shared dedupe keys and inbound rows."""
+    async def purge(self, core: Core, *, before: datetime) -> None:
+        """Nothing beside the intake's items."""
 
     def connections(self, app: web.Application) -> dict[str, str]:
         state = app.get(WECOM)
@@ -180,8 +179,8 @@ class WeComChannel:
         yield
         if state.longconn is not None:
             await state.longconn.stop()
-        if state.inbox is not None:
-            await state.inbox.close()
+        if state.chat is not None:
+            await state.chat.close()
         if state.kf is not None:
             await state.kf.close()
 
@@ -204,31 +203,25 @@ def build_state(app: web.Application, outbox: Outbox) -> WeComState:
         )
         outbox.register(WeComAppSender(api, source=core.settings.company_name))
         if kf_problem(settings) is None:
-            kf = WeComKf(core, api, app[DISPATCHER], app[BACKGROUND], fail=outbox.fail)
+            kf = WeComKf(core, api, app[DISPATCHER], app[BACKGROUND])
             outbox.register(KfSender(core, api))
-            outbox.register(StoredMessageSender(core, KF_INBOX_CHANNEL, kf.process, name="kf"))
+            kf.start()
     if bot_crypto is not None:
         outbox.register(WeComAiBotSender(http, api_base=settings.wecom_api_base))
     key = robot_key(settings)
     if key:  # when it is not set, the start-up summary says so
         outbox.register(WeComRobotSender(http, base_url=settings.wecom_api_base, key=key))
-    inbox = None
+    chat = None
     longconn_on = longconn_problem(settings) is None
     if app_crypto is not None or bot_crypto is not None or longconn_on:
-        inbox = WeComInbox(
-            core,
-            app[DISPATCHER],
-            background=app[BACKGROUND],
-            fail=outbox.fail,
-            app_replies=app_crypto is not None,
-        )
-        outbox.register(StoredMessageSender(core, INBOX_CHANNEL, inbox.process, name="WeCom"))
+        chat = WeComChat(core, app[DISPATCHER], background=app[BACKGROUND], app_replies=app_crypto is not None)
+        chat.start()
     longconn = None
-    if longconn_on and inbox is not None:
+    if longconn_on and chat is not None:
         longconn = AiBotLongConn(
             core,
             http,
-            inbox,
+            chat,
             url=settings.wecom_bot_ws_url,
             bot_id=settings.wecom_bot_id or "",
             secret=_secret(settings.wecom_bot_secret),
@@ -238,7 +231,7 @@ def build_state(app: web.Application, outbox: Outbox) -> WeComState:
             outbox.register(AiBotWsStaffSender(longconn, source=core.settings.company_name))
         longconn.start()
     return WeComState(
-        clock=core.clock, inbox=inbox, app_crypto=app_crypto, bot_crypto=bot_crypto, kf=kf, longconn=longconn
+        clock=core.clock, chat=chat, app_crypto=app_crypto, bot_crypto=bot_crypto, kf=kf, longconn=longconn
     )
 
 

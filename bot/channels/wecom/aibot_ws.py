@@ -1,8 +1,8 @@
 """The AI bot in long-connection mode: frames in through the durable intake, replies and pushes out.
 
-Taking in: a message or card-click frame is parsed (``parse``) and stored through the WeCom inbox
-(``inbox.WeComInbox.accept``: dedupe by msgid plus the work row, one transaction) before
-anything is answered; a redelivered msgid is dropped. The stored message remembers the
+Taking in: a message or card-click frame is parsed (``parse``) and stored through the intake
+(``chat.WeComChat.receive``: one intake item, deduplicated by msgid) before anything is answered;
+a redelivered msgid is dropped. The stored message remembers the
 callback's ``req_id``, the connection it came on and when, so its replies can answer it.
 
 Replies (outbox channel ``wecom_aibot_ws``, sent at most once like every reply): the first reply
@@ -28,7 +28,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.channels.wecom.inbox import AIBOT_WS_CHANNEL, WeComInbox
+from bot.channels.wecom.chat import AIBOT_WS_CHANNEL, WeComChat
 from bot.channels.wecom.longconn import (
     EVENT_CALLBACK,
     MSG_CALLBACK,
@@ -42,7 +42,7 @@ from bot.channels.wecom.longconn import (
     LinkError,
     frame_req_id,
 )
-from bot.channels.wecom.parse import Inbound, parse_aibot_event, parse_aibot_json
+from bot.channels.wecom.parse import WeComEnvelope, parse_aibot_event, parse_aibot_json
 from bot.channels.wecom.sender import AIBOT_LIMIT, APP_CHANNEL, card_task_id, clip, confirm_card, done_label
 from bot.chat import markup
 from bot.chat.payload import reply_from_payload
@@ -59,13 +59,11 @@ DRAIN_SECONDS = 5.0
 
 
 class AiBotLongConn:
-    """The bot's connection under its lease, and how frames reach the inbox."""
+    """The bot's connection under its lease, and how frames reach the intake."""
 
-    def __init__(
-        self, core: Core, http: aiohttp.ClientSession, inbox: WeComInbox, *, url: str, bot_id: str, secret: str
-    ):
+    def __init__(self, core: Core, http: aiohttp.ClientSession, chat: WeComChat, *, url: str, bot_id: str, secret: str):
         self.core = core
-        self.inbox = inbox
+        self.chat = chat
         self.link = AiBotLink(http, url=url, bot_id=bot_id, secret=secret, on_frame=self.take_in)
         self.leased = Leased(core, f"wecom_aibot:{bot_id}"[:100], self.link.run)
 
@@ -89,30 +87,28 @@ class AiBotLongConn:
             log.warning("skipping a WeCom AI bot callback without a body")
             return
         cmd = frame.get("cmd")
-        inbound = parse_aibot_json(body) if cmd == MSG_CALLBACK else parse_aibot_event(body)
-        if inbound is None:
+        envelope = parse_aibot_json(body) if cmd == MSG_CALLBACK else parse_aibot_event(body)
+        if envelope is None:
             return
         req_id = frame_req_id(frame)
         # A message's req_id takes the reply; a click's takes only the card update, so the
         # answer to a click is pushed to the chat.
         answerable = req_id and cmd == MSG_CALLBACK
         hint = {"req_id": req_id, "conn": conn_id, "at": time.time()} if answerable else {}
-        inbound = Inbound(dataclasses.replace(inbound.msg, reply_hint=hint), inbound.dedupe_key, inbound.card)
-        row_id = await self.inbox.accept(inbound, source="aibot_ws")
-        if row_id is None:
+        envelope = WeComEnvelope(dataclasses.replace(envelope.msg, reply_hint=hint), envelope.dedupe_key, envelope.card)
+        if not await self.chat.receive(envelope, source="aibot_ws"):
             return  # a redelivery: taken in before
-        self.inbox.spawn(row_id)
         if cmd == EVENT_CALLBACK and req_id:
-            await self._grey_out(req_id, inbound)
+            await self._grey_out(req_id, envelope)
 
-    async def _grey_out(self, req_id: str, inbound: Inbound) -> None:
+    async def _grey_out(self, req_id: str, envelope: WeComEnvelope) -> None:
         """Replace the clicked card's buttons by what was chosen (WeCom takes this within 5 s)."""
-        command = inbound.msg.text
+        command = envelope.msg.text
         card = {
             "card_type": "button_interaction",
             "main_title": {"title": done_label(command)},
-            "task_id": inbound.card.get("task_id", ""),
-            "button_list": [{"text": done_label(command), "key": inbound.card.get("event_key", "")}],
+            "task_id": envelope.card.get("task_id", ""),
+            "button_list": [{"text": done_label(command), "key": envelope.card.get("event_key", "")}],
             "replace_text": done_label(command),
         }
         try:

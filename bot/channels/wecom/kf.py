@@ -7,10 +7,10 @@ only the pull, the parsing and how to reply:
 - the pull: /cgi-bin/kf/sync_msg from the stored ``next_cursor`` (looping while ``has_more``);
 - each customer message becomes an ``IncomingMessage`` (sender = the customer's external_userid,
   chat = the kf account, ``sender_kind="candidate"``) stored through the intake like every chat
-  message (``bot.intake.ChatIntake``, platform "wecom_kf": deduplicated by ``msgid``, committed
-  before the page's cursor moves on), then processed by the same worker and retry policy: the
-  dispatcher hands it to the candidate handlers (``handlers/candidate.py``: link by mobile,
-  interview state, 求助), and the replies go to the outbox on channel "kf";
+  message (``bot.intake.ChatIntake``, source "wecom_kf": an intake item deduplicated by ``msgid``,
+  committed before the page's cursor moves on), then processed by the same worker and retry
+  policy: the dispatcher hands it to the candidate handlers (``handlers/candidate.py``: link by
+  mobile, interview state, 求助), and the replies go to the outbox on channel "kf";
 - ``KfSender`` answers with /cgi-bin/kf/send_msg.
 
 WeCom allows answers only within 48 h of the customer's last message and at most 5 of them in
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from xml.parsers.expat import ExpatError
@@ -32,28 +31,20 @@ from wechatpy.enterprise import parse_message
 
 from bot.channels.wecom.api import WeComApi, WeComError
 from bot.chat import markup
-from bot.chat.messages import IncomingMessage
-from bot.chat.payload import message_from_payload, message_to_payload
+from bot.chat.messages import IncomingMessage, Reply
+from bot.chat.payload import ReplyRow, message_from_payload, message_to_payload, reply_rows
 from bot.delivery import SendProblem
 from bot.dispatcher import Dispatcher
-from bot.intake import (
-    ChatIntake,
-    Processed,
-    dispatch_stored,
-    reply_rows,
-    work_row,
-)
+from bot.intake import ChatIntake, ChatItem, Unreadable
 from bot.outbox import SendError, idem_key
 from bot.services import candidate_chat
 from bot.services.context import Core
-from storage.models import Notice
+from storage.models import IntakeItem, Notice
 
 log = logging.getLogger(__name__)
 
 KF_CHANNEL = "kf"
 KF_PLATFORM = "wecom_kf"
-# The internal outbox channel of stored kf messages waiting to be processed.
-KF_INBOX_CHANNEL = "wecom_kf_inbox"
 WINDOW = candidate_chat.WINDOW
 MAX_REPLIES = candidate_chat.MAX_REPLIES
 CUSTOMER_ORIGIN = 3  # sync_msg origin: 3 = sent by the WeChat customer
@@ -94,23 +85,18 @@ def parse_sync_item(item: dict[str, Any], open_kfid: str, now: datetime) -> Inco
 
 
 class WeComKf:
-    """Pulls customer messages, stores them through the intake, and processes them (dispatcher)."""
+    """Pulls customer messages, stores them through the intake (``receive``), and answers a stored
+    one (``process``, the dispatcher)."""
 
-    def __init__(
-        self,
-        core: Core,
-        api: WeComApi,
-        dispatcher: Dispatcher,
-        background: set[asyncio.Task[Any]],
-        *,
-        fail: Callable[[int, Exception], Awaitable[None]],
-    ) -> None:
+    def __init__(self, core: Core, api: WeComApi, dispatcher: Dispatcher, background: set[asyncio.Task[Any]]) -> None:
         self.core = core
         self.api = api
-        self.dispatcher = dispatcher
         self._background = background
         self._lock = asyncio.Lock()
-        self.intake = ChatIntake(core, KF_PLATFORM, background, process=self.process, fail=fail)
+        self.intake = ChatIntake(core, KF_PLATFORM, background, dispatcher=dispatcher, channel=self)
+
+    def start(self) -> None:
+        self.intake.start()
 
     def spawn_sync(self, token: str, open_kfid: str) -> None:
         task = asyncio.create_task(self._sync_logged(token, open_kfid), name=f"kf-sync-{open_kfid}")
@@ -136,7 +122,7 @@ class WeComKf:
                 now = self.core.clock.now()
                 for item in data.get("msg_list") or []:
                     msg = parse_sync_item(item, open_kfid, now)
-                    if msg is not None and await self.accept(msg) is not None:
+                    if msg is not None and await self.receive(msg):
                         stored += 1
                 # Only once the page's messages are stored does the cursor move past them.
                 cursor = str(data.get("next_cursor") or cursor)
@@ -145,35 +131,26 @@ class WeComKf:
                     break
         return stored
 
-    def _row(self, msg: IncomingMessage, now: datetime) -> Notice:
-        return work_row(
-            self.core,
-            now,
-            channel=KF_INBOX_CHANNEL,
-            platform=KF_PLATFORM,
-            key=msg.msg_id,
-            recipient=msg.sender_id,
-            text=msg.text,
-            payload={"msg": message_to_payload(msg)},
-        )
+    async def receive(self, msg: IncomingMessage) -> bool:
+        """Store one customer message (deduplicated by msgid) and have it processed soon; True once
+        committed, False for a message stored before."""
+        return await self.intake.receive(ChatItem(msg.msg_id, msg.sender_id, {"msg": message_to_payload(msg)}))
 
-    async def accept(self, msg: IncomingMessage) -> int | None:
-        """Store one customer message (deduplicated by msgid) and queue its processing; the stored
-        row's id, or None for a message stored before."""
-        row_id = await self.intake.store(msg.msg_id, lambda now: self._row(msg, now))
-        if row_id is not None:
-            self.intake.submit(row_id)
-        return row_id
-
-    async def process(self, row: Notice) -> Processed:
-        """One stored customer message: its reply window opens, the dispatcher answers it (the
-        candidate handlers), and the answer is queued on channel "kf"."""
-        msg = message_from_payload(row.payload["msg"])
+    async def take(self, item: IntakeItem) -> IncomingMessage:
+        """One stored customer message, its reply window opened (the dispatcher then hands it to the
+        candidate handlers)."""
+        try:
+            msg = message_from_payload(item.payload["msg"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise Unreadable(f"cannot read the stored kf message: {exc}") from exc
         sent_at = datetime.fromtimestamp(int(msg.raw.get("send_time") or 0), UTC)
         await candidate_chat.customer_wrote(self.core, contact=msg.sender_id, account=msg.chat_id, sent_at=sent_at)
-        replies, failure = await dispatch_stored(self.dispatcher, msg, row)
-        rows = reply_rows(
-            self.core,
+        return msg
+
+    def reply(self, item: IntakeItem, msg: IncomingMessage, replies: list[Reply]) -> list[ReplyRow]:
+        """The answer is queued on channel "kf" (sent while the conversation's window allows)."""
+        return reply_rows(
+            self.core.clock.now(),
             channel=KF_CHANNEL,
             msg=msg,
             replies=replies,
@@ -181,7 +158,6 @@ class WeComKf:
             destination=f"{KF_CHANNEL}:{msg.sender_id}",
             extra={"audience": "kf_reply", "msgid": msg.msg_id},
         )
-        return Processed(rows, failure)
 
     async def close(self) -> None:
         await self.intake.close()

@@ -49,7 +49,7 @@ def command_from_key(key: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class Inbound:
+class WeComEnvelope:
     """A parsed callback worth processing."""
 
     msg: IncomingMessage
@@ -70,7 +70,7 @@ def _id(value: Any, name: str) -> str:
     return text
 
 
-def parse_app_xml(plaintext: str) -> Inbound | None:
+def parse_app_xml(plaintext: str) -> WeComEnvelope | None:
     """Self-built app: text messages and template card clicks; other types are ignored."""
     try:
         message = parse_message(plaintext)
@@ -91,7 +91,7 @@ def parse_app_xml(plaintext: str) -> Inbound | None:
         else:  # never seen from WeCom, but one missing id must not swallow every later one
             seed = f"{user}\n{_text(data.get('CreateTime'))}\n{content}"
             msg_id = f"msgh:{hashlib.sha1(seed.encode()).hexdigest()}"  # noqa: S324 - a key, not a MAC
-        return Inbound(_direct(user, content, msg_id, data), msg_id)
+        return WeComEnvelope(_direct(user, content, msg_id, data), msg_id)
     event = _text(data.get("Event")).lower()
     if _text(data.get("MsgType")).lower() == "event" and event == "template_card_event":
         event_key = _text(data.get("EventKey"))
@@ -103,7 +103,7 @@ def parse_app_xml(plaintext: str) -> Inbound | None:
         digest = hashlib.sha1(f"{task_id}\n{event_key}\n{user}".encode()).hexdigest()  # noqa: S324 - a key, not a MAC
         msg_id = f"card:{digest}"
         card = {"response_code": _text(data.get("ResponseCode")), "task_id": task_id, "event_key": event_key}
-        return Inbound(_direct(user, command, msg_id, data), msg_id, card)
+        return WeComEnvelope(_direct(user, command, msg_id, data), msg_id, card)
     log.debug("ignoring WeCom %s/%s from %s", data.get("MsgType"), event or "-", user)
     return None
 
@@ -114,7 +114,7 @@ def _direct(user: str, text: str, msg_id: str, raw: dict[str, Any]) -> IncomingM
     )
 
 
-def parse_aibot_json(data: Mapping[str, Any]) -> Inbound | None:
+def parse_aibot_json(data: Mapping[str, Any]) -> WeComEnvelope | None:
     """AI bot: text (also voice transcripts and the text parts of mixed messages) in 1:1 and groups."""
     msgtype = _text(data.get("msgtype"))
     sender = data.get("from")
@@ -133,7 +133,7 @@ def parse_aibot_json(data: Mapping[str, Any]) -> Inbound | None:
         return None
     response_url = _text(data.get("response_url"))
     msg = _aibot_message(data, user, text, f"aibot:{msgid}", {"response_url": response_url} if response_url else {})
-    return Inbound(msg, msg.msg_id)
+    return WeComEnvelope(msg, msg.msg_id)
 
 
 def _aibot_message(
@@ -168,7 +168,7 @@ def _aibot_text(msgtype: str, data: Mapping[str, Any]) -> str | None:
     return None
 
 
-def parse_aibot_event(data: Mapping[str, Any]) -> Inbound | None:
+def parse_aibot_event(data: Mapping[str, Any]) -> WeComEnvelope | None:
     """AI bot event callback (long connection): a template card click becomes the command its
     button stands for, like a typed one; other events (enter_chat, feedback_event) are ignored.
 
@@ -191,4 +191,4 @@ def parse_aibot_event(data: Mapping[str, Any]) -> Inbound | None:
     if not msgid:
         msgid = "card:" + hashlib.sha1(f"{task_id}\n{event_key}\n{user}".encode()).hexdigest()  # noqa: S324 - a key
     msg = _aibot_message(data, user, command, f"aibot:{msgid}", {})
-    return Inbound(msg, msg.msg_id, {"task_id": task_id, "event_key": event_key})
+    return WeComEnvelope(msg, msg.msg_id, {"task_id": task_id, "event_key": event_key})

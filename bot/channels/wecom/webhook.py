@@ -5,8 +5,8 @@
 - ``GET  /wecom/bot/callback``  AI bot (智能机器人) URL verification, receiveid ""
 - ``POST /wecom/bot/callback``  AI bot messages (encrypted JSON)
 
-A POST is verified, decrypted, parsed, claimed and stored (see ``inbox``), then answered with an
-empty 200 at once; the work runs in a background task. Refusals: bad or missing signature or a
+A POST is verified, decrypted, parsed and stored (``chat.WeComChat.receive``), then answered with
+an empty 200 at once; the intake's worker processes it. Refusals: bad or missing signature or a
 stale timestamp → 401 with nothing written; malformed XML/JSON → 400; a body over
 ``BOT_MAX_BODY_BYTES`` → 413 (aiohttp's ``client_max_size``); channel not configured → 503.
 """
@@ -21,17 +21,17 @@ from datetime import timedelta
 from aiohttp import web
 
 from bot.channels.wecom.aibot_ws import AiBotLongConn
+from bot.channels.wecom.chat import Source, WeComChat
 from bot.channels.wecom.crypto import CallbackCrypto, CallbackError, SignatureError
-from bot.channels.wecom.inbox import Source, WeComInbox
 from bot.channels.wecom.kf import WeComKf, kf_event
-from bot.channels.wecom.parse import PLATFORM, Inbound, parse_aibot_json, parse_app_xml
+from bot.channels.wecom.parse import PLATFORM, WeComEnvelope, parse_aibot_json, parse_app_xml
 from bot.clock import Clock
 from bot.keys import CORE
 
 log = logging.getLogger(__name__)
 
 # WeCom retries within seconds; an older signed request is a replay. Keep this well inside the
-# seven days inbound dedupe keys are kept (bot.app.INBOUND_KEEP).
+# seven days processed intake items (the dedupe keys) are kept (bot.app.INTAKE_KEEP).
 MAX_SKEW = timedelta(hours=24)
 
 APP_MISSING = "WeCom app not configured (needs WECOM_CORP_ID, WECOM_AGENT_ID, WECOM_SECRET, WECOM_TOKEN, WECOM_AES_KEY)"
@@ -43,7 +43,7 @@ class WeComState:
     """What the routes need, built by the channel's cleanup_ctx. ``None`` crypto = not configured."""
 
     clock: Clock
-    inbox: WeComInbox | None
+    chat: WeComChat | None
     app_crypto: CallbackCrypto | None
     bot_crypto: CallbackCrypto | None
     kf: WeComKf | None = None
@@ -100,21 +100,19 @@ async def _accept(
     state: WeComState,
     crypto: CallbackCrypto,
     where: str,
-    decode: Callable[[bytes, str, str, str], Inbound | None],
+    decode: Callable[[bytes, str, str, str], WeComEnvelope | None],
     source: Source,
 ) -> web.Response:
     body = await request.read()  # over client_max_size: HTTPRequestEntityTooLarge → 413
     try:
         sig, ts, nonce = _params(request, "msg_signature", "timestamp", "nonce")
         _check_fresh(ts, state.clock)
-        inbound = decode(body, sig, ts, nonce)
+        envelope = decode(body, sig, ts, nonce)
     except CallbackError as exc:
         request.app[CORE].metrics.callback(PLATFORM, "rejected")
         return _refuse(exc, where)
-    if inbound is not None and state.inbox is not None:
-        row_id = await state.inbox.accept(inbound, source=source)
-        if row_id is not None:
-            state.inbox.spawn(row_id)
+    if envelope is not None and state.chat is not None:
+        await state.chat.receive(envelope, source=source)
     return web.Response(status=200, text="")
 
 
@@ -134,7 +132,7 @@ async def app_callback(request: web.Request) -> web.Response:
     crypto = state.app_crypto
     kf = state.kf
 
-    def decode(body: bytes, sig: str, ts: str, nonce: str) -> Inbound | None:
+    def decode(body: bytes, sig: str, ts: str, nonce: str) -> WeComEnvelope | None:
         plaintext = crypto.decrypt_xml(body, sig, ts, nonce)
         event = kf_event(plaintext)
         if event is not None:
@@ -164,7 +162,7 @@ async def bot_callback(request: web.Request) -> web.Response:
         return _unavailable(BOT_MISSING)
     crypto = state.bot_crypto
 
-    def decode(body: bytes, sig: str, ts: str, nonce: str) -> Inbound | None:
+    def decode(body: bytes, sig: str, ts: str, nonce: str) -> WeComEnvelope | None:
         data = crypto.decrypt_json(body, sig, ts, nonce)
         return parse_aibot_json(data)
 
