@@ -104,7 +104,7 @@ class PlatformIntake:
                 else Busy(f"storing failed: {type(exc).__name__}")
             ),
         )
-        self._worker = IntakeWorker(
+        self.worker = IntakeWorker(
             core,
             background,
             source=SOURCE,
@@ -154,7 +154,7 @@ class PlatformIntake:
             pending.settle(key in new and key not in answered)  # the same event twice in one batch: once new
             answered.add(key)
         if waiting:
-            self._worker.wake()
+            self.worker.wake()
 
     async def _write(self, batch: list[_Pending]) -> tuple[dict[str, int], int]:
         """Store a batch in one transaction: the keys that were new, and how many of them wait for
@@ -197,7 +197,7 @@ class PlatformIntake:
 
     def start(self) -> None:
         self._batches.start(self._background)
-        self._worker.start()
+        self.worker.start()
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name=name)
@@ -208,16 +208,16 @@ class PlatformIntake:
     async def stop(self) -> None:
         """Stop taking events (those caught in the middle get a 503), let the batch being applied
         finish (its items stay stored for the next start otherwise), then stop the worker."""
-        self._worker.stopping()
+        self.worker.stopping()
         await self._batches.stop(Busy("shutting down"))
-        await self._worker.stop(10)
+        await self.worker.stop(10)
 
     async def settled(self) -> None:
         """Wait until everything stored so far here is applied (tests; a running service never waits)."""
         async with asyncio.timeout(10):
             while self._batches.queued():  # noqa: ASYNC110
                 await asyncio.sleep(0.005)
-        await self._worker.settled()
+        await self.worker.settled()
 
     def _count(self, backlog: int, highest: int) -> None:
         """The worker counted ``backlog`` items, when no item had an id above ``highest``: the
@@ -233,7 +233,7 @@ class PlatformIntake:
             try:
                 parsed.append((item, stored_event(item.payload)))
             except ValueError as exc:  # stored by a version that read it differently: never applicable
-                await self._worker.failed(item, exc, final=True)
+                await self.worker.failed(item, exc, final=True)
         for chunk in _chunks(parsed):
             await self._apply_chunk(chunk)
             await asyncio.sleep(0)  # events being stored go first
@@ -248,7 +248,7 @@ class PlatformIntake:
                 try:
                     one_applied, one_queued = await self._apply_together([(item, event)])
                 except Exception as one:  # noqa: BLE001 - tried again with backoff, then failed
-                    await self._worker.failed(item, one)
+                    await self.worker.failed(item, one)
                 else:
                     applied |= one_applied
                     queued = queued or one_queued

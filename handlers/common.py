@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.chat.messages import Button, Reply, pressed
 from bot.dispatcher import MANAGERS, Context
 from bot.language.intents import CandidateRef, Intent
 from bot.language.parse import Known, pick_by_words
-from bot.services import interviews, prompts, reasons
+from bot.services import events, interviews, prompts, reasons
 from bot.services.interviews import OPEN, Candidate, Interview
 from bot.services.prompts import PendingAction
 from bot.services.reasons import ExitReason, match_reason
 from templates.labels import LABELS
+
+T = TypeVar("T")
 
 STATUS_LABELS = LABELS["interview_status"]
 # Between the items of an inline list (user ids, periods).
@@ -96,6 +98,18 @@ async def find_interviews(
     return await interviews.matching(ctx.core, query=query, hr_key=scope_of(ctx), statuses=statuses)
 
 
+async def look_up(
+    ctx: Context, look: Callable[[], Awaitable[Sequence[T]]], fits: Callable[[Sequence[T]], bool] = bool
+) -> Sequence[T]:
+    """What ``look()`` finds; when that does not ``fit`` (nothing, or nothing in the wanted state)
+    while platform events accepted just before were still being applied, looked up again once they
+    are: the interview a platform event announced a moment ago is found, not denied."""
+    rows = await look()
+    if not fits(rows) and await events.caught_up(ctx.core):
+        rows = await look()
+    return rows
+
+
 async def resolve_one(
     ctx: Context, query: str, *, then: str, params: dict[str, Any], statuses: Sequence[str] = OPEN
 ) -> tuple[tuple[Interview, Candidate] | None, list[Reply]]:
@@ -104,7 +118,7 @@ async def resolve_one(
     Several matches are listed numbered; the asker's next message (a number) is routed to
     the ``then`` answer handler with ``params`` plus the candidate platform ids. Never guesses.
     """
-    matches = await find_interviews(ctx, query, statuses)
+    matches = await look_up(ctx, lambda: find_interviews(ctx, query, statuses))
     if not matches:
         return None, [say(ctx, "pick/not_found", query=query, open=tuple(statuses) == OPEN)]
     if len(matches) == 1:
@@ -200,10 +214,13 @@ async def resolve_ref(
     not found (in the asker's scope), found but in another state (which one), or several (a
     numbered pick routed to the ``then`` answer handler with ``params`` plus the choices; with
     ``pick`` False, the first by time)."""
-    if ref.platform_ids:
-        rows = await interviews.get_many(ctx.core, ref.platform_ids)
-    else:
-        rows = list(await find_interviews(ctx, ref.text, ALL_STATUSES))
+
+    async def look() -> Sequence[tuple[Interview, Candidate]]:
+        if ref.platform_ids:
+            return await interviews.get_many(ctx.core, ref.platform_ids)
+        return await find_interviews(ctx, ref.text, ALL_STATUSES)
+
+    rows = list(await look_up(ctx, look, lambda found: any(i.status in statuses for i, _ in found)))
     if not rows:
         return None, [say(ctx, "pick/not_found", query=ref.text, open=tuple(statuses) == OPEN)]
     # Listed as 终止面试 always listed them: by time, then as they were booked.

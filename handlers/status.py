@@ -8,7 +8,7 @@ from bot.dispatcher import Context, Router
 from bot.language.intents import Kind
 from bot.services import interviews
 from bot.services.reasons import shown_detail
-from handlers.common import LIST_SEP, STATUS_LABELS, local, mobile_tail, say, scope_of, usage_reply
+from handlers.common import LIST_SEP, STATUS_LABELS, local, look_up, mobile_tail, say, scope_of, usage_reply
 from templates.labels import label
 
 router = Router("status")
@@ -43,14 +43,21 @@ async def show(ctx: Context) -> list[Reply]:
     if not refs:
         return [usage_reply(ctx, inline=True)]
     blocks = []
-    found = []
-    for ref in refs:
-        if ref.platform_ids:
-            found.extend(await interviews.details(ctx.core, platform_ids=ref.platform_ids))
-        else:
-            found.extend(
-                await interviews.details(ctx.core, query=ref.text, hr_key=scope_of(ctx), statuses=tuple(STATUS_LABELS))
-            )
+
+    async def look() -> list[interviews.InterviewDetail]:
+        found = []
+        for ref in refs:
+            if ref.platform_ids:
+                found.extend(await interviews.details(ctx.core, platform_ids=ref.platform_ids))
+            else:
+                found.extend(
+                    await interviews.details(
+                        ctx.core, query=ref.text, hr_key=scope_of(ctx), statuses=tuple(STATUS_LABELS)
+                    )
+                )
+        return found
+
+    found = await look_up(ctx, look)
     query = LIST_SEP.join(ref.text for ref in refs)
     for item in found:
         interview, candidate, record = item.interview, item.candidate, item.exit

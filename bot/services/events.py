@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,7 +28,15 @@ from bot.bounded import check_time
 from bot.services import help_requests, lifecycle, outbound, reminders
 from bot.services.context import Core
 from storage import repo
-from storage.models import OPEN_INTERVIEW_STATUSES, Candidate, Interview, InterviewStatus, Pipeline, Reminder
+from storage.models import (
+    OPEN_INTERVIEW_STATUSES,
+    PLATFORM_EVENTS,
+    Candidate,
+    Interview,
+    InterviewStatus,
+    Pipeline,
+    Reminder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +168,33 @@ async def apply_event(core: Core, event: PlatformEventIn) -> bool:
             core.wake_outbox()
         return bool(applied)
     raise AssertionError("unreachable")
+
+
+# How long a chat lookup that found nothing waits for the platform events accepted before it.
+CATCH_UP_SECONDS = 3.0
+CATCH_UP_POLL = 0.05
+
+
+async def caught_up(core: Core, *, most: float = CATCH_UP_SECONDS) -> bool:
+    """Wait until the platform events stored so far are applied (by any replica), at most ``most``
+    seconds: an accepted event is answered at once and applied a moment later, so an HR's command
+    that names its interview in that moment would find nothing. True when events were waiting and
+    are now applied (look again), False when none were waiting or the wait ran out. Events waiting
+    for a retry after a failure are not waited for."""
+    async with core.reads() as session:
+        span = await repo.first_and_last_waiting(session, source=PLATFORM_EVENTS, now=core.clock.now())
+    if span is None:
+        return False
+    last = span[1]
+    deadline = time.monotonic() + most
+    while time.monotonic() < deadline:
+        await asyncio.sleep(CATCH_UP_POLL)
+        async with core.reads() as session:
+            span = await repo.first_and_last_waiting(session, source=PLATFORM_EVENTS, now=core.clock.now())
+        if span is None or span[0] > last:
+            return True
+    log.info("platform events stored before a chat lookup were not applied within %.1fs", most)
+    return False
 
 
 async def apply_events(

@@ -208,6 +208,23 @@ async def intake_backlog(session: AsyncSession, *, source: str) -> tuple[int, in
     return int(count), int(highest)
 
 
+async def first_and_last_waiting(session: AsyncSession, *, source: str, now: datetime) -> tuple[int, int] | None:
+    """The lowest and highest id of the source's items on their way to being processed: claimed
+    (``processing``), or ``received`` and due (an item waiting for a retry after a failure is not);
+    None when there are none."""
+    table = IntakeItem.__table__  # type: ignore[attr-defined]
+    due = or_(
+        table.c.status == IntakeStatus.processing.value,
+        and_(
+            table.c.status == IntakeStatus.received.value,
+            or_(table.c.claimed_until.is_(None), table.c.claimed_until <= now),
+        ),
+    )
+    stmt = select(func.min(table.c.id), func.max(table.c.id)).where(table.c.source == source, due)
+    low, high = (await (await session.connection()).execute(stmt)).one()
+    return None if low is None else (int(low), int(high))
+
+
 async def intake_page(
     session: AsyncSession,
     *,
