@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.channels.registry import AppSettings as Settings
+from tests.conftest import make_settings
 
 EXAMPLE = Path(__file__).parents[2] / ".env.example"
 COMPOSE = Path(__file__).parents[2] / "deploy" / "docker-compose.yml"
@@ -54,6 +57,22 @@ def test_compose_requires_the_database_password_documented_in_env_example() -> N
     assert "POSTGRES_PASSWORD" in documented()
     uses = re.findall(r"\$\{POSTGRES_PASSWORD([^}]*)\}", compose)
     assert len(uses) == 2 and all(use.startswith(":?") for use in uses), uses  # no silent default password
+
+
+def test_compose_replicas_trust_the_proxy_in_front_of_them_and_nothing_else() -> None:
+    """Behind Caddy every request comes from the proxy: the replicas must read X-Forwarded-For from
+    its fixed address (console login throttling counts per client), and from no other peer."""
+    compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    proxy = ipaddress.ip_address(compose["services"]["proxy"]["networks"]["default"]["ipv4_address"])
+    [subnet] = [ipaddress.ip_network(c["subnet"]) for c in compose["networks"]["default"]["ipam"]["config"]]
+    assert proxy in subnet
+    replicas = [s for s in compose["services"].values() if s.get("image") == "interview-exit-bot:local"]
+    assert len(replicas) == 2
+    for service in replicas:
+        trusted = make_settings(
+            "sqlite+aiosqlite:///:memory:", trusted_proxies=service["environment"]["BOT_TRUSTED_PROXIES"]
+        )
+        assert trusted.trusted_proxies == str(proxy)
 
 
 def test_uncommenting_env_example_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
