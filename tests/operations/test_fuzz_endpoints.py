@@ -216,6 +216,8 @@ def encoded(shape: Any) -> bytes:
 
 
 @FUZZ
+# A finding, always tried first: an empty MsgType was a 500 (wechatpy's None.lower()).
+@example(target="wecom_app", shape=None, raw=None, xml="<xml><MsgType></MsgType></xml>")
 @given(
     target=st.sampled_from(["platform", "dingtalk", "wecom_app", "wecom_bot"]),
     shape=st.one_of(event_like, ding_like, aibot_like, json_value),

@@ -25,11 +25,10 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
-from xml.parsers.expat import ExpatError
-
-from wechatpy.enterprise import parse_message
 
 from bot.channels.wecom.api import WeComApi, WeComError
+from bot.channels.wecom.crypto import MalformedError
+from bot.channels.wecom.parse import read_app_xml
 from bot.chat import markup
 from bot.chat.messages import IncomingMessage, Reply
 from bot.chat.payload import ReplyRow, message_from_payload, message_to_payload, reply_rows
@@ -53,11 +52,9 @@ CUSTOMER_ORIGIN = 3  # sync_msg origin: 3 = sent by the WeChat customer
 def kf_event(plaintext: str) -> tuple[str, str] | None:
     """(Token, OpenKfId) when a decrypted app callback is ``kf_msg_or_event``, else None."""
     try:
-        message = parse_message(plaintext)
-    except (ExpatError, KeyError, ValueError, TypeError):
-        return None
-    if message is None:
-        return None
+        message = read_app_xml(plaintext)
+    except MalformedError:
+        return None  # refused by parse_app_xml, with its reason
     data: dict[str, Any] = dict(message._data)
     if str(data.get("MsgType", "")).lower() != "event" or str(data.get("Event", "")) != "kf_msg_or_event":
         return None

@@ -70,14 +70,22 @@ def _id(value: Any, name: str) -> str:
     return text
 
 
-def parse_app_xml(plaintext: str) -> WeComEnvelope | None:
-    """Self-built app: text messages and template card clicks; other types are ignored."""
+def read_app_xml(plaintext: str) -> Any:
+    """wechatpy's reading of a decrypted app callback, or MalformedError for XML that is not a
+    WeCom message: wechatpy fails with whatever its dict access meets (an empty ``MsgType`` is
+    ``None.lower()``, a text root is a string index)."""
     try:
         message = parse_message(plaintext)
-    except (ExpatError, KeyError, ValueError, TypeError) as exc:
+    except (ExpatError, KeyError, ValueError, TypeError, AttributeError) as exc:
         raise MalformedError(f"decrypted XML is not a WeCom message: {type(exc).__name__}") from exc
     if message is None:
         raise MalformedError("empty message")
+    return message
+
+
+def parse_app_xml(plaintext: str) -> WeComEnvelope | None:
+    """Self-built app: text messages and template card clicks; other types are ignored."""
+    message = read_app_xml(plaintext)
     data: dict[str, Any] = dict(message._data)
     user = _id(data.get("FromUserName"), "FromUserName")
     if not user:
