@@ -105,7 +105,7 @@ async def sweep_reminders(core: Core, *, limit: int = 200) -> int:
     now = core.clock.now()
     worker = core.worker_id
     async with core.sessions() as session:
-        ids = await repo.due_reminder_ids(session, now=now, limit=limit)
+        ids = await repo.due_reminder_ids(session, now=now, limit=limit, me=worker)
     queued = 0
     for reminder_id in ids:
         async with core.sessions() as session:

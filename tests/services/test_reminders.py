@@ -9,7 +9,7 @@ from bot import jobs
 from bot.clock import FrozenClock
 from bot.services.claims import CLAIM_FOR
 from storage import repo
-from tests.conftest import DEFAULT_SCHEDULED_AT, AppFactory, admin_headers, eventually
+from tests.conftest import DEFAULT_SCHEDULED_AT, AppFactory, admin_headers, eventually, replica_alive
 from tests.fakes.smtp import SmtpServer
 from tests.sched import core_of, mail_text, notices, reminders, send_event, subjects
 
@@ -166,21 +166,42 @@ async def test_restart_loses_nothing(make_client: AppFactory, clock: FrozenClock
     assert [n.kind for n in await notices(core)] == ["guide", "before_1h", "at_start"]
 
 
-async def test_a_crashed_claim_is_taken_over_once(make_client: AppFactory, clock: FrozenClock) -> None:
+async def test_a_live_replicas_claim_waits_for_its_expiry_and_is_taken_over_once(
+    make_client: AppFactory, clock: FrozenClock
+) -> None:
     clock.set(START - timedelta(minutes=30))
     client = await make_client()
     core = core_of(client)
     await send_event(client, clock, "interview.scheduled", at=START)
     guide = (await reminders(core))["guide"]
     assert guide.id is not None
-    async with core.sessions() as session:  # a replica claims it and dies before sending
+    other = "replica-b:8080/bbbb"
+    now = clock.now()
+    await replica_alive(core.sessions, other, now=now, until=now + timedelta(hours=1))
+    async with core.sessions() as session:  # another replica claims it and has not sent it yet
+        assert await repo.claim_reminder_and_commit(
+            session, reminder_id=guide.id, worker=other, now=now, until=now + CLAIM_FOR
+        )
+    assert await jobs.sweep_reminders(core) == 0  # its claim, while its replica lives
+    clock.advance(seconds=CLAIM_FOR.total_seconds() + 1)  # a claim held too long is taken over
+    assert await jobs.sweep_reminders(core) == 1
+    assert await jobs.sweep_reminders(core) == 0
+    assert [n.kind for n in await notices(core)] == ["guide"]
+
+
+async def test_a_dead_replicas_claim_is_taken_over_at_once(make_client: AppFactory, clock: FrozenClock) -> None:
+    clock.set(START - timedelta(minutes=30))
+    client = await make_client()
+    core = core_of(client)
+    await send_event(client, clock, "interview.scheduled", at=START)
+    guide = (await reminders(core))["guide"]
+    assert guide.id is not None
+    async with core.sessions() as session:  # a replica claims it and dies before sending: no lease
         now = clock.now()
         assert await repo.claim_reminder_and_commit(
-            session, reminder_id=guide.id, worker="dead", now=now, until=now + CLAIM_FOR
+            session, reminder_id=guide.id, worker="replica-c:8080/cccc", now=now, until=now + CLAIM_FOR
         )
-    assert await jobs.sweep_reminders(core) == 0  # still claimed by the dead replica
-    clock.advance(seconds=CLAIM_FOR.total_seconds() + 1)
-    assert await jobs.sweep_reminders(core) == 1
+    assert await jobs.sweep_reminders(core) == 1  # not two minutes later
     assert await jobs.sweep_reminders(core) == 0
     assert [n.kind for n in await notices(core)] == ["guide"]
 
