@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.api.common import error, fail, int_cursor, next_link, paging, parse_json_object
 from bot.bounded import ascii_equal, check_day
 from bot.keys import CORE
-from bot.services import browse, termination
+from bot.services import browse, events, termination
 from bot.services.reports import exit_report
 from storage import repo
 from storage.models import (
@@ -191,7 +191,13 @@ def _first_page(rows: Sequence[Any], limit: int) -> tuple[Sequence[Any], int | N
 
 
 async def _found(session: AsyncSession, request: web.Request) -> Interview:
-    interview = await repo.get_interview(session, platform_id=_interview_id(request))
+    """The path's interview (first read of the route's session), or a 404; when its event was
+    accepted a moment ago and is being applied, found once it is."""
+    platform_id = _interview_id(request)
+    interview = await repo.get_interview(session, platform_id=platform_id)
+    if interview is None and await events.caught_up(request.app[CORE]):
+        await session.rollback()  # a new snapshot (SQLite keeps a read transaction's own)
+        interview = await repo.get_interview(session, platform_id=platform_id)
     if interview is None:
         fail(404, "not_found", f"找不到面试 {request.match_info['id']}")
     return interview
@@ -298,10 +304,14 @@ async def interview_timeline(request: web.Request) -> web.Response:
     """Everything recorded about the interview, newest first (the console's 时间线)."""
     require_admin(request)
     page = paging(request, default=browse.TIMELINE_PAGE, maximum=browse.TIMELINE_MAX)
+    core = request.app[CORE]
+    platform_id = _interview_id(request)
     try:
-        found = await browse.timeline(
-            request.app[CORE], platform_id=_interview_id(request), scope=None, before=page.cursor, limit=page.limit
-        )
+        found = await browse.timeline(core, platform_id=platform_id, scope=None, before=page.cursor, limit=page.limit)
+        if found is None and await events.caught_up(core):  # its event was accepted a moment ago
+            found = await browse.timeline(
+                core, platform_id=platform_id, scope=None, before=page.cursor, limit=page.limit
+            )
     except browse.BadCursor:
         return error(400, "bad_cursor", "cursor 不正确:请使用上一页返回的 next 链接")
     if found is None:
@@ -346,15 +356,25 @@ async def terminate_interview(request: web.Request) -> web.Response:
             422, "invalid_request", "需要 reason(原因),可选 operator、detail", details=exc.errors(include_url=False)
         )
     operator = body.operator if body.operator.startswith("admin") else f"admin:{body.operator}"
-    try:
-        result = await termination.terminate(
-            request.app[CORE],
+    core = request.app[CORE]
+
+    async def terminate() -> termination.TerminationResult:
+        return await termination.terminate(
+            core,
             platform_id=_interview_id(request),
             reason_text=body.reason,
             operator=operator,
             source="admin_api",
             detail=body.detail,
         )
+
+    try:
+        try:
+            result = await terminate()
+        except termination.InterviewNotFound:
+            if not await events.caught_up(core):  # else its event was accepted a moment ago
+                raise
+            result = await terminate()
     except termination.TerminationError as exc:
         extra: dict[str, Any] = {}
         if isinstance(exc.extra.get("exit"), ExitRecord):

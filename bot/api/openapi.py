@@ -208,7 +208,8 @@ class EventTaken(BaseModel):
 
     status: Literal["accepted", "duplicate"] = Field(
         description="`accepted`: stored durably now, applied moments later in order per interview (kept "
-        "through a crash). `duplicate`: this `event_id` was taken before; nothing changed."
+        "through a crash); a read of the interview by its id (admin API, or HR in chat) in that moment waits "
+        "up to 3 s for it. `duplicate`: this `event_id` was taken before; nothing changed."
     )
     event_id: str
 

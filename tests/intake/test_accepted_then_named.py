@@ -12,7 +12,7 @@ from bot.keys import CORE, PLATFORM_INTAKE
 from bot.services import events
 from storage import repo
 from tests.chat import ChatUser, add_person
-from tests.conftest import AppFactory, event, eventually, post_event
+from tests.conftest import AppFactory, admin_headers, event, eventually, post_event
 from tests.faults import Faults
 
 NOT_FOUND = "没有找到"
@@ -39,6 +39,34 @@ async def test_a_command_naming_a_just_accepted_interview_waits_for_it_and_finds
 
     status = await hr.says("查看 张三")
     assert "张三" in status and NOT_FOUND not in status, status
+
+
+async def test_the_admin_api_finds_a_just_accepted_interview_too(make_client: AppFactory, clock: FrozenClock) -> None:
+    """A vendor's integration posts the event, then reads or ends the interview by its id at once."""
+    client = await make_client()
+    worker = client.app[PLATFORM_INTAKE].worker
+    for platform_id, step in (("iv-1", "read"), ("iv-2", "timeline"), ("iv-3", "terminate")):
+        await worker.stop(5)
+        resp = await post_event(client, clock, event("interview.started", platform_id), settle=False)
+        assert resp.status == 200
+        if step != "terminate":
+            path = f"/api/interviews/{platform_id}" + ("/timeline" if step == "timeline" else "")
+            asked = asyncio.create_task(client.get(path, headers=admin_headers()))
+        else:
+            asked = asyncio.create_task(
+                client.post(
+                    f"/api/interviews/{platform_id}/terminate",
+                    json={"reason": "candidate_quit"},
+                    headers=admin_headers(),
+                )
+            )
+        await asyncio.sleep(0.3)
+        assert not asked.done()
+        worker.start()
+        answer = await asyncio.wait_for(asked, 5)
+        assert answer.status == 200, (step, await answer.text())
+    gone = await client.get("/api/interviews/iv-404", headers=admin_headers())
+    assert gone.status == 404  # nothing waiting: at once, as before
 
 
 async def test_with_nothing_waiting_an_unknown_name_is_answered_at_once(
