@@ -166,8 +166,9 @@ async def test_termination_supersedes_pending_notices_but_never_one_being_sent(
     assert rows[newer.id].status == "superseded"
     # The guide can no longer help: cancelled with the interview's end (the reminder for the
     # first time was superseded by the new time already).
-    assert {(n.kind, n.status) for n in rows.values() if n.id not in (sending.id, newer.id)} == {
-        ("guide", "cancelled"),
-        ("before_1h", "superseded"),
-        ("terminated", "pending"),
+    # The exit notice is queued: the outbox may be trying it right now (SMTP is down), so it is
+    # pending or sending, never superseded.
+    others = {
+        (n.kind, n.status.replace("sending", "pending")) for n in rows.values() if n.id not in (sending.id, newer.id)
     }
+    assert others == {("guide", "cancelled"), ("before_1h", "superseded"), ("terminated", "pending")}
