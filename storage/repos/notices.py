@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, insert, or_, true, update
+from sqlalchemy import ColumnElement, bindparam, exists, false, func, insert, or_, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from storage.models import AttemptResult, Notice, NoticeAttempt, NoticeStatus
 from storage.repos.errors import Conflict
@@ -142,17 +144,30 @@ async def due_notices(
     in_order: Sequence[str] = (),
 ) -> list[tuple[int, str, str]]:
     """``due_notice_ids`` with each row's channel and destination: (id, channel, destination)."""
-    stmt = (
+    stmt = _due_statement(tuple(channels), worker, tuple(in_order))
+    found = (await session.exec(stmt, params={"now": now, "limit": limit})).all()
+    return [(i, c, d) for i, c, d in found if i is not None]
+
+
+@functools.lru_cache(maxsize=64)
+def _due_statement(
+    channels: tuple[str, ...], worker: str | None, in_order: tuple[str, ...]
+) -> Select[int | None, str, str]:
+    """``due_notices``' statement, built once per worker and set of channels, with ``now`` and
+    ``limit`` bound at each run: the outbox polls it every ``BOT_OUTBOX_POLL_SECONDS`` (0.05 s in the
+    tests), and building the expression with ``claimer_gone``'s subquery each time was 5-15 % of
+    the handler tests' CPU."""
+    now = bindparam("now", type_=Notice.__table__.c.next_attempt_at.type)  # type: ignore[attr-defined]
+    return (
         select(Notice.id, Notice.channel, Notice.destination)
         .where(
-            col(Notice.channel).in_(list(channels)),
-            _due(now, worker),
+            or_(false(), *(col(Notice.channel) == channel for channel in channels)),
+            _due(now, worker),  # type: ignore[arg-type]  # a bound datetime
             _in_order(in_order),
         )
         .order_by(col(Notice.next_attempt_at), col(Notice.id))
-        .limit(limit)
+        .limit(bindparam("limit"))
     )
-    return [(i, c, d) for i, c, d in (await session.exec(stmt)).all() if i is not None]
 
 
 def _due(now: datetime, worker: str | None) -> ColumnElement[bool]:
