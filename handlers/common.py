@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from bot.chat.messages import Button, Reply, pressed
 from bot.dispatcher import MANAGERS, Context
@@ -15,8 +15,6 @@ from bot.services.interviews import OPEN, Candidate, Interview
 from bot.services.prompts import PendingAction
 from bot.services.reasons import ExitReason, match_reason
 from templates.labels import LABELS
-
-T = TypeVar("T")
 
 STATUS_LABELS = LABELS["interview_status"]
 # Between the items of an inline list (user ids, periods).
@@ -98,18 +96,6 @@ async def find_interviews(
     return await interviews.matching(ctx.core, query=query, hr_key=scope_of(ctx), statuses=statuses)
 
 
-async def look_up(
-    ctx: Context, look: Callable[[], Awaitable[Sequence[T]]], fits: Callable[[Sequence[T]], bool] = bool
-) -> Sequence[T]:
-    """What ``look()`` finds; when that does not ``fit`` (nothing, or nothing in the wanted state)
-    while platform events accepted just before were still being applied, looked up again once they
-    are: the interview a platform event announced a moment ago is found, not denied."""
-    rows = await look()
-    if not fits(rows) and await events.caught_up(ctx.core):
-        rows = await look()
-    return rows
-
-
 async def resolve_one(
     ctx: Context, query: str, *, then: str, params: dict[str, Any], statuses: Sequence[str] = OPEN
 ) -> tuple[tuple[Interview, Candidate] | None, list[Reply]]:
@@ -118,7 +104,7 @@ async def resolve_one(
     Several matches are listed numbered; the asker's next message (a number) is routed to
     the ``then`` answer handler with ``params`` plus the candidate platform ids. Never guesses.
     """
-    matches = await look_up(ctx, lambda: find_interviews(ctx, query, statuses))
+    matches = await events.found_once_applied(ctx.core, lambda: find_interviews(ctx, query, statuses))
     if not matches:
         return None, [say(ctx, "pick/not_found", query=query, open=tuple(statuses) == OPEN)]
     if len(matches) == 1:
@@ -220,7 +206,9 @@ async def resolve_ref(
             return await interviews.get_many(ctx.core, ref.platform_ids)
         return await find_interviews(ctx, ref.text, ALL_STATUSES)
 
-    rows = list(await look_up(ctx, look, lambda found: any(i.status in statuses for i, _ in found)))
+    rows = list(
+        await events.found_once_applied(ctx.core, look, lambda found: any(i.status in statuses for i, _ in found))
+    )
     if not rows:
         return None, [say(ctx, "pick/not_found", query=ref.text, open=tuple(statuses) == OPEN)]
     # Listed as 终止面试 always listed them: by time, then as they were booked.

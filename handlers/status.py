@@ -7,8 +7,9 @@ from bot.delivery import problem_of
 from bot.dispatcher import Context, Router
 from bot.language.intents import Kind
 from bot.services import interviews
+from bot.services.events import found_once_applied
 from bot.services.reasons import shown_detail
-from handlers.common import LIST_SEP, STATUS_LABELS, local, look_up, mobile_tail, say, scope_of, usage_reply
+from handlers.common import LIST_SEP, STATUS_LABELS, local, mobile_tail, say, scope_of, usage_reply
 from templates.labels import label
 
 router = Router("status")
@@ -57,7 +58,7 @@ async def show(ctx: Context) -> list[Reply]:
                 )
         return found
 
-    found = await look_up(ctx, look)
+    found = await found_once_applied(ctx.core, look)
     query = LIST_SEP.join(ref.text for ref in refs)
     for item in found:
         interview, candidate, record = item.interview, item.candidate, item.exit

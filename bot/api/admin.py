@@ -194,10 +194,12 @@ async def _found(session: AsyncSession, request: web.Request) -> Interview:
     """The path's interview (first read of the route's session), or a 404; when its event was
     accepted a moment ago and is being applied, found once it is."""
     platform_id = _interview_id(request)
-    interview = await repo.get_interview(session, platform_id=platform_id)
-    if interview is None and await events.caught_up(request.app[CORE]):
-        await session.rollback()  # a new snapshot (SQLite keeps a read transaction's own)
-        interview = await repo.get_interview(session, platform_id=platform_id)
+
+    async def look() -> Interview | None:
+        await session.rollback()  # a new snapshot for the second look (SQLite keeps a read transaction's own)
+        return await repo.get_interview(session, platform_id=platform_id)
+
+    interview = await events.found_once_applied(request.app[CORE], look, lambda found: found is not None)
     if interview is None:
         fail(404, "not_found", f"找不到面试 {request.match_info['id']}")
     return interview
@@ -307,11 +309,11 @@ async def interview_timeline(request: web.Request) -> web.Response:
     core = request.app[CORE]
     platform_id = _interview_id(request)
     try:
-        found = await browse.timeline(core, platform_id=platform_id, scope=None, before=page.cursor, limit=page.limit)
-        if found is None and await events.caught_up(core):  # its event was accepted a moment ago
-            found = await browse.timeline(
-                core, platform_id=platform_id, scope=None, before=page.cursor, limit=page.limit
-            )
+        found = await events.found_once_applied(
+            core,
+            lambda: browse.timeline(core, platform_id=platform_id, scope=None, before=page.cursor, limit=page.limit),
+            lambda found: found is not None,
+        )
     except browse.BadCursor:
         return error(400, "bad_cursor", "cursor 不正确:请使用上一页返回的 next 链接")
     if found is None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -195,6 +195,20 @@ async def caught_up(core: Core, *, most: float = CATCH_UP_SECONDS) -> bool:
             return True
     log.info("platform events stored before a chat lookup were not applied within %.1fs", most)
     return False
+
+
+T = TypeVar("T")
+
+
+async def found_once_applied(core: Core, look: Callable[[], Awaitable[T]], fits: Callable[[T], bool] = bool) -> T:
+    """What ``look()`` finds; when that does not ``fit`` (nothing, or nothing in the wanted state)
+    while platform events accepted just before were still being applied (``caught_up``), looked up
+    again once they are: the interview an event announced a moment ago is found, not denied. The
+    one rule of chat lookups (``handlers.common``) and the admin API's reads by interview id."""
+    found = await look()
+    if not fits(found) and await caught_up(core):
+        found = await look()
+    return found
 
 
 async def apply_events(
